@@ -1,0 +1,78 @@
+/**
+ * Named errors. Each class name doubles as a Step Functions `ErrorEquals` value:
+ * a Lambda that throws one surfaces `errorType` = the class name, so the state
+ * machines can retry or route on it without parsing messages.
+ *
+ * Every message says what failed, where (database or backup), and what to do next.
+ */
+export abstract class LifeboatError extends Error {
+  /** What the operator should do about it. Appended to the message. */
+  readonly nextStep: string | undefined;
+  /** Whether retrying the same call later may succeed (throttling, timeouts). */
+  readonly retryable: boolean = false;
+
+  constructor(message: string, options: { cause?: unknown; nextStep?: string } = {}) {
+    super(options.nextStep ? `${message} Next step: ${options.nextStep}` : message, { cause: options.cause });
+    this.name = new.target.name;
+    this.nextStep = options.nextStep;
+  }
+}
+
+/** The config (file, stack props or payload) does not match the schema. */
+export class ConfigError extends LifeboatError {
+  constructor(
+    readonly source: string,
+    readonly issues: readonly string[],
+  ) {
+    super(`Invalid lifeboat config in ${source}:\n  - ${issues.join('\n  - ')}`, {
+      nextStep: 'fix the fields listed above; docs/config.md describes each one.',
+    });
+  }
+}
+
+/** Could not connect to or authenticate against the database. */
+export class DatabaseConnectionError extends LifeboatError {}
+
+/** pg_dump failed, died, or reported an error. */
+export class DumpFailedError extends LifeboatError {}
+
+/** pg_dump or pg_restore is older than the server or archive it has to handle. */
+export class ToolVersionError extends LifeboatError {}
+
+/** KMS refused to generate or decrypt a data key (disabled, missing, no grant). */
+export class EncryptionKeyError extends LifeboatError {}
+
+/** S3 refused the write or read (missing bucket, access denied). */
+export class StorageError extends LifeboatError {}
+
+/** An AWS API throttled us; Step Functions retries this with backoff. */
+export class ThrottledError extends LifeboatError {
+  override readonly retryable = true;
+}
+
+/** The stored object's sha256 is not the one in the manifest. */
+export class ChecksumMismatchError extends LifeboatError {}
+
+/** The encrypted stream failed authentication or its context is not the manifest's. */
+export class DecryptionError extends LifeboatError {}
+
+/** A backup or its manifest is missing or unreadable. */
+export class BackupNotFoundError extends LifeboatError {}
+
+/** pg_restore failed or reported errors. */
+export class RestoreFailedError extends LifeboatError {}
+
+/** The restored database does not match the manifest. */
+export class ManifestMismatchError extends LifeboatError {
+  constructor(
+    message: string,
+    readonly differences: readonly string[],
+  ) {
+    super(`${message}:\n  - ${differences.join('\n  - ')}`, {
+      nextStep: 'treat this backup as unproven; inspect the differences and run a fresh backup.',
+    });
+  }
+}
+
+/** A required local binary (pg_dump, initdb, moto_server ...) is not installed. */
+export class MissingToolError extends LifeboatError {}

@@ -1,0 +1,116 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { postgresBinary } from './binaries.ts';
+import { freePort } from './ports.ts';
+
+const execFileAsync = promisify(execFile);
+
+export interface LocalPostgresCluster {
+  readonly host: string;
+  readonly port: number;
+  readonly superuser: string;
+  /** Superuser password; host connections use scram-sha-256, so a wrong one is refused. */
+  readonly password: string;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+/** initdb and postgres refuse to run as root; as root we run them as the `postgres` user. */
+function unprivilegedUser(): OsUser | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
+  const name = process.env.LIFEBOAT_PG_OS_USER ?? 'postgres';
+  const id = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', name], { encoding: 'utf8' });
+  if (id.status !== 0 || gid.status !== 0) {
+    throw new Error(
+      `Running as root, but there is no "${name}" OS user to run initdb/postgres as. Create one (useradd -r ${name}) or set LIFEBOAT_PG_OS_USER.`,
+    );
+  }
+  return { uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()), name };
+}
+
+async function runAs(user: OsUser | undefined, binary: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const [cmd, fullArgs] = user ? ['runuser', ['-u', user.name, '--', binary, ...args]] : [binary, args];
+  try {
+    const { stdout } = await execFileAsync(cmd, fullArgs, { env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
+  } catch (error) {
+    const e = error as { stderr?: string; message: string };
+    throw new Error(`${binary} ${args[0] ?? ''} failed: ${e.stderr || e.message}`);
+  }
+}
+
+export interface StartClusterOptions {
+  /** Extra postgresql.conf settings. */
+  settings?: Record<string, string | number>;
+  superuser?: string;
+}
+
+/**
+ * Starts a throwaway PostgreSQL cluster: initdb in a fresh temp dir, listening on
+ * loopback only, on a free port, with password auth for TCP connections.
+ * Stopping it removes the data directory.
+ */
+export async function startLocalPostgres(options: StartClusterOptions = {}): Promise<LocalPostgresCluster> {
+  const initdb = postgresBinary('initdb');
+  const pgCtl = postgresBinary('pg_ctl');
+  const user = unprivilegedUser();
+  const root = mkdtempSync(join(tmpdir(), 'lifeboat-pg-'));
+  const dataDir = join(root, 'data');
+  const socketDir = join(root, 'sock');
+  const superuser = options.superuser ?? 'lifeboat_admin';
+  const password = `pw-${randomBytes(12).toString('hex')}`;
+  const pwFile = join(root, 'pwfile');
+  writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
+  spawnSync('mkdir', ['-p', socketDir]);
+  if (user) {
+    for (const p of [root, socketDir, pwFile]) chownSync(p, user.uid, user.gid);
+  }
+  chmodSync(root, 0o700);
+
+  const port = await freePort();
+  let started = false;
+  const stop = async () => {
+    if (started) {
+      started = false;
+      await runAs(user, pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => undefined);
+    }
+    rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    await runAs(user, initdb, [
+      '-D', dataDir, '-U', superuser, `--pwfile=${pwFile}`,
+      '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync',
+    ]);
+    const settings: Record<string, string | number> = {
+      listen_addresses: "'127.0.0.1'",
+      port,
+      unix_socket_directories: `'${socketDir}'`,
+      fsync: 'off',
+      synchronous_commit: 'off',
+      full_page_writes: 'off',
+      max_connections: 100,
+      shared_buffers: "'128MB'",
+      ...options.settings,
+    };
+    const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
+    writeFileSync(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
+    if (user) chownSync(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
+    await runAs(user, pgCtl, ['start', '-D', dataDir, '-w', '-t', '60', '-l', join(root, 'postgres.log')]);
+    started = true;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { host: '127.0.0.1', port, superuser, password, dataDir, stop };
+}

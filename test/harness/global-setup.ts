@@ -1,0 +1,49 @@
+import type { TestProject } from 'vitest/node';
+import { motoServerBinary, postgresBinary } from '../../functions/lib/local/binaries.ts';
+import { startLocalPostgres, type LocalPostgresCluster } from '../../functions/lib/local/postgres-cluster.ts';
+import { startMotoServer, type LocalMotoServer } from '../../functions/lib/local/moto-server.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pg: { host: string; port: number; user: string; password: string };
+    motoEndpoint: string;
+  }
+}
+
+/**
+ * Starts the real services the suite needs (a throwaway PostgreSQL cluster and
+ * moto_server, both on loopback) and stops them however the run ends.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Fail at once, naming what to install, before any test runs.
+  for (const tool of ['initdb', 'pg_ctl', 'postgres', 'pg_dump', 'pg_restore'] as const) postgresBinary(tool);
+  motoServerBinary();
+
+  let pg: LocalPostgresCluster | undefined;
+  let moto: LocalMotoServer | undefined;
+  const stopAll = async () => {
+    await Promise.allSettled([pg?.stop(), moto?.stop()]);
+    pg = undefined;
+    moto = undefined;
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    [pg, moto] = await Promise.all([startLocalPostgres(), startMotoServer()]);
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  project.provide('pg', { host: pg.host, port: pg.port, user: pg.superuser, password: pg.password });
+  project.provide('motoEndpoint', moto.endpoint);
+
+  return async () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stopAll();
+  };
+}

@@ -1,0 +1,30 @@
+import { inject } from 'vitest';
+
+// aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks.
+if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
+  Object.defineProperty(Promise, 'withResolvers', {
+    configurable: true,
+    writable: true,
+    value<T>() {
+      let resolve!: (value: T | PromiseLike<T>) => void;
+      let reject!: (reason?: unknown) => void;
+      const promise = new Promise<T>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+  });
+}
+
+// Every SDK v3 client in the process talks to the suite's moto_server.
+process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');
+process.env.AWS_REGION = 'eu-west-1';
+process.env.AWS_ACCESS_KEY_ID = 'testing';
+process.env.AWS_SECRET_ACCESS_KEY = 'testing';
+process.env.AWS_SESSION_TOKEN = 'testing';
+process.env.LIFEBOAT_S3_FORCE_PATH_STYLE = 'true';
+process.env.POWERTOOLS_DEV = 'false';
+process.env.POWERTOOLS_METRICS_NAMESPACE = 'lifeboat-test';
+process.env.POWERTOOLS_SERVICE_NAME = 'lifeboat';
+process.env.POWERTOOLS_TRACE_ENABLED = 'false';

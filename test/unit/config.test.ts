@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../../functions/lib/errors.ts';
+import { parseConfig } from '../../functions/lib/config/load.ts';
+
+const example = JSON.parse(readFileSync(new URL('../../lifeboat.config.example.json', import.meta.url), 'utf8'));
+
+function configError(input: unknown): ConfigError {
+  try {
+    parseConfig(input, 'test-config');
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config schema', () => {
+  it('accepts the example config in the repo and fills defaults', () => {
+    const config = parseConfig(example, 'example');
+    expect(config.databases[0]?.connection.sslMode).toBe('verify-full');
+    expect(config.storage.prefix).toBe('backups/');
+  });
+
+  it('names the path of every bad field, not just the first', () => {
+    // Prepare
+    const bad = structuredClone(example);
+    bad.databases[0].connection.port = 'five';
+    bad.plans[0].schedule.timezone = 'Mars/Olympus';
+    bad.plans[0].databases.push('nope');
+
+    // Act
+    const error = configError(bad);
+
+    // Assess
+    expect(error.issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^databases\[0\]\.connection\.port: /),
+        expect.stringMatching(/^plans\[0\]\.schedule\.timezone: .*IANA/),
+        expect.stringMatching(/^plans\[0\]\.databases\[\d\]: unknown database "nope"/),
+      ]),
+    );
+    expect(error.message).toContain('test-config');
+  });
+
+  it('rejects a retention policy that would keep nothing', () => {
+    const bad = structuredClone(example);
+    bad.plans[0].retention = { source: { keepLast: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0 } };
+    expect(configError(bad).issues.join('\n')).toMatch(/plans\[0\]\.retention\.source: this policy keeps nothing/);
+  });
+
+  it('requires exactly one credential source per connection', () => {
+    const bad = structuredClone(example);
+    bad.databases[0].connection.passwordEnv = 'PGPASSWORD';
+    expect(configError(bad).issues.join('\n')).toMatch(/databases\[0\]\.connection\.secretArn: set exactly one credential source/);
+  });
+
+  it('rejects unknown fields so typos do not pass silently', () => {
+    const bad = structuredClone(example);
+    bad.databases[0].conection = {};
+    expect(configError(bad).issues.join('\n')).toMatch(/databases\[0\]/);
+  });
+});
