@@ -19,6 +19,10 @@ export class SecretRegistry {
   redact(text: string): string {
     return redact(text, [...this.secrets]);
   }
+
+  values(): string[] {
+    return [...this.secrets];
+  }
 }
 
 export function redact(text: string, secrets: readonly string[] = []): string {

@@ -1,0 +1,156 @@
+import { readFileSync } from 'node:fs';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import pg from 'pg';
+import type { ConnectionConfig } from '../config/schema.ts';
+import { ConfigError, DatabaseConnectionError } from '../errors.ts';
+import type { SecretRegistry } from '../redact.ts';
+
+/** Everything needed to connect. Holds the password: never log or return it. */
+export interface ResolvedConnection {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+  sslMode: ConnectionConfig['sslMode'];
+  connectTimeoutSeconds: number;
+  /** Path of the CA bundle for verify-ca/verify-full (the RDS bundle in the image). */
+  sslRootCert?: string;
+}
+
+interface SecretShape {
+  username?: string;
+  password?: string;
+  host?: string;
+  port?: number | string;
+  dbname?: string;
+}
+
+/**
+ * Resolves a connection's credentials from Secrets Manager (RDS secrets carry
+ * host/port/username too) or, for the CLI, an environment variable. The password
+ * is registered with `secrets` so every later message is redacted.
+ */
+export async function resolveConnection(
+  databaseId: string,
+  connection: ConnectionConfig,
+  deps: { secrets?: SecretsManagerClient; env?: NodeJS.ProcessEnv; registry: SecretRegistry },
+): Promise<ResolvedConnection> {
+  const env = deps.env ?? process.env;
+  let secret: SecretShape = {};
+  if (connection.secretArn) {
+    if (!deps.secrets) throw new Error('a Secrets Manager client is required to resolve secretArn');
+    try {
+      const out = await deps.secrets.send(new GetSecretValueCommand({ SecretId: connection.secretArn }));
+      secret = JSON.parse(out.SecretString ?? '{}') as SecretShape;
+    } catch (error) {
+      throw new DatabaseConnectionError(
+        `Could not read the credentials of database "${databaseId}" from secret ${connection.secretArn}: ${(error as Error).name}: ${(error as Error).message}`,
+        { cause: error, nextStep: 'check that the secret exists, holds JSON with "password", and that the function role may read it.' },
+      );
+    }
+  }
+  const password = connection.passwordEnv ? env[connection.passwordEnv] : secret.password;
+  deps.registry.add(password);
+  if (!password) {
+    throw new ConfigError(`database "${databaseId}"`, [
+      connection.passwordEnv
+        ? `connection.passwordEnv: environment variable ${connection.passwordEnv} is not set`
+        : `connection.secretArn: secret ${connection.secretArn} has no "password" field`,
+    ]);
+  }
+  const host = connection.host ?? secret.host;
+  const user = connection.username ?? secret.username;
+  if (!host || !user) {
+    throw new ConfigError(`database "${databaseId}"`, [
+      `${!host ? 'connection.host' : 'connection.username'}: not set in config and not present in the secret`,
+    ]);
+  }
+  return {
+    host,
+    port: connection.port ?? (secret.port !== undefined ? Number(secret.port) : 5432),
+    database: connection.database,
+    user,
+    password,
+    sslMode: connection.sslMode,
+    connectTimeoutSeconds: connection.connectTimeoutSeconds,
+    sslRootCert: env.PGSSLROOTCERT,
+  };
+}
+
+/** Where a database is, for messages: never includes credentials. */
+export function describeTarget(databaseId: string, c: Pick<ResolvedConnection, 'host' | 'port' | 'database' | 'user'>): string {
+  return `database "${databaseId}" (${c.database} on ${c.host}:${c.port} as ${c.user})`;
+}
+
+/** libpq environment for pg_dump/pg_restore: keeps the password out of argv and ps. */
+export function libpqEnv(c: ResolvedConnection, applicationName = 'lifeboat'): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LANG: 'C.UTF-8',
+    PGHOST: c.host,
+    PGPORT: String(c.port),
+    PGDATABASE: c.database,
+    PGUSER: c.user,
+    PGPASSWORD: c.password,
+    PGSSLMODE: c.sslMode,
+    PGCONNECT_TIMEOUT: String(c.connectTimeoutSeconds),
+    PGAPPNAME: applicationName,
+  };
+  if (c.sslRootCert) env.PGSSLROOTCERT = c.sslRootCert;
+  return env;
+}
+
+function sslOption(c: ResolvedConnection): pg.ClientConfig['ssl'] {
+  switch (c.sslMode) {
+    case 'disable':
+      return false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    default:
+      // verify-ca and verify-full: node's TLS always checks the host name.
+      return { rejectUnauthorized: true, ...(c.sslRootCert ? { ca: readCa(c.sslRootCert) } : {}) };
+  }
+}
+
+let caCache: { path: string; pem: string } | undefined;
+function readCa(path: string): string {
+  if (caCache?.path !== path) caCache = { path, pem: readFileSync(path, 'utf8') };
+  return caCache.pem;
+}
+
+/** Classifies a pg connection failure into a clear, redacted message. */
+export function connectionFailure(databaseId: string, c: ResolvedConnection, error: unknown): DatabaseConnectionError {
+  const e = error as { code?: string; message?: string };
+  const where = describeTarget(databaseId, c);
+  const detail = e.message ?? String(error);
+  let nextStep = 'check that the database is reachable from the backup runner and the credentials are current.';
+  if (e.code === '28P01' || e.code === '28000') nextStep = 'the password or user was rejected: rotate or fix the secret, then rerun the backup.';
+  else if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'ETIMEDOUT' || e.code === 'EHOSTUNREACH' || /timeout/i.test(detail)) {
+    nextStep = 'the host did not accept connections: check the host, port, security groups and that the database is running.';
+  } else if (e.code === '3D000') nextStep = 'the database name does not exist on that server: fix connection.database.';
+  return new DatabaseConnectionError(`Cannot connect to ${where}: ${detail}`, { cause: error, nextStep });
+}
+
+export async function connect(databaseId: string, c: ResolvedConnection, applicationName = 'lifeboat'): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: c.host,
+    port: c.port,
+    database: c.database,
+    user: c.user,
+    password: c.password,
+    ssl: sslOption(c),
+    connectionTimeoutMillis: c.connectTimeoutSeconds * 1000,
+    application_name: applicationName,
+  });
+  // An idle-connection error after connect must not crash the process.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw connectionFailure(databaseId, c, error);
+  }
+  return client;
+}

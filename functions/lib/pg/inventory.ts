@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import type { Inventory, SequenceInventory, TableInventory } from '../backup/manifest.ts';
+
+/**
+ * What a backup must contain, read from the database: exact per-table row
+ * counts, sequence states, large objects and a schema fingerprint.
+ *
+ * Call it inside a transaction. For a dump, that is the repeatable-read
+ * transaction whose snapshot pg_dump imports, so the counts describe exactly
+ * the data in the dump. The fingerprint excludes owners, grants and comments,
+ * which a restore with --no-owner/--no-privileges legitimately changes.
+ */
+
+const USER_NAMESPACE = `
+  n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND NOT (n.nspname = ANY($1::text[]))`;
+
+const NOT_FROM_EXTENSION = (classId: string, objId: string) => `
+  NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+              WHERE d.classid = '${classId}'::regclass AND d.objid = ${objId} AND d.deptype = 'e')`;
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+async function listTables(client: pg.Client, excludeSchemas: string[]) {
+  const { rows } = await client.query<{ schema: string; name: string; kind: 'r' | 'm'; populated: boolean }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, c.relispopulated AS populated
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND ${USER_NAMESPACE}
+        AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}
+      ORDER BY 1, 2`,
+    [excludeSchemas],
+  );
+  return rows;
+}
+
+export async function countRows(client: pg.Client, excludeSchemas: string[] = []): Promise<TableInventory[]> {
+  const tables = await listTables(client, excludeSchemas);
+  const out: TableInventory[] = [];
+  for (const t of tables) {
+    let rows = 0;
+    if (t.populated) {
+      // ONLY: inheritance children are counted as their own tables.
+      const res = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`);
+      rows = Number(res.rows[0]!.n);
+    }
+    out.push({ schema: t.schema, name: t.name, kind: t.kind, rows });
+  }
+  return out;
+}
+
+export async function readSequences(client: pg.Client, excludeSchemas: string[] = []): Promise<SequenceInventory[]> {
+  const { rows: seqs } = await client.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'S' AND ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}
+      ORDER BY 1, 2`,
+    [excludeSchemas],
+  );
+  const out: SequenceInventory[] = [];
+  for (const s of seqs) {
+    const res = await client.query<{ last_value: string; is_called: boolean }>(
+      `SELECT last_value::text, is_called FROM ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`,
+    );
+    out.push({ schema: s.schema, name: s.name, lastValue: res.rows[0]!.last_value, isCalled: res.rows[0]!.is_called });
+  }
+  return out;
+}
+
+/** Canonical lines describing the schema; their sorted sha256 is the fingerprint. */
+export async function schemaDescription(client: pg.Client, excludeSchemas: string[] = []): Promise<string[]> {
+  // Fully qualified names from pg_get_*def regardless of the caller's search_path.
+  await client.query(`SET LOCAL search_path TO pg_catalog`);
+  const p = [excludeSchemas];
+  const lines: string[] = [];
+  const add = async (sql: string) => {
+    const { rows } = await client.query<{ line: string }>(sql, p);
+    for (const r of rows) lines.push(r.line);
+  };
+  await add(`SELECT 'schema ' || quote_ident(n.nspname) AS line FROM pg_namespace n
+              WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_namespace', 'n.oid')}`);
+  await add(`SELECT 'rel ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' kind=' || c.relkind::text
+                    || ' persistence=' || c.relpersistence::text
+                    || coalesce(' partkey=' || pg_get_partkeydef(c.oid), '')
+                    || coalesce(' bound=' || pg_get_expr(c.relpartbound, c.oid), '') AS line
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_NAMESPACE}
+                AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`);
+  await add(`SELECT 'col ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' #'
+                    || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' || quote_ident(a.attname)
+                    || ' ' || format_type(a.atttypid, a.atttypmod)
+                    || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                    || coalesce(' default=' || pg_get_expr(ad.adbin, ad.adrelid), '')
+                    || CASE WHEN a.attidentity <> '' THEN ' identity=' || a.attidentity::text ELSE '' END
+                    || CASE WHEN a.attgenerated <> '' THEN ' generated=' || a.attgenerated::text ELSE '' END
+                    || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                            THEN ' collate=' || a.attcollation::regcollation::text ELSE '' END AS line
+               FROM pg_attribute a
+               JOIN pg_class c ON c.oid = a.attrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_type t ON t.oid = a.atttypid
+               LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                AND ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`);
+  await add(`SELECT 'con ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || quote_ident(co.conname)
+                    || ' ' || pg_get_constraintdef(co.oid, true) AS line
+               FROM pg_constraint co
+               JOIN pg_class c ON c.oid = co.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`);
+  await add(`SELECT 'idx ' || pg_get_indexdef(i.indexrelid) AS line
+               FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'i.indrelid')}`);
+  await add(`SELECT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || pg_get_viewdef(c.oid, true) AS line
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('v', 'm') AND ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`);
+  await add(`SELECT 'fn ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '('
+                    || pg_get_function_identity_arguments(p.oid) || ') kind=' || p.prokind::text
+                    || ' returns=' || coalesce(pg_get_function_result(p.oid), '')
+                    || ' body=' || md5(coalesce(p.prosrc, '')) AS line
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`);
+  await add(`SELECT 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || ' typtype=' || t.typtype::text
+                    || coalesce(' labels=' || (SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder)
+                                                 FROM pg_enum e WHERE e.enumtypid = t.oid), '') AS line
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+              WHERE t.typtype IN ('e', 'd', 'r', 'm') AND ${USER_NAMESPACE}
+                AND ${NOT_FROM_EXTENSION('pg_catalog.pg_type', 't.oid')}`);
+  await add(`SELECT 'trigger ' || pg_get_triggerdef(tg.oid, true) AS line
+               FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE NOT tg.tgisinternal AND ${USER_NAMESPACE}`);
+  await add(`SELECT 'extension ' || quote_ident(e.extname) AS line FROM pg_extension e WHERE e.extname <> 'plpgsql' AND $1::text[] IS NOT NULL`);
+  await client.query(`RESET search_path`);
+  return lines.sort();
+}
+
+export function fingerprint(lines: readonly string[]): string {
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+export async function takeInventory(
+  client: pg.Client,
+  options: { excludeSchemas?: string[]; sequences?: SequenceInventory[] } = {},
+): Promise<Inventory> {
+  const exclude = options.excludeSchemas ?? [];
+  const sequences = options.sequences ?? (await readSequences(client, exclude));
+  const description = await schemaDescription(client, exclude);
+  const tables = await countRows(client, exclude);
+  const lo = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_catalog.pg_largeobject_metadata`);
+  const ext = await client.query<{ extname: string }>(`SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`);
+  return {
+    tables,
+    sequences,
+    largeObjects: Number(lo.rows[0]!.n),
+    schemaFingerprint: fingerprint(description),
+    extensions: ext.rows.map((r) => r.extname),
+  };
+}
