@@ -1,0 +1,81 @@
+import type { Inventory } from '../backup/manifest.ts';
+
+export interface ComparisonCheck {
+  name: 'tables' | 'row counts' | 'sequences' | 'schema fingerprint' | 'large objects' | 'extensions';
+  ok: boolean;
+  detail: string;
+  differences: string[];
+}
+
+const tableKey = (t: { schema: string; name: string }) => `${JSON.stringify(t.schema)}.${JSON.stringify(t.name)}`;
+
+/**
+ * Compares a restored database's inventory with the manifest's, check by check.
+ * Sequences are not transactional and pg_dump reads them after the manifest did,
+ * so a restored value may be ahead of the recorded one, never behind.
+ */
+export function compareInventories(expected: Inventory, actual: Inventory): ComparisonCheck[] {
+  const checks: ComparisonCheck[] = [];
+
+  const expTables = new Map(expected.tables.map((t) => [tableKey(t), t]));
+  const actTables = new Map(actual.tables.map((t) => [tableKey(t), t]));
+  const missing = [...expTables.keys()].filter((k) => !actTables.has(k));
+  const extra = [...actTables.keys()].filter((k) => !expTables.has(k));
+  checks.push({
+    name: 'tables',
+    ok: missing.length === 0 && extra.length === 0,
+    detail: `${expTables.size} expected, ${actTables.size} restored`,
+    differences: [...missing.map((k) => `table ${k} is missing`), ...extra.map((k) => `table ${k} is not in the manifest`)],
+  });
+
+  const rowDiffs: string[] = [];
+  let totalRows = 0;
+  for (const [k, exp] of expTables) {
+    totalRows += exp.rows;
+    const act = actTables.get(k);
+    if (act && act.rows !== exp.rows) rowDiffs.push(`table ${k} has ${act.rows} rows, the manifest says ${exp.rows}`);
+  }
+  checks.push({ name: 'row counts', ok: rowDiffs.length === 0, detail: `${totalRows} rows in ${expTables.size} tables`, differences: rowDiffs });
+
+  const actSeqs = new Map(actual.sequences.map((s) => [tableKey(s), s]));
+  const seqDiffs: string[] = [];
+  for (const exp of expected.sequences) {
+    const act = actSeqs.get(tableKey(exp));
+    if (!act) {
+      seqDiffs.push(`sequence ${tableKey(exp)} is missing`);
+      continue;
+    }
+    const expNext = BigInt(exp.lastValue) + (exp.isCalled ? 1n : 0n);
+    const actNext = BigInt(act.lastValue) + (act.isCalled ? 1n : 0n);
+    if (actNext < expNext) {
+      seqDiffs.push(`sequence ${tableKey(exp)} would next return ${actNext}, the manifest says ${expNext}: restored IDs could collide`);
+    }
+  }
+  checks.push({ name: 'sequences', ok: seqDiffs.length === 0, detail: `${expected.sequences.length} sequences`, differences: seqDiffs });
+
+  checks.push({
+    name: 'schema fingerprint',
+    ok: expected.schemaFingerprint === actual.schemaFingerprint,
+    detail: expected.schemaFingerprint.slice(0, 12),
+    differences:
+      expected.schemaFingerprint === actual.schemaFingerprint
+        ? []
+        : [`schema fingerprint ${actual.schemaFingerprint.slice(0, 12)} differs from the manifest's ${expected.schemaFingerprint.slice(0, 12)}`],
+  });
+
+  checks.push({
+    name: 'large objects',
+    ok: expected.largeObjects === actual.largeObjects,
+    detail: `${expected.largeObjects} large objects`,
+    differences: expected.largeObjects === actual.largeObjects ? [] : [`${actual.largeObjects} large objects restored, the manifest says ${expected.largeObjects}`],
+  });
+
+  const missingExt = expected.extensions.filter((e) => !actual.extensions.includes(e));
+  checks.push({
+    name: 'extensions',
+    ok: missingExt.length === 0,
+    detail: expected.extensions.join(', ') || 'none',
+    differences: missingExt.map((e) => `extension ${e} is missing`),
+  });
+  return checks;
+}

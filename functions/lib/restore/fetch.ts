@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { KMS } from '@aws-sdk/client-kms';
+import { createDecryptStream, classifyKmsError } from '../backup/encryption.ts';
+import { manifestSchema, type Manifest } from '../backup/manifest.ts';
+import { classifyS3Error } from '../backup/s3-errors.ts';
+import { BackupNotFoundError, ChecksumMismatchError, DecryptionError, LifeboatError } from '../errors.ts';
+
+export interface FetchDeps {
+  s3: S3Client;
+  kms: KMS;
+  onProgress?: (p: { storedBytes: number; totalBytes: number }) => void;
+}
+
+export async function readManifest(s3: S3Client, bucket: string, key: string): Promise<Manifest> {
+  let text: string;
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    text = await out.Body!.transformToString();
+  } catch (error) {
+    const e = error as { name?: string };
+    if (e.name === 'NoSuchKey' || e.name === 'NotFound') {
+      throw new BackupNotFoundError(`No manifest at s3://${bucket}/${key}: this is not a committed backup.`, {
+        cause: error,
+        nextStep: 'list the backups with `lifeboat backups` and pick one with a manifest.',
+      });
+    }
+    throw classifyS3Error(error, 'reading the manifest', bucket, key) ?? error;
+  }
+  const parsed = manifestSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new BackupNotFoundError(`The manifest at s3://${bucket}/${key} is not a valid lifeboat manifest: ${parsed.error.issues[0]?.message}`);
+  }
+  return parsed.data;
+}
+
+export interface FetchResult {
+  sha256: string;
+  storedBytes: number;
+  plaintextBytes: number;
+}
+
+/**
+ * Streams a backup object from S3 through sha256 and decryption into `sink`.
+ * Throws ChecksumMismatchError when the stored bytes are not the manifest's and
+ * DecryptionError when authentication fails. The sink has received plaintext by
+ * then, so callers must treat what it wrote as untrusted until this resolves.
+ */
+export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: FetchDeps, bucket = manifest.object.bucket): Promise<FetchResult> {
+  const key = manifest.object.key;
+  let body: Readable;
+  try {
+    const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    body = out.Body as Readable;
+  } catch (error) {
+    throw classifyS3Error(error, 'reading the backup', bucket, key) ?? error;
+  }
+  const hash = createHash('sha256');
+  let storedBytes = 0;
+  let plaintextBytes = 0;
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      storedBytes += chunk.length;
+      hash.update(chunk);
+      deps.onProgress?.({ storedBytes, totalBytes: manifest.object.storedBytes });
+      cb(null, chunk);
+    },
+  });
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      plaintextBytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const decrypt = createDecryptStream(deps.kms, manifest.encryption.kmsKeyArn, manifest.encryption.encryptionContext);
+  let streamError: unknown;
+  try {
+    await pipeline(body, hasher, decrypt, counter, sink);
+  } catch (error) {
+    streamError = error;
+  }
+  // A flipped byte shows up as a decryption failure mid-stream; the checksum
+  // is the clearer diagnosis, so finish hashing what S3 holds before deciding.
+  let sha256: string;
+  if (streamError !== undefined) {
+    sha256 = await hashRemaining(deps.s3, bucket, key);
+  } else {
+    sha256 = hash.digest('hex');
+  }
+  const where = `backup ${manifest.backupId} of database "${manifest.database.id}" (s3://${bucket}/${key})`;
+  if (sha256 !== manifest.object.sha256) {
+    throw new ChecksumMismatchError(`The stored object of ${where} has sha256 ${sha256}, the manifest says ${manifest.object.sha256}.`, {
+      cause: streamError,
+      nextStep: 'the object is corrupt or was replaced; restore from another backup or the vault copy.',
+    });
+  }
+  if (streamError !== undefined) {
+    if (streamError instanceof LifeboatError) throw streamError;
+    const kms = classifyKmsError(streamError, `to decrypt ${where}`, manifest.encryption.kmsKeyArn);
+    if (kms) throw kms;
+    throw new DecryptionError(`Decrypting ${where} failed: ${(streamError as Error).message}`, {
+      cause: streamError,
+      nextStep: 'the object fails authentication; restore from another backup or the vault copy.',
+    });
+  }
+  if (storedBytes !== manifest.object.storedBytes) {
+    throw new ChecksumMismatchError(`${where} has ${storedBytes} bytes, the manifest says ${manifest.object.storedBytes}.`);
+  }
+  return { sha256, storedBytes, plaintextBytes };
+}
+
+async function hashRemaining(s3: S3Client, bucket: string, key: string): Promise<string> {
+  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const hash = createHash('sha256');
+  for await (const chunk of out.Body as Readable) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

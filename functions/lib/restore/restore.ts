@@ -1,0 +1,193 @@
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { KMS } from '@aws-sdk/client-kms';
+import type { Manifest } from '../backup/manifest.ts';
+import { ManifestMismatchError, RestoreFailedError } from '../errors.ts';
+import { connect, describeTarget, libpqEnv, type ResolvedConnection } from '../pg/connection.ts';
+import { quoteIdent, takeInventory } from '../pg/inventory.ts';
+import { assertRestoreCanRead, toolVersion } from '../pg/tools.ts';
+import { redactError, SecretRegistry } from '../redact.ts';
+import { compareInventories, type ComparisonCheck } from './compare.ts';
+import { fetchAndDecrypt, type FetchResult } from './fetch.ts';
+import { forgivingStdinSink, runPgRestore } from './pg-restore.ts';
+
+export interface RestoreDeps {
+  s3: S3Client;
+  kms: KMS;
+  secretRegistry?: SecretRegistry;
+  /** @default the newest local pg_restore */
+  pgRestorePath?: string;
+  /** Where the decrypted archive is staged (it must be seekable for -j). @default os.tmpdir() */
+  workDir?: string;
+  onProgress?: (p: { storedBytes: number; totalBytes: number }) => void;
+}
+
+export interface RestoreOptions {
+  /** Create the target database from template0; it must not exist. @default false */
+  createDatabase?: boolean;
+  /** Parallel pg_restore jobs; 1 restores in a single transaction. @default 1 */
+  jobs?: number;
+  /** Read the backup from this bucket instead of the manifest's (e.g. the vault copy). */
+  bucket?: string;
+}
+
+export interface RestoreResult {
+  backupId: string;
+  databaseId: string;
+  target: string;
+  fetch: FetchResult;
+  checks: ComparisonCheck[];
+  timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
+}
+
+async function assertEmptyOrCreate(databaseId: string, target: ResolvedConnection, create: boolean, registry: SecretRegistry): Promise<boolean> {
+  if (create) {
+    const admin = await connect(databaseId, { ...target, database: 'postgres' }, 'lifeboat-restore');
+    try {
+      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
+      if (exists.rowCount) {
+        throw new RestoreFailedError(`Target database "${target.database}" on ${target.host}:${target.port} already exists.`, {
+          nextStep: 'restore into a new database name, or drop that database first if it is truly disposable.',
+        });
+      }
+      await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING 'UTF8'`);
+      return true;
+    } finally {
+      await admin.end();
+    }
+  }
+  const client = await connect(databaseId, target, 'lifeboat-restore');
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+    );
+    if (Number(rows[0]!.n) > 0) {
+      throw new RestoreFailedError(`Target ${describeTarget(databaseId, target)} is not empty (${rows[0]!.n} relations); lifeboat restores only into empty databases.`, {
+        nextStep: 'restore into a new database (--create) and switch over once it is verified.',
+      });
+    }
+  } finally {
+    await client.end();
+  }
+  void registry;
+  return false;
+}
+
+async function dropDatabase(databaseId: string, target: ResolvedConnection): Promise<void> {
+  const admin = await connect(databaseId, { ...target, database: 'postgres' }, 'lifeboat-restore');
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(target.database)} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Reads the restored database's inventory and compares it with the manifest. */
+export async function verifyRestoredDatabase(manifest: Manifest, target: ResolvedConnection): Promise<ComparisonCheck[]> {
+  const client = await connect(manifest.database.id, target, 'lifeboat-verify');
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const actual = await takeInventory(client);
+    await client.query('COMMIT');
+    return compareInventories(manifest.inventory, actual);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Restores a backup into an empty database: download through sha256 and
+ * decryption into a private staging file, then (only once both passed)
+ * pg_restore --exit-on-error, then compare the result with the manifest.
+ * A database this call created is dropped again if anything fails.
+ */
+export async function restoreBackup(manifest: Manifest, target: ResolvedConnection, deps: RestoreDeps, options: RestoreOptions = {}): Promise<RestoreResult> {
+  const registry = deps.secretRegistry ?? new SecretRegistry();
+  registry.add(target.password);
+  try {
+    return await restore(manifest, target, deps, options, registry);
+  } catch (error) {
+    throw redactError(error, registry.values());
+  }
+}
+
+async function restore(manifest: Manifest, target: ResolvedConnection, deps: RestoreDeps, options: RestoreOptions, registry: SecretRegistry): Promise<RestoreResult> {
+  const started = Date.now();
+  const restoreTool = await toolVersion('pg_restore', deps.pgRestorePath);
+  assertRestoreCanRead(manifest.backupId, restoreTool, manifest.dump.toolMajor);
+  const what = `backup ${manifest.backupId} of database "${manifest.database.id}" into ${target.database} on ${target.host}:${target.port}`;
+
+  const stagingDir = mkdtempSync(join(deps.workDir ?? tmpdir(), 'lifeboat-restore-'));
+  const archive = join(stagingDir, 'dump.pgc');
+  let created = false;
+  try {
+    const fetched = await fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
+    const downloaded = Date.now();
+
+    created = await assertEmptyOrCreate(manifest.database.id, target, options.createDatabase ?? false, registry);
+    const jobs = Math.max(1, options.jobs ?? 1);
+    const args = ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${target.database}`, ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), archive];
+    await runPgRestore(restoreTool.path, args, libpqEnv(target, 'lifeboat-pg_restore'), what, registry);
+    const restored = Date.now();
+
+    const checks = await verifyRestoredDatabase(manifest, target);
+    const verified = Date.now();
+    const failed = checks.filter((c) => !c.ok);
+    if (failed.length > 0) {
+      throw new ManifestMismatchError(`Restored ${what} does not match its manifest`, failed.flatMap((c) => c.differences));
+    }
+    return {
+      backupId: manifest.backupId,
+      databaseId: manifest.database.id,
+      target: `${target.database} on ${target.host}:${target.port}`,
+      fetch: fetched,
+      checks,
+      timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
+    };
+  } catch (error) {
+    if (created) await dropDatabase(manifest.database.id, target).catch(() => undefined);
+    throw error;
+  } finally {
+    rmSync(stagingDir, { recursive: true, force: true });
+  }
+}
+
+export interface VerifyResult {
+  backupId: string;
+  databaseId: string;
+  fetch: FetchResult;
+  tocEntries: number;
+  checks: { name: string; ok: boolean; detail: string }[];
+}
+
+/**
+ * Proves a backup is readable without restoring it: the stored bytes match the
+ * manifest's sha256, the message decrypts and authenticates, and pg_restore can
+ * read the archive's table of contents.
+ */
+export async function verifyBackup(manifest: Manifest, deps: RestoreDeps, options: { bucket?: string } = {}): Promise<VerifyResult> {
+  const registry = deps.secretRegistry ?? new SecretRegistry();
+  const restoreTool = await toolVersion('pg_restore', deps.pgRestorePath);
+  assertRestoreCanRead(manifest.backupId, restoreTool, manifest.dump.toolMajor);
+  const what = `backup ${manifest.backupId} of database "${manifest.database.id}"`;
+  let fetched: FetchResult | undefined;
+  const listing = await runPgRestore(restoreTool.path, ['--list'], { PATH: process.env.PATH }, what, registry, async (stdin) => {
+    fetched = await fetchAndDecrypt(manifest, forgivingStdinSink(stdin), deps, options.bucket);
+  });
+  const tocEntries = listing.stdout.split('\n').filter((l) => /^\d+;/.test(l)).length;
+  if (tocEntries === 0) throw new RestoreFailedError(`pg_restore --list found no entries in ${what}.`);
+  return {
+    backupId: manifest.backupId,
+    databaseId: manifest.database.id,
+    fetch: fetched!,
+    tocEntries,
+    checks: [
+      { name: 'sha256', ok: true, detail: fetched!.sha256 },
+      { name: 'decryption', ok: true, detail: `${fetched!.plaintextBytes} bytes authenticated` },
+      { name: 'pg_restore --list', ok: true, detail: `${tocEntries} TOC entries` },
+    ],
+  };
+}

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { runDumpBackup, type DumpBackupResult } from '../../functions/lib/backup/dump-pipeline.ts';
+import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
+import { ChecksumMismatchError, DecryptionError, ManifestMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
+import { readManifest } from '../../functions/lib/restore/fetch.ts';
+import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
+import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
+import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
+import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
+
+const clients = testClients();
+const deps = { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets };
+let source: Awaited<ReturnType<typeof createTestDatabase>>;
+let bucket: string;
+let backup: DumpBackupResult;
+const dropAfter: string[] = [];
+
+function target(database: string): ResolvedConnection {
+  const s = pgServer();
+  return { host: s.host, port: s.port, database, user: s.user, password: s.password, sslMode: 'disable', connectTimeoutSeconds: 5 };
+}
+
+beforeAll(async () => {
+  source = await createTestDatabase('lbsrc');
+  await withClient(source.name, async (c) => {
+    await c.query(`CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, owner text NOT NULL, balance numeric(20,4))`);
+    await c.query(`INSERT INTO accounts (owner, balance) SELECT 'owner-' || g, g * 1.5 FROM generate_series(1, 2000) g`);
+    await c.query(`CREATE VIEW rich AS SELECT * FROM accounts WHERE balance > 1000`);
+  });
+  bucket = await createTestBucket();
+  const keyArn = await createTestKey();
+  const s = pgServer();
+  const secretArn = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
+  backup = await runDumpBackup(
+    {
+      databaseId: 'accounts',
+      connection: { database: source.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 },
+      settings: dumpSettingsSchema.parse({}),
+      target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
+    },
+    deps,
+  );
+});
+afterAll(async () => {
+  await source?.drop();
+  const admin = await adminClient();
+  for (const name of dropAfter) await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await admin.end();
+});
+
+async function corruptCopy(flipAt: (size: number) => number): Promise<string> {
+  const original = Buffer.from(await (await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: backup.dataKey }))).Body!.transformToByteArray());
+  const corrupted = Buffer.from(original);
+  const at = flipAt(corrupted.length);
+  corrupted[at] = corrupted[at]! ^ 0x01;
+  const key = backup.dataKey.replace('dump.enc', 'corrupt.enc');
+  await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: corrupted }));
+  return key;
+}
+
+describe('verify', () => {
+  it('checks sha256, decryption and the archive table of contents without restoring', async () => {
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const result = await verifyBackup(manifest, deps);
+    expect(result.fetch.sha256).toBe(manifest.object.sha256);
+    expect(result.fetch.plaintextBytes).toBe(manifest.object.rawBytes);
+    expect(result.tocEntries).toBeGreaterThan(3);
+  });
+
+  it('reports one flipped byte as a checksum mismatch naming the backup', async () => {
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const key = await corruptCopy((n) => Math.floor(n / 2));
+    const error = await verifyBackup({ ...manifest, object: { ...manifest.object, key } }, deps).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ChecksumMismatchError);
+    expect((error as Error).message).toContain(manifest.backupId);
+  });
+
+  it('refuses an object whose encryption context belongs to another backup even when its checksum matches', async () => {
+    // Prepare: a manifest that claims a different backup id for the same object.
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const forged = { ...manifest, encryption: { ...manifest.encryption, encryptionContext: { ...manifest.encryption.encryptionContext, 'lifeboat:backup-id': 'other' } } };
+    const error = await verifyBackup(forged, deps).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect((error as Error).message).toMatch(/context mismatch/);
+  });
+});
+
+describe('restore', () => {
+  it('restores into a new database and proves it matches the manifest', async () => {
+    const name = `lbrestored_${Date.now()}`;
+    dropAfter.push(name);
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const result = await restoreBackup(manifest, target(name), deps, { createDatabase: true });
+    expect(result.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['tables', true],
+      ['row counts', true],
+      ['sequences', true],
+      ['schema fingerprint', true],
+      ['large objects', true],
+      ['extensions', true],
+    ]);
+    const rows = await withClient(name, async (c) => (await c.query('SELECT count(*)::int AS n, sum(balance)::text AS s FROM accounts')).rows[0]);
+    expect(rows).toEqual({ n: 2000, s: '3001500.0000' });
+  });
+
+  it('refuses to restore into a database that already holds tables', async () => {
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const error = await restoreBackup(manifest, target(source.name), deps).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RestoreFailedError);
+    expect((error as Error).message).toMatch(/not empty/);
+  });
+
+  it('fails when the manifest disagrees with the data, and drops the database it created', async () => {
+    const name = `lbmismatch_${Date.now()}`;
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const tables = manifest.inventory.tables.map((t) => (t.name === 'accounts' ? { ...t, rows: t.rows + 1 } : t));
+    const lying = { ...manifest, inventory: { ...manifest.inventory, tables } };
+    const error = await restoreBackup(lying, target(name), deps, { createDatabase: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ManifestMismatchError);
+    expect((error as Error).message).toMatch(/accounts.* has 2000 rows, the manifest says 2001/);
+    const exists = await withClient('postgres', async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount);
+    expect(exists).toBe(0);
+  });
+
+  it('never runs pg_restore on a corrupted object', async () => {
+    const name = `lbcorrupt_${Date.now()}`;
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const key = await corruptCopy((n) => n - 10);
+    const error = await restoreBackup({ ...manifest, object: { ...manifest.object, key } }, target(name), deps, { createDatabase: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ChecksumMismatchError);
+    const exists = await withClient('postgres', async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount);
+    expect(exists).toBe(0);
+  });
+});
