@@ -159,6 +159,8 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
   const client = await connect(databaseId, conn, 'lifeboat-snapshot');
   try {
     const snapshot = await exportSnapshot(client);
+    // Row counts wait for table locks like pg_dump does; give up as pg_dump would.
+    await client.query(`SET LOCAL lock_timeout = '${request.settings.lockWaitTimeoutSeconds}s'`);
     assertDumpCanRead(databaseId, dumpTool, snapshot.serverVersionNum);
     const compression = chooseCompression(request.settings.compression, dumpTool.major);
     const exclude = request.settings.excludeSchemas;
@@ -380,7 +382,8 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
   });
   const encrypt = createEncryptStream(deps.kms, job.kmsKeyArn, job.context);
   const hash = createHash('sha256');
-  let lastProgress = 0;
+  let lastProgressAt = 0;
+  let lastProgressBytes = 0;
   // The gate: counts and hashes what is stored, and holds back end-of-stream
   // until pg_dump has exited cleanly, so S3 never completes a failed dump.
   const gate = new Transform({
@@ -397,8 +400,9 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
       }
       hash.update(chunk);
       const nowMs = Date.now();
-      if (deps.onProgress && nowMs - lastProgress > 250) {
-        lastProgress = nowMs;
+      if (deps.onProgress && (nowMs - lastProgressAt > 250 || storedBytes - lastProgressBytes >= 4 * 1024 * 1024)) {
+        lastProgressAt = nowMs;
+        lastProgressBytes = storedBytes;
         deps.onProgress({ databaseId: job.databaseId, backupId: job.backupId, rawBytes, storedBytes, elapsedMs: nowMs - started, estimatedBytes: job.estimatedBytes });
       }
       callback(null, chunk);

@@ -17,8 +17,8 @@ const esdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
 /** 64 KiB frames: framing overhead stays well below 0.1 % and memory per frame small. */
 export const FRAME_LENGTH = 64 * 1024;
 
-export function createKeyringKmsClient(region?: string): KMS {
-  return new KMS({ region, maxAttempts: 6, retryMode: 'adaptive' });
+export function createKeyringKmsClient(options: { region?: string; endpoint?: string } = {}): KMS {
+  return new KMS({ ...options, maxAttempts: 6, retryMode: 'adaptive' });
 }
 
 export function encryptionContextFor(databaseId: string, backupId: string): Record<string, string> {

@@ -1,0 +1,106 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A loopback HTTP proxy in front of moto that can answer some requests the way
+ * AWS would where moto does not (a disabled KMS key, throttling, 5xx). The SDK
+ * under test talks real HTTP and parses real AWS error bodies; only the rule's
+ * answer is scripted, like the failing fake S3 server pgBackRest tests against.
+ */
+export interface ProxiedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface ScriptedResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body: string;
+}
+
+export type FaultRule = (req: ProxiedRequest) => Promise<ScriptedResponse | undefined> | ScriptedResponse | undefined;
+
+export interface FaultProxy {
+  endpoint: string;
+  /** Every request seen, for assertions on what the client attempted. */
+  seen: ProxiedRequest[];
+  addRule(rule: FaultRule): void;
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const target = new URL(upstream);
+  const rules: FaultRule[] = [];
+  const seen: ProxiedRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const proxied: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
+      seen.push(proxied);
+      for (const rule of rules) {
+        const scripted = await rule(proxied);
+        if (scripted) {
+          res.writeHead(scripted.status, { 'content-type': 'application/x-amz-json-1.1', ...scripted.headers });
+          res.end(scripted.body);
+          return;
+        }
+      }
+      const upstreamReq = httpRequest(
+        { host: target.hostname, port: target.port, method: proxied.method, path: proxied.url, headers: { ...req.headers, host: target.host } },
+        (upstreamRes) => {
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+          upstreamRes.pipe(res);
+        },
+      );
+      upstreamReq.on('error', (e) => {
+        res.writeHead(502);
+        res.end(String(e));
+      });
+      upstreamReq.end(proxied.body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    seen,
+    addRule: (rule) => rules.push(rule),
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** KMS JSON-protocol operation name, e.g. `GenerateDataKey`. */
+export function kmsOperation(req: ProxiedRequest): string | undefined {
+  const target = req.headers['x-amz-target'];
+  return typeof target === 'string' && target.startsWith('TrentService.') ? target.slice('TrentService.'.length) : undefined;
+}
+
+/**
+ * Enforces KMS key state as AWS does and moto does not: a cryptographic call
+ * with a key that moto reports as Disabled gets KMS's DisabledException.
+ */
+export function enforceKmsKeyState(upstream: string): FaultRule {
+  return async (req) => {
+    const op = kmsOperation(req);
+    if (!op || !['GenerateDataKey', 'Encrypt', 'Decrypt', 'ReEncrypt', 'GenerateDataKeyWithoutPlaintext'].includes(op)) return undefined;
+    const keyId = (JSON.parse(req.body.toString() || '{}') as { KeyId?: string }).KeyId;
+    if (!keyId) return undefined;
+    const describe = await fetch(upstream, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': 'TrentService.DescribeKey',
+        authorization: String(req.headers.authorization ?? ''),
+        'x-amz-date': String(req.headers['x-amz-date'] ?? ''),
+      },
+      body: JSON.stringify({ KeyId: keyId }),
+    });
+    if (!describe.ok) return undefined;
+    const state = ((await describe.json()) as { KeyMetadata?: { KeyState?: string; Arn?: string } }).KeyMetadata;
+    if (state?.KeyState !== 'Disabled') return undefined;
+    return { status: 400, body: JSON.stringify({ __type: 'DisabledException', message: `${state.Arn} is disabled.` }) };
+  };
+}

@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DisableKeyCommand } from '@aws-sdk/client-kms';
+import { runDumpBackup, type DumpBackupDeps, type DumpBackupRequest } from '../../functions/lib/backup/dump-pipeline.ts';
+import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
+import { DatabaseConnectionError, DumpFailedError, EncryptionKeyError, StorageError } from '../../functions/lib/errors.ts';
+import { freePort } from '../../functions/lib/local/ports.ts';
+import { createKeyringKmsClient } from '../../functions/lib/backup/encryption.ts';
+import { enforceKmsKeyState, startFaultProxy } from '../harness/fault-proxy.ts';
+import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
+import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
+
+const clients = testClients();
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let goodSecretArn: string;
+let keyArn: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase('lbfail');
+  // About 35 MB uncompressed: big enough to span several 8 MiB parts.
+  await withClient(db.name, async (c) => {
+    await c.query(`CREATE TABLE events (id bigint PRIMARY KEY, a text, b text)`);
+    await c.query(`INSERT INTO events SELECT g, md5(g::text) || md5((g * 7)::text), md5((g * 13)::text) FROM generate_series(1, 400000) g`);
+  });
+  const s = pgServer();
+  goodSecretArn = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
+  keyArn = await createTestKey();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** Counts S3 commands by name, to prove a multipart upload really was started. */
+function countingS3(): { s3: S3Client; calls: Map<string, number> } {
+  const { s3 } = testClients();
+  const calls = new Map<string, number>();
+  s3.middlewareStack.add(
+    (next, context) => async (args) => {
+      calls.set(context.commandName!, (calls.get(context.commandName!) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'initialize', name: 'countCommands' },
+  );
+  return { s3, calls };
+}
+
+async function assertNothingStored(bucket: string): Promise<void> {
+  const objects = await clients.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+  const uploads = await clients.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  expect(objects.Contents ?? []).toEqual([]);
+  expect(uploads.Uploads ?? []).toEqual([]);
+}
+
+function request(bucket: string, overrides: Partial<DumpBackupRequest> = {}): DumpBackupRequest {
+  return {
+    databaseId: 'events-db',
+    connection: { database: db.name, secretArn: goodSecretArn, sslMode: 'disable', connectTimeoutSeconds: 3 },
+    settings: dumpSettingsSchema.parse({ compression: { codec: 'none' } }),
+    target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
+    ...overrides,
+  };
+}
+
+async function failure(req: DumpBackupRequest, deps: Partial<DumpBackupDeps> = {}): Promise<Error> {
+  const outcome = await runDumpBackup(req, { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets, ...deps }).then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  if (!outcome) throw new Error('the backup was expected to fail but succeeded');
+  return outcome;
+}
+
+describe('a dump that fails is never stored as a backup', () => {
+  it('pg_dump killed midway: aborts the multipart upload it had started and names the database', async () => {
+    // Prepare
+    const bucket = await createTestBucket();
+    const { s3, calls } = countingS3();
+    let pid: number | undefined;
+    let killed = false;
+
+    // Act
+    const error = await failure(request(bucket), {
+      s3,
+      onDumpStarted: (p) => {
+        pid = p;
+      },
+      onProgress: (p) => {
+        if (!killed && p.storedBytes > 18 * 1024 * 1024 && pid) {
+          killed = true;
+          process.kill(pid, 'SIGKILL');
+        }
+      },
+    });
+
+    // Assess
+    expect(killed).toBe(true);
+    expect(calls.get('CreateMultipartUploadCommand')).toBe(1);
+    expect(calls.get('CompleteMultipartUploadCommand')).toBeUndefined();
+    expect(error).toBeInstanceOf(DumpFailedError);
+    expect(error.message).toMatch(/database "events-db".*killed by SIGKILL midway/s);
+    await assertNothingStored(bucket);
+  });
+
+  it('non-zero pg_dump exit (lock wait timeout): fails with pg_dump stderr and stores nothing', async () => {
+    const bucket = await createTestBucket();
+    const locker = await adminClient(db.name);
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+    try {
+      const settings = dumpSettingsSchema.parse({ compression: { codec: 'none' }, lockWaitTimeoutSeconds: 1 });
+      const error = await failure(request(bucket, { settings }));
+      expect(error).toBeInstanceOf(DumpFailedError);
+      expect(error.message).toMatch(/events-db.*(exited with code 1|lock)/s);
+      expect(error.message).toMatch(/lock/);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+    await assertNothingStored(bucket);
+  });
+
+  it('wrong password: a DatabaseConnectionError that names the database and never the password', async () => {
+    const bucket = await createTestBucket();
+    const s = pgServer();
+    const sentinel = 'S3NTINEL-wrong-pass-7f3a9c';
+    const secretArn = await createTestSecret({ username: s.user, password: sentinel, host: s.host, port: s.port });
+    const error = await failure(request(bucket, { connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } }));
+    expect(error).toBeInstanceOf(DatabaseConnectionError);
+    expect(error.message).toMatch(/database "events-db".*password authentication failed/s);
+    expect(JSON.stringify({ m: error.message, s: error.stack, c: String((error as { cause?: unknown }).cause) })).not.toContain(sentinel);
+    await assertNothingStored(bucket);
+  });
+
+  it('unreachable host: fails fast with where it tried to connect', async () => {
+    const bucket = await createTestBucket();
+    const port = await freePort();
+    const started = Date.now();
+    const error = await failure(
+      request(bucket, { connection: { host: '127.0.0.1', port, database: db.name, secretArn: goodSecretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } }),
+    );
+    expect(error).toBeInstanceOf(DatabaseConnectionError);
+    expect(error.message).toContain(`127.0.0.1:${port}`);
+    expect(error.message).toMatch(/did not accept connections/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await assertNothingStored(bucket);
+  });
+
+  it('disabled KMS key: an EncryptionKeyError naming the key and the database, nothing stored', async () => {
+    // Prepare: moto keeps using a disabled key, so a loopback proxy enforces the state as KMS does.
+    const bucket = await createTestBucket();
+    const disabledKey = await createTestKey();
+    await clients.kms.send(new DisableKeyCommand({ KeyId: disabledKey.split('/').pop() }));
+    const moto = process.env.AWS_ENDPOINT_URL!;
+    const proxy = await startFaultProxy(moto);
+    proxy.addRule(enforceKmsKeyState(moto));
+
+    // Act
+    const error = await failure(request(bucket, { target: { bucket, prefix: 'backups/', kmsKeyArn: disabledKey } }), {
+      kms: createKeyringKmsClient({ endpoint: proxy.endpoint }),
+    }).finally(() => proxy.stop());
+
+    // Assess
+    expect(error).toBeInstanceOf(EncryptionKeyError);
+    expect(error.message).toContain(disabledKey);
+    expect(error.message).toMatch(/events-db/);
+    expect(error.message).toMatch(/Disabled/);
+    await assertNothingStored(bucket);
+  });
+
+  it('missing KMS key: an EncryptionKeyError saying the key does not exist', async () => {
+    const bucket = await createTestBucket();
+    const missingKey = 'arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000';
+    const error = await failure(request(bucket, { target: { bucket, prefix: 'backups/', kmsKeyArn: missingKey } }));
+    expect(error).toBeInstanceOf(EncryptionKeyError);
+    expect(error.message).toContain(missingKey);
+    await assertNothingStored(bucket);
+  });
+
+  it('missing bucket: a StorageError naming the bucket before pg_dump even starts', async () => {
+    let started = false;
+    const error = await failure(request('lifeboat-no-such-bucket'), { onDumpStarted: () => (started = true) });
+    expect(error).toBeInstanceOf(StorageError);
+    expect(error.message).toMatch(/lifeboat-no-such-bucket does not exist/);
+    expect(error.message).toMatch(/events-db/);
+    expect(started).toBe(false);
+  });
+});
