@@ -497,7 +497,9 @@ CREATE TABLE public.bulk (
 COMMENT ON TABLE public.bulk IS 'Filler rows with realistic compressibility (repetitive words, ids, hex); see sample_bulk_rows()';
 
 -- Row n of public.bulk, for n in [first, first + count). Deterministic, and
--- neither all zeros nor pure noise: a dump of it compresses about 3-4x.
+-- neither all zeros nor pure noise: ids, words, amounts, jsonb and an md5 per
+-- row, about 390 bytes on disk with its index; gzip -6 shrinks its COPY text
+-- about 6x, like a text-heavy production table.
 CREATE FUNCTION public.sample_bulk_rows(first bigint, count bigint) RETURNS SETOF public.bulk
   LANGUAGE sql STABLE PARALLEL SAFE
   BEGIN ATOMIC

@@ -20,10 +20,10 @@ export async function runPgRestore(
   const child = spawn(path, args, { env, stdio: [stdinFrom ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (t: string) => {
+  child.stdout!.setEncoding('utf8').on('data', (t: string) => {
     stdout += t;
   });
-  child.stderr.setEncoding('utf8').on('data', (t: string) => {
+  child.stderr!.setEncoding('utf8').on('data', (t: string) => {
     stderr = (stderr + t).slice(-16_384);
   });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {

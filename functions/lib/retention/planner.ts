@@ -279,7 +279,7 @@ export function planRetention(
   }
   if (p.keepLast > 0) {
     const label = `last ${p.keepLast}`;
-    for (let j = 0; j < Math.min(p.keepLast - 1, eligible.length); j++) reasons[eligible[j]!]!.push(label);
+    for (let j = 0; j < Math.min(p.keepLast, eligible.length); j++) reasons[eligible[j]!]!.push(label);
   }
 
   const activeRules = GFS_RULES.filter((r) => p[r] > 0);

@@ -1,0 +1,82 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { z } from 'zod';
+import { createSnsClient } from '../lib/aws/clients.ts';
+import { describeCaughtError, formatAlert, type Alert } from '../lib/alerts/format.ts';
+import { parseWith } from '../lib/config/load.ts';
+import { readEnv } from '../shared/env.ts';
+import { logger as sharedLogger, tracer } from '../shared/powertools.ts';
+
+/** What a state machine's Catch passes: the failed item plus Step Functions' `{ Error, Cause }`. */
+export const alertTaskInputSchema = z.object({
+  kind: z.enum(['backup-failed', 'backup-late', 'drill-failed', 'objective-missed', 'retention-failed', 'quota-warning']),
+  databaseId: z.string().optional(),
+  planId: z.string().optional(),
+  executionId: z.string().optional(),
+  error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type AlertTaskInput = z.input<typeof alertTaskInputSchema>;
+
+const DEFAULT_NEXT_STEP: Record<Alert['kind'], string> = {
+  'backup-failed': 'fix the cause above, then rerun the plan with `lifeboat run backup --plan <plan>`.',
+  'backup-late': 'check the last backup execution and the schedule; run `lifeboat status`.',
+  'drill-failed': 'treat the backup as unproven; inspect the drill report and run `lifeboat drill`.',
+  'objective-missed': 'review the plan targets against the measured values in `lifeboat status`.',
+  'retention-failed': 'inspect the retention audit log and rerun `lifeboat prune --dry-run`.',
+  'quota-warning': 'raise the quota or tighten retention.',
+};
+
+export interface AlertHandlerDeps {
+  sns: SNSClient;
+  topicArn: string;
+  logger: Logger;
+}
+
+let coldStartDeps: AlertHandlerDeps | undefined;
+function depsFromEnvironment(): AlertHandlerDeps {
+  coldStartDeps ??= {
+    sns: createSnsClient(),
+    topicArn: readEnv(z.object({ ALERT_TOPIC_ARN: z.string().startsWith('arn:') })).ALERT_TOPIC_ARN,
+    logger: sharedLogger,
+  };
+  return coldStartDeps;
+}
+
+/** Publishes one alert in the common format to the deployment's SNS topic. */
+export function createAlertHandler(injected?: AlertHandlerDeps) {
+  const logger = injected?.logger ?? sharedLogger;
+  return middy()
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .handler(async (event: unknown): Promise<{ messageId: string; subject: string }> => {
+      const { sns, topicArn } = injected ?? depsFromEnvironment();
+      const input = parseWith(alertTaskInputSchema, event, 'alert task input');
+      const caught = describeCaughtError(input.error);
+      const alert = formatAlert({
+        kind: input.kind,
+        databaseId: input.databaseId,
+        planId: input.planId,
+        failure: caught.failure,
+        what: caught.what,
+        nextStep: caught.nextStep ?? DEFAULT_NEXT_STEP[input.kind],
+        executionArn: input.executionId,
+        details: input.details,
+      });
+      const out = await sns.send(
+        new PublishCommand({
+          TopicArn: topicArn,
+          Subject: alert.subject,
+          Message: alert.message,
+          MessageAttributes: Object.fromEntries(Object.entries(alert.attributes).map(([k, v]) => [k, { DataType: 'String', StringValue: v }])),
+        }),
+      );
+      logger.info('Alert published', { subject: alert.subject, kind: input.kind, databaseId: input.databaseId });
+      return { messageId: out.MessageId ?? '', subject: alert.subject };
+    });
+}
+
+export const handler = createAlertHandler();

@@ -1,0 +1,121 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { z } from 'zod';
+import { createAwsClients, type AwsClients } from '../lib/aws/clients.ts';
+import { runDumpBackup, type DumpTarget } from '../lib/backup/dump-pipeline.ts';
+import { createKeyringKmsClient } from '../lib/backup/encryption.ts';
+import { databaseSchema } from '../lib/config/schema.ts';
+import { parseWith } from '../lib/config/load.ts';
+import { SecretRegistry } from '../lib/redact.ts';
+import { readEnv } from '../shared/env.ts';
+import { logger as sharedLogger, metrics as sharedMetrics, tracer } from '../shared/powertools.ts';
+
+/** What the backup state machine passes for one database (never a secret). */
+export const dumpTaskInputSchema = z.object({
+  planId: z.string().min(1),
+  database: databaseSchema,
+  executionId: z.string().optional(),
+});
+export type DumpTaskInput = z.input<typeof dumpTaskInputSchema>;
+
+export interface DumpTaskOutput {
+  databaseId: string;
+  backupId: string;
+  bucket: string;
+  dataKey: string;
+  manifestKey: string;
+  rawBytes: number;
+  storedBytes: number;
+  sha256: string;
+  consistentAt: string;
+}
+
+const envSchema = z.object({
+  BACKUP_BUCKET: z.string().min(3),
+  BACKUP_PREFIX: z.string().default('backups/'),
+  BACKUP_KMS_KEY_ARN: z.string().startsWith('arn:'),
+});
+
+export interface DumpHandlerDeps {
+  clients: Pick<AwsClients, 's3' | 'secrets'> & { keyringKms: ReturnType<typeof createKeyringKmsClient> };
+  target: DumpTarget;
+  logger: Logger;
+  metrics: Metrics;
+  pgDumpPath?: string;
+}
+
+let coldStartDeps: DumpHandlerDeps | undefined;
+function depsFromEnvironment(): DumpHandlerDeps {
+  coldStartDeps ??= (() => {
+    const env = readEnv(envSchema);
+    return {
+      clients: { ...createAwsClients(), keyringKms: createKeyringKmsClient() },
+      target: { bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX, kmsKeyArn: env.BACKUP_KMS_KEY_ARN },
+      logger: sharedLogger,
+      metrics: sharedMetrics,
+    };
+  })();
+  return coldStartDeps;
+}
+
+/**
+ * Dumps one database into the backup bucket. Errors keep their class name
+ * (DatabaseConnectionError, DumpFailedError, ...), which Step Functions sees
+ * as the error type for Retry and Catch.
+ */
+export function createDumpHandler(injected?: DumpHandlerDeps) {
+  const deps = () => injected ?? depsFromEnvironment();
+  const logger = injected?.logger ?? sharedLogger;
+  const metrics = injected?.metrics ?? sharedMetrics;
+  return middy()
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics))
+    .handler(async (event: unknown): Promise<DumpTaskOutput> => {
+    const { clients, target, pgDumpPath } = deps();
+    const input = parseWith(dumpTaskInputSchema, event, 'dump task input');
+    const databaseId = input.database.id;
+    // Per-invocation child logger and single metrics: local runs execute
+    // several databases concurrently in one process.
+    const log = logger.createChild({ persistentKeys: { databaseId, planId: input.planId } });
+    const record = (name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) => {
+      const single = metrics.singleMetric();
+      single.addDimension('database', databaseId);
+      single.addMetric(name, unit, value);
+    };
+    const registry = new SecretRegistry();
+    const started = Date.now();
+    try {
+      const result = await runDumpBackup(
+        { databaseId, planId: input.planId, connection: input.database.connection, settings: input.database.dump, target },
+        { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets, secretRegistry: registry, pgDumpPath },
+      );
+      record('BackupSucceeded', MetricUnit.Count, 1);
+      record('BackupStoredBytes', MetricUnit.Bytes, result.storedBytes);
+      record('BackupDurationSeconds', MetricUnit.Seconds, (Date.now() - started) / 1000);
+      log.info('Backup committed', { backupId: result.backupId, manifestKey: result.manifestKey, storedBytes: result.storedBytes, rawBytes: result.rawBytes, sha256: result.sha256 });
+      return {
+        databaseId,
+        backupId: result.backupId,
+        bucket: result.bucket,
+        dataKey: result.dataKey,
+        manifestKey: result.manifestKey,
+        rawBytes: result.rawBytes,
+        storedBytes: result.storedBytes,
+        sha256: result.sha256,
+        consistentAt: result.manifest.consistentAt,
+      };
+    } catch (error) {
+      record('BackupFailed', MetricUnit.Count, 1);
+      log.error('Backup failed', { error: { name: (error as Error).name, message: registry.redact((error as Error).message) } });
+      throw error;
+    }
+  });
+}
+
+export const handler = createDumpHandler();
