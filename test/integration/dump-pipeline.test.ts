@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { DisableKeyCommand } from '@aws-sdk/client-kms';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { runDumpBackup, type DumpBackupRequest } from '../../functions/lib/backup/dump-pipeline.ts';
 import { manifestSchema } from '../../functions/lib/backup/manifest.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';

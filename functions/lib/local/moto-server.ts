@@ -60,7 +60,7 @@ export async function startMotoServer(): Promise<LocalMotoServer> {
     await waitForHttp(`${endpoint}/moto-api/`, child, 30_000);
   } catch (error) {
     await stop();
-    throw new Error(`${(error as Error).message}\n${stderr}`);
+    throw new Error(`${(error as Error).message}\n${stderr}`, { cause: error });
   }
   return {
     endpoint,

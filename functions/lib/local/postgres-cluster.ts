@@ -46,7 +46,7 @@ async function runAs(user: OsUser | undefined, binary: string, args: string[], e
     return stdout;
   } catch (error) {
     const e = error as { stderr?: string; message: string };
-    throw new Error(`${binary} ${args[0] ?? ''} failed: ${e.stderr || e.message}`);
+    throw new Error(`${binary} ${args[0] ?? ''} failed: ${e.stderr || e.message}`, { cause: error });
   }
 }
 

@@ -1,0 +1,103 @@
+import { findBackup, listBackupIds } from '../../functions/lib/backup/catalog.ts';
+import { ConfigError } from '../../functions/lib/errors.ts';
+import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
+import { readManifest } from '../../functions/lib/restore/fetch.ts';
+import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
+import { SecretRegistry } from '../../functions/lib/redact.ts';
+import { cliClients, loadCliConfig, requireFlag, storageLocation } from '../context.ts';
+import { createProgress, formatBytes, formatDuration } from '../progress.ts';
+import type { CommandResult } from '../main.ts';
+
+type Flags = Record<string, string | boolean | undefined>;
+
+export const verifyUsage = `lifeboat verify (--database <id> [--backup <id>|latest] | --manifest <key>) [--bucket <name>] [--prefix <p>] [--json]
+  Checks a backup without restoring it: sha256, authenticated decryption, pg_restore --list.`;
+export const restoreUsage = `lifeboat restore (--database <id> [--backup <id>|latest] | --manifest <key>) --target postgres://user@host:port/dbname
+                 [--create] [--jobs N] [--bucket <name>] [--prefix <p>] [--json]
+  Verifies, decrypts and restores a backup into an EMPTY database, then compares it with the manifest.
+  The target password comes from PGPASSWORD, never from the command line.`;
+export const backupsUsage = `lifeboat backups --database <id> [--bucket <name>] [--prefix <p>] [--json]
+  Lists the backup ids of a database, newest first.`;
+
+async function selectManifest(flags: Flags) {
+  const config = loadCliConfig(flags.config as string | undefined);
+  const storage = storageLocation(flags as never, config);
+  const clients = cliClients();
+  const manifestKey =
+    (flags.manifest as string | undefined) ??
+    (await findBackup(clients.s3, storage.bucket, storage.prefix, requireFlag(flags.database as string | undefined, 'database', 'or --manifest'), (flags.backup as string | undefined) ?? 'latest')).manifestKey;
+  const manifest = await readManifest(clients.s3, storage.bucket, manifestKey);
+  return { clients, storage, manifest };
+}
+
+export async function verifyCommand(flags: Flags): Promise<CommandResult> {
+  const { clients, storage, manifest } = await selectManifest(flags);
+  const progress = createProgress(`verify ${manifest.backupId}`);
+  const result = await verifyBackup(manifest, { s3: clients.s3, kms: clients.keyringKms, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes) }, { bucket: storage.bucket });
+  progress.finish(`verify ${manifest.backupId}: ok`);
+  return {
+    json: result,
+    text: [`Backup ${manifest.backupId} of ${manifest.database.id} is readable`, ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`)].join('\n'),
+  };
+}
+
+/** Parses a libpq URI; a password in it is accepted but PGPASSWORD is preferred. */
+export function parseTarget(uri: string, registry: SecretRegistry): ResolvedConnection {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new ConfigError('command line', ['--target: must be a URI like postgres://user@host:5432/dbname']);
+  }
+  if (!/^postgres(ql)?:$/.test(url.protocol)) throw new ConfigError('command line', ['--target: must start with postgres://']);
+  const password = decodeURIComponent(url.password) || process.env.PGPASSWORD;
+  registry.add(password);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  const issues: string[] = [];
+  if (!database) issues.push('--target: needs a database name, e.g. postgres://user@host:5432/restored');
+  if (!url.username) issues.push('--target: needs a user, e.g. postgres://user@host:5432/restored');
+  if (!password) issues.push('--target: no password: set PGPASSWORD');
+  if (issues.length) throw new ConfigError('command line', issues);
+  const sslMode = (url.searchParams.get('sslmode') ?? 'prefer') as string;
+  return {
+    host: url.hostname || '127.0.0.1',
+    port: Number(url.port || 5432),
+    database,
+    user: decodeURIComponent(url.username),
+    password: password!,
+    sslMode: (['disable', 'require', 'verify-ca', 'verify-full'].includes(sslMode) ? sslMode : 'require') as ResolvedConnection['sslMode'],
+    connectTimeoutSeconds: 10,
+    sslRootCert: url.searchParams.get('sslrootcert') ?? process.env.PGSSLROOTCERT,
+  };
+}
+
+export async function restoreCommand(flags: Flags): Promise<CommandResult> {
+  const registry = new SecretRegistry();
+  const target = parseTarget(requireFlag(flags.target as string | undefined, 'target'), registry);
+  const { clients, storage, manifest } = await selectManifest(flags);
+  const progress = createProgress(`download ${manifest.backupId}`);
+  const result = await restoreBackup(
+    manifest,
+    target,
+    { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes) },
+    { createDatabase: Boolean(flags.create), jobs: flags.jobs ? Number(flags.jobs) : 1, bucket: storage.bucket },
+  );
+  progress.finish(`download ${manifest.backupId}: ${formatBytes(result.fetch.storedBytes)} verified and decrypted`);
+  const t = result.timings;
+  return {
+    json: result,
+    text: [
+      `Restored ${manifest.backupId} of ${manifest.database.id} into ${result.target} in ${formatDuration(t.totalMs)}`,
+      `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
+      ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
+    ].join('\n'),
+  };
+}
+
+export async function backupsCommand(flags: Flags): Promise<CommandResult> {
+  const config = loadCliConfig(flags.config as string | undefined);
+  const storage = storageLocation(flags as never, config);
+  const databaseId = requireFlag(flags.database as string | undefined, 'database');
+  const ids = await listBackupIds(cliClients().s3, storage.bucket, storage.prefix, databaseId);
+  return { json: { databaseId, backups: ids }, text: ids.length ? ids.join('\n') : `no backups of ${databaseId} in s3://${storage.bucket}/${storage.prefix}` };
+}

@@ -1,0 +1,38 @@
+import { existsSync } from 'node:fs';
+import { createAwsClients } from '../functions/lib/aws/clients.ts';
+import { createKeyringKmsClient } from '../functions/lib/backup/encryption.ts';
+import { loadConfigFile } from '../functions/lib/config/load.ts';
+import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
+import { ConfigError } from '../functions/lib/errors.ts';
+
+/** Shared CLI plumbing: clients from the standard AWS environment, config, storage location. */
+export function cliClients() {
+  return { ...createAwsClients(), keyringKms: createKeyringKmsClient() };
+}
+
+export function loadCliConfig(path: string | undefined): LifeboatConfig | undefined {
+  const file = path ?? process.env.LIFEBOAT_CONFIG ?? (existsSync('lifeboat.config.json') ? 'lifeboat.config.json' : undefined);
+  return file ? loadConfigFile(file) : undefined;
+}
+
+export interface StorageLocation {
+  bucket: string;
+  prefix: string;
+  kmsKeyArn?: string;
+}
+
+/** Flags, then LIFEBOAT_* environment, then the config's storage section. */
+export function storageLocation(flags: { bucket?: string; prefix?: string; 'kms-key'?: string }, config?: LifeboatConfig): StorageLocation {
+  const bucket = flags.bucket ?? process.env.LIFEBOAT_BUCKET ?? config?.storage.bucketName;
+  if (!bucket) throw new ConfigError('command line', ['--bucket: required (or LIFEBOAT_BUCKET, or storage.bucketName in the config)']);
+  return {
+    bucket,
+    prefix: flags.prefix ?? process.env.LIFEBOAT_PREFIX ?? config?.storage.prefix ?? 'backups/',
+    kmsKeyArn: flags['kms-key'] ?? process.env.LIFEBOAT_KMS_KEY_ARN ?? config?.storage.kmsKeyArn,
+  };
+}
+
+export function requireFlag<T>(value: T | undefined, flag: string, hint = ''): T {
+  if (value === undefined || value === '') throw new ConfigError('command line', [`--${flag}: required${hint ? ` (${hint})` : ''}`]);
+  return value;
+}

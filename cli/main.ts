@@ -1,0 +1,73 @@
+import { parseArgs } from 'node:util';
+import { LifeboatError, ConfigError } from '../functions/lib/errors.ts';
+import { redact } from '../functions/lib/redact.ts';
+import { backupCommand, backupUsage } from './commands/backup.ts';
+import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
+
+export interface CommandResult {
+  json: unknown;
+  text: string;
+}
+
+type Command = (flags: Record<string, string | boolean | undefined>) => Promise<CommandResult>;
+
+const commands: Record<string, { run: Command; usage: string }> = {
+  backup: { run: backupCommand, usage: backupUsage },
+  backups: { run: backupsCommand, usage: backupsUsage },
+  verify: { run: verifyCommand, usage: verifyUsage },
+  restore: { run: restoreCommand, usage: restoreUsage },
+};
+
+const options = {
+  config: { type: 'string' },
+  database: { type: 'string' },
+  plan: { type: 'string' },
+  backup: { type: 'string' },
+  manifest: { type: 'string' },
+  bucket: { type: 'string' },
+  prefix: { type: 'string' },
+  'kms-key': { type: 'string' },
+  target: { type: 'string' },
+  create: { type: 'boolean' },
+  jobs: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function usage(): string {
+  return ['Usage: lifeboat <command> [options]', '', ...Object.values(commands).map((c) => c.usage), '', 'AWS endpoints and credentials come from the standard AWS environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...).'].join('\n');
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 operation failed, 2 usage or config error). */
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    err.write(`lifeboat: ${(error as Error).message}\n\n${usage()}\n`);
+    return 2;
+  }
+  const [name] = parsed.positionals;
+  const command = name ? commands[name] : undefined;
+  if (!command || parsed.values.help) {
+    (command || parsed.values.help ? out : err).write(`${command ? command.usage : usage()}\n`);
+    return command || parsed.values.help ? 0 : 2;
+  }
+  try {
+    const result = await command.run(parsed.values);
+    out.write(parsed.values.json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
+    return 0;
+  } catch (error) {
+    const e = error as Error;
+    const kind = e instanceof LifeboatError ? e.name : 'Error';
+    err.write(`lifeboat ${name}: ${kind}: ${redact(e.message, process.env.PGPASSWORD ? [process.env.PGPASSWORD] : [])}\n`);
+    return e instanceof ConfigError ? 2 : 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (invokedDirectly || process.env.LIFEBOAT_CLI_ENTRY === '1') {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
