@@ -1,7 +1,6 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
@@ -75,7 +74,6 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
   return middy()
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics))
     .handler(async (event: unknown): Promise<DumpTaskOutput> => {
     const { clients, target, pgDumpPath } = deps();
     const input = parseWith(dumpTaskInputSchema, event, 'dump task input');

@@ -1,21 +1,6 @@
 import { inject } from 'vitest';
 
-// aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks.
-if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
-  Object.defineProperty(Promise, 'withResolvers', {
-    configurable: true,
-    writable: true,
-    value<T>() {
-      let resolve!: (value: T | PromiseLike<T>) => void;
-      let reject!: (reason?: unknown) => void;
-      const promise = new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      return { promise, resolve, reject };
-    },
-  });
-}
+import '../../functions/lib/local/promise-with-resolvers.ts';
 
 // Every SDK v3 client in the process talks to the suite's moto_server.
 process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');

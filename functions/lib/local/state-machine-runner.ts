@@ -1,3 +1,4 @@
+import './promise-with-resolvers.ts';
 import { randomUUID } from 'node:crypto';
 import { StateMachine, ExecutionError } from 'aws-local-stepfunctions';
 
