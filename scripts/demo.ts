@@ -29,6 +29,7 @@ const { databaseSchema } = await import('../functions/lib/config/schema.ts');
 const { readManifest } = await import('../functions/lib/restore/fetch.ts');
 const { restoreBackup, verifyBackup } = await import('../functions/lib/restore/restore.ts');
 const { formatBytes, formatDuration } = await import('../cli/progress.ts');
+const { diffTableChecksums, tableChecksums } = await import('../functions/lib/pg/table-checksums.ts');
 
 const color = process.stdout.isTTY ? { ok: '\x1b[32m', bad: '\x1b[31m', dim: '\x1b[2m', off: '\x1b[0m' } : { ok: '', bad: '', dim: '', off: '' };
 const t0 = Date.now();
@@ -149,36 +150,26 @@ Report
   times             backup run ${formatDuration(new Date(manifest.finishedAt).getTime() - new Date(manifest.startedAt).getTime())}, verify ${formatDuration(verifyMs)}, restore ${formatDuration(restored.timings.totalMs)}
   verify            ${verified.checks.map((c) => `${c.name} ${c.ok ? 'ok' : 'FAILED'}`).join(', ')}
   restore checks    ${restored.checks.map((c) => `${c.name} ${c.ok ? 'ok' : 'FAILED'}`).join(', ')}
-  rows compared     ${rows} rows in ${manifest.inventory.tables.length} tables; ${contentCheck.tables} tables identical row by row, ${manifest.inventory.largeObjects} large objects
+  rows compared     ${rows} rows in ${manifest.inventory.tables.length} tables; ${contentCheck.tables} relations identical row by row (tables, sequences, large objects), ${manifest.inventory.largeObjects} large objects
   alert             ${alertMessage}
   run               ${run.status === 'FAILED' ? `failed as expected (${run.error}): legacy alerted, shop backed up` : run.status}
 `);
   if (contentCheck.differences.length > 0) throw new Error(`restored content differs: ${contentCheck.differences.join('; ')}`);
 }
 
-/** Ordered per-table content checksums, computed in PostgreSQL. */
+/** Per-table content checksums of both databases, computed in PostgreSQL. */
 async function compareContent(admin: { host: string; port: number; user: string; password: string }, a: string, b: string) {
   const sums = async (database: string) => {
     const client = new pg.Client({ ...admin, database });
     await client.connect();
     try {
-      const { rows: tables } = await client.query<{ q: string }>(
-        `SELECT format('%I.%I', n.nspname, c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1`,
-      );
-      const out = new Map<string, string>();
-      for (const { q } of tables) {
-        const { rows } = await client.query<{ h: string }>(`SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) AS h FROM ${q} t`);
-        out.set(q, rows[0]!.h);
-      }
-      return out;
+      return await tableChecksums(client);
     } finally {
       await client.end();
     }
   };
   const [left, right] = await Promise.all([sums(a), sums(b)]);
-  const differences = [...left].filter(([k, v]) => right.get(k) !== v).map(([k]) => k);
+  const differences = diffTableChecksums(left, right);
   return { tables: left.size - differences.length, differences };
 }
 
