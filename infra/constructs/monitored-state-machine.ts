@@ -1,0 +1,117 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { placeholders, stateMachinePath, type StateMachineName } from '../../state-machines/definitions.ts';
+import { acknowledge } from '../nag.ts';
+
+export interface MonitoredStateMachineProps {
+  /** Which definition in `state-machines/` to deploy. */
+  readonly definition: StateMachineName;
+  /**
+   * A value for every `${Placeholder}` in the definition, no more, no less
+   * (checked at synth time).
+   */
+  readonly substitutions: Readonly<Record<string, string>>;
+  /** Functions the definition's Task states invoke by ARN; each gets an exact `lambda:InvokeFunction` grant. */
+  readonly invokedFunctions: readonly lambda.IFunction[];
+  /** Where the failure alarm publishes. */
+  readonly alarmTopic: sns.ITopic;
+  /** Name of the execution log group (keep it under `/aws/vendedlogs/states/`). */
+  readonly logGroupName: string;
+  /** @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** Longest an execution may run before it counts as timed out. @default Duration.hours(12) */
+  readonly timeout?: Duration;
+  /** @default RemovalPolicy.RETAIN */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * A state machine loaded from `state-machines/` with the project's fixed
+ * observability: a log group at level ALL without execution data, X-Ray
+ * tracing, and an alarm on any failed, timed-out or aborted execution that
+ * publishes to the alert topic.
+ */
+export class MonitoredStateMachine extends Construct {
+  public readonly stateMachine: sfn.StateMachine;
+  public readonly logGroup: logs.LogGroup;
+  /** ExecutionsFailed + ExecutionsTimedOut + ExecutionsAborted >= 1 in 5 minutes. */
+  public readonly failureAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: MonitoredStateMachineProps) {
+    super(scope, id);
+    checkSubstitutions(props.definition, props.substitutions);
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      logGroupName: props.logGroupName,
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      definitionBody: sfn.DefinitionBody.fromFile(stateMachinePath(props.definition)),
+      definitionSubstitutions: { ...props.substitutions },
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      timeout: props.timeout ?? Duration.hours(12),
+      tracingEnabled: true,
+      // Payloads carry no secrets by design; leaving execution data out of the
+      // logs keeps it that way even if a payload ever did.
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+
+    // The definition is an opaque file, so CDK cannot infer what it calls.
+    for (const fn of props.invokedFunctions) {
+      this.stateMachine.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [fn.functionArn] }),
+      );
+    }
+    acknowledge(
+      this.stateMachine.role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'Vended log delivery (logs:CreateLogDelivery and friends) and X-Ray (PutTraceSegments, GetSamplingRules...) support no resource-level permissions; CDK adds them for logging and tracing.',
+    );
+
+    const period = Duration.minutes(5);
+    const failures = new cloudwatch.MathExpression({
+      expression: 'failed + timedOut + aborted',
+      usingMetrics: {
+        failed: this.stateMachine.metricFailed({ period, statistic: cloudwatch.Stats.SUM }),
+        timedOut: this.stateMachine.metricTimedOut({ period, statistic: cloudwatch.Stats.SUM }),
+        aborted: this.stateMachine.metricAborted({ period, statistic: cloudwatch.Stats.SUM }),
+      },
+      label: 'Failed, timed-out or aborted executions',
+      period,
+    });
+    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
+      metric: failures,
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription:
+        `An execution of the lifeboat "${props.definition}" state machine failed, timed out or was aborted. ` +
+        `Open the failed execution in the Step Functions console (logs: ${props.logGroupName}); ` +
+        'each failed database also sent its own alert with the error.',
+    });
+    this.failureAlarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+  }
+}
+
+function checkSubstitutions(name: StateMachineName, substitutions: Readonly<Record<string, string>>): void {
+  const expected = placeholders(name);
+  const given = Object.keys(substitutions).sort();
+  const missing = expected.filter((key) => !given.includes(key));
+  const unknown = given.filter((key) => !expected.includes(key));
+  if (missing.length > 0 || unknown.length > 0) {
+    throw new Error(
+      `State machine "${name}" (${stateMachinePath(name)}) needs exactly the substitutions ${expected.join(', ')}; ` +
+        `missing: ${missing.join(', ') || 'none'}; unknown: ${unknown.join(', ') || 'none'}.`,
+    );
+  }
+}

@@ -1,0 +1,210 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { acknowledge } from '../nag.ts';
+
+/** The Lambda runtime every project function uses (Node 22 on Lambda). */
+export const PROJECT_RUNTIME = lambda.Runtime.NODEJS_22_X;
+/** Graviton: cheaper per GB-second, and the container image is built for it. */
+export const PROJECT_ARCHITECTURE = lambda.Architecture.ARM_64;
+
+/** Code bundled from a TypeScript entry with the local esbuild (never Docker). */
+export interface NodejsSource {
+  readonly kind: 'nodejs';
+  /** Absolute path of the handler module. */
+  readonly entry: string;
+  /** Exported handler name. @default 'handler' */
+  readonly handler?: string;
+  /** Directory holding package-lock.json; the bundling root. */
+  readonly projectRoot: string;
+}
+
+/** A container image built from a Dockerfile (only `cdk deploy` needs Docker). */
+export interface ImageSource {
+  readonly kind: 'image';
+  /** Build context directory. */
+  readonly directory: string;
+  /** Dockerfile, relative to `directory`. @default 'Dockerfile' */
+  readonly file?: string;
+  /** Image CMD: the handler, e.g. `functions/dump/handler.handler`. */
+  readonly cmd: string[];
+  /** Extra glob patterns left out of the build context (added to `.dockerignore`). @default [] */
+  readonly exclude?: string[];
+}
+
+/** Pre-built code, e.g. a directory bundled ahead of time. */
+export interface PrebuiltSource {
+  readonly kind: 'prebuilt';
+  readonly code: lambda.Code;
+  /** Handler in `file.export` form. */
+  readonly handler: string;
+}
+
+export type ProjectFunctionSource = NodejsSource | ImageSource | PrebuiltSource;
+
+export type ProjectLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+export interface ProjectFunctionProps {
+  /** Where the function's code comes from. */
+  readonly source: ProjectFunctionSource;
+  /** Powertools service name (`POWERTOOLS_SERVICE_NAME`). */
+  readonly serviceName: string;
+  /** Powertools metrics namespace (`POWERTOOLS_METRICS_NAMESPACE`). */
+  readonly metricsNamespace: string;
+  /** @default - no description */
+  readonly description?: string;
+  /** @default Duration.seconds(30) */
+  readonly timeout?: Duration;
+  /** @default 256 */
+  readonly memorySize?: number;
+  /** Log level for the Powertools logger (`LOG_LEVEL`). @default 'INFO' */
+  readonly logLevel?: ProjectLogLevel;
+  /** @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** What happens to the log group when it leaves the stack. @default RemovalPolicy.RETAIN */
+  readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Plain configuration values that grant no access. Anything naming a resource
+   * goes through `addResourceEnvironment`, which pairs it with its grant.
+   * @default {}
+   */
+  readonly environment?: Readonly<Record<string, string>>;
+}
+
+/**
+ * A Lambda function with the project's fixed choices: Node 22 runtime, arm64,
+ * active X-Ray tracing, its own log group with retention, explicit timeout and
+ * memory, and a dedicated role with no managed policies. Environment variables
+ * that name resources are added together with the grant they need.
+ */
+export class ProjectFunction extends Construct {
+  /** The function. */
+  public readonly function: lambda.Function;
+  /** The function's execution role (no managed policies; every grant is explicit). */
+  public readonly role: iam.Role;
+  /** The function's log group. */
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ProjectFunctionProps) {
+    super(scope, id);
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${this.node.path}`,
+    });
+    // Instead of AWSLambdaBasicExecutionRole (which writes to any log group):
+    // write to this function's own log group only.
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+
+    const common = {
+      role: this.role,
+      architecture: PROJECT_ARCHITECTURE,
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup: this.logGroup,
+      timeout: props.timeout ?? Duration.seconds(30),
+      memorySize: props.memorySize ?? 256,
+      description: props.description,
+      environment: {
+        ...props.environment,
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
+        LOG_LEVEL: props.logLevel ?? 'INFO',
+      },
+    } satisfies Partial<lambda.FunctionProps>;
+
+    this.function = createFunction(this, props.source, common);
+    if (props.source.kind !== 'image') {
+      acknowledge(
+        this.function,
+        'AwsSolutions-L1',
+        'The project pins the nodejs22.x runtime on purpose (DESIGN.md: target nodejs22.x); moving to a newer runtime is a deliberate, tested change, not a drive-by.',
+      );
+    }
+
+    // Active tracing adds xray:PutTraceSegments/PutTelemetryRecords on "*".
+    acknowledge(
+      this.role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "*" is the only valid resource (added by active tracing).',
+    );
+  }
+
+  /** The function's ARN. */
+  public get functionArn(): string {
+    return this.function.functionArn;
+  }
+
+  /**
+   * Adds an environment variable that names a resource, together with the grant
+   * the function needs on that resource, so neither exists without the other.
+   */
+  public addResourceEnvironment(name: string, value: string, grant: (grantee: iam.IGrantable) => void): this {
+    this.function.addEnvironment(name, value);
+    grant(this.role);
+    return this;
+  }
+}
+
+type CommonFunctionProps = Omit<lambda.FunctionProps, 'code' | 'handler' | 'runtime'>;
+
+function createFunction(scope: Construct, source: ProjectFunctionSource, common: CommonFunctionProps): lambda.Function {
+  switch (source.kind) {
+    case 'nodejs':
+      return new nodejs.NodejsFunction(scope, 'Function', {
+        ...common,
+        // The bundle ships a source map; without this flag Node ignores it.
+        environment: { ...common.environment, NODE_OPTIONS: '--enable-source-maps' },
+        runtime: PROJECT_RUNTIME,
+        entry: source.entry,
+        handler: source.handler ?? 'handler',
+        projectRoot: source.projectRoot,
+        depsLockFilePath: `${source.projectRoot}/package-lock.json`,
+        awsSdkConnectionReuse: false,
+        bundling: {
+          forceDockerBundling: false,
+          format: nodejs.OutputFormat.ESM,
+          target: 'node22',
+          platform: 'node',
+          mainFields: ['module', 'main'],
+          // Some bundled dependencies are CommonJS and call require().
+          banner:
+            "import { createRequire as __lifeboatCreateRequire } from 'node:module'; const require = __lifeboatCreateRequire(import.meta.url);",
+          sourceMap: true,
+          minify: true,
+          // The Node 22 runtime ships SDK v3; it stays external (the default).
+        },
+      });
+    case 'image':
+      return new lambda.DockerImageFunction(scope, 'Function', {
+        ...common,
+        code: lambda.DockerImageCode.fromImageAsset(source.directory, {
+          file: source.file ?? 'Dockerfile',
+          cmd: source.cmd,
+          platform: ecrAssets.Platform.LINUX_ARM64,
+          exclude: source.exclude ?? [],
+        }),
+      });
+    case 'prebuilt':
+      return new lambda.Function(scope, 'Function', {
+        ...common,
+        runtime: PROJECT_RUNTIME,
+        code: source.code,
+        handler: source.handler,
+      });
+  }
+}
+
