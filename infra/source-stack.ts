@@ -157,6 +157,7 @@ export class SourceStack extends Stack {
       invokedFunctions: [this.dumpFunction.function, this.alertFunction.function],
       alarmTopic: this.alerts.topic,
       logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/backup`,
+      stateMachineName: `${config.name}-lifeboat-backup`,
     });
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {

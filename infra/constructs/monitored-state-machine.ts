@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -24,6 +25,11 @@ export interface MonitoredStateMachineProps {
   readonly alarmTopic: sns.ITopic;
   /** Name of the execution log group (keep it under `/aws/vendedlogs/states/`). */
   readonly logGroupName: string;
+  /**
+   * Physical name, so operators and `lifeboat run` can find it.
+   * @default a CloudFormation-generated name
+   */
+  readonly stateMachineName?: string;
   /** @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
   /** Longest an execution may run before it counts as timed out. @default Duration.hours(12) */
@@ -55,7 +61,10 @@ export class MonitoredStateMachine extends Construct {
     });
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      definitionBody: sfn.DefinitionBody.fromFile(stateMachinePath(props.definition)),
+      // Inline (not an S3 asset): the synthesized template carries the exact
+      // definition, which the local integration tests execute.
+      definitionBody: sfn.DefinitionBody.fromString(readFileSync(stateMachinePath(props.definition), 'utf8')),
+      stateMachineName: props.stateMachineName,
       definitionSubstitutions: { ...props.substitutions },
       stateMachineType: sfn.StateMachineType.STANDARD,
       timeout: props.timeout ?? Duration.hours(12),

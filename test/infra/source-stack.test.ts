@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { stateMachinePath } from '../../state-machines/definitions.ts';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -216,10 +218,11 @@ describe('source stack: schedules', () => {
 });
 
 describe('source stack: backup state machine', () => {
-  it('loads the shared definition with the dump and alert function ARNs substituted', () => {
+  it('inlines the shared definition, named for operators, with the dump and alert function ARNs substituted', () => {
     const functions = synthesized.stack;
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionS3Location: Match.objectLike({ Bucket: Match.anyValue(), Key: Match.anyValue() }),
+      StateMachineName: 'acme-lifeboat-backup',
+      DefinitionString: readFileSync(stateMachinePath('backup'), 'utf8'),
       DefinitionSubstitutions: {
         DumpFunctionArn: { 'Fn::GetAtt': [logicalIdOf(functions.dumpFunction.function), 'Arn'] },
         AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(functions.alertFunction.function), 'Arn'] },

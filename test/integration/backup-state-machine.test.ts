@@ -9,7 +9,7 @@ import { createAlertHandler } from '../../functions/alert/handler.ts';
 import { databaseSchema } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
 import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
-import { loadDefinition } from '../../state-machines/definitions.ts';
+import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 
@@ -62,13 +62,13 @@ async function capturingOutput<T>(fn: () => Promise<T>): Promise<{ result: T; ou
   }
 }
 
-describe('backup state machine, executed locally with the real handlers', () => {
+describe('the synthesized backup state machine, executed locally with the real handlers', () => {
   it('backs up every healthy database and alerts on the one with a bad password, with no secret anywhere', async () => {
     // Prepare
     const logger = new Logger({ serviceName: 'lifeboat-test' });
     const dumpArn = localFunctionArn('dump');
     const alertArn = localFunctionArn('alert');
-    const definition = loadDefinition('backup', { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn });
+    const definition = synthesizedDefinition('backup', { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn });
     const dump = createDumpHandler({
       clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms },
       target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },

@@ -26,6 +26,8 @@ export interface LocalRunOptions {
   retryIntervalOverrides?: Record<string, number | number[]>;
   waitTimeOverrides?: Record<string, number>;
   executionName?: string;
+  /** Used in the execution ARN. @default 'lifeboat-local' */
+  stateMachineName?: string;
   region?: string;
   account?: string;
   onEvent?: (event: EventLog) => void;
@@ -72,7 +74,7 @@ export async function runLocalStateMachine(
   const region = options.region ?? 'eu-west-1';
   const account = options.account ?? '000000000000';
   const name = options.executionName ?? randomUUID();
-  const executionArn = `arn:aws:states:${region}:${account}:execution:lifeboat-local:${name}`;
+  const executionArn = `arn:aws:states:${region}:${account}:execution:${options.stateMachineName ?? 'lifeboat-local'}:${name}`;
   const localHandlers: Record<string, (input: never) => Promise<never>> = {};
   for (const [stateName, resource] of Object.entries(taskResources((definition as { States: Record<string, AnyState> }).States))) {
     const handler = options.resources[resource];
