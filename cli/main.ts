@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { LifeboatError, ConfigError } from '../functions/lib/errors.ts';
 import { redact } from '../functions/lib/redact.ts';
 import { backupCommand, backupUsage } from './commands/backup.ts';
+import { runCommand, runUsage } from './commands/run.ts';
 import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
 
 export interface CommandResult {
@@ -9,13 +10,14 @@ export interface CommandResult {
   text: string;
 }
 
-type Command = (flags: Record<string, string | boolean | undefined>) => Promise<CommandResult>;
+type Command = (flags: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<CommandResult>;
 
 const commands: Record<string, { run: Command; usage: string }> = {
   backup: { run: backupCommand, usage: backupUsage },
   backups: { run: backupsCommand, usage: backupsUsage },
   verify: { run: verifyCommand, usage: verifyUsage },
   restore: { run: restoreCommand, usage: restoreUsage },
+  run: { run: runCommand, usage: runUsage },
 };
 
 const options = {
@@ -31,6 +33,8 @@ const options = {
   create: { type: 'boolean' },
   jobs: { type: 'string' },
   json: { type: 'boolean' },
+  'no-wait': { type: 'boolean' },
+  'state-machine-arn': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -54,7 +58,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     return command || parsed.values.help ? 0 : 2;
   }
   try {
-    const result = await command.run(parsed.values);
+    const result = await command.run(parsed.values, parsed.positionals.slice(1));
     out.write(parsed.values.json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     return 0;
   } catch (error) {

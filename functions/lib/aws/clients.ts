@@ -1,15 +1,30 @@
 import { KMSClient } from '@aws-sdk/client-kms';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { STSClient } from '@aws-sdk/client-sts';
 
 /**
  * AWS clients, built the same way everywhere. Endpoints come from the standard
  * AWS_ENDPOINT_URL (moto in tests and the demo); handlers create them once per
  * cold start at module scope and pass them down, so tests can inject their own.
  */
+/** Static credentials, e.g. from sts:AssumeRole. Never log them. */
+export interface AwsCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+  readonly expiration?: Date;
+}
+
 export interface ClientOptions {
   region?: string;
+  /** Explicit credentials (e.g. an assumed vault role); default: the standard provider chain. */
+  credentials?: AwsCredentials;
+  /** SDK attempts per call, first included. @default 6 */
+  maxAttempts?: number;
 }
 
 /** Local S3 emulators need path-style addressing; real S3 does not. */
@@ -19,20 +34,44 @@ function usesCustomS3Endpoint(): boolean {
 
 const retry = { maxAttempts: 6, retryMode: 'adaptive' } as const;
 
+/** Region, credentials and retry settings shared by every factory below. */
+function common(options: ClientOptions) {
+  return {
+    ...retry,
+    region: options.region,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
+  };
+}
+
 export function createS3Client(options: ClientOptions = {}): S3Client {
-  return new S3Client({ ...retry, region: options.region, forcePathStyle: usesCustomS3Endpoint() });
+  return new S3Client({ ...common(options), forcePathStyle: usesCustomS3Endpoint() });
 }
 
 export function createKmsClient(options: ClientOptions = {}): KMSClient {
-  return new KMSClient({ ...retry, region: options.region });
+  return new KMSClient(common(options));
 }
 
 export function createSecretsManagerClient(options: ClientOptions = {}): SecretsManagerClient {
-  return new SecretsManagerClient({ ...retry, region: options.region });
+  return new SecretsManagerClient(common(options));
 }
 
 export function createSnsClient(options: ClientOptions = {}): SNSClient {
-  return new SNSClient({ ...retry, region: options.region });
+  return new SNSClient(common(options));
+}
+
+/** RDS (snapshots). Cross-region copies need a client in the destination region. */
+export function createRdsClient(options: ClientOptions = {}): RDSClient {
+  return new RDSClient(common(options));
+}
+
+/** STS (assuming the vault copier role). */
+export function createStsClient(options: ClientOptions = {}): STSClient {
+  return new STSClient(common(options));
+}
+
+export function createSfnClient(options: ClientOptions = {}): SFNClient {
+  return new SFNClient({ ...retry, region: options.region });
 }
 
 export interface AwsClients {

@@ -1,0 +1,120 @@
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  ListStateMachinesCommand,
+  StartExecutionCommand,
+  type HistoryEvent,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
+import { createSfnClient } from '../../functions/lib/aws/clients.ts';
+import type { LifeboatConfig } from '../../functions/lib/config/schema.ts';
+import { ConfigError } from '../../functions/lib/errors.ts';
+import { backupRunInput } from '../../events/schedules.ts';
+import { loadCliConfig, requireFlag } from '../context.ts';
+import type { CommandResult } from '../main.ts';
+
+export const runUsage = `lifeboat run backup|retention|drill [--plan <id>] [--database <id>] [--config <file>] [--state-machine-arn <arn>] [--no-wait] [--json]
+  Starts the deployed state machine now and follows it state by state; exits with its verdict.
+  --no-wait prints the execution ARN and returns at once.`;
+
+export const WORKFLOWS = ['backup', 'retention', 'drill'] as const;
+type Workflow = (typeof WORKFLOWS)[number];
+
+/** Deployed state machines are named `<config name>-lifeboat-<workflow>` by the source stack. */
+export function stateMachineName(config: LifeboatConfig, workflow: Workflow): string {
+  return `${config.name}-lifeboat-${workflow}`;
+}
+
+async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new ListStateMachinesCommand({ nextToken }));
+    const found = page.stateMachines?.find((m) => m.name === name);
+    if (found?.stateMachineArn) return found.stateMachineArn;
+    nextToken = page.nextToken;
+  } while (nextToken);
+  throw new ConfigError('command line', [`no deployed state machine named "${name}" in this account and region: deploy the stack, or pass --state-machine-arn`]);
+}
+
+function runInput(workflow: Workflow, config: LifeboatConfig, flags: Record<string, unknown>): unknown {
+  const planId = (flags.plan as string | undefined) ?? (config.plans.length === 1 ? config.plans[0]!.id : undefined);
+  const plan = requireFlag(planId, 'plan', `one of ${config.plans.map((p) => p.id).join(', ')}`);
+  if (workflow === 'backup') {
+    const input = backupRunInput(config, plan);
+    if (!flags.database) return input;
+    const databases = input.databases.filter((d) => d.id === flags.database);
+    if (!databases.length) throw new ConfigError('command line', [`--database: "${String(flags.database)}" is not in plan "${plan}"`]);
+    return { ...input, databases };
+  }
+  return { planId: plan, ...(flags.database ? { databaseId: flags.database } : {}) };
+}
+
+/** One line per history event worth showing; undefined for the rest. */
+export function describeEvent(event: HistoryEvent): string | undefined {
+  const time = event.timestamp ? new Date(event.timestamp).toISOString().slice(11, 19) : '        ';
+  const entered = event.stateEnteredEventDetails;
+  const exited = event.stateExitedEventDetails;
+  if (event.type === 'ExecutionStarted') return `${time}  started`;
+  if (entered?.name) return `${time}  > ${entered.name}`;
+  if (exited?.name) return `${time}  ok ${exited.name}`;
+  if (event.type === 'TaskFailed' || event.type === 'LambdaFunctionFailed') {
+    const d = event.taskFailedEventDetails ?? event.lambdaFunctionFailedEventDetails;
+    let cause = d?.cause ?? '';
+    try {
+      cause = (JSON.parse(cause) as { errorMessage?: string }).errorMessage ?? cause;
+    } catch {
+      // plain-text cause
+    }
+    return `${time}  FAILED ${d?.error ?? ''}: ${cause.split(' Next step:')[0]}`;
+  }
+  if (event.type === 'MapIterationFailed') return `${time}  FAILED map iteration ${event.mapIterationFailedEventDetails?.index ?? ''}`;
+  if (event.type === 'ExecutionSucceeded') return `${time}  execution succeeded`;
+  if (event.type === 'ExecutionFailed') return `${time}  execution FAILED: ${event.executionFailedEventDetails?.error ?? ''} ${event.executionFailedEventDetails?.cause ?? ''}`.trimEnd();
+  if (event.type === 'ExecutionTimedOut') return `${time}  execution TIMED OUT`;
+  if (event.type === 'ExecutionAborted') return `${time}  execution ABORTED`;
+  return undefined;
+}
+
+export async function runCommand(flags: Record<string, string | boolean | undefined>, positionals: string[] = []): Promise<CommandResult> {
+  const workflow = positionals[0] as Workflow | undefined;
+  if (!workflow || !WORKFLOWS.includes(workflow)) throw new ConfigError('command line', [`workflow: one of ${WORKFLOWS.join(', ')}`]);
+  const config = loadCliConfig(flags.config as string | undefined);
+  if (!config) throw new ConfigError('command line', ['--config: required (or LIFEBOAT_CONFIG, or ./lifeboat.config.json)']);
+  const sfn = createSfnClient();
+  const stateMachineArn = (flags['state-machine-arn'] as string | undefined) ?? (await findStateMachine(sfn, stateMachineName(config, workflow)));
+  const input = runInput(workflow, config, flags);
+  const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input), name: `cli-${workflow}-${Date.now()}` }));
+  const executionArn = started.executionArn!;
+  if (flags['no-wait']) return { json: { executionArn }, text: executionArn };
+
+  const pollMs = Number(process.env.LIFEBOAT_POLL_MS ?? 2000);
+  const lines: string[] = [];
+  let seen = 0;
+  let nextToken: string | undefined;
+  for (;;) {
+    const description = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    // Read history after the status, so the final events are printed before we stop.
+    do {
+      const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken, maxResults: 100 }));
+      for (const event of page.events ?? []) {
+        if ((event.id ?? 0) <= seen) continue;
+        seen = event.id ?? seen + 1;
+        const line = describeEvent(event);
+        if (line) {
+          lines.push(line);
+          if (!flags.json) process.stdout.write(`${line}\n`);
+        }
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    // The token pages from the start; we skip what we've printed by event id.
+    if (description.status !== 'RUNNING') {
+      const ok = description.status === 'SUCCEEDED';
+      const verdict = `${workflow} ${ok ? 'succeeded' : description.status}${description.error ? `: ${description.error}` : ''} (${executionArn})`;
+      const result = { executionArn, status: description.status, error: description.error, cause: description.cause, events: lines };
+      if (!ok) throw Object.assign(new Error(verdict), { name: 'ExecutionFailed', result });
+      return { json: result, text: verdict };
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
