@@ -3,6 +3,7 @@ import { LifeboatError, ConfigError } from '../functions/lib/errors.ts';
 import { redact } from '../functions/lib/redact.ts';
 import { backupCommand, backupUsage } from './commands/backup.ts';
 import { runCommand, runUsage } from './commands/run.ts';
+import { statusCommand, statusUsage } from './commands/status.ts';
 import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
 
 export interface CommandResult {
@@ -18,6 +19,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   verify: { run: verifyCommand, usage: verifyUsage },
   restore: { run: restoreCommand, usage: restoreUsage },
   run: { run: runCommand, usage: runUsage },
+  status: { run: statusCommand, usage: statusUsage },
 };
 
 const options = {
@@ -34,6 +36,7 @@ const options = {
   jobs: { type: 'string' },
   json: { type: 'boolean' },
   'no-wait': { type: 'boolean' },
+  html: { type: 'string' },
   'state-machine-arn': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -62,7 +65,12 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     out.write(parsed.values.json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     return 0;
   } catch (error) {
-    const e = error as Error;
+    const e = error as Error & { printed?: boolean };
+    // A verdict (status NOT SAFE) is a report, not an error: print it as is.
+    if (e.printed) {
+      out.write(`${e.message}\n`);
+      return 1;
+    }
     const kind = e instanceof LifeboatError ? e.name : 'Error';
     err.write(`lifeboat ${name}: ${kind}: ${redact(e.message, process.env.PGPASSWORD ? [process.env.PGPASSWORD] : [])}\n`);
     return e instanceof ConfigError ? 2 : 1;
