@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { DEFAULT_HEADROOM, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, planPartSize } from '../../functions/lib/backup/part-size.ts';
+
+const TiB = 1024 ** 4;
+
+describe('multipart part size', () => {
+  it('never needs more than 10,000 parts for a dump up to the headroom over the database size', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 12 * TiB }), fc.double({ min: 0, max: 1, noNaN: true }), (dbBytes, fraction) => {
+        const plan = planPartSize(dbBytes);
+        const dumpBytes = Math.floor(dbBytes * DEFAULT_HEADROOM * fraction);
+        expect(Math.ceil(dumpBytes / plan.partSize)).toBeLessThanOrEqual(MAX_PARTS);
+        expect(plan.maxBytes).toBe(plan.partSize * MAX_PARTS);
+      }),
+    );
+  });
+
+  it('stays within S3 part limits and whole MiB', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 100 * TiB }), (dbBytes) => {
+        const { partSize } = planPartSize(dbBytes);
+        expect(partSize).toBeGreaterThanOrEqual(MIN_PART_SIZE);
+        expect(partSize).toBeLessThanOrEqual(MAX_PART_SIZE);
+        expect(partSize % (1024 * 1024)).toBe(0);
+      }),
+    );
+  });
+
+  it('keeps small databases at the minimum part size, so memory stays low', () => {
+    expect(planPartSize(1024 ** 3).partSize).toBe(MIN_PART_SIZE);
+    expect(planPartSize(200 * 1024 ** 3).partSize).toBe(92 * 1024 * 1024);
+  });
+});
