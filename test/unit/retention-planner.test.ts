@@ -121,6 +121,8 @@ const ZONES = [
   'Pacific/Kiritimati', // +14
   'Pacific/Pago_Pago', // -11
   'Europe/Berlin',
+  'Etc/GMT-14', // +14, no DST
+  'Etc/GMT+12', // -12, no DST
 ];
 
 const policyArb: fc.Arbitrary<RetentionPolicy> = fc
@@ -140,9 +142,10 @@ const scenarioArb = fc
     now: fc.date({ min: new Date('2024-01-01T00:00:00Z'), max: new Date('2027-12-31T00:00:00Z'), noInvalidDate: true }),
     timeZone: fc.constantFrom(...ZONES),
     policy: policyArb,
-    // minutes before now: negative = future-dated. Three densities: sparse over
-    // three years, dense over three weeks, and on a coarse hourly grid so that
-    // equal times (ties) are common.
+    // minutes before now: negative = future-dated. Four shapes: sparse over three
+    // years, dense over three weeks, on a coarse hourly grid so that equal times
+    // (ties) are common, and within 30 hours of a UTC month (or year) start, where
+    // local and UTC months, years and ISO weeks disagree.
     specs: fc.uniqueArray(
       fc.record({
         id: fc.stringMatching(/^[a-f0-9]{1,4}$/),
@@ -150,6 +153,7 @@ const scenarioArb = fc
           fc.integer({ min: -3 * 1440, max: 3 * 365 * 1440 }),
           fc.integer({ min: -60, max: 21 * 1440 }),
           fc.integer({ min: -2, max: 400 }).map((h) => h * 60),
+          fc.tuple(fc.integer({ min: 0, max: 26 }), fc.integer({ min: -1800, max: 1800 })).map(([m, x]) => ({ monthsBack: m, minutes: x })),
         ),
         verifiedByDrill: fc.boolean(),
         lockedDaysFromNow: fc.option(fc.integer({ min: -30, max: 30 }), { freq: 4 }),
@@ -165,7 +169,10 @@ const scenarioArb = fc
     backups: specs.map(
       (s): RetentionBackup => ({
         id: s.id,
-        time: new Date(now.getTime() - s.minutesAgo * MINUTE),
+        time:
+          typeof s.minutesAgo === 'number'
+            ? new Date(now.getTime() - s.minutesAgo * MINUTE)
+            : new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - s.minutesAgo.monthsBack, 1) + s.minutesAgo.minutes * MINUTE),
         location: 'vault',
         verifiedByDrill: s.verifiedByDrill,
         ...(s.lockedDaysFromNow === null ? {} : { lockedUntil: new Date(now.getTime() + s.lockedDaysFromNow * DAY) }),
@@ -268,7 +275,10 @@ describe('retention planner properties', () => {
     fc.assert(
       fc.property(scenarioArb, fc.gen(), ({ backups, policy, now, timeZone }, gen) => {
         const full = byId(planRetention(backups, policy, now, timeZone));
-        const subset = gen(fc.subarray, backups, {});
+        // Indices, not the backups: fc.gen caches arbitraries by a structural compare
+        // of their arguments that sees all Dates as equal, so a Date-bearing argument
+        // can be answered with another run's values.
+        const subset = gen(fc.subarray, backups.map((_, i) => i), {}).map((i) => backups[i]!);
         for (const d of planRetention(subset, policy, now, timeZone)) {
           if (full.get(d.id)!.action === 'keep') expect(d.action, d.id).toBe('keep');
         }
@@ -280,7 +290,9 @@ describe('retention planner properties', () => {
   it('is deterministic: any shuffle of the input gives the same decisions in the same order', () => {
     fc.assert(
       fc.property(scenarioArb, fc.gen(), ({ backups, policy, now, timeZone }, gen) => {
-        const shuffled = gen(fc.shuffledSubarray, backups, { minLength: backups.length, maxLength: backups.length });
+        const n = backups.length;
+        const shuffled = gen(fc.shuffledSubarray, backups.map((_, i) => i), { minLength: n, maxLength: n }).map((i) => backups[i]!);
+        expect(shuffled.map((x) => x.id).sort()).toEqual(backups.map((x) => x.id).sort());
         expect(planRetention(shuffled, policy, now, timeZone)).toEqual(planRetention(backups, policy, now, timeZone));
       }),
       RUNS,
@@ -434,6 +446,21 @@ describe('retention planner examples', () => {
       w52: 'keep: weekly 2026-W52, monthly 2026-12, yearly 2026',
       ny: 'keep: weekly 2026-W01, yearly 2025',
       old: 'delete: beyond policy',
+    });
+  });
+
+  it('ranks periods by the calendar where local dates run backwards (Sitka, Alaska purchase, 1867)', () => {
+    // On 1867-10-18 Sitka moved from +14:58:47 to -09:01:13: the wall clock went from
+    // Oct 19 back to Oct 18. The newest backup is in an earlier local day than an older one.
+    const backups = [
+      b('after', '1867-10-19T03:00:00Z'), // Oct 18 17:58 local
+      b('before', '1867-10-18T21:00:00Z'), // Oct 19 11:58 local
+      b('earlier', '1867-10-18T03:00:00Z'), // Oct 18 17:58 local (first Oct 18)
+    ];
+    expect(summary(planRetention(backups, { ...ONLY, daily: 1 }, new Date('1867-10-25T00:00:00Z'), 'America/Sitka'))).toEqual({
+      after: 'keep: newest backup',
+      before: 'keep: daily 1867-10-19',
+      earlier: 'delete: beyond policy',
     });
   });
 

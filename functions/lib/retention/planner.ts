@@ -144,26 +144,98 @@ function pad(n: number, width = 2): string {
 export function isoWeek(d: LocalDate): { year: number; week: number } {
   const dayNum = Math.floor(Date.UTC(d.year, d.month - 1, d.day) / DAY_MS);
   const mondayBased = (((dayNum + 3) % 7) + 7) % 7; // 1970-01-01 was a Thursday (3)
+  // The ISO week belongs to the year of its Thursday, which is at most 3 days away.
   const thursday = dayNum - mondayBased + 3;
-  const year = new Date(thursday * DAY_MS).getUTCFullYear();
-  const jan1 = Math.floor(Date.UTC(year, 0, 1) / DAY_MS);
+  let year = d.year;
+  let jan1 = Math.floor(Date.UTC(year, 0, 1) / DAY_MS);
+  if (thursday < jan1) {
+    year -= 1;
+    jan1 = Math.floor(Date.UTC(year, 0, 1) / DAY_MS);
+  } else {
+    const nextJan1 = Math.floor(Date.UTC(year + 1, 0, 1) / DAY_MS);
+    if (thursday >= nextJan1) {
+      year += 1;
+      jan1 = nextJan1;
+    }
+  }
   return { year, week: Math.floor((thursday - jan1) / 7) + 1 };
+}
+
+/** Sortable numeric key of the period containing a wall-clock date. */
+function periodKey(rule: GfsRule, d: LocalDate): number {
+  switch (rule) {
+    case 'daily':
+      return d.year * 10_000 + d.month * 100 + d.day;
+    case 'weekly': {
+      const w = isoWeek(d);
+      return w.year * 100 + w.week;
+    }
+    case 'monthly':
+      return d.year * 100 + d.month;
+    case 'yearly':
+      return d.year;
+  }
+}
+
+/** Label of a period key: `2026-11-20`, `2026-W47`, `2026-09`, `2025`. */
+function periodLabel(rule: GfsRule, key: number): string {
+  switch (rule) {
+    case 'daily':
+      return `${Math.floor(key / 10_000)}-${pad(Math.floor(key / 100) % 100)}-${pad(key % 100)}`;
+    case 'weekly':
+      return `${Math.floor(key / 100)}-W${pad(key % 100)}`;
+    case 'monthly':
+      return `${Math.floor(key / 100)}-${pad(key % 100)}`;
+    case 'yearly':
+      return String(key);
+  }
 }
 
 /** Sortable numeric key and label of the period containing a wall-clock date. */
 export function periodOf(rule: GfsRule, d: LocalDate): { key: number; label: string } {
-  switch (rule) {
-    case 'daily':
-      return { key: d.year * 10_000 + d.month * 100 + d.day, label: `${d.year}-${pad(d.month)}-${pad(d.day)}` };
-    case 'weekly': {
-      const w = isoWeek(d);
-      return { key: w.year * 100 + w.week, label: `${w.year}-W${pad(w.week)}` };
-    }
-    case 'monthly':
-      return { key: d.year * 100 + d.month, label: `${d.year}-${pad(d.month)}` };
-    case 'yearly':
-      return { key: d.year, label: String(d.year) };
+  const key = periodKey(rule, d);
+  return { key, label: periodLabel(rule, key) };
+}
+
+/**
+ * Bound on |UTC offset| of any IANA zone at any time (the widest are +14:00 today
+ * and about ±16 h of local mean time before 1900), with margin.
+ */
+const MAX_OFFSET_MS = 26 * 3_600_000;
+
+function utcDateOf(ms: number): LocalDate {
+  const d = new Date(ms);
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
+}
+
+function utcPeriodKey(rule: GfsRule, ms: number): number {
+  return periodKey(rule, utcDateOf(ms));
+}
+
+/**
+ * The period of instant `ms` on the zone's wall clock. The wall-clock time is
+ * `ms + offset` with |offset| < MAX_OFFSET_MS, and UTC period keys never decrease
+ * with time, so when `ms ± MAX_OFFSET_MS` fall in the same UTC period, that is the
+ * local period too. Only near a period boundary (always, for days) ask Intl.
+ */
+function localPeriodKey(rule: GfsRule, ms: number, wallDate: () => LocalDate): number {
+  const low = utcPeriodKey(rule, ms - MAX_OFFSET_MS);
+  if (rule !== 'daily' && low === utcPeriodKey(rule, ms + MAX_OFFSET_MS)) return low;
+  return periodKey(rule, wallDate());
+}
+
+/** Inserts `key` into a descending array of distinct keys, keeping at most `limit`. */
+function insertDescending(list: number[], key: number, limit: number): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]! > key) lo = mid + 1;
+    else hi = mid;
   }
+  if (lo >= limit) return;
+  list.splice(lo, 0, key);
+  if (list.length > limit) list.pop();
 }
 
 // ---------------------------------------------------------------------------
@@ -256,13 +328,14 @@ export function planRetention(
     return ia < ib ? 1 : ia > ib ? -1 : 0;
   });
 
-  // reasons[k] belongs to order[k]
-  const reasons: string[][] = Array.from({ length: n }, () => []);
+  // reasons[k] belongs to order[k]; most backups get none, so allocate lazily.
+  const reasons: (string[] | undefined)[] = Array.from({ length: n }, () => undefined);
+  const reasonsAt = (k: number): string[] => (reasons[k] ??= []);
   const eligible: number[] = []; // positions in `order`, newest first
   for (let k = 0; k < n; k++) {
     const t = times[order[k]!]!;
     if (t > nowMs) {
-      reasons[k]!.push(
+      reasonsAt(k).push(
         `dated in the future (${new Date(t).toISOString()}, now ${now.toISOString()}): kept, clock skew?`,
       );
     } else {
@@ -270,33 +343,43 @@ export function planRetention(
     }
   }
 
-  if (eligible.length > 0) reasons[eligible[0]!]!.push('newest backup');
+  if (eligible.length > 0) reasonsAt(eligible[0]!).push('newest backup');
   for (const k of eligible) {
     if (backups[order[k]!]!.verifiedByDrill) {
-      reasons[k]!.push('newest backup proven by a drill');
+      reasonsAt(k).push('newest backup proven by a drill');
       break;
     }
   }
   if (p.keepLast > 0) {
     const label = `last ${p.keepLast}`;
-    for (let j = 0; j < Math.min(p.keepLast, eligible.length); j++) reasons[eligible[j]!]!.push(label);
+    for (let j = 0; j < Math.min(p.keepLast, eligible.length); j++) reasonsAt(eligible[j]!).push(label);
   }
 
   const activeRules = GFS_RULES.filter((r) => p[r] > 0);
   if (activeRules.length > 0 && eligible.length > 0) {
-    const dates = eligible.map((k) => localDateOf(fmt, times[order[k]!]!));
+    // Wall-clock dates cost an Intl call each (the bulk of planning time), so they
+    // are computed lazily and only where the UTC calendar cannot answer (see
+    // localPeriodKey), and each rule stops walking once no older backup can still
+    // reach its N latest periods.
+    const dates: (LocalDate | undefined)[] = Array.from({ length: eligible.length }, () => undefined);
+    const dateAt = (j: number): LocalDate => (dates[j] ??= localDateOf(fmt, times[order[eligible[j]!]!]!));
     for (const rule of activeRules) {
+      const count = p[rule];
       // First sighting in newest-first order is the newest backup of that period.
-      const newestOf = new Map<number, { k: number; label: string }>();
+      const newestOf = new Map<number, number>();
+      const latest: number[] = []; // distinct keys seen, descending, at most `count`
       for (let j = 0; j < eligible.length; j++) {
-        const { key, label } = periodOf(rule, dates[j]!);
-        if (!newestOf.has(key)) newestOf.set(key, { k: eligible[j]!, label });
+        const t = times[order[eligible[j]!]!]!;
+        // Every backup from here on is this old or older, so its period is at most
+        // the UTC period of t + MAX_OFFSET: once that is below the count-th latest
+        // period seen, nothing further can change the result.
+        if (latest.length === count && utcPeriodKey(rule, t + MAX_OFFSET_MS) < latest[count - 1]!) break;
+        const key = localPeriodKey(rule, t, () => dateAt(j));
+        if (newestOf.has(key)) continue;
+        newestOf.set(key, eligible[j]!);
+        insertDescending(latest, key, count);
       }
-      const keys = [...newestOf.keys()].sort((a, b) => b - a).slice(0, p[rule]);
-      for (const key of keys) {
-        const { k, label } = newestOf.get(key)!;
-        reasons[k]!.push(`${rule} ${label}`);
-      }
+      for (const key of latest) reasonsAt(newestOf.get(key)!).push(`${rule} ${periodLabel(rule, key)}`);
     }
   }
 
@@ -304,17 +387,17 @@ export function planRetention(
   for (let k = 0; k < n; k++) {
     const b = backups[order[k]!]!;
     if (b.lockedUntil !== undefined && b.lockedUntil.getTime() > nowMs) {
-      reasons[k]!.push(`under Object Lock until ${b.lockedUntil.toISOString()}`);
+      reasonsAt(k).push(`under Object Lock until ${b.lockedUntil.toISOString()}`);
     }
-    if (b.legalHold) reasons[k]!.push('under an Object Lock legal hold');
+    if (b.legalHold) reasonsAt(k).push('under an Object Lock legal hold');
     const t = times[order[k]!]!;
-    if (t <= nowMs && nowMs - t < minAgeMs) reasons[k]!.push(`younger than minimum age (${p.minAgeDays} d)`);
+    if (t <= nowMs && nowMs - t < minAgeMs) reasonsAt(k).push(`younger than minimum age (${p.minAgeDays} d)`);
   }
 
   return order.map((i, k) => {
     const b = backups[i]!;
-    const why = reasons[k]!;
-    return why.length > 0
+    const why = reasons[k];
+    return why !== undefined
       ? { id: b.id, location, time: b.time, action: 'keep' as const, reasons: why }
       : { id: b.id, location, time: b.time, action: 'delete' as const, reasons: ['beyond policy'] };
   });

@@ -227,6 +227,8 @@ export interface ExecuteS3PruneOptions {
   /** Defaults to `<prefix>_audit/retention/`. */
   auditPrefix?: string;
   retry?: RetryOptions;
+  /** Keys per DeleteObjects call, at most {@link DELETE_BATCH_SIZE}. @default 1000 */
+  batchSize?: number;
   /** Timestamps in the audit log. @default () => new Date() */
   clock?: () => Date;
 }
@@ -720,10 +722,11 @@ async function deleteAll(
   bucket: string,
   objects: readonly StoredObjectVersion[],
   retry: RetryOptions,
+  batchSize: number,
 ): Promise<Map<StoredObjectVersion, string>> {
   const failures = new Map<StoredObjectVersion, string>();
-  for (let i = 0; i < objects.length; i += DELETE_BATCH_SIZE) {
-    for (const [o, e] of await deleteBatch(s3, bucket, objects.slice(i, i + DELETE_BATCH_SIZE), retry)) failures.set(o, e);
+  for (let i = 0; i < objects.length; i += batchSize) {
+    for (const [o, e] of await deleteBatch(s3, bucket, objects.slice(i, i + batchSize), retry)) failures.set(o, e);
   }
   return failures;
 }
@@ -779,6 +782,7 @@ export async function executeS3Prune(plan: S3PrunePlan, options: ExecuteS3PruneO
   const { s3 } = options;
   const clock = options.clock ?? (() => new Date());
   const retry = options.retry ?? {};
+  const batchSize = Math.max(1, Math.min(DELETE_BATCH_SIZE, Math.floor(options.batchSize ?? DELETE_BATCH_SIZE)));
   const started = clock();
   const runId = options.runId ?? newRunId(started);
   const { target } = plan;
@@ -843,11 +847,11 @@ export async function executeS3Prune(plan: S3PrunePlan, options: ExecuteS3PruneO
       errorsOf.set(d, [...(errorsOf.get(d) ?? []), `${objectRef(o)}: ${e}`]);
     }
   };
-  record(await deleteAll(s3, target.bucket, toDelete.flatMap((d) => d.objects.filter((o) => isManifest(d, o))), retry));
+  record(await deleteAll(s3, target.bucket, toDelete.flatMap((d) => d.objects.filter((o) => isManifest(d, o))), retry, batchSize));
 
   // Phase 2: everything else, only for entries whose manifests are all gone.
   const phase2 = toDelete.filter((d) => !errorsOf.has(d));
-  record(await deleteAll(s3, target.bucket, phase2.flatMap((d) => d.objects.filter((o) => !isManifest(d, o))), retry));
+  record(await deleteAll(s3, target.bucket, phase2.flatMap((d) => d.objects.filter((o) => !isManifest(d, o))), retry, batchSize));
 
   const lines: AuditLine[] = [];
   for (const d of toDelete) {
