@@ -10,6 +10,7 @@ import { databaseSchema } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
 import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
+import { capturingOutput } from '../harness/capture.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 
@@ -42,25 +43,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const db of dbs) await db.drop();
 });
-
-/** Captures everything written to stdout and stderr (logs, metrics) while `fn` runs. */
-async function capturingOutput<T>(fn: () => Promise<T>): Promise<{ result: T; output: string[] }> {
-  const output: string[] = [];
-  const original = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  const tap = (stream: 'out' | 'err') =>
-    ((chunk: unknown, ...rest: unknown[]) => {
-      output.push(String(chunk));
-      return (original[stream] as (...a: unknown[]) => boolean)(chunk, ...rest);
-    }) as typeof process.stdout.write;
-  process.stdout.write = tap('out');
-  process.stderr.write = tap('err');
-  try {
-    return { result: await fn(), output };
-  } finally {
-    process.stdout.write = original.out;
-    process.stderr.write = original.err;
-  }
-}
 
 describe('the synthesized backup state machine, executed locally with the real handlers', () => {
   it('backs up every healthy database and alerts on the one with a bad password, with no secret anywhere', async () => {

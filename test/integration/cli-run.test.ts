@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
@@ -15,25 +13,15 @@ import { localFunctionArn } from '../../functions/lib/local/state-machine-runner
 import { loadDefinition } from '../../state-machines/definitions.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
+import { lifeboat as runCli } from '../harness/cli.ts';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/lifeboat.mjs', import.meta.url).pathname;
 const clients = testClients();
 let sfn: LocalStepFunctions;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let dir: string;
 let configPath: string;
 
-async function lifeboat(args: string[]) {
-  const env = { ...process.env, AWS_ENDPOINT_URL_SFN: sfn.endpoint, LIFEBOAT_POLL_MS: '100' };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const lifeboat = (args: string[]) => runCli(args, { AWS_ENDPOINT_URL_SFN: sfn.endpoint, LIFEBOAT_POLL_MS: '100' });
 
 beforeAll(async () => {
   db = await createTestDatabase('lbrun');

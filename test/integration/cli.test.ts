@@ -1,14 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 import { createTestBucket, createTestKey } from '../harness/aws.ts';
+import { lifeboat } from '../harness/cli.ts';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/lifeboat.mjs', import.meta.url).pathname;
 const SENTINEL = 'S3NTINEL-cli-pass-42ab';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -17,16 +14,6 @@ let configPath: string;
 let bucket: string;
 let keyArn: string;
 const restoredName = `lbcli_restored_${Date.now()}`;
-
-async function lifeboat(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 beforeAll(async () => {
   db = await createTestDatabase('lbcli');
