@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { LifeboatError, ConfigError } from '../functions/lib/errors.ts';
 import { redact } from '../functions/lib/redact.ts';
 import { backupCommand, backupUsage } from './commands/backup.ts';
+import { drillCommand, drillUsage } from './commands/drill.ts';
+import { pruneCommand, pruneUsage } from './commands/prune.ts';
 import { runCommand, runUsage } from './commands/run.ts';
 import { statusCommand, statusUsage } from './commands/status.ts';
 import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
@@ -20,6 +22,8 @@ const commands: Record<string, { run: Command; usage: string }> = {
   restore: { run: restoreCommand, usage: restoreUsage },
   run: { run: runCommand, usage: runUsage },
   status: { run: statusCommand, usage: statusUsage },
+  drill: { run: drillCommand, usage: drillUsage },
+  prune: { run: pruneCommand, usage: pruneUsage },
 };
 
 const options = {
@@ -38,6 +42,9 @@ const options = {
   'no-wait': { type: 'boolean' },
   html: { type: 'string' },
   'state-machine-arn': { type: 'string' },
+  location: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  execute: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

@@ -1,0 +1,64 @@
+import { RDSClient } from '@aws-sdk/client-rds';
+import { z } from 'zod';
+import { createAwsClients, createS3Client } from '../aws/clients.ts';
+import { createKeyringKmsClient } from '../backup/encryption.ts';
+import { parseWith } from '../config/load.ts';
+import { LocalPostgresProvisioner } from './local-provisioner.ts';
+import { RdsProvisioner } from './rds-provisioner.ts';
+import type { JanitorDeps } from './janitor.ts';
+import type { DrillDeps } from './steps.ts';
+
+/**
+ * The drill and janitor functions' environment. Set by the CDK function
+ * construct; the local runner and tests build their deps directly instead.
+ */
+export const drillEnvSchema = z.object({
+  BACKUP_BUCKET: z.string().min(3),
+  BACKUP_PREFIX: z.string().default('backups/'),
+  /** The vault's bucket (reports are written there too; vault drills read from it). */
+  VAULT_BUCKET: z.string().min(3).optional(),
+  VAULT_PREFIX: z.string().default('backups/'),
+  VAULT_REGION: z.string().optional(),
+  /** `rds` in AWS; `local` starts clusters in-process (workstations only). */
+  DRILL_DUMP_PROVISIONER: z.enum(['rds', 'local']).default('rds'),
+  /** `true` only against moto: RDS instances hold no data there. */
+  LIFEBOAT_RDS_EMULATED: z.enum(['true', 'false']).default('false'),
+  LIFEBOAT_LOCAL_DRILL_DIR: z.string().optional(),
+});
+
+const rdsClient = (region?: string) => new RDSClient({ region, maxAttempts: 6, retryMode: 'adaptive' });
+
+function rdsClients(vaultRegion: string | undefined) {
+  return { source: rdsClient(), vault: vaultRegion ? rdsClient(vaultRegion) : undefined };
+}
+
+export function drillDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): DrillDeps {
+  const env = parseWith(drillEnvSchema, raw, 'the function environment');
+  const aws = createAwsClients();
+  const rds = rdsClients(env.VAULT_REGION);
+  return {
+    storage: {
+      source: { s3: aws.s3, bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX },
+      vault: env.VAULT_BUCKET ? { s3: createS3Client({ region: env.VAULT_REGION }), bucket: env.VAULT_BUCKET, prefix: env.VAULT_PREFIX } : undefined,
+    },
+    kms: createKeyringKmsClient(),
+    secrets: aws.secrets,
+    provisioners: {
+      rds: new RdsProvisioner({ clients: rds, emulated: env.LIFEBOAT_RDS_EMULATED === 'true' }),
+      local: env.DRILL_DUMP_PROVISIONER === 'local' ? new LocalPostgresProvisioner({ registryDir: env.LIFEBOAT_LOCAL_DRILL_DIR }) : undefined,
+    },
+    dumpProvider: env.DRILL_DUMP_PROVISIONER,
+    rds,
+  };
+}
+
+export const janitorEnvSchema = drillEnvSchema.pick({ VAULT_REGION: true, LIFEBOAT_RDS_EMULATED: true, LIFEBOAT_LOCAL_DRILL_DIR: true });
+
+export function janitorDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): JanitorDeps {
+  const env = parseWith(janitorEnvSchema, raw, 'the function environment');
+  const provisioners = [new RdsProvisioner({ clients: rdsClients(env.VAULT_REGION), emulated: env.LIFEBOAT_RDS_EMULATED === 'true' })];
+  return {
+    provisioners: env.LIFEBOAT_LOCAL_DRILL_DIR ? [...provisioners, new LocalPostgresProvisioner({ registryDir: env.LIFEBOAT_LOCAL_DRILL_DIR })] : provisioners,
+    secrets: createAwsClients().secrets,
+  };
+}

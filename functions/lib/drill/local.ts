@@ -1,0 +1,173 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { KMS } from '@aws-sdk/client-kms';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import { createAlertHandler, type AlertTaskInput } from '../../alert/handler.ts';
+import { createDrillHandler } from '../../drill/handler.ts';
+import { createJanitorHandler } from '../../janitor/handler.ts';
+import { loadDefinition } from '../../../state-machines/definitions.ts';
+import { logger as sharedLogger } from '../../shared/powertools.ts';
+import { asLocalTask } from '../local/lambda-context.ts';
+import { localFunctionArn, runLocalStateMachine, type EventLog, type LocalRunResult, type TaskHandler } from '../local/state-machine-runner.ts';
+import { LocalPostgresProvisioner } from './local-provisioner.ts';
+import type { DrillMetrics } from './measure.ts';
+import { drillRunInput } from './plan.ts';
+import { RdsProvisioner } from './rds-provisioner.ts';
+import { readDrillReport, type DrillReport } from './report.ts';
+import type { JanitorDeps, SweepResult } from './janitor.ts';
+import type { DrillDeps } from './steps.ts';
+import { drillRequestSchema, type DrillRequestInput } from './types.ts';
+
+/**
+ * Runs the drill and janitor state machines locally on aws-local-stepfunctions
+ * with the real handlers: the same definitions CDK deploys. Used by the tests,
+ * `lifeboat drill` and the demo.
+ */
+
+export interface LocalDrillDepsOptions {
+  clients: { s3: S3Client; secrets: SecretsManagerClient; keyringKms: KMS; rds?: RDSClient };
+  storage: { bucket: string; prefix: string };
+  vault?: { s3?: S3Client; bucket: string; prefix: string };
+  /** Marker directory of the local clusters (the janitor's view). */
+  registryDir?: string;
+  /** Snapshot drills against moto: report data checks as not performed. @default true when AWS_ENDPOINT_URL is set */
+  rdsEmulated?: boolean;
+  metrics?: DrillMetrics;
+}
+
+/** Drill deps for a workstation: local clusters for dump drills, RDS (or moto) for snapshot drills. */
+export function localDrillDeps(options: LocalDrillDepsOptions): DrillDeps {
+  const { clients } = options;
+  return {
+    storage: {
+      source: { s3: clients.s3, ...options.storage },
+      vault: options.vault && { s3: options.vault.s3 ?? clients.s3, bucket: options.vault.bucket, prefix: options.vault.prefix },
+    },
+    kms: clients.keyringKms,
+    secrets: clients.secrets,
+    provisioners: {
+      local: new LocalPostgresProvisioner({ registryDir: options.registryDir }),
+      rds: clients.rds && new RdsProvisioner({ clients: { source: clients.rds }, emulated: options.rdsEmulated ?? Boolean(process.env.AWS_ENDPOINT_URL) }),
+    },
+    dumpProvider: 'local',
+    rds: clients.rds && { source: clients.rds },
+    metrics: options.metrics,
+  };
+}
+
+export interface LocalDrillOptions {
+  requests: DrillRequestInput[];
+  deps: DrillDeps;
+  /** Publish alerts to this topic; without it they are only recorded in the result. */
+  alert?: { sns: SNSClient; topicArn: string };
+  logger?: Logger;
+  /** @default 2 */
+  maxConcurrency?: number;
+  /** Milliseconds for each Wait state and Retry interval locally. @default 20 */
+  waitMs?: number;
+  /** Keep the definition's own Wait and Retry timings (drills against real RDS). @default false */
+  realTimings?: boolean;
+  executionName?: string;
+  onEvent?: (event: EventLog) => void;
+}
+
+export interface DrillItemResult {
+  databaseId: string;
+  status: 'passed' | 'failed' | 'emulated';
+  objectivesMet?: boolean;
+  drillId?: string;
+  report: string[];
+  rtoSeconds?: number | null;
+  rpoSeconds?: number | null;
+  error?: string;
+}
+
+export interface LocalDrillResult {
+  run: LocalRunResult;
+  items: DrillItemResult[];
+  /** The reports the drills wrote (read back from the first location of each). */
+  reports: DrillReport[];
+  /** Every alert the run raised. */
+  alerts: AlertTaskInput[];
+}
+
+function recordingAlerts(alert: LocalDrillOptions['alert'], logger: Logger | undefined, sink: AlertTaskInput[]): TaskHandler {
+  const publish = alert ? asLocalTask('alert', createAlertHandler({ sns: alert.sns, topicArn: alert.topicArn, logger: logger ?? sharedLogger })) : undefined;
+  return async (input) => {
+    sink.push(input as AlertTaskInput);
+    return publish ? publish(input) : { messageId: 'not-published', subject: 'local' };
+  };
+}
+
+interface AnyState {
+  Type: string;
+  ItemProcessor?: { States: Record<string, AnyState> };
+}
+
+/** Every Task state's retry interval, nested Maps included, set to `ms` (local runs do not wait 30s). */
+function zeroRetries(definition: Record<string, unknown>, ms: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const walk = (states: Record<string, AnyState>) => {
+    for (const [name, state] of Object.entries(states)) {
+      if (state.Type === 'Task') out[name] = ms;
+      if (state.ItemProcessor) walk(state.ItemProcessor.States);
+    }
+  };
+  walk((definition as { States: Record<string, AnyState> }).States);
+  return out;
+}
+
+/** Runs the drill state machine locally and returns its results, reports and alerts. */
+export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDrillResult> {
+  const drillArn = localFunctionArn('drill');
+  const restoreArn = localFunctionArn('drill-restore');
+  const alertArn = localFunctionArn('alert');
+  const definition = loadDefinition('drill', { DrillFunctionArn: drillArn, DrillRestoreFunctionArn: restoreArn, AlertFunctionArn: alertArn });
+  const drill = asLocalTask('drill', createDrillHandler({ ...options.deps, logger: options.logger }));
+  const alerts: AlertTaskInput[] = [];
+  const waitMs = options.waitMs ?? 20;
+  const requests = options.requests.map((r) => drillRequestSchema.parse(r));
+  const run = await runLocalStateMachine(definition, drillRunInput(requests, options.maxConcurrency ?? 2), {
+    resources: { [drillArn]: drill, [restoreArn]: drill, [alertArn]: recordingAlerts(options.alert, options.logger, alerts) },
+    waitTimeOverrides: options.realTimings ? undefined : { WaitForInstance: waitMs },
+    retryIntervalOverrides: options.realTimings ? undefined : zeroRetries(definition, waitMs),
+    executionName: options.executionName,
+    onEvent: options.onEvent,
+  });
+  const mapExit = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'DrillEachDatabase');
+  const items = ((mapExit?.state?.output as { results?: DrillItemResult[] } | undefined)?.results ?? []) as DrillItemResult[];
+  const reports: DrillReport[] = [];
+  const source = options.deps.storage.source;
+  for (const item of items) {
+    const location = item.report?.[0];
+    const m = location && /^s3:\/\/([^/]+)\/(.+)$/.exec(location);
+    if (m) reports.push(await readDrillReport(m[1] === source.bucket ? source.s3 : (options.deps.storage.vault?.s3 ?? source.s3), m[1]!, m[2]!));
+  }
+  return { run, items, reports, alerts };
+}
+
+export interface LocalJanitorOptions {
+  deps: JanitorDeps;
+  alert?: LocalDrillOptions['alert'];
+  logger?: Logger;
+  metrics?: DrillMetrics;
+}
+
+/** Runs the janitor state machine locally. */
+export async function runLocalJanitor(options: LocalJanitorOptions): Promise<{ run: LocalRunResult; sweep?: SweepResult; alerts: AlertTaskInput[] }> {
+  const janitorArn = localFunctionArn('janitor');
+  const alertArn = localFunctionArn('alert');
+  const definition = loadDefinition('janitor', { JanitorFunctionArn: janitorArn, AlertFunctionArn: alertArn });
+  const alerts: AlertTaskInput[] = [];
+  const run = await runLocalStateMachine(definition, {}, {
+    resources: {
+      [janitorArn]: asLocalTask('janitor', createJanitorHandler({ ...options.deps, logger: options.logger, metrics: options.metrics })),
+      [alertArn]: recordingAlerts(options.alert, options.logger, alerts),
+    },
+    retryIntervalOverrides: zeroRetries(definition, 0),
+  });
+  const exit = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'SweepExpiredDrillResources');
+  return { run, sweep: (exit?.state?.output as { sweep?: SweepResult } | undefined)?.sweep, alerts };
+}

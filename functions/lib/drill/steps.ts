@@ -1,0 +1,301 @@
+import { randomBytes } from 'node:crypto';
+import type { KMS } from '@aws-sdk/client-kms';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { newBackupId } from '../backup/manifest.ts';
+import type { ConnectionConfig } from '../config/schema.ts';
+import { DatabaseConnectionError, DrillProvisioningError, InstanceNotReadyError, ManifestMismatchError, RestoreTimeoutError, TeardownIncompleteError } from '../errors.ts';
+import { connect, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
+import { quoteIdent } from '../pg/inventory.ts';
+import type { SecretRegistry } from '../redact.ts';
+import { readManifest } from '../restore/fetch.ts';
+import { restoreBackup, verifyRestoredDatabase } from '../restore/restore.ts';
+import { deleteDrillSecret, drillSecretName, generateDrillPassword, storeDrillSecret } from './credentials.ts';
+import { measureDrill, publishMeasurement, recordMetric, type DrillMetrics } from './measure.ts';
+import type { DrillTags, Provisioner } from './provisioner.ts';
+import { buildDrillReport, drillReportKey, writeDrillReport } from './report.ts';
+import { selectBackup, type BackupLocation } from './select.ts';
+import type { DrillState, DrillTeardown, InstanceRef, Measurement, ProviderName, RestoreOutcome, Selection, Verification } from './types.ts';
+import { backupAgeCheck, fromComparison, MANIFEST_CHECKS, notPerformed, restoreChecks, runVerificationSuite, skipped } from './verify.ts';
+
+/** Everything the drill steps need; the handler builds it once per cold start. */
+export interface DrillDeps {
+  storage: { source: BackupLocation; vault?: BackupLocation };
+  /** Aggregated KMS client for decryption (the Encryption SDK keyring's). */
+  kms: KMS;
+  secrets: SecretsManagerClient;
+  provisioners: Partial<Record<ProviderName, Provisioner>>;
+  /** Who provides throwaways for dump drills: `rds` in AWS, `local` on a workstation. */
+  dumpProvider: ProviderName;
+  /** RDS clients for snapshot selection. */
+  rds?: { source: RDSClient; vault?: RDSClient };
+  metrics?: DrillMetrics;
+  now?: () => Date;
+  random?: () => number;
+  generatePassword?: () => string;
+  pgRestorePath?: string;
+  workDir?: string;
+}
+
+export const DRILL_ACTIONS = ['select', 'provision', 'poll', 'credentials', 'restore', 'verify', 'measure', 'teardown', 'report'] as const;
+export type DrillAction = (typeof DRILL_ACTIONS)[number];
+
+const nowOf = (deps: DrillDeps) => deps.now?.() ?? new Date();
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`drill state has no ${what}: the state machine ran a step out of order`);
+  return value;
+}
+
+function provisionerFor(deps: DrillDeps, provider: ProviderName): Provisioner {
+  const p = deps.provisioners[provider];
+  if (!p) throw new DrillProvisioningError(`No ${provider} provisioner is configured for drills.`, { nextStep: 'set DRILL_DUMP_PROVISIONER or pass the provisioner in.' });
+  return p;
+}
+
+/** The provisioner a drill uses: RDS for snapshots, the configured one for dumps. */
+function provisionerOf(state: DrillState, deps: DrillDeps): Provisioner {
+  return provisionerFor(deps, state.instance?.provider ?? (state.request.backupKind === 'snapshot' ? 'rds' : deps.dumpProvider));
+}
+
+function tagsOf(state: DrillState): DrillTags {
+  const selection = need(state.selection, 'selection');
+  return { drillId: selection.drillId, databaseId: state.request.databaseId, executionId: state.executionId ?? 'local', expiresAt: selection.expiresAt };
+}
+
+function reportLocation(state: DrillState, deps: DrillDeps, drillId: string): string {
+  return `s3://${deps.storage.source.bucket}/${drillReportKey(deps.storage.source.prefix, state.request.databaseId, drillId)}`;
+}
+
+async function select(state: DrillState, deps: DrillDeps): Promise<Selection> {
+  const now = nowOf(deps);
+  const chosen = await selectBackup(state.request, { storage: deps.storage, rds: deps.rds, now, random: deps.random ?? Math.random });
+  return {
+    drillId: newBackupId(now, randomBytes(3).toString('hex')),
+    startedAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + state.request.expiresAfterMinutes * 60_000).toISOString(),
+    ...chosen,
+  };
+}
+
+async function provision(state: DrillState, deps: DrillDeps): Promise<InstanceRef> {
+  const selection = need(state.selection, 'selection');
+  return provisionerOf(state, deps).provision({ tags: tagsOf(state), backup: selection.backup, instance: state.request.instance });
+}
+
+async function poll(state: DrillState, deps: DrillDeps): Promise<{ ready: boolean; status: string }> {
+  const ref = need(state.instance, 'instance');
+  const status = await provisionerOf(state, deps).status(ref);
+  const what = `throwaway ${ref.identifier} for the drill of database "${state.request.databaseId}"`;
+  if (status.state === 'failed') {
+    throw new DrillProvisioningError(`The ${what} is in state "${status.detail}".`, { nextStep: 'read the RDS events of the instance; the janitor removes it once its expiry passes.' });
+  }
+  if (status.state === 'available') return { ready: true, status: status.detail };
+  const waited = (nowOf(deps).getTime() - Date.parse(ref.createdAt)) / 1000;
+  if (waited > state.request.restoreTimeoutSeconds) {
+    throw new RestoreTimeoutError(`The ${what} did not become available within ${state.request.restoreTimeoutSeconds}s (still "${status.detail}" after ${Math.round(waited)}s).`, {
+      nextStep: 'check the RDS events of the instance (KMS grants, subnet group, quota); for large snapshots raise drills.restoreTimeoutMinutes.',
+    });
+  }
+  return { ready: false, status: status.detail };
+}
+
+/** A fresh password, stored in a new secret first, then applied: the payload carries only the ARN. */
+async function credentials(state: DrillState, deps: DrillDeps, registry: SecretRegistry): Promise<{ secretArn: string; setAt: string }> {
+  const ref = need(state.instance, 'instance');
+  const provisioner = provisionerOf(state, deps);
+  const status = await provisioner.status(ref);
+  if (status.state !== 'available' || !status.endpoint) {
+    throw new InstanceNotReadyError(`Throwaway ${ref.identifier} is "${status.detail}", not available for new credentials yet.`);
+  }
+  const password = (deps.generatePassword ?? generateDrillPassword)();
+  registry.add(password);
+  const secretArn = await storeDrillSecret(deps.secrets, tagsOf(state), {
+    engine: 'postgres',
+    username: status.masterUsername ?? 'postgres',
+    password,
+    host: status.endpoint.host,
+    port: status.endpoint.port,
+  });
+  await provisioner.applyPassword(ref, password);
+  return { secretArn, setAt: nowOf(deps).toISOString() };
+}
+
+async function throwaway(state: DrillState, deps: DrillDeps, registry: SecretRegistry, database: string): Promise<ResolvedConnection> {
+  const creds = need(state.credentials, 'credentials');
+  const connection = { secretArn: creds.secretArn, database, sslMode: provisionerOf(state, deps).sslMode, connectTimeoutSeconds: 10 } satisfies Partial<ConnectionConfig>;
+  return resolveConnection(state.request.databaseId, connection as ConnectionConfig, { secrets: deps.secrets, registry });
+}
+
+/** A throwaway that refuses connections right after "available" is not ready yet: Step Functions retries. */
+async function whenReachable<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof DatabaseConnectionError) throw new InstanceNotReadyError(`${what}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+async function restore(state: DrillState, deps: DrillDeps, registry: SecretRegistry): Promise<RestoreOutcome> {
+  const backup = need(state.selection, 'selection').backup;
+  if (backup.kind === 'snapshot') return { kind: 'snapshot', database: state.request.databaseName ?? 'postgres', checks: [] };
+  // An emulated instance (moto) holds no data and accepts no connections: verify reports the checks as not performed.
+  if (need(state.instance, 'instance').emulated) return { kind: 'dump', database: backup.databaseName, checks: [] };
+  const location = need(deps.storage[backup.from], `${backup.from} storage`);
+  const manifest = await readManifest(location.s3, backup.bucket, backup.manifestKey);
+  const name = manifest.database.name;
+  const admin = await throwaway(state, deps, registry, 'postgres');
+  await whenReachable(`The drill's throwaway does not accept connections yet`, async () => {
+    if (name === 'postgres') return;
+    const client = await connect(state.request.databaseId, admin, 'lifeboat-drill');
+    try {
+      await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0 ENCODING 'UTF8'`);
+    } finally {
+      await client.end();
+    }
+  });
+  const target = { ...admin, database: name };
+  const started = Date.now();
+  try {
+    const result = await restoreBackup(manifest, target, { s3: location.s3, kms: deps.kms, secretRegistry: registry, pgRestorePath: deps.pgRestorePath, workDir: deps.workDir }, { bucket: backup.bucket });
+    const t = result.timings;
+    return {
+      kind: 'dump',
+      database: name,
+      checks: [...restoreChecks(result.fetch), ...result.checks.map(fromComparison)],
+      // restoreBackup compares with the manifest right after pg_restore: that is the first verification query.
+      firstVerificationQueryAt: new Date(started + t.downloadMs + t.restoreMs).toISOString(),
+      timings: { downloadMs: t.downloadMs, restoreMs: t.restoreMs, verifyMs: t.verifyMs },
+    };
+  } catch (error) {
+    if (!(error instanceof ManifestMismatchError)) throw error;
+    // Restored, but not what the manifest says: read each check on its own for the report.
+    const verifyStarted = new Date();
+    const checks = await verifyRestoredDatabase(manifest, target);
+    return { kind: 'dump', database: name, checks: [...restoreChecks({ sha256: manifest.object.sha256 }), ...checks.map(fromComparison)], firstVerificationQueryAt: verifyStarted.toISOString() };
+  }
+}
+
+async function verify(state: DrillState, deps: DrillDeps, registry: SecretRegistry): Promise<Verification> {
+  const ref = need(state.instance, 'instance');
+  const selection = need(state.selection, 'selection');
+  const outcome = need(state.restore, 'restore outcome');
+  const { request } = state;
+  const rpoSeconds = request.targets.rpoMinutes * 60;
+  const age = backupAgeCheck(selection.newestConsistentAt, selection.startedAt, rpoSeconds);
+  if (ref.emulated) {
+    const why = 'emulated: the RDS API is served by an emulator (moto) whose instances hold no data, so no query ran';
+    const names = [
+      ...(outcome.kind === 'dump' ? ['sha256', 'decryption', 'pg_restore', ...MANIFEST_CHECKS] : ['restored data readable']),
+      ...request.assertions.map((a) => `assertion: ${a.name}`),
+      ...(request.freshness ? ['freshness: newest row'] : []),
+      'amcheck',
+    ];
+    return { emulated: true, checks: [...names.map((n) => notPerformed(n, why)), age] };
+  }
+  const manifestChecks = outcome.kind === 'dump' ? outcome.checks : MANIFEST_CHECKS.map((n) => skipped(n, 'a snapshot carries no manifest inventory; dump drills compare it'));
+  const target = await throwaway(state, deps, registry, outcome.database);
+  const suite = await whenReachable(`The drill's throwaway does not accept connections`, () =>
+    runVerificationSuite(target, {
+      databaseId: request.databaseId,
+      amcheck: request.amcheck,
+      assertions: request.assertions,
+      freshness: request.freshness,
+      consistentAt: selection.backup.consistentAt,
+      rpoSeconds,
+      registry,
+    }),
+  );
+  return {
+    emulated: false,
+    checks: [...manifestChecks, ...suite.checks, age],
+    firstVerificationQueryAt: outcome.firstVerificationQueryAt ?? suite.firstVerificationQueryAt,
+  };
+}
+
+async function measure(state: DrillState, deps: DrillDeps): Promise<Measurement> {
+  const selection = need(state.selection, 'selection');
+  const m = measureDrill(state, reportLocation(state, deps, selection.drillId));
+  publishMeasurement(deps.metrics, state.request.databaseId, m);
+  return m;
+}
+
+async function teardown(state: DrillState, deps: DrillDeps): Promise<DrillTeardown> {
+  if (!state.selection) return { completedAt: nowOf(deps).toISOString(), items: [] };
+  const { drillId } = state.selection;
+  const items = [await deleteDrillSecret(deps.secrets, drillSecretName(drillId))];
+  items.push(...(await provisionerOf(state, deps).teardown(drillId, state.request.from, state.instance)));
+  const pending = items.filter((i) => i.outcome === 'pending' || i.outcome === 'failed');
+  if (pending.length > 0) {
+    throw new TeardownIncompleteError(`Teardown of drill ${drillId} (database "${state.request.databaseId}") is still waiting for ${pending.map((i) => `${i.type} ${i.id} (${i.detail ?? i.outcome})`).join(', ')}.`, {
+      nextStep: 'the state machine retries; anything left is deleted by the janitor once its lifeboat:expires-at tag passes.',
+    });
+  }
+  return { completedAt: nowOf(deps).toISOString(), items };
+}
+
+export interface ReportResult {
+  written: boolean;
+  locations: string[];
+  verdict: string;
+  alertDetails: Record<string, unknown>;
+  writeError?: string;
+}
+
+async function report(state: DrillState, deps: DrillDeps): Promise<ReportResult> {
+  const now = nowOf(deps);
+  const drillId = state.selection?.drillId ?? newBackupId(now, randomBytes(3).toString('hex'));
+  const built = buildDrillReport(state, drillId, now);
+  const targets = [deps.storage.source, deps.storage.vault].filter((t): t is BackupLocation => t !== undefined);
+  let locations: string[] = [];
+  let writeError: string | undefined;
+  try {
+    locations = await writeDrillReport(built, targets);
+  } catch (error) {
+    // On the failure path the alert matters more than the report: say so and go on.
+    if (!state.error) throw error;
+    writeError = `${(error as Error).name}: ${(error as Error).message}`;
+  }
+  recordMetric(deps.metrics, state.request.databaseId, built.verdict === 'passed' ? 'DrillSucceeded' : built.verdict === 'failed' ? 'DrillFailed' : 'DrillEmulated', MetricUnit.Count, 1);
+  return {
+    written: writeError === undefined,
+    locations,
+    verdict: built.verdict,
+    writeError,
+    alertDetails: {
+      drillId,
+      backupId: built.backup?.id,
+      report: locations[0] ?? reportLocation(state, deps, drillId),
+      failedChecks: built.checks.filter((c) => c.status === 'failed').map((c) => c.name),
+      rtoSeconds: built.rto?.seconds ?? null,
+      rpoSeconds: built.rpo?.seconds ?? null,
+      teardown: built.teardown.status,
+    },
+  };
+}
+
+/** Runs one step of a drill. The handler parses the state; this knows nothing of Lambda. */
+export async function runDrillAction(action: DrillAction, state: DrillState, deps: DrillDeps, registry: SecretRegistry): Promise<unknown> {
+  switch (action) {
+    case 'select':
+      return select(state, deps);
+    case 'provision':
+      return provision(state, deps);
+    case 'poll':
+      return poll(state, deps);
+    case 'credentials':
+      return credentials(state, deps, registry);
+    case 'restore':
+      return restore(state, deps, registry);
+    case 'verify':
+      return verify(state, deps, registry);
+    case 'measure':
+      return measure(state, deps);
+    case 'teardown':
+      return teardown(state, deps);
+    case 'report':
+      return report(state, deps);
+  }
+}

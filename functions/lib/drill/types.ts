@@ -1,0 +1,183 @@
+import { z } from 'zod';
+import { drillAssertionSchema, drillSelectionSchema } from '../config/schema.ts';
+
+/**
+ * The drill's state-machine payload, piece by piece. Every piece is plain JSON
+ * without secrets: the throwaway's password lives only in its Secrets Manager
+ * secret, and the payload carries that secret's ARN.
+ */
+
+const isoTime = z.iso.datetime();
+
+/** What one drill of one database should do; built from config by `drillRequestsFromConfig`. */
+export const drillRequestSchema = z
+  .object({
+    databaseId: z.string().min(1),
+    planId: z.string().min(1),
+    /** Database to verify inside a restored snapshot; dump drills use the manifest's name. */
+    databaseName: z.string().min(1).optional(),
+    backupKind: z.enum(['dump', 'snapshot']).default('dump'),
+    selection: drillSelectionSchema.default('latest'),
+    from: z.enum(['source', 'vault']).default('source'),
+    /** A specific backup id (dumps) or snapshot identifier/ARN instead of `selection`. */
+    backupId: z.string().min(1).optional(),
+    /** The RDS instance or Aurora cluster whose snapshots are drilled. */
+    rds: z
+      .union([z.object({ instanceIdentifier: z.string().min(1) }).strict(), z.object({ clusterIdentifier: z.string().min(1) }).strict()])
+      .optional(),
+    /** The plan's objectives; fractions allowed (tests use tiny targets). */
+    targets: z.object({ rpoMinutes: z.number().positive(), rtoMinutes: z.number().positive() }).strict(),
+    assertions: z.array(drillAssertionSchema).default([]),
+    freshness: z.object({ table: z.string().min(1), column: z.string().min(1) }).strict().optional(),
+    amcheck: z.enum(['off', 'indexes', 'heapallindexed']).default('indexes'),
+    instance: z
+      .object({
+        instanceClass: z.string().default('db.t4g.micro'),
+        subnetGroupName: z.string().optional(),
+        subnetIds: z.array(z.string()).optional(),
+        securityGroupIds: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ instanceClass: 'db.t4g.micro', securityGroupIds: [] }),
+    restoreTimeoutSeconds: z.number().int().positive().default(3600),
+    /** Wait between availability polls (a Wait state, not a sleeping Lambda). */
+    pollIntervalSeconds: z.number().int().min(0).default(30),
+    expiresAfterMinutes: z.number().positive().default(360),
+  })
+  .strict();
+export type DrillRequest = z.infer<typeof drillRequestSchema>;
+export type DrillRequestInput = z.input<typeof drillRequestSchema>;
+
+export const dumpBackupSchema = z.object({
+  kind: z.literal('dump'),
+  backupId: z.string(),
+  from: z.enum(['source', 'vault']),
+  bucket: z.string(),
+  prefix: z.string(),
+  manifestKey: z.string(),
+  consistentAt: isoTime,
+  databaseName: z.string(),
+  serverMajor: z.number().int(),
+  sizeBytes: z.number().int().nonnegative(),
+});
+
+export const snapshotBackupSchema = z.object({
+  kind: z.literal('snapshot'),
+  backupId: z.string(),
+  snapshotArn: z.string(),
+  from: z.enum(['source', 'vault']),
+  isCluster: z.boolean(),
+  sourceIdentifier: z.string(),
+  engine: z.string(),
+  consistentAt: isoTime,
+});
+
+export const selectionSchema = z.object({
+  drillId: z.string(),
+  startedAt: isoTime,
+  expiresAt: isoTime,
+  choice: z.enum(['latest', 'random', 'explicit']),
+  candidates: z.number().int().nonnegative(),
+  /** Consistent point of the newest committed backup (for the backup-age check). */
+  newestConsistentAt: isoTime,
+  backup: z.discriminatedUnion('kind', [dumpBackupSchema, snapshotBackupSchema]),
+});
+export type Selection = z.infer<typeof selectionSchema>;
+export type SelectedBackup = Selection['backup'];
+
+export const instanceRefSchema = z.object({
+  provider: z.enum(['local', 'rds']),
+  drillId: z.string(),
+  identifier: z.string(),
+  clusterIdentifier: z.string().optional(),
+  createdSubnetGroup: z.string().optional(),
+  from: z.enum(['source', 'vault']),
+  /** True where the instance is an API-level emulation (moto) that holds no data. */
+  emulated: z.boolean(),
+  endpoint: z.object({ host: z.string(), port: z.number().int() }).optional(),
+  /** Local clusters only: where the data directory lives (gone after teardown). */
+  dataDir: z.string().optional(),
+  createdAt: isoTime,
+});
+export type InstanceRef = z.infer<typeof instanceRefSchema>;
+export type ProviderName = InstanceRef['provider'];
+
+export const checkStatus = z.enum(['passed', 'failed', 'skipped', 'not-performed']);
+export const drillCheckSchema = z.object({
+  name: z.string(),
+  status: checkStatus,
+  detail: z.string(),
+  differences: z.array(z.string()).default([]),
+});
+export type DrillCheck = z.infer<typeof drillCheckSchema>;
+
+export const restoreOutcomeSchema = z.object({
+  kind: z.enum(['dump', 'snapshot']),
+  database: z.string(),
+  /** Checks the restore itself proved (sha256, decryption, pg_restore) and the manifest comparison. */
+  checks: z.array(drillCheckSchema),
+  firstVerificationQueryAt: isoTime.optional(),
+  timings: z.object({ downloadMs: z.number(), restoreMs: z.number(), verifyMs: z.number() }).optional(),
+});
+export type RestoreOutcome = z.infer<typeof restoreOutcomeSchema>;
+
+export const verificationSchema = z.object({
+  checks: z.array(drillCheckSchema),
+  firstVerificationQueryAt: isoTime.optional(),
+  emulated: z.boolean(),
+});
+export type Verification = z.infer<typeof verificationSchema>;
+
+const objective = z.object({
+  seconds: z.number().nullable(),
+  targetSeconds: z.number(),
+  /** null: not measured (emulated, or the drill failed before the point that ends it). */
+  met: z.boolean().nullable(),
+  note: z.string(),
+});
+export const measurementSchema = z.object({
+  verdict: z.enum(['passed', 'failed', 'emulated']),
+  summary: z.string(),
+  rto: objective,
+  rpo: objective.extend({ basis: z.enum(['drilled-backup', 'newest-backup']) }),
+  objectivesMet: z.boolean(),
+  objectiveSummary: z.string(),
+});
+export type Measurement = z.infer<typeof measurementSchema>;
+
+export const teardownItemSchema = z.object({
+  type: z.string(),
+  id: z.string(),
+  outcome: z.enum(['deleted', 'absent', 'pending', 'kept', 'failed']),
+  detail: z.string().optional(),
+});
+export type TeardownItem = z.infer<typeof teardownItemSchema>;
+export const teardownSchema = z.object({ completedAt: isoTime, items: z.array(teardownItemSchema) });
+export type DrillTeardown = z.infer<typeof teardownSchema>;
+
+/** Step Functions' Catch output. */
+const caughtSchema = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
+
+export const drillStateSchema = z.object({
+  request: drillRequestSchema,
+  executionId: z.string().optional(),
+  selection: selectionSchema.optional(),
+  instance: instanceRefSchema.optional(),
+  readiness: z.unknown().optional(),
+  credentials: z.object({ secretArn: z.string(), setAt: isoTime }).optional(),
+  restore: restoreOutcomeSchema.optional(),
+  verification: verificationSchema.optional(),
+  measurement: measurementSchema.optional(),
+  teardown: teardownSchema.optional(),
+  error: caughtSchema.optional(),
+  teardownError: caughtSchema.optional(),
+});
+export type DrillState = z.infer<typeof drillStateSchema>;
+export type DrillStateInput = z.input<typeof drillStateSchema>;
+
+/** At most this many differences per check travel in payloads and reports. */
+export const MAX_DIFFERENCES = 20;
+export function capDifferences(differences: readonly string[]): string[] {
+  if (differences.length <= MAX_DIFFERENCES) return [...differences];
+  return [...differences.slice(0, MAX_DIFFERENCES), `... and ${differences.length - MAX_DIFFERENCES} more`];
+}

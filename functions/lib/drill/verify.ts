@@ -1,0 +1,174 @@
+import type pg from 'pg';
+import type { FetchResult } from '../restore/fetch.ts';
+import type { ComparisonCheck } from '../restore/compare.ts';
+import { connect, type ResolvedConnection } from '../pg/connection.ts';
+import { quoteIdent } from '../pg/inventory.ts';
+import type { SecretRegistry } from '../redact.ts';
+import { capDifferences, type DrillCheck, type DrillRequest } from './types.ts';
+
+/**
+ * The drill's verification suite beyond the manifest comparison (which
+ * restoreBackup already runs): amcheck on btree indexes, the user's SQL
+ * assertions, and the two freshness checks. Each is its own check with its
+ * own status; one failing never hides another.
+ */
+
+/** Rows newer than the backup's consistent point by more than this are clock trouble, not freshness. */
+const CLOCK_SKEW_SECONDS = 300;
+const ASSERTION_TIMEOUT_MS = 5 * 60_000;
+
+export function check(name: string, ok: boolean, detail: string, differences: readonly string[] = []): DrillCheck {
+  return { name, status: ok ? 'passed' : 'failed', detail, differences: capDifferences(differences) };
+}
+
+export function notPerformed(name: string, why: string): DrillCheck {
+  return { name, status: 'not-performed', detail: why, differences: [] };
+}
+
+export function skipped(name: string, why: string): DrillCheck {
+  return { name, status: 'skipped', detail: why, differences: [] };
+}
+
+/** The manifest comparison, check by check. */
+export function fromComparison(c: ComparisonCheck): DrillCheck {
+  return check(c.name, c.ok, c.detail, c.differences);
+}
+
+/** What a successful download and pg_restore proved. */
+export function restoreChecks(fetch: Pick<FetchResult, 'sha256'> & { plaintextBytes?: number }): DrillCheck[] {
+  return [
+    check('sha256', true, `stored object matches the manifest (${fetch.sha256.slice(0, 12)}…)`),
+    check('decryption', true, fetch.plaintextBytes === undefined ? 'authenticated' : `${fetch.plaintextBytes} bytes authenticated`),
+    check('pg_restore', true, 'exit 0 with --exit-on-error'),
+  ];
+}
+
+export const MANIFEST_CHECKS = ['tables', 'row counts', 'sequences', 'schema fingerprint', 'large objects', 'extensions'] as const;
+
+export function formatSeconds(seconds: number): string {
+  const s = Math.abs(seconds);
+  if (s < 60) return `${seconds.toFixed(1)}s`;
+  if (s < 3600) return `${(seconds / 60).toFixed(1)}m`;
+  return `${(seconds / 3600).toFixed(1)}h`;
+}
+
+/** Freshness, part one: the newest backup is no older than the plan's RPO. */
+export function backupAgeCheck(newestConsistentAt: string, drillStartedAt: string, rpoSeconds: number): DrillCheck {
+  const age = (Date.parse(drillStartedAt) - Date.parse(newestConsistentAt)) / 1000;
+  return check(
+    'freshness: backup age',
+    age <= rpoSeconds,
+    `newest backup is ${formatSeconds(age)} old (consistent at ${newestConsistentAt}); plan RPO ${formatSeconds(rpoSeconds)}`,
+    age <= rpoSeconds ? [] : [`the newest backup is older than the plan's RPO by ${formatSeconds(age - rpoSeconds)}: backups are late or failing`],
+  );
+}
+
+export interface SuiteOptions {
+  databaseId: string;
+  amcheck: DrillRequest['amcheck'];
+  assertions: DrillRequest['assertions'];
+  freshness?: DrillRequest['freshness'];
+  consistentAt: string;
+  rpoSeconds: number;
+  registry: SecretRegistry;
+}
+
+/** Runs the suite against the restored database; the first query's time ends the RTO. */
+export async function runVerificationSuite(target: ResolvedConnection, options: SuiteOptions): Promise<{ checks: DrillCheck[]; firstVerificationQueryAt: string }> {
+  const client = await connect(options.databaseId, target, 'lifeboat-drill-verify');
+  try {
+    await client.query(`SELECT count(*) FROM pg_catalog.pg_class`);
+    const firstVerificationQueryAt = new Date().toISOString();
+    const checks: DrillCheck[] = [];
+    for (const assertion of options.assertions) checks.push(await runAssertion(client, assertion, options.registry));
+    if (options.freshness) checks.push(await newestRowCheck(client, options.freshness, options.consistentAt, options.rpoSeconds, options.registry));
+    checks.push(await amcheck(client, options.amcheck, options.registry));
+    return { checks, firstVerificationQueryAt };
+  } finally {
+    await client.end();
+  }
+}
+
+async function readOnly<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN READ ONLY');
+  try {
+    await client.query(`SET LOCAL statement_timeout = ${ASSERTION_TIMEOUT_MS}`);
+    await client.query(`SET LOCAL TIME ZONE 'UTC'`);
+    return await fn();
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+}
+
+async function runAssertion(client: pg.Client, assertion: { name: string; sql: string }, registry: SecretRegistry): Promise<DrillCheck> {
+  const name = `assertion: ${assertion.name}`;
+  try {
+    const result = await readOnly(client, () => client.query<unknown[]>({ text: assertion.sql, rowMode: 'array' }));
+    if (Array.isArray(result)) return check(name, false, 'must be a single statement');
+    const value = result.rows.length === 1 && result.rows[0]!.length === 1 ? result.rows[0]![0] : undefined;
+    if (value === true) return check(name, true, 'returned true');
+    const got = result.rows.length !== 1 || result.rows[0]!.length !== 1 ? `${result.rows.length} row(s) of ${result.fields.length} column(s)` : JSON.stringify(value);
+    return check(name, false, `returned ${got}; it must return a single true`, [`assertion "${assertion.name}" returned ${got}`]);
+  } catch (error) {
+    const message = registry.redact((error as Error).message);
+    return check(name, false, `failed: ${message}`, [`assertion "${assertion.name}" failed: ${message}`]);
+  }
+}
+
+function qualified(table: string): string {
+  const dot = table.indexOf('.');
+  return dot < 0 ? quoteIdent(table) : `${quoteIdent(table.slice(0, dot))}.${quoteIdent(table.slice(dot + 1))}`;
+}
+
+/** Freshness, part two: the newest row is inside the RPO window before the backup's consistent point. */
+async function newestRowCheck(client: pg.Client, freshness: { table: string; column: string }, consistentAt: string, rpoSeconds: number, registry: SecretRegistry): Promise<DrillCheck> {
+  const name = 'freshness: newest row';
+  const where = `${freshness.table}.${freshness.column}`;
+  try {
+    const { rows } = await readOnly(client, () =>
+      client.query<{ newest: Date | null }>(`SELECT max(${quoteIdent(freshness.column)})::timestamptz AS newest FROM ${qualified(freshness.table)}`),
+    );
+    const newest = rows[0]?.newest;
+    if (!newest) return check(name, false, `${where} has no rows`, [`${where} is empty in the restored database`]);
+    const lag = (Date.parse(consistentAt) - newest.getTime()) / 1000;
+    const ok = lag <= rpoSeconds && lag >= -CLOCK_SKEW_SECONDS;
+    const detail = `newest ${where} is ${newest.toISOString()}, ${formatSeconds(lag)} before the backup's consistent point; window ${formatSeconds(rpoSeconds)}`;
+    const differences = ok
+      ? []
+      : lag > rpoSeconds
+        ? [`the newest row in ${where} is ${formatSeconds(lag)} older than the backup: writes stopped or the backup holds stale data`]
+        : [`the newest row in ${where} is ${formatSeconds(-lag)} after the backup's consistent point: clocks disagree`];
+    return check(name, ok, detail, differences);
+  } catch (error) {
+    const message = registry.redact((error as Error).message);
+    return check(name, false, `could not read ${where}: ${message}`, [`freshness query on ${where} failed: ${message}`]);
+  }
+}
+
+async function amcheck(client: pg.Client, mode: DrillRequest['amcheck'], registry: SecretRegistry): Promise<DrillCheck> {
+  const name = 'amcheck';
+  if (mode === 'off') return skipped(name, 'disabled by drills.amcheck');
+  const available = await client.query(`SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'amcheck'`);
+  if (!available.rowCount) return skipped(name, 'the amcheck extension is not available on this server');
+  await client.query('CREATE EXTENSION IF NOT EXISTS amcheck');
+  const { rows } = await client.query<{ oid: number; name: string }>(
+    `SELECT c.oid::int AS oid, c.oid::regclass::text AS name
+       FROM pg_catalog.pg_index i
+       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+       JOIN pg_catalog.pg_am am ON am.oid = c.relam
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence <> 't' AND i.indisvalid AND i.indisready
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+      ORDER BY 2`,
+  );
+  const heap = mode === 'heapallindexed';
+  const problems: string[] = [];
+  for (const index of rows) {
+    try {
+      await client.query('SELECT bt_index_check(index => $1::oid::regclass, heapallindexed => $2)', [index.oid, heap]);
+    } catch (error) {
+      problems.push(`index ${index.name}: ${registry.redact((error as Error).message)}`);
+    }
+  }
+  return check(name, problems.length === 0, `${rows.length} btree indexes checked with bt_index_check${heap ? ' (heapallindexed)' : ''}`, problems);
+}

@@ -1,0 +1,93 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { runDumpBackup } from '../../functions/lib/backup/dump-pipeline.ts';
+import { databaseSchema } from '../../functions/lib/config/schema.ts';
+import { drillSecretName } from '../../functions/lib/drill/credentials.ts';
+import type { DrillReport } from '../../functions/lib/drill/report.ts';
+import { testClients, uniqueName } from '../harness/aws.ts';
+
+/** Shared by the drill tests: alerts over SNS→SQS, backups and teardown proofs. */
+export { capturingOutput } from '../harness/capture.ts';
+
+export interface ReceivedAlert {
+  subject: string;
+  message: string;
+  details: Record<string, unknown> & { kind: string; databaseId?: string; failure: string; details: Record<string, unknown> };
+}
+
+/** An SNS topic with an SQS subscription, as an on-call inbox. */
+export async function alertInbox() {
+  const { sns } = testClients();
+  const sqs = new SQSClient({});
+  const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('lifeboat-drill-alerts') }))).TopicArn!;
+  const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('drill-oncall') }))).QueueUrl!;
+  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn }));
+  return {
+    sns,
+    topicArn,
+    /** Drains the queue: every alert published so far. */
+    async receiveAll(): Promise<ReceivedAlert[]> {
+      const out: ReceivedAlert[] = [];
+      for (;;) {
+        const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: out.length ? 0 : 1 }));
+        if (!got.Messages?.length) return out;
+        for (const m of got.Messages) {
+          const envelope = JSON.parse(m.Body!) as { Subject: string; Message: string };
+          out.push({ subject: envelope.Subject, message: envelope.Message, details: JSON.parse(envelope.Message.split('--- details (JSON) ---')[1]!) });
+        }
+      }
+    },
+  };
+}
+
+/** Dumps a database of the suite's cluster as `databaseId` into `bucket` (credentials via a moto secret). */
+export async function backUp(databaseId: string, database: string, target: { bucket: string; kmsKeyArn: string; secretArn: string; prefix?: string }, backupId?: string) {
+  const clients = testClients();
+  const db = databaseSchema.parse({ id: databaseId, connection: { database, secretArn: target.secretArn, sslMode: 'disable' } });
+  return runDumpBackup(
+    { databaseId, planId: 'nightly', connection: db.connection, settings: db.dump, target: { bucket: target.bucket, prefix: target.prefix ?? 'backups/', kmsKeyArn: target.kmsKeyArn }, backupId },
+    { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets },
+  );
+}
+
+/** True once nothing listens on the port any more. */
+export async function portClosed(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+export async function secretExists(drillId: string): Promise<boolean> {
+  try {
+    await testClients().secrets.send(new DescribeSecretCommand({ SecretId: drillSecretName(drillId) }));
+    return true;
+  } catch (error) {
+    if ((error as Error).name === 'ResourceNotFoundException') return false;
+    throw error;
+  }
+}
+
+/** Proof that a local drill left nothing behind: port closed, data directory and secret gone. */
+export async function teardownProven(report: DrillReport): Promise<{ portClosed: boolean; dataDirGone: boolean; secretGone: boolean; status: string }> {
+  return {
+    portClosed: report.instance?.endpoint ? await portClosed(report.instance.endpoint.port) : true,
+    dataDirGone: report.instance?.dataDir ? !existsSync(report.instance.dataDir) : true,
+    secretGone: !(await secretExists(report.drillId)),
+    status: report.teardown.status,
+  };
+}
+
+export function tempRegistry(): string {
+  return mkdtempSync(join(tmpdir(), 'lifeboat-drill-registry-'));
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { loadDefinition, placeholders } from '../../state-machines/definitions.ts';
+
+interface State {
+  Type: string;
+  Next?: string;
+  End?: boolean;
+  Default?: string;
+  Choices?: { Next: string }[];
+  Catch?: { ErrorEquals: string[]; Next: string }[];
+  Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
+  SecondsPath?: string;
+  ItemProcessor?: { StartAt: string; States: Record<string, State> };
+}
+
+const fake = (name: string) => `arn:aws:lambda:eu-west-1:000000000000:function:${name}`;
+const drill = loadDefinition('drill', { DrillFunctionArn: fake('drill'), DrillRestoreFunctionArn: fake('restore'), AlertFunctionArn: fake('alert') }) as { States: Record<string, State> };
+const item = drill.States.DrillEachDatabase!.ItemProcessor!;
+const states = item.States;
+
+function successors(state: State): string[] {
+  return [state.Next, state.Default, ...(state.Choices ?? []).map((c) => c.Next), ...(state.Catch ?? []).map((c) => c.Next)].filter((n): n is string => Boolean(n));
+}
+
+const isTerminal = (s: State) => s.End === true || s.Type === 'Succeed' || s.Type === 'Fail';
+
+describe('drill state machine definition', () => {
+  it('has exactly the placeholders CDK must substitute', () => {
+    expect(placeholders('drill')).toEqual(['AlertFunctionArn', 'DrillFunctionArn', 'DrillRestoreFunctionArn']);
+    expect(placeholders('janitor')).toEqual(['AlertFunctionArn', 'JanitorFunctionArn']);
+  });
+
+  it('catches every error of every step before the report and sends it to teardown', () => {
+    const steps = ['SelectBackup', 'ProvisionInstance', 'CheckInstance', 'SetCredentials', 'RestoreBackup', 'VerifyRestore', 'MeasureDrill', 'TeardownInstance', 'WriteReport'];
+    const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task').map(([n]) => n);
+    expect(tasks.filter((n) => !['TeardownAfterFailure', 'ReportFailure', 'AlertDrillFailed', 'AlertObjectiveMissed'].includes(n)).sort()).toEqual([...steps].sort());
+    for (const name of steps) {
+      expect(states[name]!.Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'TeardownAfterFailure' }]);
+    }
+  });
+
+  it('tears down, then reports, then alerts, then fails on the failure path, whatever fails there', () => {
+    expect(states.TeardownAfterFailure).toMatchObject({ Next: 'ReportFailure', Catch: [{ ErrorEquals: ['States.ALL'], Next: 'ReportFailure' }] });
+    expect(states.ReportFailure).toMatchObject({ Next: 'AlertDrillFailed', Catch: [{ Next: 'ReportUnavailable' }] });
+    expect(states.ReportUnavailable!.Next).toBe('AlertDrillFailed');
+    expect(states.VerificationFailed!.Next).toBe('AlertDrillFailed');
+    expect(states.AlertDrillFailed).toMatchObject({ Next: 'DrillFailed', Catch: [{ Next: 'DrillFailed' }] });
+    expect(states.DrillFailed).toMatchObject({ End: true, Parameters: { status: 'failed' } });
+    expect(drill.States.DrillRunFailed).toMatchObject({ Type: 'Fail', Error: 'DrillFailed' });
+  });
+
+  it('reaches no end without passing a teardown state', () => {
+    const teardown = new Set(['TeardownInstance', 'TeardownAfterFailure']);
+    const seen = new Set<string>();
+    const queue = [item.StartAt];
+    while (queue.length) {
+      const name = queue.shift()!;
+      if (seen.has(name) || teardown.has(name)) continue;
+      seen.add(name);
+      expect(isTerminal(states[name]!), `${name} ends the drill before any teardown`).toBe(false);
+      queue.push(...successors(states[name]!));
+    }
+    expect(seen.has('RestoreBackup')).toBe(true);
+  });
+
+  it('waits with a Wait state in the poll loop, never in a function, and bounds every retry', () => {
+    expect(states.WaitForInstance).toMatchObject({ Type: 'Wait', SecondsPath: '$.request.pollIntervalSeconds', Next: 'CheckInstance' });
+    expect(states.CheckInstance!.Next).toBe('IsInstanceReady');
+    expect(successors(states.IsInstanceReady!)).toEqual(['RestoreBackup', 'WaitForInstance', 'SetCredentials']);
+    expect(states.SetCredentials!.Next).toBe('WaitForInstance');
+    for (const [name, s] of Object.entries(states)) {
+      for (const [i, r] of (s.Retry ?? []).entries()) {
+        expect(r.MaxAttempts, `${name} retry ${i}`).toBeLessThanOrEqual(20);
+        // Step Functions requires States.ALL to be the last retrier.
+        if (r.ErrorEquals.includes('States.ALL')) expect(i, name).toBe(s.Retry!.length - 1);
+      }
+    }
+    expect(states.RestoreBackup!.Retry![0]!.ErrorEquals).toEqual(['InstanceNotReadyError']);
+  });
+});
