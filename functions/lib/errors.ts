@@ -76,3 +76,54 @@ export class ManifestMismatchError extends LifeboatError {
 
 /** A required local binary (pg_dump, initdb, moto_server ...) is not installed. */
 export class MissingToolError extends LifeboatError {}
+
+/** A restore drill ran, but the restored data failed one or more checks. */
+export class DrillVerificationError extends LifeboatError {}
+
+/** The throwaway instance is not ready for this step yet; Step Functions retries it. */
+export class InstanceNotReadyError extends LifeboatError {
+  override readonly retryable = true;
+}
+
+/** The throwaway instance did not become available within the drill's restore timeout. */
+export class RestoreTimeoutError extends LifeboatError {}
+
+/** Creating the throwaway instance failed, or it entered a failed state. */
+export class DrillProvisioningError extends LifeboatError {}
+
+/** Drill resources are still being deleted (an instance in `deleting` holds its subnet group); retried. */
+export class TeardownIncompleteError extends LifeboatError {
+  override readonly retryable = true;
+}
+
+/** A snapshot or snapshot copy is still being created; Step Functions retries the status check. */
+export class SnapshotNotReadyError extends LifeboatError {
+  override readonly retryable = true;
+}
+
+/** A snapshot or snapshot copy ended in a failed (or otherwise terminal, unusable) state. */
+export class SnapshotFailedError extends LifeboatError {}
+
+/** A snapshot or copy did not become available within the configured wait (snapshots.maxWaitMinutes). */
+export class SnapshotWaitTimeoutError extends LifeboatError {}
+
+/** The manual snapshot quota of the account and region is used up. */
+export class SnapshotQuotaExceededError extends LifeboatError {}
+
+/** The RDS instance or Aurora cluster named in the config does not exist. */
+export class SourceDatabaseNotFoundError extends LifeboatError {}
+
+/** The snapshot to share is encrypted with the AWS managed key aws/rds, which RDS cannot share. */
+export class DefaultKeyNotShareableError extends LifeboatError {}
+
+/** The database is not encrypted and the config does not allow unencrypted snapshots. */
+export class UnencryptedSnapshotRefusedError extends LifeboatError {}
+
+/** The vault account cannot use the KMS key of the shared snapshot (its key policy does not grant the vault account). */
+export class SnapshotKeyNotSharedError extends LifeboatError {}
+
+/** The vault copier role could not be assumed, or refused the call. */
+export class VaultAccessError extends LifeboatError {}
+
+/** A copy in the vault does not match its manifest; it was marked as quarantined and not committed. */
+export class VaultCopyVerificationError extends LifeboatError {}

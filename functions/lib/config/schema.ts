@@ -37,6 +37,26 @@ export const connectionSchema = z
     /** CLI and local use only: the environment variable that holds the password. */
     passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional(),
     /**
+     * RDS IAM database authentication instead of a password: the runner signs a
+     * short-lived token with its own role (`rds-db:connect` on this resource and
+     * `username`). Needs `host` and `username`, and TLS.
+     * @default - password authentication (secretArn or passwordEnv)
+     */
+    iamAuth: z
+      .object({
+        /** The instance's DbiResourceId (`db-...`) or the Aurora cluster's DbClusterResourceId (`cluster-...`), as in the rds-db ARN. */
+        resourceId: z.string().regex(/^(db|cluster)-[A-Z0-9]+$/, 'must be a DbiResourceId (db-...) or DbClusterResourceId (cluster-...)'),
+      })
+      .strict()
+      .optional(),
+    /**
+     * The customer managed KMS key that encrypts `secretArn`, when it is not the
+     * default `aws/secretsmanager` key (RDS-managed master secrets often use one).
+     * The runner gets `kms:Decrypt` on it, only through Secrets Manager.
+     * @default - the secret uses the aws/secretsmanager key, which needs no grant
+     */
+    secretKmsKeyArn: arn.optional(),
+    /**
      * libpq sslmode. `verify-full` checks the server certificate against the RDS CA
      * bundle shipped in the container image.
      * @default 'verify-full'
@@ -47,15 +67,19 @@ export const connectionSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    const sources = [c.secretArn, c.passwordEnv].filter((s) => s !== undefined).length;
+    const sources = [c.secretArn, c.passwordEnv, c.iamAuth].filter((s) => s !== undefined).length;
     if (sources !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: 'set exactly one credential source: secretArn (deployed) or passwordEnv (CLI/local)',
+        message: 'set exactly one credential source: secretArn (deployed), iamAuth (deployed, RDS IAM authentication) or passwordEnv (CLI/local)',
         path: ['secretArn'],
       });
     }
-    if (!c.secretArn && !c.host) {
+    if (c.iamAuth && !c.username) ctx.addIssue({ code: 'custom', message: 'RDS IAM authentication signs a token for a database user: set username', path: ['username'] });
+    if (c.iamAuth && !c.host) ctx.addIssue({ code: 'custom', message: 'RDS IAM authentication needs the endpoint host name (the token is signed for it)', path: ['host'] });
+    if (c.iamAuth && c.sslMode === 'disable') ctx.addIssue({ code: 'custom', message: 'RDS IAM authentication requires TLS: use verify-full', path: ['sslMode'] });
+    if (c.secretKmsKeyArn && !c.secretArn) ctx.addIssue({ code: 'custom', message: 'secretKmsKeyArn is the key of secretArn: set secretArn or remove it', path: ['secretKmsKeyArn'] });
+    if (!c.secretArn && !c.host && !c.iamAuth) {
       ctx.addIssue({ code: 'custom', message: 'host is required unless the secret provides it', path: ['host'] });
     }
   });
@@ -90,6 +114,12 @@ export type DumpSettings = z.infer<typeof dumpSettingsSchema>;
 export const databaseSchema = z
   .object({
     id: identifier,
+    /**
+     * Which source (account and region) holds this database: `source.id` or an
+     * `additionalSources[].id`. Its source stack dumps it.
+     * @default - the primary `source`
+     */
+    source: identifier.optional(),
     connection: connectionSchema,
     /** RDS instance or Aurora cluster behind this database, for snapshots. */
     rds: z
@@ -147,6 +177,13 @@ export const planSchema = z
     rpoMinutes: z.number().int().min(1),
     /** Recovery time objective: a drill must restore within this. */
     rtoMinutes: z.number().int().min(1),
+    /**
+     * Dead man's switch: a CloudWatch alarm per database that fires when no dump
+     * succeeded within the RPO (missing data counts as late). Only turn it off
+     * knowingly; see docs/limits.md for RPOs over 167 hours.
+     * @default true
+     */
+    backupAgeAlarm: z.boolean().default(true),
     /** @default true */
     dump: z.boolean().default(true),
     /** @default false */
@@ -180,6 +217,49 @@ export const storageSchema = z
   })
   .strict();
 
+/** The VPC the runners (Lambda functions, Fargate dump tasks) use in one source account and region. */
+export const networkSchema = z
+  .object({
+    vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id'),
+    /** Private subnets for the functions and Fargate tasks; two or more availability zones recommended. */
+    subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).min(1),
+    /** Security groups of the runners; they must allow egress to the databases (and 443 to AWS). */
+    securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id')).min(1),
+    /**
+     * How the runners reach AWS APIs. `vpc-endpoints`: the source stack creates an
+     * S3 gateway endpoint and interface endpoints (KMS, Secrets Manager, SNS, STS,
+     * RDS, Step Functions, CloudWatch, Logs; ECR too when a dump runs on Fargate).
+     * `user-managed`: the VPC already reaches them (NAT gateway or your own endpoints).
+     * @default 'vpc-endpoints'
+     */
+    egress: z.enum(['vpc-endpoints', 'user-managed']).default('vpc-endpoints'),
+    /** Route tables of the subnets, for the S3 gateway endpoint (egress `vpc-endpoints`). @default [] */
+    routeTableIds: z.array(z.string().regex(/^rtb-[0-9a-f]+$/, 'must be a route table id')).default([]),
+  })
+  .strict()
+  .refine((n) => n.egress !== 'vpc-endpoints' || n.routeTableIds.length > 0, {
+    message: 'the S3 gateway endpoint is added to route tables: list the subnets\' routeTableIds, or set egress to "user-managed"',
+    path: ['routeTableIds'],
+  });
+export type NetworkConfig = z.infer<typeof networkSchema>;
+
+const sourceShape = {
+  account: awsAccount.optional(),
+  region: awsRegion,
+  /** @default - functions run outside any VPC (Fargate dumps need a network) */
+  network: networkSchema.optional(),
+};
+/** An account and region holding databases; one source stack each. */
+export const sourceSchema = z
+  .object({
+    /** Names this source in `databases[].source`. @default 'primary' */
+    id: identifier.default('primary'),
+    ...sourceShape,
+  })
+  .strict();
+export const additionalSourceSchema = z.object({ id: identifier, ...sourceShape }).strict();
+export type SourceConfig = z.infer<typeof sourceSchema>;
+
 export const subscriberSchema = z.discriminatedUnion('protocol', [
   z.object({ protocol: z.literal('email'), endpoint: z.email() }).strict(),
   z.object({ protocol: z.literal('https'), endpoint: z.url({ protocol: /^https$/ }) }).strict(),
@@ -193,19 +273,141 @@ export const vaultSchema = z
     region: awsRegion,
     /** Object Lock compliance-mode retention for every object in the vault. */
     retentionDays: z.number().int().min(1).max(36_500),
+    /**
+     * Vault-account roles that may still change the vault's lock configuration,
+     * policies and keys, or delete expired copies; the vault's bucket and key
+     * policies deny that to everyone else. The vault account's CDK deployment
+     * role is always included. Never name a role the production account can assume.
+     * @default []
+     */
+    adminRoleArns: z.array(arn).optional(),
   })
   .strict();
+
+/**
+ * RDS/Aurora snapshot settings for plans with `snapshot: true`. The whole
+ * section is optional; `resolveSnapshotSettings` fills the defaults.
+ */
+export const snapshotSettingsSchema = z
+  .object({
+    /**
+     * A copy in the production account under a customer managed key, normally
+     * in another region (a cross-region copy). When its region is the vault's,
+     * this re-encrypted copy is the one shared with the vault account, so a
+     * database encrypted with the default `aws/rds` key can still reach the vault.
+     */
+    copy: z.object({ region: awsRegion, kmsKeyArn: arn }).strict().optional(),
+    /** Snapshot databases whose storage is not encrypted. @default false */
+    allowUnencrypted: z.boolean().default(false),
+    /** Manual snapshot quota assumed when RDS DescribeAccountAttributes is unavailable. @default 100 */
+    manualSnapshotQuota: z.number().int().min(1).max(100_000).default(100),
+    /** Alert (kind `quota-warning`) when a new snapshot brings usage to this share of the quota. @default 90 */
+    quotaWarningPercent: z.number().int().min(1).max(100).default(90),
+    /** Longest wait for one snapshot or copy to become available before the run alerts; fractions allowed. @default 240 */
+    maxWaitMinutes: z.number().positive().max(10_080).default(240),
+  })
+  .strict();
+export type SnapshotSettings = z.infer<typeof snapshotSettingsSchema>;
+
+/** The snapshot settings with defaults filled (the config section is optional). */
+export function resolveSnapshotSettings(settings: z.input<typeof snapshotSettingsSchema> | undefined): SnapshotSettings {
+  return snapshotSettingsSchema.parse(settings ?? {});
+}
+
+/** Which backup a drill restores: the newest, or a random one from the last N days. */
+export const drillSelectionSchema = z.union([
+  z.literal('latest'),
+  z.object({ randomWithinDays: z.number().int().min(1).max(3650) }).strict(),
+]);
+export type DrillSelection = z.infer<typeof drillSelectionSchema>;
+
+/** Per-plan or per-database drill overrides (the database's win, then the plan's, then `drills`'). */
+const drillOverrides = {
+  /** @default drills.selection */
+  selection: drillSelectionSchema.optional(),
+  /** Drill from the source bucket/region or from the vault copy. @default drills.from */
+  from: z.enum(['source', 'vault']).optional(),
+  /** Which kind of backup to drill. @default 'dump' when the plan dumps, else 'snapshot' */
+  backupKind: z.enum(['dump', 'snapshot']).optional(),
+};
+
+export const drillAssertionSchema = z
+  .object({
+    name: z.string().min(1).max(100),
+    /** Must return exactly one row with one column that is `true`; runs read-only. */
+    sql: z.string().min(1),
+  })
+  .strict();
+
+export const drillsSchema = z
+  .object({
+    /** @default { cron: 'cron(0 4 * * ? *)', timezone: 'UTC' } */
+    schedule: scheduleSchema.default({ cron: 'cron(0 4 * * ? *)', timezone: 'UTC', flexibleWindowMinutes: 0 }),
+    /** @default 'latest' */
+    selection: drillSelectionSchema.default('latest'),
+    /** @default 'source' */
+    from: z.enum(['source', 'vault']).default('source'),
+    /** Instance class of the throwaway RDS instance. @default 'db.t4g.micro' */
+    instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an RDS instance class such as db.t4g.micro').default('db.t4g.micro'),
+    /** Isolated subnets for the throwaway: an existing DB subnet group, or subnet ids (a group is created per drill). */
+    subnetGroupName: z.string().min(1).optional(),
+    subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).min(2).optional(),
+    /** @default [] */
+    securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id')).default([]),
+    /** Longest wait for the throwaway to become available before the drill fails. @default 60 */
+    restoreTimeoutMinutes: z.number().int().min(1).max(1440).default(60),
+    /** @default 30 */
+    pollIntervalSeconds: z.number().int().min(5).max(600).default(30),
+    /** Expiry tag on drill resources; the janitor deletes them after it. @default 360 */
+    expiresAfterMinutes: z.number().int().min(30).max(10_080).default(360),
+    /** amcheck on btree indexes: off, bt_index_check, or with heapallindexed. @default 'indexes' */
+    amcheck: z.enum(['off', 'indexes', 'heapallindexed']).default('indexes'),
+    /** Databases drilled at once. @default 2 */
+    maxConcurrency: z.number().int().min(1).max(19).default(2),
+    /** @default [] */
+    plans: z.array(z.object({ id: identifier, ...drillOverrides }).strict()).default([]),
+    /** Databases to drill; when empty, every database of every plan. @default [] */
+    databases: z
+      .array(
+        z
+          .object({
+            id: identifier,
+            ...drillOverrides,
+            /** @default [] */
+            assertions: z.array(drillAssertionSchema).default([]),
+            /** Newest row timestamp must lie within the plan's RPO before the backup's consistent point. */
+            freshness: z.object({ table: z.string().min(1), column: z.string().min(1) }).strict().optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict()
+  .refine((d) => !(d.subnetGroupName && d.subnetIds), { message: 'set subnetGroupName or subnetIds, not both', path: ['subnetIds'] })
+  .refine((d) => d.expiresAfterMinutes > d.restoreTimeoutMinutes, { message: 'must be longer than restoreTimeoutMinutes', path: ['expiresAfterMinutes'] });
+export type DrillsConfig = z.infer<typeof drillsSchema>;
 
 export const lifeboatConfigSchema = z
   .object({
     /** Deployment name; prefixes stacks and resources. */
     name: identifier,
-    source: z.object({ account: awsAccount.optional(), region: awsRegion }).strict(),
+    /** The primary account and region holding databases. */
+    source: sourceSchema,
+    /**
+     * More accounts or regions holding databases, each with its own source stack;
+     * `databases[].source` names one. Each (account, region) pair at most once.
+     * @default []
+     */
+    additionalSources: z.array(additionalSourceSchema).default([]),
     databases: z.array(databaseSchema).min(1),
     plans: z.array(planSchema).min(1),
     storage: storageSchema.default({ prefix: 'backups/' }),
     alerts: z.object({ subscribers: z.array(subscriberSchema).default([]) }).strict().default({ subscribers: [] }),
     vault: vaultSchema.optional(),
+    /** Snapshot settings (cross-region copy, quota, waits); defaults apply when absent. */
+    snapshots: snapshotSettingsSchema.optional(),
+    /** Nightly restore drills; absent means no scheduled drills (`lifeboat drill` still works). */
+    drills: drillsSchema.optional(),
   })
   .strict()
   // Cross-references run even when other fields are bad (`when`), so one run
@@ -213,8 +415,13 @@ export const lifeboatConfigSchema = z
   .superRefine((value, ctx) => checkCrossReferences(value as unknown as LooseConfig, ctx), { when: () => true });
 
 interface LooseConfig {
-  databases?: Array<{ id?: unknown; rds?: unknown } | undefined>;
+  databases?: Array<{ id?: unknown; rds?: unknown; source?: unknown } | undefined>;
+  additionalSources?: Array<{ id?: unknown; account?: unknown; region?: unknown } | undefined>;
   plans?: Array<{ id?: unknown; databases?: unknown[]; snapshot?: unknown } | undefined>;
+  vault?: unknown;
+  source?: { region?: unknown };
+  snapshots?: { copy?: { region?: unknown; kmsKeyArn?: unknown } };
+  drills?: { plans?: Array<{ id?: unknown; from?: unknown } | undefined>; databases?: Array<{ id?: unknown; backupKind?: unknown; from?: unknown } | undefined>; from?: unknown };
 }
 
 function checkCrossReferences(cfg: LooseConfig, ctx: z.RefinementCtx): void {
@@ -242,6 +449,72 @@ function checkCrossReferences(cfg: LooseConfig, ctx: z.RefinementCtx): void {
         });
       }
     });
+  });
+  checkDrillReferences(cfg, databases, plans, ctx);
+  checkSourceReferences(cfg, databases, ctx);
+  checkSnapshotSettings(cfg, plans, ctx);
+}
+
+/**
+ * A snapshot reaches the vault by being shared from the production account in
+ * the vault's region (a shared encrypted snapshot cannot change region), so that
+ * region must be the source region or the copy region.
+ */
+function checkSnapshotSettings(cfg: LooseConfig, plans: NonNullable<LooseConfig['plans']>, ctx: z.RefinementCtx): void {
+  const copy = cfg?.snapshots?.copy;
+  if (copy && typeof copy.kmsKeyArn === 'string' && typeof copy.region === 'string') {
+    const keyRegion = copy.kmsKeyArn.split(':')[3];
+    if (keyRegion && keyRegion !== copy.region) {
+      ctx.addIssue({ code: 'custom', message: `the key must be in the copy region ${copy.region}, not ${keyRegion}`, path: ['snapshots', 'copy', 'kmsKeyArn'] });
+    }
+  }
+  const vaultRegion = (cfg?.vault as { region?: unknown } | undefined)?.region;
+  if (!vaultRegion || !plans.some((plan) => plan?.snapshot === true)) return;
+  if (vaultRegion !== cfg?.source?.region && vaultRegion !== copy?.region) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `snapshots reach the vault (${String(vaultRegion)}) by sharing a copy in that region: set snapshots.copy.region to "${String(vaultRegion)}" (with a customer managed kmsKeyArn there)`,
+      path: ['snapshots', 'copy'],
+    });
+  }
+}
+
+/** Source ids are unique, each (account, region) pair holds one source stack, and databases name known sources. */
+function checkSourceReferences(cfg: LooseConfig, databases: NonNullable<LooseConfig['databases']>, ctx: z.RefinementCtx): void {
+  const primary = cfg?.source as { id?: unknown; account?: unknown; region?: unknown } | undefined;
+  const extra = Array.isArray(cfg?.additionalSources) ? cfg.additionalSources : [];
+  const ids = new Set<unknown>([primary?.id ?? 'primary']);
+  const places = new Set<string>([`${String(primary?.account ?? '')}/${String(primary?.region)}`]);
+  extra.forEach((s, i) => {
+    if (ids.has(s?.id)) ctx.addIssue({ code: 'custom', message: `duplicate source id "${String(s?.id)}"`, path: ['additionalSources', i, 'id'] });
+    ids.add(s?.id);
+    const place = `${String(s?.account ?? '')}/${String(s?.region)}`;
+    if (places.has(place)) {
+      ctx.addIssue({ code: 'custom', message: `another source already uses account ${String(s?.account ?? '(default)')} in ${String(s?.region)}: one source stack per account and region`, path: ['additionalSources', i, 'region'] });
+    }
+    places.add(place);
+  });
+  databases.forEach((db, i) => {
+    if (db?.source !== undefined && !ids.has(db.source)) {
+      ctx.addIssue({ code: 'custom', message: `unknown source "${String(db.source)}"; known: ${[...ids].map((id) => `"${String(id)}"`).join(', ')}`, path: ['databases', i, 'source'] });
+    }
+  });
+}
+
+function checkDrillReferences(cfg: LooseConfig, databases: NonNullable<LooseConfig['databases']>, plans: NonNullable<LooseConfig['plans']>, ctx: z.RefinementCtx): void {
+  const drills = cfg?.drills;
+  if (drills?.from === 'vault' && !cfg.vault) ctx.addIssue({ code: 'custom', message: 'drills from the vault need a vault section', path: ['drills', 'from'] });
+  (Array.isArray(drills?.plans) ? drills.plans : []).forEach((p, i) => {
+    if (!plans.some((plan) => plan?.id === p?.id)) ctx.addIssue({ code: 'custom', message: `unknown plan "${String(p?.id)}"`, path: ['drills', 'plans', i, 'id'] });
+    if (p?.from === 'vault' && !cfg.vault) ctx.addIssue({ code: 'custom', message: 'drills from the vault need a vault section', path: ['drills', 'plans', i, 'from'] });
+  });
+  (Array.isArray(drills?.databases) ? drills.databases : []).forEach((d, i) => {
+    const db = databases.find((x) => x?.id === d?.id);
+    if (!db) ctx.addIssue({ code: 'custom', message: `unknown database "${String(d?.id)}"`, path: ['drills', 'databases', i, 'id'] });
+    else if (d?.backupKind === 'snapshot' && !db.rds) {
+      ctx.addIssue({ code: 'custom', message: `snapshot drills need rds.instanceIdentifier or rds.clusterIdentifier on database "${String(d?.id)}"`, path: ['drills', 'databases', i, 'backupKind'] });
+    }
+    if (d?.from === 'vault' && !cfg.vault) ctx.addIssue({ code: 'custom', message: 'drills from the vault need a vault section', path: ['drills', 'databases', i, 'from'] });
   });
 }
 
