@@ -1,4 +1,5 @@
 import type { DatabaseConfig, LifeboatConfig, PlanConfig } from '../functions/lib/config/schema.ts';
+import { RETENTION_LOCATIONS, type RetentionLocation } from '../functions/lib/retention/environment.ts';
 
 /**
  * Schedule definitions derived from the config: what EventBridge Scheduler sends
@@ -12,6 +13,10 @@ export interface BackupRunInput {
   readonly planId: string;
   /** Read by the Map state's `MaxConcurrencyPath`. */
   readonly maxConcurrency: number;
+  /** Take a logical dump of each database (the plan's `dump`). */
+  readonly dump: boolean;
+  /** Take an RDS/Aurora snapshot of each database (the plan's `snapshot`). */
+  readonly snapshot: boolean;
   /** The plan's databases, in the plan's order, as parsed (defaults filled) by the config schema. */
   readonly databases: DatabaseConfig[];
 }
@@ -52,7 +57,7 @@ export function backupRunInput(config: LifeboatConfig, planId: string): BackupRu
     }
     return database;
   });
-  return { planId: plan.id, maxConcurrency: plan.maxConcurrency, databases };
+  return { planId: plan.id, maxConcurrency: plan.maxConcurrency, dump: plan.dump, snapshot: plan.snapshot, databases };
 }
 
 /**
@@ -69,4 +74,67 @@ export function backupSchedules(config: LifeboatConfig): BackupSchedule[] {
       flexibleWindowMinutes: plan.schedule.flexibleWindowMinutes,
       input: backupRunInput(config, plan.id),
     }));
+}
+
+/** Where retention runs for one database (see functions/lib/retention/run.ts). */
+export interface RetentionTarget {
+  readonly databaseId: string;
+  readonly location: RetentionLocation;
+}
+
+/** The retention state machine's execution input (see state-machines/retention.asl.json). */
+export interface RetentionRunInput {
+  readonly planId: string;
+  /** Read by the Map state's `MaxConcurrencyPath`. */
+  readonly maxConcurrency: number;
+  /** Each (database, location) once: one prune per target at a time. */
+  readonly targets: RetentionTarget[];
+}
+
+/**
+ * The execution input for one retention run of a plan: every database of the
+ * plan at every location that has a policy and exists (a copy region only with
+ * `snapshots.copy`, the vault only with `vault`). `locations` narrows it, e.g.
+ * to run the vault from its own schedule. The policies are not in the input:
+ * the retention function reads them from its environment.
+ */
+export function retentionRunInput(
+  config: LifeboatConfig,
+  planId: string,
+  options: { locations?: readonly RetentionLocation[] } = {},
+): RetentionRunInput {
+  const plan = findPlan(config, planId);
+  const exists: Record<RetentionLocation, boolean> = {
+    source: plan.retention.source !== undefined,
+    'copy-region': plan.retention.copyRegion !== undefined && config.snapshots?.copy !== undefined,
+    vault: plan.retention.vault !== undefined && config.vault !== undefined,
+  };
+  const locations = RETENTION_LOCATIONS.filter((l) => exists[l] && (options.locations?.includes(l) ?? true));
+  const targets = [...new Set(plan.databases)].flatMap((databaseId) => locations.map((location) => ({ databaseId, location })));
+  return { planId: plan.id, maxConcurrency: plan.maxConcurrency, targets };
+}
+
+/** When retention runs unless told otherwise: daily at 05:30 in the plan's time zone, after the default 04:00 drills. */
+export const DEFAULT_RETENTION_CRON = 'cron(30 5 * * ? *)';
+
+export interface RetentionSchedule {
+  readonly planId: string;
+  readonly expression: string;
+  readonly timeZone: string;
+  readonly input: RetentionRunInput;
+}
+
+/** One retention schedule per plan that has something to prune. */
+export function retentionSchedules(
+  config: LifeboatConfig,
+  options: { expression?: string; locations?: readonly RetentionLocation[] } = {},
+): RetentionSchedule[] {
+  return config.plans
+    .map((plan) => ({
+      planId: plan.id,
+      expression: options.expression ?? DEFAULT_RETENTION_CRON,
+      timeZone: plan.schedule.timezone,
+      input: retentionRunInput(config, plan.id, options),
+    }))
+    .filter((s) => s.input.targets.length > 0);
 }

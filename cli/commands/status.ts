@@ -3,7 +3,7 @@ import { ConfigError } from '../../functions/lib/errors.ts';
 import { collectStatus, type StatusSources } from '../../functions/lib/status/model.ts';
 import { renderStatusHtml } from '../../functions/lib/status/render-html.ts';
 import { renderStatusText } from '../../functions/lib/status/render-text.ts';
-import { backupsFromBucket } from '../../functions/lib/status/s3-sources.ts';
+import { backupsFromBucket, drillsFromBucket } from '../../functions/lib/status/s3-sources.ts';
 import { cliClients, loadCliConfig, storageLocation } from '../context.ts';
 import type { CommandResult } from '../main.ts';
 
@@ -19,6 +19,7 @@ export async function statusCommand(flags: Record<string, string | boolean | und
   const { s3 } = cliClients();
   const sources: StatusSources = {
     backups: (databaseId) => backupsFromBucket(s3, storage.bucket, storage.prefix, databaseId),
+    drills: (databaseId) => drillsFromBucket(s3, storage.bucket, storage.prefix, databaseId),
   };
   const status = await collectStatus(config, sources);
   if (typeof flags.html === 'string') writeFileSync(flags.html, renderStatusHtml(status));

@@ -6,7 +6,10 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createDumpHandler } from '../../functions/dump/handler.ts';
 import { createAlertHandler } from '../../functions/alert/handler.ts';
-import { databaseSchema } from '../../functions/lib/config/schema.ts';
+import { createSnapshotHandler } from '../../functions/snapshot/handler.ts';
+import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
+import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
+import { databaseSchema, resolveSnapshotSettings } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
 import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
@@ -50,7 +53,17 @@ describe('the synthesized backup state machine, executed locally with the real h
     const logger = new Logger({ serviceName: 'lifeboat-test' });
     const dumpArn = localFunctionArn('dump');
     const alertArn = localFunctionArn('alert');
-    const definition = synthesizedDefinition('backup', { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn });
+    const snapshotArn = localFunctionArn('snapshot');
+    const vaultCopyArn = localFunctionArn('vault-copy');
+    const definition = synthesizedDefinition('backup', { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn, SnapshotFunctionArn: snapshotArn, VaultCopyFunctionArn: vaultCopyArn });
+    const metrics = new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' });
+    // This plan takes no snapshots and the deployment has no vault: the snapshot steps are skipped, the vault copy reports `skipped`.
+    const snapshot = createSnapshotHandler({
+      context: { rds: (region) => createRdsClient({ region }), kms: (region) => createKmsClient({ region }), sts: createStsClient(), sourceRegion: 'eu-west-1', settings: resolveSnapshotSettings(undefined) },
+      logger,
+      metrics,
+    });
+    const vaultCopy = createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: (region, credentials) => createS3Client({ region, credentials }), logger, metrics });
     const dump = createDumpHandler({
       clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms },
       target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
@@ -63,13 +76,20 @@ describe('the synthesized backup state machine, executed locally with the real h
     const input = {
       planId: 'nightly',
       maxConcurrency: 2,
+      dump: true,
+      snapshot: false,
       databases: [database('alpha', dbs[0]!.name, goodSecret), database('bravo', dbs[1]!.name, badSecret), database('charlie', dbs[2]!.name, goodSecret)],
     };
 
     // Act
     const { result: run, output: logLines } = await capturingOutput(() =>
       runLocalStateMachine(definition, input, {
-        resources: { [dumpArn]: asLocalTask('dump', dump), [alertArn]: asLocalTask('alert', alert) },
+        resources: {
+          [dumpArn]: asLocalTask('dump', dump),
+          [alertArn]: asLocalTask('alert', alert),
+          [snapshotArn]: asLocalTask('snapshot', snapshot),
+          [vaultCopyArn]: asLocalTask('vault-copy', vaultCopy),
+        },
         retryIntervalOverrides: { DumpDatabase: 0, AlertDumpFailed: 0 },
       }),
     );

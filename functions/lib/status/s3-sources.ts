@@ -2,7 +2,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { listBackupIds } from '../backup/catalog.ts';
 import { backupKeys } from '../backup/manifest.ts';
 import { readManifest } from '../restore/fetch.ts';
-import type { BackupPoint } from './model.ts';
+import { listDrillReports } from '../drill/report.ts';
+import type { BackupPoint, DrillPoint } from './model.ts';
 
 /**
  * Committed backups of a database in a bucket, newest first, read from their
@@ -23,4 +24,19 @@ export async function backupsFromBucket(s3: S3Client, bucket: string, prefix: st
     }
   }
   return points;
+}
+
+/** Drill reports of a database as status points, newest `limit` of them. */
+export async function drillsFromBucket(s3: S3Client, bucket: string, prefix: string, databaseId: string, limit = 30): Promise<DrillPoint[]> {
+  const stored = await listDrillReports(s3, bucket, prefix, { databaseId, limit });
+  return stored.map(({ report }) => ({
+    drillId: report.drillId,
+    finishedAt: report.finishedAt,
+    backupId: report.backup?.id,
+    passed: report.verdict === 'passed',
+    emulated: report.verdict === 'emulated',
+    rtoSeconds: report.rto?.seconds ?? undefined,
+    rpoSeconds: report.rpo?.seconds ?? undefined,
+    failures: report.checks.filter((c) => c.status === 'failed').map((c) => `${c.name}: ${c.detail}`),
+  }));
 }

@@ -1,0 +1,386 @@
+import type { AwsCredentials } from '../aws/clients.ts';
+import type { DatabaseConfig, SnapshotSettings } from '../config/schema.ts';
+import {
+  DefaultKeyNotShareableError,
+  EncryptionKeyError,
+  SnapshotFailedError,
+  SnapshotKeyNotSharedError,
+  SnapshotNotReadyError,
+  SnapshotWaitTimeoutError,
+  UnencryptedSnapshotRefusedError,
+  VaultAccessError,
+} from '../errors.ts';
+import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
+import { snapshotBackupId, snapshotIdentifier, snapshotTags, TAG, type SnapshotJobIdentity } from './ids.ts';
+import { describeSnapshotKey, type KmsApi } from './keys.ts';
+import { checkSnapshotQuota, type QuotaCheck } from './quota.ts';
+import { classifyRdsError, isAwsError } from './rds-errors.ts';
+import {
+  copySnapshot,
+  createSnapshot,
+  deleteSnapshot,
+  describeKind,
+  describeSnapshot,
+  describeSourceDatabase,
+  shareSnapshot,
+  sourceDatabaseOf,
+  type RdsApi,
+  type SnapshotInfo,
+  type SnapshotKind,
+} from './rds.ts';
+
+/**
+ * The snapshot side of a backup, one step per Lambda invocation; the state
+ * machine waits between them (Wait states and Retry on SnapshotNotReadyError),
+ * never a sleeping Lambda:
+ *
+ *   create (source region) → status → copy (snapshots.copy: cross-region, CMK)
+ *   → status → share with the vault account → copy into the vault under the
+ *   vault's key, as the vault's copier role → status.
+ *
+ * Every step returns a small JSON-safe `SnapshotRef` that the next one takes.
+ */
+export type SnapshotLocation = 'source' | 'copy' | 'vault';
+
+export interface SnapshotRef {
+  readonly location: SnapshotLocation;
+  readonly kind: SnapshotKind;
+  /** The owning account when known (always for the vault). */
+  readonly account?: string;
+  readonly region: string;
+  readonly id: string;
+  readonly arn: string;
+  readonly status: string;
+  readonly encrypted: boolean;
+  readonly kmsKeyId?: string;
+  /** When the snapshot was requested: the wait for it and all its copies counts from here. */
+  readonly startedAt: string;
+  /** Past this, a copy that is still not available fails with SnapshotWaitTimeoutError. */
+  readonly deadline: string;
+}
+
+export interface SnapshotJob extends Omit<SnapshotJobIdentity, 'databaseId'> {
+  readonly database: Pick<DatabaseConfig, 'id' | 'rds'>;
+}
+
+export interface VaultSnapshotTarget {
+  readonly account: string;
+  readonly region: string;
+  readonly copierRoleArn: string;
+  /** Key id, key ARN or alias ARN of the vault's snapshot key (in the vault region). */
+  readonly snapshotKmsKeyId: string;
+}
+
+export interface SnapshotContext {
+  /** RDS client for a region; with credentials for the vault's copier role. */
+  readonly rds: (region: string, credentials?: AwsCredentials) => RdsApi;
+  readonly kms: (region: string) => KmsApi;
+  readonly sts: StsApi;
+  /** Region of the databases (the function's own). */
+  readonly sourceRegion: string;
+  readonly settings: SnapshotSettings;
+  readonly vault?: VaultSnapshotTarget;
+  readonly now?: () => Date;
+}
+
+const identity = (job: SnapshotJob): SnapshotJobIdentity => ({ ...job, databaseId: job.database.id });
+const clock = (ctx: SnapshotContext) => (ctx.now ?? (() => new Date()))();
+
+function refOf(info: SnapshotInfo, location: SnapshotLocation, region: string, timing: Pick<SnapshotRef, 'startedAt' | 'deadline'>, account?: string): SnapshotRef {
+  return {
+    location,
+    kind: info.kind,
+    ...(account ? { account } : {}),
+    region,
+    id: info.id,
+    arn: info.arn,
+    status: info.status,
+    encrypted: info.encrypted,
+    ...(info.kmsKeyId ? { kmsKeyId: info.kmsKeyId } : {}),
+    startedAt: timing.startedAt,
+    deadline: timing.deadline,
+  };
+}
+
+function describeLocation(ref: Pick<SnapshotRef, 'location' | 'kind' | 'id' | 'region' | 'account'>): string {
+  const what = ref.kind === 'instance' ? 'DB snapshot' : 'DB cluster snapshot';
+  if (ref.location === 'source') return `${what} ${ref.id} (${ref.region})`;
+  if (ref.location === 'copy') return `cross-region copy ${ref.id} (${ref.region})`;
+  return `vault copy ${ref.id} (account ${ref.account ?? '?'}, ${ref.region})`;
+}
+
+/** A retried step finds the snapshot its first attempt made: same name, and the same backup id tag. */
+async function adoptExisting(rds: RdsApi, kind: SnapshotKind, id: string, backupId: string, where: string, cause: unknown): Promise<SnapshotInfo> {
+  const existing = await describeSnapshot(rds, kind, id);
+  if (existing && existing.tags[TAG.backupId] === backupId) return existing;
+  throw new SnapshotFailedError(`A snapshot named ${id} already exists in ${where} and is not from this backup (${backupId}).`, {
+    cause,
+    nextStep: 'rename or delete that snapshot; lifeboat never overwrites one it did not make.',
+  });
+}
+
+export interface CreateResult {
+  readonly backupId: string;
+  readonly quota: QuotaCheck;
+  readonly ref: SnapshotRef;
+}
+
+/**
+ * Checks the source (exists, encrypted unless allowed) and the manual snapshot
+ * quota, then requests the snapshot, tagged with the backup id, plan and database.
+ */
+export async function createSourceSnapshot(job: SnapshotJob, ctx: SnapshotContext): Promise<CreateResult> {
+  const now = clock(ctx);
+  const id = identity(job);
+  const source = sourceDatabaseOf(job.database);
+  const rds = ctx.rds(ctx.sourceRegion);
+  const info = await describeSourceDatabase(rds, source, ctx.sourceRegion, job.database.id);
+  if (!info.encrypted && !ctx.settings.allowUnencrypted) {
+    throw new UnencryptedSnapshotRefusedError(
+      `The ${describeKind(source.kind)} "${source.identifier}" behind database "${job.database.id}" is not encrypted, so lifeboat refused to snapshot it: an unencrypted snapshot cannot be kept under the vault's key.`,
+      {
+        nextStep:
+          'encrypt the database (snapshot it, copy the snapshot with a KMS key, restore from the copy), or set snapshots.allowUnencrypted: true to accept unencrypted snapshots.',
+      },
+    );
+  }
+  const quota = await checkSnapshotQuota(rds, source.kind, ctx.sourceRegion, ctx.settings);
+  const backupId = snapshotBackupId(id, now);
+  const snapshotId = snapshotIdentifier(job.database.id, backupId);
+  const where = `${describeKind(source.kind)} "${source.identifier}" (database "${job.database.id}", ${ctx.sourceRegion})`;
+  let created: SnapshotInfo;
+  try {
+    created = await createSnapshot(rds, source, snapshotId, snapshotTags(id, backupId, source.kind));
+  } catch (error) {
+    if (isAwsError(error, 'DBSnapshotAlreadyExists', 'DBClusterSnapshotAlreadyExistsFault')) {
+      created = await adoptExisting(rds, source.kind, snapshotId, backupId, ctx.sourceRegion, error);
+    } else if (isAwsError(error, 'DBInstanceNotFound', 'DBClusterNotFoundFault')) {
+      // Deleted between the describe and the create: describing it again throws SourceDatabaseNotFoundError.
+      await describeSourceDatabase(rds, source, ctx.sourceRegion, job.database.id);
+      throw classifyRdsError(error, 'creating a snapshot', where);
+    } else {
+      throw classifyRdsError(error, 'creating a snapshot', where);
+    }
+  }
+  const startedAt = now.toISOString();
+  const deadline = new Date(now.getTime() + ctx.settings.maxWaitMinutes * 60_000).toISOString();
+  return { backupId, quota, ref: refOf(created, 'source', ctx.sourceRegion, { startedAt, deadline }) };
+}
+
+const FAILED_STATES = new Set(['failed', 'error', 'deleted', 'deleting', 'cancelled', 'canceled', 'incompatible-restore', 'incompatible-parameters']);
+
+async function rdsFor(ref: Pick<SnapshotRef, 'location' | 'region'>, job: SnapshotJob, ctx: SnapshotContext, backupId: string): Promise<RdsApi> {
+  if (ref.location !== 'vault') return ctx.rds(ref.region);
+  const vault = requireVault(ctx);
+  const credentials = await assumeVaultRole(ctx.sts, { roleArn: vault.copierRoleArn, account: vault.account }, `${job.database.id}-${backupId}`);
+  return ctx.rds(vault.region, credentials);
+}
+
+function requireVault(ctx: SnapshotContext): VaultSnapshotTarget {
+  if (!ctx.vault) throw new VaultAccessError('No vault is configured for the snapshot function.', { nextStep: 'add the vault section to the config and redeploy.' });
+  return ctx.vault;
+}
+
+/**
+ * One status check. Returns the ref once the snapshot is available; throws
+ * SnapshotNotReadyError while it is not (the state machine retries),
+ * SnapshotFailedError when it failed, SnapshotWaitTimeoutError past the deadline.
+ * A failed or timed-out snapshot in the production account is deleted (a copy
+ * in progress is cancelled that way) so that nothing is left behind; the vault
+ * copier cannot delete, so a failed vault copy stays for the vault's admins.
+ */
+export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotRef> {
+  const rds = await rdsFor(ref, job, ctx, backupId);
+  const what = describeLocation(ref);
+  let info: SnapshotInfo | undefined;
+  try {
+    info = await describeSnapshot(rds, ref.kind, ref.id);
+  } catch (error) {
+    throw classifyRdsError(error, 'checking the snapshot', what);
+  }
+  if (!info) {
+    throw new SnapshotFailedError(`The ${what} of database "${job.database.id}" no longer exists: it was deleted or its copy was cancelled.`, {
+      nextStep: 'check the RDS events of the account and region; the next scheduled run takes a fresh snapshot.',
+    });
+  }
+  const current = { ...ref, status: info.status, encrypted: info.encrypted, ...(info.kmsKeyId ? { kmsKeyId: info.kmsKeyId } : {}), arn: info.arn || ref.arn };
+  if (info.status === 'available') return current;
+
+  const cleanUp = async (): Promise<string> => {
+    if (ref.location === 'vault') return ' The vault copier cannot delete it; a vault admin may remove it.';
+    if (info.tags[TAG.backupId] !== backupId) return '';
+    try {
+      await deleteSnapshot(rds, ref.kind, ref.id);
+      return ' lifeboat deleted it, so the next run starts clean.';
+    } catch {
+      return ' Deleting it failed; delete it by hand.';
+    }
+  };
+  if (FAILED_STATES.has(info.status)) {
+    const cleaned = await cleanUp();
+    throw new SnapshotFailedError(`The ${what} of database "${job.database.id}" ended in status '${info.status}'.${cleaned}`, {
+      nextStep: `read the RDS events for it (aws rds describe-events --source-type ${ref.kind === 'instance' ? 'db-snapshot' : 'db-cluster-snapshot'} --source-identifier ${ref.id}); the next scheduled run takes a fresh snapshot.`,
+    });
+  }
+  const now = clock(ctx);
+  const progress = info.percentProgress !== undefined ? ` (${info.percentProgress}%)` : '';
+  if (now.getTime() >= new Date(ref.deadline).getTime()) {
+    const waited = now.getTime() - new Date(ref.startedAt).getTime();
+    const elapsed = waited < 120_000 ? `${Math.round(waited / 1000)} seconds` : `${Math.round(waited / 60_000)} minutes`;
+    const cancelled = ref.location === 'copy' ? await cleanUp() : '';
+    throw new SnapshotWaitTimeoutError(
+      `The ${what} of database "${job.database.id}" is still '${info.status}'${progress} after ${elapsed}; the limit is ${ctx.settings.maxWaitMinutes} minutes (snapshots.maxWaitMinutes).${cancelled}`,
+      { nextStep: 'check the RDS events for a stuck copy; a first full copy of a large database may need a larger snapshots.maxWaitMinutes. The next run starts a fresh snapshot.' },
+    );
+  }
+  throw new SnapshotNotReadyError(`The ${what} of database "${job.database.id}" is '${info.status}'${progress}.`);
+}
+
+export type CopyResult = { readonly started: true; readonly ref: SnapshotRef } | { readonly started: false; readonly reason: string };
+
+/** The production account's copy under `snapshots.copy.kmsKeyArn`, in `snapshots.copy.region`, tags copied. */
+export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<CopyResult> {
+  const copy = ctx.settings.copy;
+  if (!copy) return { started: false, reason: 'snapshots.copy is not configured' };
+  const crossRegion = copy.region !== source.region;
+  const targetId = crossRegion ? source.id : `${source.id}-cmk`.slice(0, 63);
+  const rds = ctx.rds(copy.region);
+  const where = `${copy.region} (copy of ${source.arn})`;
+  let info: SnapshotInfo;
+  try {
+    info = await copySnapshot(rds, {
+      kind: source.kind,
+      source: crossRegion ? source.arn : source.id,
+      targetId,
+      // An unencrypted cluster snapshot cannot be encrypted by a copy; an instance snapshot can.
+      kmsKeyId: source.encrypted || source.kind === 'instance' ? copy.kmsKeyArn : undefined,
+      copyTags: true,
+      sourceRegion: crossRegion ? source.region : undefined,
+    });
+  } catch (error) {
+    if (isAwsError(error, 'DBSnapshotAlreadyExists', 'DBClusterSnapshotAlreadyExistsFault')) {
+      info = await adoptExisting(rds, source.kind, targetId, backupId, copy.region, error);
+    } else if (isAwsError(error, 'KMSKeyNotAccessibleFault', 'KMSKeyNotAccessible')) {
+      throw new EncryptionKeyError(`RDS could not use the copy key ${copy.kmsKeyArn} for the copy of ${source.id} into ${copy.region}.`, {
+        cause: error,
+        nextStep: 'check that the key exists and is enabled in that region, and that the snapshot function may kms:CreateGrant and kms:DescribeKey on it (and on the source key).',
+      });
+    } else {
+      throw classifyRdsError(error, 'copying the snapshot', where);
+    }
+  }
+  return { started: true, ref: refOf(info, 'copy', copy.region, source) };
+}
+
+export type ShareResult = { readonly shared: true; readonly ref: SnapshotRef } | { readonly shared: false; readonly reason: string };
+
+/**
+ * Shares the production snapshot that sits in the vault's region (the CMK copy
+ * when there is one) with the vault account. A snapshot under the AWS managed
+ * aws/rds key cannot be shared: that is refused with DefaultKeyNotShareableError
+ * saying what to configure, since lifeboat re-encrypts only through snapshots.copy.
+ */
+export async function shareWithVault(job: SnapshotJob, source: SnapshotRef, copy: CopyResult, ctx: SnapshotContext): Promise<ShareResult> {
+  const vault = ctx.vault;
+  if (!vault) return { shared: false, reason: 'no vault is configured' };
+  const candidate = copy.started && copy.ref.region === vault.region ? copy.ref : source.region === vault.region ? source : undefined;
+  if (!candidate) {
+    throw new SnapshotFailedError(
+      `No snapshot of database "${job.database.id}" is in the vault's region ${vault.region} (source ${source.region}${copy.started ? `, copy ${copy.ref.region}` : ''}), and a shared encrypted snapshot cannot change region.`,
+      { nextStep: `set snapshots.copy.region to "${vault.region}" with a customer managed kmsKeyArn in that region.` },
+    );
+  }
+  const rds = ctx.rds(candidate.region);
+  const what = describeLocation(candidate);
+  let info: SnapshotInfo | undefined;
+  try {
+    info = await describeSnapshot(rds, candidate.kind, candidate.id);
+  } catch (error) {
+    throw classifyRdsError(error, 'describing the snapshot to share', what);
+  }
+  if (!info) throw new SnapshotFailedError(`The ${what} of database "${job.database.id}" no longer exists, so it cannot be shared with the vault.`);
+  if (!info.encrypted && !ctx.settings.allowUnencrypted) {
+    throw new UnencryptedSnapshotRefusedError(`The ${what} of database "${job.database.id}" is not encrypted; lifeboat does not share unencrypted snapshots with the vault.`, {
+      nextStep: 'set snapshots.copy with a customer managed key (the copy is then encrypted), or snapshots.allowUnencrypted: true.',
+    });
+  }
+  if (info.encrypted) {
+    const keyId = info.kmsKeyId ?? candidate.kmsKeyId;
+    if (!keyId) throw new EncryptionKeyError(`RDS reports the ${what} as encrypted but names no KMS key.`);
+    const key = await describeSnapshotKey(ctx.kms(candidate.region), keyId, `the ${what}`);
+    if (key.manager === 'AWS') {
+      throw new DefaultKeyNotShareableError(
+        `The ${what} of database "${job.database.id}" is encrypted with the AWS managed key aws/rds (${key.arn}), which RDS cannot share with the vault account ${vault.account}; nothing was shared.`,
+        {
+          nextStep: `set snapshots.copy to { "region": "${vault.region}", "kmsKeyArn": "<a customer managed key in ${vault.region}>" } whose key policy allows arn:aws:iam::${vault.account}:root kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:GenerateDataKey* and kms:ReEncrypt*; lifeboat then shares that re-encrypted copy. Or re-encrypt the database itself with a customer managed key.`,
+        },
+      );
+    }
+  }
+  try {
+    await shareSnapshot(rds, candidate.kind, candidate.id, vault.account);
+  } catch (error) {
+    throw classifyRdsError(error, `sharing the snapshot with the vault account ${vault.account}`, what);
+  }
+  return { shared: true, ref: { ...candidate, status: info.status, ...(info.kmsKeyId ? { kmsKeyId: info.kmsKeyId } : {}) } };
+}
+
+/** The vault's copier role copies the shared snapshot in under the vault's own key, with self-describing tags. */
+export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotRef> {
+  const vault = requireVault(ctx);
+  const credentials = await assumeVaultRole(ctx.sts, { roleArn: vault.copierRoleArn, account: vault.account }, `${job.database.id}-${backupId}`);
+  const rds = ctx.rds(vault.region, credentials);
+  const targetId = snapshotIdentifier(job.database.id, backupId);
+  const sourceAccount = shared.arn.split(':')[4] ?? '';
+  const tags: Record<string, string> = {
+    ...snapshotTags(identity(job), backupId, shared.kind),
+    [TAG.sourceAccount]: sourceAccount,
+    [TAG.sourceRegion]: source.region,
+    [TAG.sourceSnapshot]: source.arn,
+    [TAG.sourceDatabase]: sourceDatabaseOf(job.database).identifier,
+  };
+  const where = `the vault (account ${vault.account}, ${vault.region})`;
+  let info: SnapshotInfo;
+  try {
+    info = await copySnapshot(rds, {
+      kind: shared.kind,
+      source: shared.arn,
+      targetId,
+      kmsKeyId: shared.encrypted || shared.kind === 'instance' ? vault.snapshotKmsKeyId : undefined,
+      tags,
+    });
+  } catch (error) {
+    if (isAwsError(error, 'DBSnapshotAlreadyExists', 'DBClusterSnapshotAlreadyExistsFault')) {
+      info = await adoptExisting(rds, shared.kind, targetId, backupId, where, error);
+    } else if (isAwsError(error, 'KMSKeyNotAccessibleFault', 'KMSKeyNotAccessible')) {
+      const message = (error as Error).message ?? '';
+      const vaultKeyProblem = /target|destination/i.test(message) || message.includes(vault.snapshotKmsKeyId);
+      if (vaultKeyProblem) {
+        throw new EncryptionKeyError(`The vault's snapshot key ${vault.snapshotKmsKeyId} is not usable by the copier role in ${vault.region}.`, {
+          cause: error,
+          nextStep: 'deploy the vault stack (it creates the key and grants the copier role) and check vault.region.',
+        });
+      }
+      throw new SnapshotKeyNotSharedError(
+        `The vault account ${vault.account} cannot use the KMS key ${shared.kmsKeyId ?? '(unknown)'} that encrypts the shared snapshot ${shared.arn}, so it could not copy it in (${(error as Error).name}).`,
+        {
+          cause: error,
+          nextStep: `add to that key's policy a statement allowing arn:aws:iam::${vault.account}:root kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:GenerateDataKey* and kms:ReEncrypt* (README, "Vault"), or point snapshots.copy.kmsKeyArn at a key that has one.`,
+        },
+      );
+    } else if (isAwsError(error, 'DBSnapshotNotFound', 'DBClusterSnapshotNotFoundFault')) {
+      throw new SnapshotFailedError(`The vault account ${vault.account} cannot see the snapshot ${shared.arn}: it is not shared with it, or it no longer exists.`, {
+        cause: error,
+        nextStep: 'check the snapshot\'s "restore" attribute (aws rds describe-db-snapshot-attributes) and rerun the plan.',
+      });
+    } else if (isAwsError(error, 'AccessDenied', 'AccessDeniedException')) {
+      throw new VaultAccessError(`The vault copier role was denied copying ${shared.arn} into ${where}.`, {
+        cause: error,
+        nextStep: 'redeploy the vault stack; its copier role grants rds:CopyDBSnapshot and rds:AddTagsToResource.',
+      });
+    } else {
+      throw classifyRdsError(error, 'copying the snapshot into the vault', where);
+    }
+  }
+  return refOf(info, 'vault', vault.region, shared, vault.account);
+}

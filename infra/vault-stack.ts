@@ -1,0 +1,318 @@
+import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { parseConfig } from '../functions/lib/config/load.ts';
+import type { LifeboatConfig, LifeboatConfigInput } from '../functions/lib/config/schema.ts';
+import { ConfigError } from '../functions/lib/errors.ts';
+import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
+import { acknowledge } from './nag.ts';
+import { sourceStackName } from './source-stack.ts';
+
+/**
+ * Actions that would delete, overwrite, unlock or shorten the retention of what
+ * is in the vault, or take away the keys it is encrypted with. The copier role
+ * gets none of them, and the bucket and key policies deny them to every
+ * principal but the vault account's own admin roles.
+ */
+export const VAULT_BUCKET_PROTECTED_ACTIONS = [
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:DeleteObjectTagging',
+  's3:DeleteObjectVersionTagging',
+  's3:PutObjectRetention',
+  's3:PutObjectLegalHold',
+  's3:BypassGovernanceRetention',
+  's3:PutBucketObjectLockConfiguration',
+  's3:PutLifecycleConfiguration',
+  's3:PutBucketVersioning',
+  's3:PutBucketPolicy',
+  's3:DeleteBucketPolicy',
+  's3:DeleteBucket',
+  's3:PutEncryptionConfiguration',
+  's3:PutReplicationConfiguration',
+  's3:PutBucketOwnershipControls',
+] as const;
+
+export const VAULT_KEY_PROTECTED_ACTIONS = [
+  'kms:ScheduleKeyDeletion',
+  'kms:DisableKey',
+  'kms:PutKeyPolicy',
+  'kms:DisableKeyRotation',
+  'kms:DeleteImportedKeyMaterial',
+  'kms:DeleteAlias',
+  'kms:UpdateAlias',
+] as const;
+
+/** Snapshot actions the copier must never have: deleting, re-sharing (exfiltration) or untagging vault copies. */
+export const VAULT_SNAPSHOT_PROTECTED_ACTIONS = [
+  'rds:DeleteDBSnapshot',
+  'rds:DeleteDBClusterSnapshot',
+  'rds:ModifyDBSnapshotAttribute',
+  'rds:ModifyDBClusterSnapshotAttribute',
+  'rds:ModifyDBSnapshot',
+  'rds:RemoveTagsFromResource',
+] as const;
+
+export interface VaultStackProps extends StackProps {
+  /** The lifeboat config; needs `vault` and `source.account`. Validated again here. */
+  readonly config: LifeboatConfigInput | LifeboatConfig;
+  /**
+   * Production principals allowed to assume the copier role (ArnLike patterns).
+   * @default - the roles of the production source stack: `arn:aws:iam::<source.account>:role/<name>-lifeboat-source-*`
+   */
+  readonly copierPrincipalPatterns?: readonly string[];
+  /**
+   * Vault-account roles that may still delete expired versions (the vault-side
+   * retention job); Object Lock keeps refusing anything still locked.
+   * @default []
+   */
+  readonly retentionRoleArns?: readonly string[];
+}
+
+/**
+ * The vault, in its own account and region: a versioned bucket with Object
+ * Lock in compliance mode and SSE-KMS under a vault key, a KMS key for snapshot
+ * copies, a recovery key production may encrypt to (never decrypt with), and
+ * the copier role that production assumes to add copies, which can never
+ * delete, overwrite, unlock or shorten anything.
+ */
+export class VaultStack extends Stack {
+  public readonly config: LifeboatConfig;
+  public readonly names: VaultNames;
+  public readonly bucket: s3.Bucket;
+  public readonly accessLogsBucket: s3.Bucket;
+  /** SSE-KMS key of the vault bucket. */
+  public readonly bucketKey: kms.Key;
+  /** Encrypts the vault's snapshot copies (RDS CopyDBSnapshot KmsKeyId). */
+  public readonly snapshotKey: kms.Key;
+  /**
+   * A second wrapping key for the dumps' data keys, owned by the vault:
+   * production may only kms:Encrypt to it, so dumps that also wrap their data
+   * key under it stay decryptable from the vault alone (principle 5).
+   */
+  public readonly recoveryKey: kms.Key;
+  /** Assumed by production to copy in; no delete, overwrite, lock or key rights. */
+  public readonly copierRole: iam.Role;
+  /** Roles exempt from the bucket's and keys' deny statements. */
+  public readonly adminRoleArns: readonly string[];
+
+  constructor(scope: Construct, id: string, props: VaultStackProps) {
+    const { config: input, copierPrincipalPatterns, retentionRoleArns, ...stackProps } = props;
+    const source = `the config given to stack "${id}"`;
+    const config = parseConfig(input, source);
+    const vault = config.vault;
+    const issues: string[] = [];
+    if (!vault) issues.push('vault: the vault stack needs a vault section (account, region, retentionDays)');
+    // Every account holding databases may copy in; each must be named, and none may be the vault's.
+    const sources = [
+      { path: 'source', id: undefined as string | undefined, account: config.source.account },
+      ...config.additionalSources.map((s, i) => ({ path: `additionalSources[${i}]`, id: s.id as string | undefined, account: s.account })),
+    ];
+    for (const s of sources) {
+      if (!s.account) issues.push(`${s.path}.account: the vault stack needs the production account id, to let it (and only it) assume the copier role`);
+      else if (vault && s.account === vault.account) issues.push(`${s.path}.account: must differ from vault.account, or the vault shares the production blast radius`);
+    }
+    if (!vault || issues.length > 0) throw new ConfigError(source, issues);
+    const productionAccounts = [...new Set(sources.map((s) => s.account!))];
+
+    const names = vaultNames({ name: config.name, vault });
+    super(scope, id, {
+      stackName: names.stackName,
+      description: `lifeboat ${config.name}: the off-site vault (Object Lock, vault-owned keys, copy-in-only role) for production account(s) ${productionAccounts.join(', ')}.`,
+      terminationProtection: true,
+      ...stackProps,
+      env: { account: vault.account, region: vault.region },
+    });
+    this.config = config;
+    this.names = names;
+    Tags.of(this).add('lifeboat:deployment', config.name);
+    Tags.of(this).add('lifeboat:role', 'vault');
+
+    const synthesizer = this.synthesizer;
+    const qualifier =
+      (synthesizer instanceof DefaultStackSynthesizer ? synthesizer.bootstrapQualifier : undefined) ??
+      (this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') as string | undefined) ??
+      DefaultStackSynthesizer.DEFAULT_QUALIFIER;
+    // CloudFormation itself must keep the right to update the policies it manages.
+    const deployRole = `arn:${this.partition}:iam::${vault.account}:role/cdk-${qualifier}-cfn-exec-role-${vault.account}-${vault.region}`;
+    this.adminRoleArns = [deployRole, ...(vault.adminRoleArns ?? [])];
+    const deleters = [...this.adminRoleArns, ...(retentionRoleArns ?? [])];
+
+    const protectKey = (key: kms.Key) =>
+      key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'DenyKeyDestructionToAllButVaultAdmins',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: [...VAULT_KEY_PROTECTED_ACTIONS],
+          resources: ['*'],
+          conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
+        }),
+      );
+    const newKey = (keyId: string, alias: string, description: string) => {
+      const key = new kms.Key(this, keyId, { description, alias, enableKeyRotation: true, removalPolicy: RemovalPolicy.RETAIN, pendingWindow: Duration.days(30) });
+      protectKey(key);
+      return key;
+    };
+    this.bucketKey = newKey('BucketKey', names.bucketKeyAlias, `lifeboat ${config.name} vault: SSE-KMS of the vault bucket.`);
+    this.snapshotKey = newKey('SnapshotKey', names.snapshotKeyAlias, `lifeboat ${config.name} vault: encrypts the vault's RDS and Aurora snapshot copies.`);
+    this.recoveryKey = newKey('RecoveryKey', names.recoveryKeyAlias, `lifeboat ${config.name} vault: recovery wrapping key for dump data keys; production may only encrypt.`);
+    this.recoveryKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'ProductionMayOnlyEncrypt',
+        principals: productionAccounts.map((a) => new iam.AccountPrincipal(a)),
+        actions: ['kms:Encrypt', 'kms:DescribeKey'],
+        resources: ['*'],
+      }),
+    );
+
+    this.accessLogsBucket = new s3.Bucket(this, 'AccessLogsBucket', {
+      bucketName: names.accessLogsBucketName,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(400), noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    acknowledge(this.accessLogsBucket, 'AwsSolutions-S1', 'This bucket receives the vault bucket\'s server access logs; logging the log bucket itself would recurse.');
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      bucketName: names.bucketName,
+      versioned: true,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(vault.retentionDays)),
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.bucketKey,
+      bucketKeyEnabled: true,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: 'vault-bucket/',
+      lifecycleRules: [{ id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyDeleteUnlockAndPolicyChangesToAllButVaultAdmins',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: VAULT_BUCKET_PROTECTED_ACTIONS.filter((a) => !a.startsWith('s3:DeleteObject')),
+        resources: [this.bucket.bucketArn, this.bucket.arnForObjects('*')],
+        conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
+      }),
+    );
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyDeletesToAllButVaultAdminsAndRetention',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: VAULT_BUCKET_PROTECTED_ACTIONS.filter((a) => a.startsWith('s3:DeleteObject')),
+        resources: [this.bucket.arnForObjects('*')],
+        conditions: { ArnNotLike: { 'aws:PrincipalArn': deleters } },
+      }),
+    );
+    // Writes must be If-None-Match: * (PutObject and CompleteMultipartUpload), so
+    // nothing can be put on top of an existing key. The parts of a multipart
+    // upload carry no condition header and are exempt (s3:ObjectCreationOperation false).
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyOverwritingWrites',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects('*')],
+        conditions: {
+          Null: { 's3:if-none-match': 'true' },
+          Bool: { 's3:ObjectCreationOperation': 'true' },
+          ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] },
+        },
+      }),
+    );
+
+    const patterns =
+      copierPrincipalPatterns ?? sources.map((s) => `arn:${this.partition}:iam::${s.account}:role/${sourceStackName(config, s.id)}-*`);
+    this.copierRole = new iam.Role(this, 'CopierRole', {
+      roleName: names.copierRoleName,
+      description: `lifeboat ${config.name}: production copies dumps and snapshots into the vault. No delete, overwrite, lock or key rights.`,
+      assumedBy: new iam.CompositePrincipal(...productionAccounts.map((a) => new iam.AccountPrincipal(a))).withConditions({ ArnLike: { 'aws:PrincipalArn': [...patterns] } }),
+      maxSessionDuration: Duration.hours(1),
+    });
+    this.grantCopyIn(this.copierRole, productionAccounts);
+    this.copierRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'NeverDeleteUnlockOrReshare',
+        effect: iam.Effect.DENY,
+        actions: [...VAULT_BUCKET_PROTECTED_ACTIONS, ...VAULT_KEY_PROTECTED_ACTIONS, ...VAULT_SNAPSHOT_PROTECTED_ACTIONS],
+        resources: ['*'],
+      }),
+    );
+
+    new CfnOutput(this, 'VaultBucketName', { value: this.bucket.bucketName, description: 'The vault bucket (Object Lock, compliance mode).' });
+    new CfnOutput(this, 'CopierRoleArn', { value: this.copierRole.roleArn, description: 'Role production assumes to copy into the vault.' });
+    new CfnOutput(this, 'SnapshotKeyArn', { value: this.snapshotKey.keyArn, description: 'KMS key of the vault snapshot copies.' });
+    new CfnOutput(this, 'RecoveryKeyArn', { value: this.recoveryKey.keyArn, description: 'Vault-owned wrapping key production may encrypt to.' });
+  }
+
+  /** What the copier needs: add (and read back) objects, copy shared snapshots in under the snapshot key. */
+  private grantCopyIn(role: iam.Role, productionAccounts: readonly string[]): void {
+    const { region, account, partition } = this;
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'AddObjects',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:GetObject', 's3:GetObjectVersion'],
+        resources: [this.bucket.arnForObjects('*')],
+      }),
+    );
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ListVault', actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [this.bucket.bucketArn] }));
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'BucketKeyThroughS3',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [this.bucketKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${region}.amazonaws.com` } },
+      }),
+    );
+    const vaultSnapshots = [`arn:${partition}:rds:${region}:${account}:snapshot:lifeboat-*`, `arn:${partition}:rds:${region}:${account}:cluster-snapshot:lifeboat-*`];
+    const sharedSnapshots = productionAccounts.flatMap((a) => [`arn:${partition}:rds:${region}:${a}:snapshot:lifeboat-*`, `arn:${partition}:rds:${region}:${a}:cluster-snapshot:lifeboat-*`]);
+    const productionKeys = productionAccounts.map((a) => `arn:${partition}:kms:${region}:${a}:key/*`);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'CopySharedSnapshotsIn',
+        actions: ['rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'rds:AddTagsToResource', 'rds:DescribeDBSnapshots', 'rds:DescribeDBClusterSnapshots'],
+        resources: [...vaultSnapshots, ...sharedSnapshots],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'SnapshotKeyForRdsCopies',
+        actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+        resources: [this.snapshotKey.keyArn],
+        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+    );
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeSnapshotKey', actions: ['kms:DescribeKey'], resources: [this.snapshotKey.keyArn] }));
+    // The shared snapshot is encrypted under a production key (its policy grants
+    // this account); RDS uses it on the copier's behalf only.
+    const why: Array<[string, string]> = [
+      [`Resource::<${this.getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket)}.Arn>/*`, 'Backup object keys are generated per run; the copier may add objects anywhere in the vault bucket but the bucket policy denies deletes, overwrites and lock changes.'],
+      ...[...vaultSnapshots, ...sharedSnapshots].map((arn): [string, string] => [`Resource::${arn}`, 'Snapshot names are generated per backup (lifeboat-<database>-<backup id>); the pattern keeps the copier to lifeboat snapshots of the vault and production accounts in this region.']),
+      ...productionKeys.map((arn): [string, string] => [`Resource::${arn}`, 'The production key ids are not known to the vault stack; the grant is limited to the production account, this region, and use through RDS (kms:ViaService).']),
+    ];
+    for (const [finding, reason] of why) acknowledge(role, `AwsSolutions-IAM5[${finding}]`, reason);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ProductionSnapshotKeysThroughRds',
+        actions: ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:ReEncryptFrom', 'kms:GenerateDataKeyWithoutPlaintext'],
+        resources: productionKeys,
+        conditions: { StringEquals: { 'kms:ViaService': `rds.${region}.amazonaws.com` } },
+      }),
+    );
+  }
+}

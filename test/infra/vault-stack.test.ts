@@ -1,0 +1,242 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { parseConfig } from '../../functions/lib/config/load.ts';
+import { ConfigError } from '../../functions/lib/errors.ts';
+import { vaultNames } from '../../functions/lib/vault/names.ts';
+import { addNagChecks, MIN_ACKNOWLEDGEMENT_REASON_LENGTH } from '../../infra/nag.ts';
+import { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS, VaultStack } from '../../infra/vault-stack.ts';
+import { cdkJsonContext, exampleConfigJson, synthApp } from './helpers/app.ts';
+import { actionMatches, describeGrants, findGrants, statementCoversAction, statementsForRole, type CfnTemplateJson, type Grant } from './helpers/iam-walker.ts';
+
+const PROTECTED = [...VAULT_BUCKET_PROTECTED_ACTIONS, ...VAULT_KEY_PROTECTED_ACTIONS, ...VAULT_SNAPSHOT_PROTECTED_ACTIONS];
+const config = () => parseConfig(exampleConfigJson(), 'example');
+const names = vaultNames({ name: 'acme', vault: { account: '222222222222', region: 'eu-central-1' } });
+
+function synthVault(raw: unknown = exampleConfigJson(), nag = false) {
+  const app = new App({ context: cdkJsonContext(), outdir: mkdtempSync(join(tmpdir(), 'lifeboat-vault-')) });
+  if (nag) addNagChecks(app);
+  const stack = new VaultStack(app, 'Vault', { config: raw as never });
+  app.synth();
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+let vault: ReturnType<typeof synthVault>;
+beforeAll(() => {
+  vault = synthVault(exampleConfigJson(), true);
+});
+
+const logicalId = (stack: Stack, construct: { node: { defaultChild?: unknown } }) => stack.getLogicalId(construct.node.defaultChild as never);
+
+describe('the vault bucket', () => {
+  it('is versioned, Object-Locked in compliance mode for the configured days, SSE-KMS under the vault key, TLS-only and private', () => {
+    vault.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketName: names.bucketName,
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 35 } } },
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ BucketKeyEnabled: true, ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [logicalId(vault.stack, vault.stack.bucketKey), 'Arn'] } } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+    });
+    vault.template.hasResource('AWS::S3::Bucket', { Properties: { BucketName: names.bucketName }, DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
+
+  it('takes the retention days from the config', () => {
+    const raw = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    raw.vault.retentionDays = 400;
+    synthVault(raw).template.hasResourceProperties('AWS::S3::Bucket', { ObjectLockConfiguration: { Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 400 } } } });
+  });
+
+  it('has a policy that denies deletes, unlocking, retention and policy changes, and overwriting writes to all but the vault admins', () => {
+    const admins = ['arn:aws:iam::222222222222:role/cdk-hnb659fds-cfn-exec-role-222222222222-eu-central-1'];
+    const policy = Object.values(vault.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: logicalId(vault.stack, vault.stack.bucket) } } }))[0]!;
+    const statements = policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const denied = statements.filter((s) => s.Effect === 'Deny' && s.Principal?.AWS === '*' && s.Condition?.ArnNotLike);
+    expect(denied.flatMap((s) => s.Action as string[]).sort()).toEqual(expect.arrayContaining([...VAULT_BUCKET_PROTECTED_ACTIONS].sort()));
+    for (const s of denied) expect(s.Condition.ArnNotLike['aws:PrincipalArn']).toEqual(admins);
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Sid: 'DenyOverwritingWrites', Effect: 'Deny', Action: 's3:PutObject', Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' }, ArnNotLike: { 'aws:PrincipalArn': admins } } }),
+    );
+    expect(statements).toContainEqual(expect.objectContaining({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }));
+  });
+});
+
+describe('the vault keys', () => {
+  it('rotate, are retained, and deny deletion, disabling and policy changes to all but the vault admins', () => {
+    const keys = vault.template.findResources('AWS::KMS::Key');
+    expect(Object.keys(keys)).toHaveLength(3);
+    for (const key of Object.values(keys)) {
+      expect(key.Properties.EnableKeyRotation).toBe(true);
+      expect(key.DeletionPolicy).toBe('Retain');
+      expect(key.Properties.KeyPolicy.Statement).toContainEqual(
+        expect.objectContaining({ Sid: 'DenyKeyDestructionToAllButVaultAdmins', Effect: 'Deny', Principal: { AWS: '*' }, Action: [...VAULT_KEY_PROTECTED_ACTIONS].sort() }),
+      );
+    }
+  });
+
+  it('let production only encrypt to the recovery key', () => {
+    const recovery = vault.template.toJSON().Resources[logicalId(vault.stack, vault.stack.recoveryKey)].Properties.KeyPolicy.Statement as Array<Record<string, unknown>>;
+    const forProduction = recovery.filter((s) => JSON.stringify(s.Principal).includes('111111111111'));
+    expect(forProduction).toEqual([expect.objectContaining({ Effect: 'Allow', Action: ['kms:DescribeKey', 'kms:Encrypt'] })]);
+  });
+});
+
+describe('the copier role', () => {
+  const copierId = () => logicalId(vault.stack, vault.stack.copierRole);
+
+  it('is named from the config and may be assumed only by the production source stacks\' roles', () => {
+    vault.template.hasResourceProperties('AWS::IAM::Role', {
+      RoleName: names.copierRoleName,
+      MaxSessionDuration: 3600,
+      AssumeRolePolicyDocument: {
+        Statement: [
+          { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111111111111:root' }, Condition: { ArnLike: { 'aws:PrincipalArn': ['arn:aws:iam::111111111111:role/acme-lifeboat-source-*'] } } },
+        ],
+      },
+    });
+  });
+
+  it('can add objects and copy snapshots in, and is granted no delete, overwrite-bypass, lock, retention or key-destruction action anywhere', () => {
+    const template = vault.template.toJSON() as CfnTemplateJson;
+    const grants = findGrants(template, copierId(), { actions: PROTECTED });
+    expect(grants, describeGrants(grants)).toEqual([]);
+    for (const action of ['s3:PutObject', 'rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'kms:CreateGrant']) {
+      expect(findGrants(template, copierId(), { actions: [action] }).length, action).toBeGreaterThan(0);
+    }
+    const deny = statementsForRole(template, copierId()).find((s) => s.statement.Effect === 'Deny' && s.statement.Resource === '*' && s.source.includes('CopierRole'));
+    for (const action of PROTECTED) expect(deny && statementCoversAction(deny.statement, action), action).toBe(true);
+  });
+});
+
+/**
+ * The production side: every role in the source stack(s), and the copier role
+ * production may assume. None may delete, unlock, shorten retention or destroy
+ * keys on anything that could be a vault resource, and the only way into the
+ * vault account is the copier role.
+ */
+describe('production-side credentials', () => {
+  const vaultArns = [
+    `arn:aws:s3:::${names.bucketName}`,
+    `arn:aws:s3:::${names.bucketName}/backups/orders/20261121T093600Z-1a2b3c/dump.enc`,
+    'arn:aws:kms:eu-central-1:222222222222:key/0b1c2d3e-0000-4000-8000-000000000000',
+    names.snapshotKeyAliasArn,
+    'arn:aws:rds:eu-central-1:222222222222:snapshot:lifeboat-orders-20261121t093600z-1a2b3c',
+    'arn:aws:rds:eu-central-1:222222222222:cluster-snapshot:lifeboat-billing-20261121t093600z-1a2b3c',
+  ];
+  const glob = (pattern: string) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+
+  /** A Resource entry rendered with the stack's own account, region and partition. */
+  function render(value: unknown, stack: Stack): string {
+    if (typeof value === 'string') return value;
+    if (typeof value !== 'object' || value === null) return '*';
+    const v = value as Record<string, unknown>;
+    const pseudo: Record<string, string> = { 'AWS::AccountId': stack.account, 'AWS::Region': stack.region, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com' };
+    if (typeof v.Ref === 'string') return pseudo[v.Ref] ?? `\${${v.Ref}}`;
+    if (Array.isArray(v['Fn::GetAtt'])) return `\${${String(v['Fn::GetAtt'][0])}}`;
+    const join = v['Fn::Join'];
+    if (Array.isArray(join) && Array.isArray(join[1])) return (join[1] as unknown[]).map((p) => render(p, stack)).join(String(join[0]));
+    return '*';
+  }
+  const mayBeVault = (resource: string) => resource === '*' || (!resource.includes('${') && vaultArns.some((arn) => glob(resource).test(arn)));
+
+  /** Grants of protected actions on anything that may be a vault resource, and every role ARN the stacks may assume. */
+  function productionGrants(stacks: readonly Stack[]): { violations: string[]; assumable: string[] } {
+    const violations: string[] = [];
+    const assumable: string[] = [];
+    for (const stack of stacks) {
+      const template = Template.fromStack(stack).toJSON() as CfnTemplateJson;
+      for (const [roleId, role] of Object.entries(template.Resources)) {
+        if (role.Type !== 'AWS::IAM::Role') continue;
+        for (const { statement, source } of statementsForRole(template, roleId)) {
+          // Resource policies in this template govern production resources, not the vault's.
+          if (statement.Effect !== 'Allow' || /\(AWS::(KMS::Key|S3::BucketPolicy|SNS::TopicPolicy|SQS::QueuePolicy)/.test(source)) continue;
+          const resources = [statement.Resource ?? '*'].flat().map((r) => render(r, stack));
+          for (const action of PROTECTED) {
+            if (statementCoversAction(statement, action) && resources.some(mayBeVault)) violations.push(`${stack.stackName} ${roleId}: ${action} on ${resources.join(', ')} via ${source}`);
+          }
+          if ([statement.Action ?? []].flat().some((a) => actionMatches(a, 'sts:AssumeRole') || actionMatches('sts:*', a))) assumable.push(...resources);
+        }
+      }
+    }
+    return { violations, assumable: [...new Set(assumable)] };
+  }
+
+  let sources: Stack[];
+  beforeAll(() => {
+    // A deployment that snapshots and copies into the vault's region: the closest production gets to the vault.
+    const raw = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    raw.plans[0].snapshot = true;
+    raw.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: 'arn:aws:kms:eu-central-1:111111111111:key/0b1c2d3e-0000-4000-8000-000000000001' } };
+    sources = synthApp({ config: raw }).app.node.children.filter((c): c is Stack => c instanceof Stack);
+  });
+
+  it('no source-stack role or policy grants delete or lock changes on vault resources, and the only way in is the copier role', () => {
+    expect(sources.length).toBeGreaterThan(0);
+    const { violations, assumable } = productionGrants(sources);
+    expect(violations).toEqual([]);
+    expect(assumable).toContain(names.copierRoleArn);
+    expect(assumable.filter((r) => r.includes(':role/') || r === '*')).toEqual([names.copierRoleArn]);
+  });
+
+  it('the check is live: a production role that could delete vault object versions is reported', () => {
+    const stack = new Stack(new App(), 'Careless', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const role = new Role(stack, 'Careless', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:DeleteObjectVersion'], resources: ['arn:aws:s3:::acme-lifeboat-vault-*/*'] }));
+    role.addToPrincipalPolicy(new PolicyStatement({ actions: ['kms:*'], resources: ['*'] }));
+    const { violations } = productionGrants([stack]);
+    expect(violations.some((v) => v.includes('s3:DeleteObjectVersion'))).toBe(true);
+    expect(violations.some((v) => v.includes('kms:ScheduleKeyDeletion'))).toBe(true);
+  });
+
+  it('the copier role, which production may assume, grants none of it either (checked above on the vault template)', () => {
+    const grants: Grant[] = findGrants(vault.template.toJSON() as CfnTemplateJson, logicalId(vault.stack, vault.stack.copierRole), { actions: PROTECTED });
+    expect(grants).toEqual([]);
+  });
+});
+
+describe('synth checks', () => {
+  it('passes cdk-nag AwsSolutions, with a reason on every acknowledgement', () => {
+    const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(vault.app);
+    expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    const acks = vault.app.node
+      .findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY).flatMap((m) => Object.values(m.data as Record<string, unknown>)));
+    expect(acks.length).toBeGreaterThan(0);
+    for (const reason of acks) expect(String(reason).trim().length).toBeGreaterThanOrEqual(MIN_ACKNOWLEDGEMENT_REASON_LENGTH);
+  });
+
+  it('is cfn-lint clean', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'lifeboat-vault-lint-')), 'vault.template.json');
+    writeFileSync(file, JSON.stringify(vault.template.toJSON()));
+    const result = spawnSync('cfn-lint', ['--format', 'parseable', '--include-checks', 'I', '--regions', 'eu-central-1', '--ignore-checks', 'I1022', '--', file], { encoding: 'utf8', timeout: 120_000 });
+    if (result.error) throw new Error(`cfn-lint could not run: ${result.error.message}; install it with pip install cfn-lint`);
+    expect(result.stdout.trim()).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('rejects a config without a vault, without a production account, or with the vault in the production account', () => {
+    const noVault = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    delete noVault.vault;
+    expect(() => synthVault(noVault)).toThrow(ConfigError);
+    const noAccount = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    delete noAccount.source.account;
+    expect(() => synthVault(noAccount)).toThrow(/source\.account: the vault stack needs the production account id/);
+    const same = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    same.vault.account = same.source.account;
+    expect(() => synthVault(same)).toThrow(/source\.account: must differ from vault\.account/);
+  });
+
+  it('is deployed to the vault account and region, named from the config', () => {
+    expect(vault.stack.account).toBe('222222222222');
+    expect(vault.stack.region).toBe('eu-central-1');
+    expect(vault.stack.stackName).toBe(`${config().name}-lifeboat-vault`);
+    vault.template.hasOutput('CopierRoleArn', Match.anyValue());
+  });
+});

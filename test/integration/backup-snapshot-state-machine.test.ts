@@ -1,0 +1,348 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CreateKeyCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
+import { CreateDBClusterCommand, CreateDBInstanceCommand, DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
+import { CreateBucketCommand, ListObjectsV2Command, PutObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
+import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import type { STSClient } from '@aws-sdk/client-sts';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createAlertHandler } from '../../functions/alert/handler.ts';
+import { createDumpHandler } from '../../functions/dump/handler.ts';
+import { createSnapshotHandler } from '../../functions/snapshot/handler.ts';
+import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
+import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
+import { databaseSchema, resolveSnapshotSettings, type DatabaseConfig, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
+import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
+import { localFunctionArn, runLocalStateMachine, type LocalRunResult } from '../../functions/lib/local/state-machine-runner.ts';
+import { capturingOutput } from '../harness/capture.ts';
+import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.ts';
+import { synthesizedDefinition } from '../harness/synthesized.ts';
+import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
+import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
+import { accountQuotas, actAsAccount, awsManagedKeys, credentialsFor, crossAccountSnapshotCopy, failRds, snapshotStatus, throttleRds, type QuotaScript } from './snapshots-moto.ts';
+
+/**
+ * The backup state machine with its snapshot and copy steps, executed on
+ * aws-local-stepfunctions, as synthesized into the source stack, with the real
+ * handlers against moto: production
+ * account 333333333333 (eu-west-1, copy region eu-central-1), vault account
+ * 222222222222 (eu-central-1). The fault proxy supplies what moto lacks and
+ * the scripted faults (see snapshots-moto.ts).
+ */
+const PROD = '333333333333';
+const VAULT = '222222222222';
+const SOURCE_REGION = 'eu-west-1';
+const VAULT_REGION = 'eu-central-1';
+const COPIER_ROLE = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-copier`;
+
+const arns = {
+  DumpFunctionArn: localFunctionArn('dump'),
+  AlertFunctionArn: localFunctionArn('alert'),
+  SnapshotFunctionArn: localFunctionArn('snapshot'),
+  VaultCopyFunctionArn: localFunctionArn('vault-copy'),
+};
+/** Exactly what the source stack deploys (the synthesized template's definition), with local ARNs. */
+const definition = () => synthesizedDefinition('backup', arns);
+const fast = {
+  waitTimeOverrides: { WaitForSnapshot: 0, WaitForCopy: 0, WaitForVaultCopy: 0 },
+  retryIntervalOverrides: {
+    ...Object.fromEntries(['DumpDatabase', 'CopyDumpToVault', 'AlertDumpFailed', 'CreateSnapshot', 'AlertQuotaWarning', 'CopySnapshot', 'ShareWithVault', 'CopyIntoVault', 'AlertSnapshotFailed'].map((s) => [s, 0])),
+    ...Object.fromEntries(['CheckSnapshot', 'CheckCopy', 'CheckVaultCopy'].map((s) => [s, 50])),
+  } as Record<string, number>,
+};
+
+let proxy: FaultProxy;
+let upstream: string;
+const quota: QuotaScript = { max: () => 100 };
+const faults = { on: false };
+let sqs: SQSClient;
+let queueUrl: string;
+let topicArn: string;
+let bucket: string;
+let envelopeKey: string;
+let vaultBucket: string;
+let copyKey: string;
+let vaultKey: string;
+let secretArn: string;
+const pgDatabases: Awaited<ReturnType<typeof createTestDatabase>>[] = [];
+const rdsIds: Record<string, string> = {};
+/** Every credential STS handed out to the handlers: none may appear in any output. */
+const issued: string[] = [];
+
+const keyPolicy = (sharedWithVault: boolean) =>
+  JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'Owner', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${PROD}:root` }, Action: 'kms:*', Resource: '*' },
+      ...(sharedWithVault
+        ? [{ Sid: 'Vault', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${VAULT}:root` }, Action: ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'], Resource: '*' }]
+        : []),
+    ],
+  });
+
+beforeAll(async () => {
+  upstream = inject('motoEndpoint');
+  proxy = await startFaultProxy(upstream);
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  proxy.addRule(accountQuotas(upstream, quota));
+  proxy.addRule(crossAccountSnapshotCopy(upstream));
+  proxy.addRule(awsManagedKeys(upstream));
+  await actAsAccount(PROD);
+  const prodKey = process.env.AWS_ACCESS_KEY_ID;
+  const isProd = (accessKey: string) => accessKey === prodKey;
+  // Scripted faults, on only while `faults.on`: by the database id inside lifeboat's snapshot names.
+  const named = (db: string) => (id: string) => faults.on && id.startsWith(`lifeboat-${db}-`);
+  proxy.addRule(snapshotStatus(upstream, (id, r) => named('flaky')(id) && r.region === SOURCE_REGION, (n) => (n === 0 ? 'creating' : 'failed')));
+  proxy.addRule(snapshotStatus(upstream, (id, r) => named('stuck')(id) && r.region === VAULT_REGION && isProd(r.accessKey), () => 'copying'));
+  proxy.addRule(failRds('CreateDBSnapshot', 'SnapshotQuotaExceeded', 'Cannot create more than 100 manual snapshots', (r) => faults.on && r.params.get('DBInstanceIdentifier') === rdsIds.full));
+
+  const clients = testClients();
+  sqs = new SQSClient({});
+  topicArn = (await clients.sns.send(new CreateTopicCommand({ Name: uniqueName('lifeboat-alerts') }))).TopicArn!;
+  queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('oncall') }))).QueueUrl!;
+  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  await clients.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn }));
+
+  // Dumps: two real databases, a backup bucket and envelope key in production.
+  for (let i = 0; i < 2; i++) {
+    const db = await createTestDatabase('lbsnap');
+    await withClient(db.name, (c) => c.query(`CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, ${50 * (i + 1)})`));
+    pgDatabases.push(db);
+  }
+  [bucket, envelopeKey] = await Promise.all([createTestBucket(), createTestKey()]);
+  const s = pgServer();
+  secretArn = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
+
+  // Snapshots: an encrypted instance and cluster per scenario, and the keys.
+  const sourceKey = (await createKmsClient({ region: SOURCE_REGION }).send(new CreateKeyCommand({ Description: 'database key' }))).KeyMetadata!.Arn!;
+  copyKey = (await createKmsClient({ region: VAULT_REGION }).send(new CreateKeyCommand({ Description: 'copy key', Policy: keyPolicy(true) }))).KeyMetadata!.Arn!;
+  const rds = createRdsClient({ region: SOURCE_REGION });
+  for (const name of ['alpha', 'flaky', 'stuck', 'full', 'unshared']) {
+    rdsIds[name] = uniqueName(name);
+    await rds.send(
+      new CreateDBInstanceCommand({ DBInstanceIdentifier: rdsIds[name], Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1', StorageEncrypted: true, KmsKeyId: sourceKey }),
+    );
+  }
+  rdsIds.bravo = uniqueName('bravo');
+  await rds.send(new CreateDBClusterCommand({ DBClusterIdentifier: rdsIds.bravo, Engine: 'aurora-postgresql', MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1', StorageEncrypted: true, KmsKeyId: sourceKey }));
+
+  // The vault account's side, as its stack would create it.
+  const vaultAdmin = await credentialsFor(VAULT, 'vault-admin');
+  vaultKey = (await createKmsClient({ region: VAULT_REGION, credentials: vaultAdmin }).send(new CreateKeyCommand({ Description: 'vault snapshot key' }))).KeyMetadata!.Arn!;
+  const vaultS3 = createS3Client({ region: VAULT_REGION, credentials: vaultAdmin });
+  vaultBucket = uniqueName('acme-lifeboat-vault');
+  await vaultS3.send(new CreateBucketCommand({ Bucket: vaultBucket, CreateBucketConfiguration: { LocationConstraint: VAULT_REGION }, ObjectLockEnabledForBucket: true }));
+  await vaultS3.send(new PutObjectLockConfigurationCommand({ Bucket: vaultBucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 1 } } } }));
+});
+afterAll(async () => {
+  for (const db of pgDatabases) await db.drop();
+  await proxy?.stop();
+});
+
+/** STS that records the credentials it hands out, so the test can look for them everywhere. */
+function recordingSts(): Pick<STSClient, 'send'> {
+  const sts = createStsClient({ region: SOURCE_REGION });
+  return {
+    send: (async (command: never) => {
+      const out = (await sts.send(command)) as { Credentials?: { AccessKeyId?: string; SecretAccessKey?: string; SessionToken?: string } };
+      if (out.Credentials) issued.push(out.Credentials.AccessKeyId!, out.Credentials.SecretAccessKey!, out.Credentials.SessionToken!);
+      return out;
+    }) as STSClient['send'],
+  };
+}
+
+function handlers(settings: Partial<SnapshotSettings> = {}) {
+  const logger = new Logger({ serviceName: 'lifeboat-test' });
+  const metrics = new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' });
+  const clients = testClients();
+  const sts = recordingSts();
+  const creates: string[] = [];
+  const snapshot = createSnapshotHandler({
+    context: {
+      rds: (region, credentials) => createRdsClient({ region, credentials, maxAttempts: 3 }),
+      kms: (region) => createKmsClient({ region }),
+      sts,
+      sourceRegion: SOURCE_REGION,
+      settings: { ...resolveSnapshotSettings({ copy: { region: VAULT_REGION, kmsKeyArn: copyKey } }), ...settings },
+      vault: { account: VAULT, region: VAULT_REGION, copierRoleArn: COPIER_ROLE, snapshotKmsKeyId: vaultKey },
+    },
+    logger,
+    metrics,
+  });
+  const snapshotTask = asLocalTask('snapshot', snapshot);
+  return {
+    creates,
+    resources: {
+      [arns.DumpFunctionArn]: asLocalTask(
+        'dump',
+        createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: envelopeKey }, logger, metrics }),
+      ),
+      [arns.VaultCopyFunctionArn]: asLocalTask(
+        'vault-copy',
+        createVaultCopyHandler({
+          sourceS3: clients.s3,
+          sts,
+          vaultS3: (region, credentials) => createS3Client({ region, credentials }),
+          vault: { account: VAULT, region: VAULT_REGION, bucket: vaultBucket, copierRoleArn: COPIER_ROLE },
+          logger,
+          metrics,
+        }),
+      ),
+      [arns.SnapshotFunctionArn]: async (input: unknown) => {
+        const i = input as { action: string; database: { id: string } };
+        if (i.action === 'create') creates.push(i.database.id);
+        return snapshotTask(input);
+      },
+      [arns.AlertFunctionArn]: asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn, logger })),
+    },
+  };
+}
+
+function database(id: string, rds?: DatabaseConfig['rds'], pgName?: string): DatabaseConfig {
+  return databaseSchema.parse({ id, connection: { database: pgName ?? 'unused', secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, ...(rds ? { rds } : {}) });
+}
+
+async function drainAlerts(expected: number): Promise<Array<{ subject: string; message: string; details: Record<string, unknown> }>> {
+  // SNS delivers to SQS synchronously on moto; a last immediate poll catches any extra alert.
+  const messages: Message[] = [];
+  for (let i = 0; i < 10 && messages.length < expected; i++) {
+    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    messages.push(...(out.Messages ?? []));
+  }
+  const extra = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+  messages.push(...(extra.Messages ?? []));
+  return messages.map((m) => {
+    const envelope = JSON.parse(m.Body!) as { Subject: string; Message: string };
+    return { subject: envelope.Subject, message: envelope.Message, details: JSON.parse(envelope.Message.split('--- details (JSON) ---')[1]!) as Record<string, unknown> };
+  });
+}
+
+type Result = { databaseId: string; status: string; snapshot: { status: string; backupId?: string; error?: string; snapshot?: { id: string }; copy?: { ref: { id: string } }; vault?: { vault: { ref: { id: string; kmsKeyId: string; account: string } } } }; dump: { status: string; vault?: string } };
+const resultsOf = (run: LocalRunResult) => (run.output as { results: Result[] } | undefined)?.results ?? [];
+const failedResultsOf = (run: LocalRunResult) =>
+  run.events.filter((e) => e.type === 'StateExited' && e.state?.name === 'DatabaseFailed').map((e) => e.state!.output as Result);
+
+describe('the backup state machine with snapshot and copy steps (local engine, moto, two accounts, two regions)', () => {
+  it('dumps and snapshots each database, copies both into the vault, warns on the quota, retries throttling, and leaks no credential', async () => {
+    // Prepare: this snapshot fills the quota (warning), and alpha's first CreateDBSnapshot attempts are throttled.
+    quota.max = (used) => used + 1;
+    const throttle = throttleRds('CreateDBSnapshot', 4, (r) => r.params.get('DBInstanceIdentifier') === rdsIds.alpha);
+    proxy.addRule(throttle);
+    const { resources, creates } = handlers();
+    const input = {
+      planId: 'nightly',
+      maxConcurrency: 2,
+      dump: true,
+      snapshot: true,
+      databases: [database('alpha', { instanceIdentifier: rdsIds.alpha! }, pgDatabases[0]!.name), database('bravo', { clusterIdentifier: rdsIds.bravo! }, pgDatabases[1]!.name)],
+    };
+
+    // Act
+    const { result: run, output } = await capturingOutput(() => runLocalStateMachine(definition(), input, { resources, ...fast, account: PROD }));
+    quota.max = () => 100;
+
+    // Assess: the run succeeded for both databases, both ways.
+    expect(run.status, JSON.stringify(run.cause)).toBe('SUCCEEDED');
+    const results = resultsOf(run);
+    expect(results.map((r) => [r.databaseId, r.status, r.dump.status, r.dump.vault, r.snapshot.status])).toEqual([
+      ['alpha', 'succeeded', 'succeeded', 'copied', 'succeeded'],
+      ['bravo', 'succeeded', 'succeeded', 'copied', 'succeeded'],
+    ]);
+
+    // Assess: throttling was retried by the SDK and then by the state machine's Retry (a second Lambda attempt).
+    expect(throttle.count()).toBe(5);
+    expect(creates.filter((d) => d === 'alpha')).toHaveLength(2);
+
+    // Assess: the dumps' data and manifests are in the vault bucket.
+    const vaultAdmin = await credentialsFor(VAULT, 'vault-admin');
+    const listed = await createS3Client({ region: VAULT_REGION, credentials: vaultAdmin }).send(new ListObjectsV2Command({ Bucket: vaultBucket, Prefix: 'backups/' }));
+    const keys = (listed.Contents ?? []).map((o) => o.Key!);
+    for (const db of ['alpha', 'bravo']) {
+      expect(keys.filter((k) => k.startsWith(`backups/${db}/`)).map((k) => k.split('/').pop()).sort()).toEqual(['dump.enc', 'manifest.json']);
+    }
+
+    // Assess: the snapshots are in the copy region (production) and in the vault account under the vault key.
+    const alpha = results[0]!.snapshot;
+    const bravo = results[1]!.snapshot;
+    expect(alpha.vault!.vault.ref).toMatchObject({ account: VAULT, kmsKeyId: vaultKey });
+    const vaultRds = createRdsClient({ region: VAULT_REGION, credentials: vaultAdmin });
+    const [inVault] = (await vaultRds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.vault!.vault.ref.id }))).DBSnapshots!;
+    expect(inVault).toMatchObject({ DBSnapshotArn: expect.stringContaining(`:${VAULT}:snapshot:`), KmsKeyId: vaultKey, Status: 'available' });
+    expect(inVault!.TagList).toEqual(expect.arrayContaining([{ Key: 'lifeboat:backup-id', Value: alpha.backupId }, { Key: 'lifeboat:plan', Value: 'nightly' }, { Key: 'lifeboat:database', Value: 'alpha' }]));
+    const clusterInVault = (await vaultRds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: bravo.vault!.vault.ref.id }))).DBClusterSnapshots!;
+    expect(clusterInVault[0]).toMatchObject({ KmsKeyId: vaultKey, Status: 'available' });
+    const [copied] = (await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.copy!.ref.id }))).DBSnapshots!;
+    expect(copied).toMatchObject({ KmsKeyId: copyKey, DBSnapshotArn: expect.stringContaining(`:${PROD}:snapshot:`) });
+
+    // Assess: one quota warning per database, through the alert handler and SNS, and no failure alert.
+    const alerts = await drainAlerts(2);
+    expect(alerts.map((a) => a.subject).sort()).toEqual([
+      '[lifeboat] Quota nearly used up: database alpha, plan nightly: ManualSnapshotQuotaNearlyUsed',
+      '[lifeboat] Quota nearly used up: database bravo, plan nightly: ManualSnapshotQuotaNearlyUsed',
+    ]);
+    expect(alerts.find((a) => a.subject.includes('alpha'))!.message).toMatch(/Manual DB instance snapshots in eu-west-1: \d+ of \d+ used after this snapshot \(100%, warning at 90%\)/);
+    expect(alerts[0]!.details).toMatchObject({ kind: 'quota-warning', details: { warn: true, source: 'DescribeAccountAttributes' } });
+
+    // Assess: the vault role's temporary credentials are nowhere: logs, events, output, alerts.
+    expect(issued.length).toBeGreaterThanOrEqual(6);
+    const everything = JSON.stringify({ output, events: run.events, result: run.output, alerts });
+    for (const secret of issued) expect(everything).not.toContain(secret);
+  });
+
+  it('alerts clearly on each bad path, and the next run starts clean', async () => {
+    // Prepare: scripted faults on, and the copy key's policy no longer grants the vault account.
+    faults.on = true;
+    const kms = createKmsClient({ region: VAULT_REGION });
+    await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(false) }));
+    const names = ['ghost', 'flaky', 'stuck', 'full', 'unshared'] as const;
+    const snapshotOnly = (dbs: DatabaseConfig[]) => ({ planId: 'hourly', maxConcurrency: 5, dump: false, snapshot: true, databases: dbs });
+    const failing = handlers({ maxWaitMinutes: 0.02 });
+    const dbs = names.map((n) => database(n, { instanceIdentifier: n === 'ghost' ? 'no-such-instance' : rdsIds[n]! }));
+
+    // Act
+    const run = await runLocalStateMachine(definition(), snapshotOnly(dbs), { resources: failing.resources, ...fast, account: PROD });
+
+    // Assess: the run fails at the end, every database failed with its own named error and alert.
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toBe('BackupIncomplete');
+    const failed = Object.fromEntries(failedResultsOf(run).map((r) => [r.databaseId, r.snapshot.error]));
+    expect(failed).toEqual({
+      ghost: 'SourceDatabaseNotFoundError',
+      flaky: 'SnapshotFailedError',
+      stuck: 'SnapshotWaitTimeoutError',
+      full: 'SnapshotQuotaExceededError',
+      unshared: 'SnapshotKeyNotSharedError',
+    });
+    const alerts = await drainAlerts(5);
+    expect(alerts).toHaveLength(5);
+    const bySubject = Object.fromEntries(alerts.map((a) => [String(a.details.databaseId), a]));
+    expect(Object.keys(bySubject).sort()).toEqual([...names].sort());
+    for (const name of names) {
+      expect(bySubject[name]!.subject).toBe(`[lifeboat] Backup failed: database ${name}, plan hourly: ${failed[name]}`);
+      expect(bySubject[name]!.message).toMatch(/Next step: \S/);
+      expect(bySubject[name]!.details).toMatchObject({ kind: 'backup-failed', details: { backup: 'snapshot' } });
+    }
+    expect(bySubject.ghost!.message).toContain('"no-such-instance" (database "ghost", eu-west-1) does not exist');
+    expect(bySubject.flaky!.message).toMatch(/ended in status 'failed'\. lifeboat deleted it, so the next run starts clean/);
+    expect(bySubject.stuck!.message).toMatch(/cross-region copy lifeboat-stuck-\S+ \(eu-central-1\) of database "stuck" is still 'copying' after \d+ seconds; the limit is 0.02 minutes/);
+    expect(bySubject.full!.message).toContain('manual snapshot quota of the account and region is used up');
+    expect(bySubject.unshared!.message).toContain(`cannot use the KMS key ${copyKey}`);
+
+    // Prepare: the faults are fixed (ghost's config too: it is left out).
+    faults.on = false;
+    await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(true) }));
+
+    // Act: the next scheduled run.
+    const next = await runLocalStateMachine(definition(), snapshotOnly(dbs.slice(1)), { resources: handlers().resources, ...fast, account: PROD });
+
+    // Assess: it succeeds with fresh snapshots, and the failed run left nothing behind in production.
+    expect(next.status, JSON.stringify(next.cause)).toBe('SUCCEEDED');
+    expect(resultsOf(next).every((r) => r.status === 'succeeded' && r.snapshot.vault?.vault.ref.account === VAULT)).toBe(true);
+    expect(await drainAlerts(0)).toEqual([]);
+    const source = await createRdsClient({ region: SOURCE_REGION }).send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: rdsIds.flaky, SnapshotType: 'manual' }));
+    expect(source.DBSnapshots!.map((s) => s.Status)).toEqual(['available']);
+    const copies = await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: rdsIds.stuck, SnapshotType: 'manual' }));
+    expect(copies.DBSnapshots!.map((s) => s.Status)).toEqual(['available']);
+  });
+});
