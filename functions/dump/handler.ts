@@ -38,6 +38,12 @@ const envSchema = z.object({
   BACKUP_BUCKET: z.string().min(3),
   BACKUP_PREFIX: z.string().default('backups/'),
   BACKUP_KMS_KEY_ARN: z.string().startsWith('arn:'),
+  /** Comma-separated recovery keys (the vault's), which may only encrypt. */
+  BACKUP_RECOVERY_KMS_KEY_ARNS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.string().startsWith('arn:'))),
 });
 
 export interface DumpHandlerDeps {
@@ -54,7 +60,7 @@ function depsFromEnvironment(): DumpHandlerDeps {
     const env = readEnv(envSchema);
     return {
       clients: { ...createAwsClients(), keyringKms: createKeyringKmsClient() },
-      target: { bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX, kmsKeyArn: env.BACKUP_KMS_KEY_ARN },
+      target: { bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX, kmsKeyArn: env.BACKUP_KMS_KEY_ARN, recoveryKmsKeyArns: env.BACKUP_RECOVERY_KMS_KEY_ARNS },
       logger: sharedLogger,
       metrics: sharedMetrics,
     };

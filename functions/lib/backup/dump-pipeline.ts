@@ -23,6 +23,12 @@ export interface DumpTarget {
   prefix: string;
   /** KMS key for the envelope encryption. */
   kmsKeyArn: string;
+  /**
+   * Keys that also wrap each backup's data key (kms:Encrypt only), e.g. the
+   * vault's recovery key, so vault copies decrypt without this account.
+   * @default []
+   */
+  recoveryKmsKeyArns?: string[];
 }
 
 export interface DumpBackupRequest {
@@ -207,6 +213,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
       bucket: target.bucket,
       key: keys.data,
       kmsKeyArn: target.kmsKeyArn,
+      recoveryKmsKeyArns: target.recoveryKmsKeyArns ?? [],
       context,
       partSize: plan.partSize,
       maxBytes: plan.maxBytes,
@@ -260,6 +267,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
       encryption: {
         sdk: 'aws-encryption-sdk',
         kmsKeyArn: target.kmsKeyArn,
+        recoveryKmsKeyArns: target.recoveryKmsKeyArns ?? [],
         encryptionContext: context,
         frameLength: FRAME_LENGTH,
       },
@@ -321,6 +329,7 @@ interface StreamJob {
   bucket: string;
   key: string;
   kmsKeyArn: string;
+  recoveryKmsKeyArns: string[];
   context: Record<string, string>;
   partSize: number;
   maxBytes: number;
@@ -380,7 +389,7 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
       callback(null, chunk);
     },
   });
-  const encrypt = createEncryptStream(deps.kms, job.kmsKeyArn, job.context);
+  const encrypt = createEncryptStream(deps.kms, job.kmsKeyArn, job.context, job.recoveryKmsKeyArns);
   const hash = createHash('sha256');
   let lastProgressAt = 0;
   let lastProgressBytes = 0;

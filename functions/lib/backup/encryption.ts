@@ -25,8 +25,37 @@ export function encryptionContextFor(databaseId: string, backupId: string): Reco
   return { 'lifeboat:database': databaseId, 'lifeboat:backup-id': backupId };
 }
 
-export function createEncryptStream(kms: KMS, keyArn: string, context: Record<string, string>): Duplex {
-  const keyring = new KmsKeyringNode({ generatorKeyId: keyArn, clientProvider: () => kms });
+function regionOfKey(keyArn: string): string | undefined {
+  return keyArn.startsWith('arn:') ? keyArn.split(':')[3] : undefined;
+}
+
+/**
+ * The keyring asks for a client per key region. Keys in the injected client's
+ * region (or without one) use it; keys elsewhere, such as the vault's recovery
+ * key, get a client for their region built from the standard environment.
+ */
+function clientProviderFor(kms: KMS, homeRegion: string | undefined) {
+  const others = new Map<string, KMS>();
+  return (region: string) => {
+    if (!region || !homeRegion || region === homeRegion) return kms;
+    let client = others.get(region);
+    if (!client) others.set(region, (client = createKeyringKmsClient({ region })));
+    return client;
+  };
+}
+
+/**
+ * Encrypts under a data key from `keyArn` (the writer needs only
+ * kms:GenerateDataKey) and also wraps that data key under each recovery key
+ * (kms:Encrypt only), typically the vault account's own key, so the vault can
+ * decrypt its copies even if this account and its key are gone.
+ */
+export function createEncryptStream(kms: KMS, keyArn: string, context: Record<string, string>, recoveryKeyArns: readonly string[] = []): Duplex {
+  const keyring = new KmsKeyringNode({
+    generatorKeyId: keyArn,
+    keyIds: [...recoveryKeyArns],
+    clientProvider: clientProviderFor(kms, regionOfKey(keyArn)),
+  });
   return esdk.encryptStream(keyring, { encryptionContext: context, frameLength: FRAME_LENGTH });
 }
 
@@ -34,8 +63,10 @@ export function createEncryptStream(kms: KMS, keyArn: string, context: Record<st
  * A decrypting stream that refuses a message whose encryption context is not the
  * one the manifest recorded, so one backup's object can't be passed off as another's.
  */
-export function createDecryptStream(kms: KMS, keyArn: string, expectedContext: Record<string, string>): Duplex {
-  const keyring = new KmsKeyringNode({ keyIds: [keyArn], clientProvider: () => kms });
+export function createDecryptStream(kms: KMS, keyArns: string | readonly string[], expectedContext: Record<string, string>): Duplex {
+  const keyIds = typeof keyArns === 'string' ? [keyArns] : [...keyArns];
+  // Any one of the keys unwraps the data key: the primary, or a recovery key.
+  const keyring = new KmsKeyringNode({ keyIds, clientProvider: clientProviderFor(kms, regionOfKey(keyIds[0] ?? '')) });
   const stream = esdk.decryptStream(keyring);
   stream.once('MessageHeader', (header: { encryptionContext: Record<string, string> }) => {
     for (const [k, v] of Object.entries(expectedContext)) {
@@ -74,10 +105,23 @@ function awsErrorIn(error: unknown): { name: string; message: string } | undefin
   return undefined;
 }
 
+/**
+ * When no key could unwrap the data key, the Encryption SDK reports every KMS
+ * error as text in one message ("Error #1 \n DisabledException: ..."); pick
+ * them out, without their stack lines.
+ */
+function aggregatedKmsError(error: unknown): { name: string; message: string } | undefined {
+  const message = (error as { message?: string })?.message ?? '';
+  if (!/Unable to (decrypt|generate|encrypt) data key/i.test(message)) return undefined;
+  const found = [...message.matchAll(/\b([A-Z][A-Za-z]+(?:Exception|Error)): ([^\n]*)/g)].map((m) => ({ name: m[1]!, message: m[2]!.trim() }));
+  if (found.length === 0) return { name: 'KMSError', message: message.split('\n')[0]! };
+  return { name: found[0]!.name, message: found.map((f) => `${f.name}: ${f.message}`).join('; ') };
+}
+
 /** Turns a KMS failure seen by the Encryption SDK into a clear, named error, or undefined. */
 export function classifyKmsError(error: unknown, what: string, keyArn: string): Error | undefined {
   if (error instanceof EncryptionKeyError || error instanceof DecryptionError) return error;
-  const aws = awsErrorIn(error);
+  const aws = awsErrorIn(error) ?? aggregatedKmsError(error);
   if (aws && (aws.name === 'ThrottlingException' || aws.name === 'LimitExceededException')) {
     return new ThrottledError(`KMS throttled ${what} with key ${keyArn}: ${aws.message}`, { cause: error });
   }

@@ -73,6 +73,8 @@ export const manifestSchema = z.object({
   encryption: z.object({
     sdk: z.literal('aws-encryption-sdk'),
     kmsKeyArn: z.string(),
+    /** Keys that also wrap the data key (e.g. the vault's recovery key); any one decrypts. */
+    recoveryKmsKeyArns: z.array(z.string()).optional(),
     /** The context we asked for; the SDK adds its own `aws-crypto-public-key` entry. */
     encryptionContext: z.record(z.string(), z.string()),
     frameLength: z.number().int().positive(),

@@ -281,6 +281,14 @@ export const vaultSchema = z
      * @default []
      */
     adminRoleArns: z.array(arn).optional(),
+    /**
+     * The vault stack's RecoveryKey (its output). Every dump's data key is also
+     * wrapped under it (production may only kms:Encrypt with it), so vault copies
+     * decrypt with vault-account access alone, even if production is gone.
+     * Deploy the vault first, then set this. Without it, vault copies need the
+     * production key to decrypt.
+     */
+    recoveryKmsKeyArn: arn.optional(),
   })
   .strict();
 

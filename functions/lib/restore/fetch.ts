@@ -74,7 +74,7 @@ export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: 
       cb(null, chunk);
     },
   });
-  const decrypt = createDecryptStream(deps.kms, manifest.encryption.kmsKeyArn, manifest.encryption.encryptionContext);
+  const decrypt = createDecryptStream(deps.kms, [manifest.encryption.kmsKeyArn, ...(manifest.encryption.recoveryKmsKeyArns ?? [])], manifest.encryption.encryptionContext);
   let streamError: unknown;
   try {
     await pipeline(body, hasher, decrypt, counter, sink);
