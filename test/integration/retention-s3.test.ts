@@ -1,8 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
-  CreateBucketCommand,
   DeleteObjectCommand,
-  GetObjectCommand,
   ListObjectVersionsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -12,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createS3Client } from '../../functions/lib/aws/clients.ts';
-import { backupKeys, manifestSchema, newBackupId, type Manifest } from '../../functions/lib/backup/manifest.ts';
+import { backupKeys, newBackupId } from '../../functions/lib/backup/manifest.ts';
 import type { RetentionPolicy } from '../../functions/lib/config/schema.ts';
 import { planRetention } from '../../functions/lib/retention/planner.ts';
 import {
@@ -23,10 +21,10 @@ import {
   type AuditLine,
   type S3RetentionTarget,
 } from '../../functions/lib/retention/s3-executor.ts';
+import { createRetentionBucket, putBackup as putStoredBackup, readJsonLines } from './retention-fixtures.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
-const REGION = 'eu-west-1';
 const PREFIX = 'backups/';
 const DB = 'orders';
 
@@ -34,85 +32,7 @@ const DB = 'orders';
 // Fixtures
 // ---------------------------------------------------------------------------
 
-/** A manifest that passes `manifestSchema` (checked here, so a schema change fails loudly). */
-function fakeManifest(bucket: string, backupId: string, consistentAt: Date, data: Buffer): Manifest {
-  const { data: key } = backupKeys(PREFIX, DB, backupId);
-  const manifest: Manifest = {
-    formatVersion: 1,
-    backupId,
-    kind: 'pg_dump',
-    planId: 'nightly',
-    database: {
-      id: DB,
-      name: 'orders',
-      host: 'orders.cluster-abc.eu-west-1.rds.amazonaws.com',
-      port: 5432,
-      serverVersion: '15.8',
-      serverVersionNum: 150008,
-      sizeBytes: 123_456,
-    },
-    dump: {
-      tool: 'pg_dump',
-      toolVersion: '15.8',
-      toolMajor: 15,
-      format: 'custom',
-      compression: 'gzip',
-      snapshotId: '00000003-0000001B-1',
-    },
-    startedAt: new Date(consistentAt.getTime() - 1000).toISOString(),
-    consistentAt: consistentAt.toISOString(),
-    finishedAt: new Date(consistentAt.getTime() + 60_000).toISOString(),
-    object: {
-      bucket,
-      key,
-      rawBytes: data.length,
-      storedBytes: data.length,
-      sha256: createHash('sha256').update(data).digest('hex'),
-      partSizeBytes: 8 * 1024 * 1024,
-    },
-    encryption: {
-      sdk: 'aws-encryption-sdk',
-      kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555',
-      encryptionContext: { lifeboat: 'v1', database: DB, backup: backupId },
-      frameLength: 4096,
-    },
-    inventory: {
-      tables: [{ schema: 'public', name: 'orders', kind: 'r', rows: 42 }],
-      sequences: [{ schema: 'public', name: 'orders_id_seq', lastValue: '42', isCalled: true }],
-      largeObjects: 0,
-      schemaFingerprint: createHash('sha256').update('schema').digest('hex'),
-      extensions: ['plpgsql'],
-    },
-  };
-  return manifestSchema.parse(manifest);
-}
-
-async function createBucket(s3: S3Client, objectLock: boolean): Promise<string> {
-  const bucket = `lifeboat-retention-${randomBytes(5).toString('hex')}`;
-  await s3.send(
-    new CreateBucketCommand({
-      Bucket: bucket,
-      CreateBucketConfiguration: { LocationConstraint: REGION },
-      ...(objectLock ? { ObjectLockEnabledForBucket: true } : {}),
-    }),
-  );
-  return bucket;
-}
-
-async function putBackup(s3: S3Client, bucket: string, id: string, consistentAt: Date): Promise<{ data: string; manifest: string }> {
-  const keys = backupKeys(PREFIX, DB, id);
-  const data = randomBytes(64);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.data, Body: data }));
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: keys.manifest,
-      Body: JSON.stringify(fakeManifest(bucket, id, consistentAt, data)),
-      ContentType: 'application/json',
-    }),
-  );
-  return keys;
-}
+const putBackup = (s3: S3Client, bucket: string, id: string, consistentAt: Date) => putStoredBackup(s3, { bucket, prefix: PREFIX, databaseId: DB }, id, consistentAt);
 
 async function listKeys(s3: S3Client, bucket: string): Promise<string[]> {
   const keys: string[] = [];
@@ -134,15 +54,7 @@ async function listVersions(s3: S3Client, bucket: string, prefix: string): Promi
   ].sort();
 }
 
-async function readAudit(s3: S3Client, bucket: string, key: string): Promise<AuditLine[]> {
-  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  const text = await out.Body!.transformToString();
-  expect(text.endsWith('\n')).toBe(true);
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l) as AuditLine);
-}
+const readAudit = (s3: S3Client, bucket: string, key: string) => readJsonLines<AuditLine>(s3, bucket, key);
 
 interface CapturedCall {
   command: string;
@@ -175,7 +87,7 @@ describe('S3 retention executor against moto', () => {
 
   it('dry run deletes nothing; a real run deletes exactly the plan, manifests first, with an audit log', async () => {
     const s3 = createS3Client();
-    const bucket = await createBucket(s3, false);
+    const bucket = await createRetentionBucket(s3, false);
     const target: S3RetentionTarget = { location: 'source', bucket, prefix: PREFIX, databaseId: DB };
     // Plan "now" is a month ahead of moto's clock, so objects written now are old.
     const now = new Date(Date.now() + 30 * DAY);
@@ -291,7 +203,7 @@ describe('S3 retention executor against moto', () => {
 
   it('versioned + Object Lock: removes every version, never touches locked ones, reports denied deletes and proceeds', async () => {
     const s3 = createS3Client();
-    const bucket = await createBucket(s3, true);
+    const bucket = await createRetentionBucket(s3, true);
     const target: S3RetentionTarget = { location: 'vault', bucket, prefix: PREFIX, databaseId: DB };
     const now = new Date(Date.now() + 30 * DAY);
     const policy: RetentionPolicy = { keepLast: 2, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 1 };
@@ -400,7 +312,7 @@ describe('S3 retention executor against moto', () => {
 
   it('retries throttled keys and throttled requests, then deletes everything', async () => {
     const s3 = createS3Client();
-    const bucket = await createBucket(s3, false);
+    const bucket = await createRetentionBucket(s3, false);
     const target: S3RetentionTarget = { location: 'source', bucket, prefix: PREFIX, databaseId: DB };
     const now = new Date(Date.now() + 30 * DAY);
     for (let i = 0; i < 4; i++) {
@@ -451,7 +363,7 @@ describe('S3 retention executor against moto', () => {
 
   it('gives up on a key that stays throttled and reports it, leaving its data in place', async () => {
     const s3 = createS3Client();
-    const bucket = await createBucket(s3, false);
+    const bucket = await createRetentionBucket(s3, false);
     const target: S3RetentionTarget = { location: 'source', bucket, prefix: PREFIX, databaseId: DB };
     const now = new Date(Date.now() + 30 * DAY);
     const ids: string[] = [];

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   DeleteObjectsCommand,
   GetBucketVersioningCommand,
@@ -6,11 +5,24 @@ import {
   HeadObjectCommand,
   ListObjectVersionsCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { RetentionPolicy } from '../config/schema.ts';
 import { backupKeys, manifestSchema, parseBackupIdTime, type Manifest } from '../backup/manifest.ts';
+import {
+  auditKeyFor,
+  backoff,
+  defaultSleep,
+  mapLimit,
+  newRunId,
+  renderTable,
+  wallClock,
+  writeAuditLines,
+  type AuditSink,
+  type PruneFailure,
+  type PruneSummaryBase,
+  type RetryOptions,
+} from './common.ts';
 import { RetentionAuditError, RetentionListingError } from './errors.ts';
 import { planRetention, type RetentionBackup, type RetentionDecision } from './planner.ts';
 
@@ -70,7 +82,9 @@ import { planRetention, type RetentionBackup, type RetentionDecision } from './p
  * ## Audit
  * A real run with something to delete writes a JSON lines object to
  * `<auditPrefix><yyyy>/<mm>/<dd>/<runId>.<location>.<databaseId>.jsonl`
- * (`auditPrefix` defaults to `<prefix>_audit/retention/`): first with every
+ * (`auditPrefix` defaults to `<prefix>_audit/retention/`) in the target bucket,
+ * or in `audit.bucket` when given (the retention function keeps every
+ * location's log in the source bucket): first with every
  * planned deletion (`outcome: "planned"`) before anything is deleted, so no
  * deletion is ever unrecorded even if the run dies midway, then overwritten with
  * the outcomes (`deleted` / `failed`). If the first write fails nothing is deleted.
@@ -158,6 +172,10 @@ export interface S3PrunePlan {
   now: Date;
   timeZone: string;
   versioned: boolean;
+  /** With `planId`: that plan; backups whose manifest names another plan (or none) were left out. */
+  planId?: string;
+  /** With `planId`: how many backups were left out because they belong to another plan (or none). */
+  otherPlans?: number;
   /** Backups (with a manifest), newest first. */
   decisions: PrunePlanEntry[];
   /** Directories without a manifest, newest write first. */
@@ -169,40 +187,19 @@ export interface S3PrunePlan {
   warnings: string[];
 }
 
-export interface PruneFailure {
-  id: string;
-  error: string;
-}
+export type { PruneFailure, RetryOptions } from './common.ts';
+export { auditKeyFor } from './common.ts';
 
-export interface PruneSummary {
-  runId: string;
-  location: string;
-  databaseId: string;
-  dryRun: boolean;
+export interface PruneSummary extends PruneSummaryBase {
   /** Backups kept (including skippedLocked). */
   kept: number;
-  /** Backups deleted (planned, in a dry run). */
-  deleted: number;
   /** Backups and incomplete leftovers whose deletion failed; everything else proceeded. */
   failed: PruneFailure[];
   /** Backups and incomplete leftovers the policy would delete but Object Lock keeps. */
   skippedLocked: number;
   incomplete: { found: number; deleted: number };
   unreadable: number;
-  deletedIds: string[];
-  auditKey?: string;
   plan: S3PrunePlan;
-}
-
-export interface RetryOptions {
-  /** Attempts per DeleteObjects batch, on top of the SDK's own retries. @default 5 */
-  attempts?: number;
-  /** @default 200 */
-  baseDelayMs?: number;
-  /** @default 10_000 */
-  maxDelayMs?: number;
-  /** Injected in tests. */
-  sleep?: (ms: number) => Promise<void>;
 }
 
 export interface PlanS3PruneOptions {
@@ -214,6 +211,12 @@ export interface PlanS3PruneOptions {
   now: Date;
   /** Backup ids a restore drill has proven. */
   provenBackupIds?: Iterable<string>;
+  /**
+   * Plan only this plan's backups (manifest `planId`); the others, and ad-hoc
+   * backups without a plan, are left out: kept, and not counted against this
+   * plan's policy. @default - every backup of the database
+   */
+  planId?: string;
   /** Parallel GetObject/HeadObject calls. @default 8 */
   concurrency?: number;
   /** MaxKeys per listing page (tests use a small one to exercise pagination). */
@@ -231,6 +234,8 @@ export interface ExecuteS3PruneOptions {
   batchSize?: number;
   /** Timestamps in the audit log. @default () => new Date() */
   clock?: () => Date;
+  /** Where the audit log goes. @default - the target bucket, with `s3` */
+  audit?: AuditSink;
 }
 
 export type PruneS3Options = PlanS3PruneOptions &
@@ -276,19 +281,6 @@ function describe(error: unknown): string {
   const code = errorCode(error);
   const message = e?.message && e.message !== code ? `: ${e.message}` : '';
   return `${code}${message}`;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
 }
 
 function dbPrefix(target: S3RetentionTarget): string {
@@ -587,7 +579,10 @@ function planIncomplete(
 export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PrunePlan> {
   const { s3, target, policy, timeZone, now } = options;
   const concurrency = options.concurrency ?? 8;
-  const inventory = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize });
+  const listed = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize });
+  // Leaving another plan's backups out can only keep more: the planner is monotone.
+  const { planId } = options;
+  const inventory = planId === undefined ? listed : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId) };
   const proven = new Set(options.provenBackupIds ?? []);
   const byId = new Map(inventory.backups.map((b) => [b.id, b]));
 
@@ -642,6 +637,7 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
     now,
     timeZone,
     versioned: inventory.versioned,
+    ...(planId !== undefined ? { planId, otherPlans: listed.backups.length - inventory.backups.length } : {}),
     decisions,
     incomplete,
     unreadable: inventory.unreadable,
@@ -653,16 +649,6 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
 // ---------------------------------------------------------------------------
 // Execution
 // ---------------------------------------------------------------------------
-
-function defaultSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function backoff(attempt: number, retry: RetryOptions): number {
-  const base = retry.baseDelayMs ?? 200;
-  const cap = retry.maxDelayMs ?? 10_000;
-  return Math.floor(Math.random() * Math.min(cap, base * 2 ** (attempt - 1)));
-}
 
 const GONE_CODES = new Set(['NoSuchKey', 'NoSuchVersion']);
 
@@ -731,22 +717,6 @@ async function deleteAll(
   return failures;
 }
 
-function newRunId(at: Date): string {
-  return `${at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}-${randomBytes(4).toString('hex')}`;
-}
-
-function safeSegment(s: string): string {
-  return s.replace(/[^A-Za-z0-9_-]/g, '_');
-}
-
-export function auditKeyFor(target: S3RetentionTarget, runId: string, at: Date, auditPrefix?: string): string {
-  const p = auditPrefix ?? `${target.prefix}_audit/retention/`;
-  const yyyy = String(at.getUTCFullYear());
-  const mm = String(at.getUTCMonth() + 1).padStart(2, '0');
-  const dd = String(at.getUTCDate()).padStart(2, '0');
-  return `${p}${yyyy}/${mm}/${dd}/${safeSegment(runId)}.${safeSegment(target.location)}.${safeSegment(target.databaseId)}.jsonl`;
-}
-
 export interface AuditLine {
   time: string;
   runId: string;
@@ -764,17 +734,6 @@ export interface AuditLine {
   reasons: string[];
   outcome: 'planned' | 'deleted' | 'failed';
   error?: string;
-}
-
-async function putAudit(s3: S3Client, bucket: string, key: string, lines: readonly AuditLine[]): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      Body: lines.map((l) => JSON.stringify(l)).join('\n') + '\n',
-      ContentType: 'application/x-ndjson',
-    }),
-  );
 }
 
 /** Executes a plan made by {@link planS3Prune}. Deletes only what the plan says, manifests first. */
@@ -823,12 +782,13 @@ export async function executeS3Prune(plan: S3PrunePlan, options: ExecuteS3PruneO
   });
 
   const auditKey = auditKeyFor(target, runId, started, options.auditPrefix);
+  const audit: AuditSink = options.audit ?? { s3, bucket: target.bucket };
   summary.auditKey = auditKey;
   try {
-    await putAudit(s3, target.bucket, auditKey, toDelete.map((d) => line(d, 'planned')));
+    await writeAuditLines(audit, auditKey, toDelete.map((d) => line(d, 'planned')));
   } catch (cause) {
     throw new RetentionAuditError(
-      `Retention at ${where(target)} could not write its audit log s3://${target.bucket}/${auditKey}: ${describe(cause)}. Nothing was deleted.`,
+      `Retention at ${where(target)} could not write its audit log s3://${audit.bucket}/${auditKey}: ${describe(cause)}. Nothing was deleted.`,
       { ...summary, auditKey: undefined },
       { cause, nextStep: 'grant the retention role s3:PutObject on the audit prefix, then run retention again.' },
     );
@@ -873,10 +833,10 @@ export async function executeS3Prune(plan: S3PrunePlan, options: ExecuteS3PruneO
   }
 
   try {
-    await putAudit(s3, target.bucket, auditKey, lines);
+    await writeAuditLines(audit, auditKey, lines);
   } catch (cause) {
     throw new RetentionAuditError(
-      `Retention at ${where(target)} deleted ${summary.deleted} backups but could not write the outcomes to s3://${target.bucket}/${auditKey} (the planned deletions are recorded there): ${describe(cause)}.`,
+      `Retention at ${where(target)} deleted ${summary.deleted} backups but could not write the outcomes to s3://${audit.bucket}/${auditKey} (the planned deletions are recorded there): ${describe(cause)}.`,
       summary,
       { cause, nextStep: 'grant the retention role s3:PutObject on the audit prefix; the summary in this error lists what happened.' },
     );
@@ -909,20 +869,6 @@ export async function pruneS3Backups(options: PruneS3Options): Promise<PruneSumm
 // Rendering
 // ---------------------------------------------------------------------------
 
-function wallClock(time: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(time);
-  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '??';
-  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}`;
-}
-
 /** Renders a plan as a plain-text table, e.g. for `lifeboat prune --dry-run`. */
 export function renderPrunePlan(plan: S3PrunePlan): string {
   const { target, policy } = plan;
@@ -933,24 +879,18 @@ export function renderPrunePlan(plan: S3PrunePlan): string {
   }
   for (const u of plan.unreadable) rows.push(['keep', `${u.id} (unreadable)`, '', u.error]);
   const header = ['ACTION', 'BACKUP', `TIME (${plan.timeZone})`, 'REASONS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) =>
-    r
-      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
   const deletes = plan.decisions.filter((d) => d.action === 'delete').length;
   const incompleteDeletes = plan.incomplete.filter((d) => d.action === 'delete').length;
   const lines = [
     `Retention plan for database ${target.databaseId} at ${target.location} (s3://${target.bucket}/${dbPrefix(target)})`,
     `now ${plan.now.toISOString()}, time zone ${plan.timeZone}; policy: keepLast ${policy.keepLast}, daily ${policy.daily}, weekly ${policy.weekly}, monthly ${policy.monthly}, yearly ${policy.yearly}, minAgeDays ${policy.minAgeDays}`,
     '',
-    fmt(header),
-    ...rows.map(fmt),
+    ...renderTable(header, rows),
     '',
     `${plan.decisions.length} backups: ${plan.decisions.length - deletes} keep, ${deletes} delete` +
       (plan.skippedLocked.length > 0 ? ` (${plan.skippedLocked.length} beyond policy but locked)` : '') +
       `; ${plan.incomplete.length} incomplete (${incompleteDeletes} delete); ${plan.unreadable.length} unreadable (kept)`,
+    ...(plan.otherPlans ? [`${plan.otherPlans} backup(s) of other plans (or of none) left alone: plan ${plan.planId} prunes only its own`] : []),
     ...plan.warnings.map((w) => `warning: ${w}`),
   ];
   return lines.join('\n') + '\n';

@@ -1,0 +1,281 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { AwsCredentials } from '../aws/clients.ts';
+import type { RetentionPolicy } from '../config/schema.ts';
+import { VaultAccessError } from '../errors.ts';
+import type { RdsApi } from '../snapshots/rds.ts';
+import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
+import { newRunId, type AuditSink, type RetryOptions } from './common.ts';
+import { policyFor, type PlanRetention, type RetentionLocation, type RetentionSettings } from './environment.ts';
+import { RetentionInputError } from './errors.ts';
+import { readDrillProofs } from './proofs.ts';
+import { pruneS3Backups, type PruneFailure, type PruneSummary, type S3RetentionTarget } from './s3-executor.ts';
+import { pruneSnapshots, type SnapshotPruneSummary, type SnapshotRetentionTarget } from './snapshot-executor.ts';
+
+/**
+ * One retention run for one database of one plan at one location: its dumps
+ * in S3 and its RDS/Aurora snapshots, each planned with the location's policy
+ * and (unless a dry run) deleted, with one audit log per part in the source
+ * bucket. Used by the retention function and by `lifeboat prune`.
+ *
+ * | location      | dumps                      | snapshots                                      |
+ * |---------------|----------------------------|------------------------------------------------|
+ * | `source`      | source bucket              | production account, source region (originals)  |
+ * | `copy-region` | none (dumps are not copied)| production account, `snapshots.copy.region`     |
+ * | `vault`       | vault bucket               | vault account and region                        |
+ *
+ * The vault is reached only through the vault's retention role, assumed with
+ * STS for this run; never with the caller's own (production) credentials.
+ * Both parts run even if one fails; a part that could not run (listing, audit
+ * log) makes the run throw its error afterwards, so Step Functions can retry or
+ * alert by class name. Failures of single deletions never throw: they are in
+ * the result.
+ */
+export interface RetentionContext {
+  settings: RetentionSettings;
+  /** Production S3 client (source bucket: drill reports, audit logs, dumps). */
+  s3: S3Client;
+  /** S3 client in a region with explicit credentials (the vault). */
+  s3With: (region: string, credentials: AwsCredentials) => S3Client;
+  /** RDS client for a region; with credentials for the vault. */
+  rds: (region: string, credentials?: AwsCredentials) => RdsApi;
+  sts: StsApi;
+  now?: () => Date;
+  /** Deletes in flight per part. @default 4 */
+  concurrency?: number;
+  retry?: RetryOptions;
+}
+
+export interface RetentionRequest {
+  planId: string;
+  databaseId: string;
+  location: RetentionLocation;
+  dryRun: boolean;
+  executionId?: string;
+  runId?: string;
+}
+
+export type Skipped = { skipped: string };
+
+export interface RetentionRunResult {
+  runId: string;
+  planId: string;
+  databaseId: string;
+  location: RetentionLocation;
+  dryRun: boolean;
+  timeZone: string;
+  policy?: RetentionPolicy;
+  dumps: PruneSummary | Skipped;
+  snapshots: SnapshotPruneSummary | Skipped;
+  /** Bucket holding the audit logs (and drill reports). */
+  auditBucket: string;
+  /** The error of a part that could not run, if any (also thrown by {@link runRetention}). */
+  errors: Error[];
+}
+
+export const isSkipped = (part: PruneSummary | SnapshotPruneSummary | Skipped): part is Skipped => 'skipped' in part;
+
+function planOf(settings: RetentionSettings, planId: string, databaseId: string): PlanRetention {
+  const plan = settings.plans[planId];
+  if (!plan) {
+    throw new RetentionInputError(`Unknown plan "${planId}" for retention (known: ${Object.keys(settings.plans).join(', ') || 'none'}).`, {
+      nextStep: 'start retention with a plan id from the deployed config, or redeploy after adding the plan.',
+    });
+  }
+  if (!plan.databases.includes(databaseId)) {
+    throw new RetentionInputError(`Database "${databaseId}" is not in plan "${planId}" (its databases: ${plan.databases.join(', ')}).`, {
+      nextStep: "start retention with one of the plan's databases; nothing was deleted.",
+    });
+  }
+  return plan;
+}
+
+async function vaultCredentials(ctx: RetentionContext, request: RetentionRequest): Promise<AwsCredentials> {
+  const vault = ctx.settings.vault!;
+  try {
+    return await assumeVaultRole(ctx.sts, { roleArn: vault.retentionRoleArn, account: vault.account }, `${request.databaseId}-retention`);
+  } catch (error) {
+    if (!(error instanceof VaultAccessError)) throw error;
+    throw new VaultAccessError(`Retention could not act in the vault (account ${vault.account}, ${vault.region}) as ${vault.retentionRoleArn}: ${(error as Error).message.split(' Next step:')[0]}`, {
+      cause: error,
+      nextStep: 'deploy the vault stack (it creates the vault retention role) and check that its trust policy names this retention function\'s role. Nothing was deleted.',
+    });
+  }
+}
+
+/** Runs retention for one database at one location (see the module comment). Throws the first part error after both parts ran. */
+export async function runRetention(request: RetentionRequest, ctx: RetentionContext): Promise<RetentionRunResult> {
+  const result = await runRetentionParts(request, ctx);
+  if (result.errors.length > 0) throw result.errors[0]!;
+  return result;
+}
+
+/** Like {@link runRetention}, but returns part errors in `errors` instead of throwing them. */
+export async function runRetentionParts(request: RetentionRequest, ctx: RetentionContext): Promise<RetentionRunResult> {
+  const { settings } = ctx;
+  const plan = planOf(settings, request.planId, request.databaseId);
+  const now = (ctx.now ?? (() => new Date()))();
+  const runId = request.runId ?? newRunId(now);
+  const policy = policyFor(plan, request.location);
+  const result: RetentionRunResult = {
+    runId,
+    planId: request.planId,
+    databaseId: request.databaseId,
+    location: request.location,
+    dryRun: request.dryRun,
+    timeZone: plan.timeZone,
+    ...(policy ? { policy } : {}),
+    dumps: { skipped: 'no retention policy for this location: everything is kept' },
+    snapshots: { skipped: 'no retention policy for this location: everything is kept' },
+    auditBucket: settings.storage.bucket,
+    errors: [],
+  };
+  if (!policy) return result;
+  if (request.location === 'vault' && !settings.vault) {
+    result.dumps = result.snapshots = { skipped: 'no vault is configured' };
+    return result;
+  }
+  const doDumps = request.location !== 'copy-region';
+  const doSnapshots = request.location !== 'copy-region' || settings.copyRegion !== undefined;
+  if (!doDumps) result.dumps = { skipped: 'dumps are not kept in a copy region' };
+  if (!doSnapshots) result.snapshots = { skipped: 'snapshots.copy is not configured' };
+  if (!doDumps && !doSnapshots) return result;
+
+  const proofs = await readDrillProofs(ctx.s3, settings.storage.bucket, settings.storage.prefix, request.databaseId);
+  const audit: AuditSink = { s3: ctx.s3, bucket: settings.storage.bucket };
+  const credentials = request.location === 'vault' ? await vaultCredentials(ctx, request) : undefined;
+  const common = { policy, timeZone: plan.timeZone, now, runId, dryRun: request.dryRun, retry: ctx.retry };
+
+  if (doDumps) {
+    const vault = settings.vault;
+    const target: S3RetentionTarget =
+      request.location === 'vault'
+        ? { location: 'vault', bucket: vault!.bucket, prefix: settings.storage.prefix, databaseId: request.databaseId }
+        : { location: 'source', bucket: settings.storage.bucket, prefix: settings.storage.prefix, databaseId: request.databaseId };
+    const s3 = credentials ? ctx.s3With(vault!.region, credentials) : ctx.s3;
+    try {
+      result.dumps = await pruneS3Backups({ ...common, s3, target, planId: request.planId, provenBackupIds: proofs.dump, audit });
+    } catch (error) {
+      result.dumps = { skipped: `failed: ${(error as Error).name}` };
+      result.errors.push(error as Error);
+    }
+  }
+
+  if (doSnapshots) {
+    const sameRegionCopies = settings.copyRegion !== undefined && settings.copyRegion === settings.sourceRegion;
+    const base = { planId: request.planId, databaseId: request.databaseId };
+    const target: SnapshotRetentionTarget =
+      request.location === 'vault'
+        ? { ...base, location: 'vault', region: settings.vault!.region, account: settings.vault!.account }
+        : request.location === 'copy-region'
+          ? { ...base, location: 'copy-region', region: settings.copyRegion!, ...(sameRegionCopies ? { select: 'same-region-copies' as const } : {}) }
+          : { ...base, location: 'source', region: settings.sourceRegion, ...(sameRegionCopies ? { select: 'originals' as const } : {}) };
+    try {
+      result.snapshots = await pruneSnapshots({
+        ...common,
+        rds: ctx.rds(target.region, credentials),
+        target,
+        provenBackupIds: proofs.snapshot,
+        audit,
+        prefix: settings.storage.prefix,
+        concurrency: ctx.concurrency,
+        executionId: request.executionId,
+      });
+    } catch (error) {
+      result.snapshots = { skipped: `failed: ${(error as Error).name}` };
+      result.errors.push(error as Error);
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Compact output (Step Functions payloads are capped at 256 KB)
+// ---------------------------------------------------------------------------
+
+export const MAX_IDS_IN_OUTPUT = 50;
+export const MAX_FAILURES_IN_OUTPUT = 20;
+const MAX_ERROR_CHARS = 400;
+
+export interface RetentionFailure extends PruneFailure {
+  backup: 'dump' | 'snapshot';
+}
+
+export interface RetentionTaskOutput {
+  runId: string;
+  planId: string;
+  databaseId: string;
+  location: RetentionLocation;
+  dryRun: boolean;
+  /** `partial` when at least one deletion failed; everything else proceeded. */
+  status: 'succeeded' | 'partial';
+  kept: number;
+  deleted: number;
+  /** Up to {@link MAX_IDS_IN_OUTPUT}; the audit logs list all. */
+  deletedIds: string[];
+  deletedIdsOmitted: number;
+  failedCount: number;
+  /** Up to {@link MAX_FAILURES_IN_OUTPUT}, errors shortened. */
+  failed: RetentionFailure[];
+  skippedLocked: number;
+  dumps: { kept: number; deleted: number; failed: number; skippedLocked: number; incomplete: { found: number; deleted: number }; unreadable: number; auditKey?: string } | Skipped;
+  snapshots: { kept: number; deleted: number; failed: number; untouchable: number; auditKey?: string } | Skipped;
+  auditBucket: string;
+  auditKeys: string[];
+  /** Step Functions-style `{ Error, Cause }` for the alert, present when `status` is `partial`. */
+  alert?: { Error: string; Cause: string };
+}
+
+const shorten = (s: string) => (s.length <= MAX_ERROR_CHARS ? s : `${s.slice(0, MAX_ERROR_CHARS - 1)}…`);
+
+/** The small, JSON-safe summary a state machine (or `--json`) gets: counts, ids, failures, audit keys; never the plans. */
+export function summariseRetention(result: RetentionRunResult): RetentionTaskOutput {
+  const { dumps, snapshots } = result;
+  const failures: RetentionFailure[] = [
+    ...(isSkipped(dumps) ? [] : dumps.failed.map((f) => ({ backup: 'dump' as const, ...f }))),
+    ...(isSkipped(snapshots) ? [] : snapshots.failed.map((f) => ({ backup: 'snapshot' as const, ...f }))),
+  ];
+  const deletedIds = [...(isSkipped(dumps) ? [] : dumps.deletedIds), ...(isSkipped(snapshots) ? [] : snapshots.deletedIds)];
+  const auditKeys = [isSkipped(dumps) ? undefined : dumps.auditKey, isSkipped(snapshots) ? undefined : snapshots.auditKey].filter((k): k is string => k !== undefined);
+  const output: RetentionTaskOutput = {
+    runId: result.runId,
+    planId: result.planId,
+    databaseId: result.databaseId,
+    location: result.location,
+    dryRun: result.dryRun,
+    status: failures.length > 0 ? 'partial' : 'succeeded',
+    kept: (isSkipped(dumps) ? 0 : dumps.kept) + (isSkipped(snapshots) ? 0 : snapshots.kept),
+    deleted: deletedIds.length,
+    deletedIds: deletedIds.slice(0, MAX_IDS_IN_OUTPUT),
+    deletedIdsOmitted: Math.max(0, deletedIds.length - MAX_IDS_IN_OUTPUT),
+    failedCount: failures.length,
+    failed: failures.slice(0, MAX_FAILURES_IN_OUTPUT).map((f) => ({ ...f, error: shorten(f.error) })),
+    skippedLocked: isSkipped(dumps) ? 0 : dumps.skippedLocked,
+    dumps: isSkipped(dumps)
+      ? dumps
+      : {
+          kept: dumps.kept,
+          deleted: dumps.deleted,
+          failed: dumps.failed.length,
+          skippedLocked: dumps.skippedLocked,
+          incomplete: dumps.incomplete,
+          unreadable: dumps.unreadable,
+          ...(dumps.auditKey ? { auditKey: dumps.auditKey } : {}),
+        },
+    snapshots: isSkipped(snapshots)
+      ? snapshots
+      : { kept: snapshots.kept, deleted: snapshots.deleted, failed: snapshots.failed.length, untouchable: snapshots.untouchable, ...(snapshots.auditKey ? { auditKey: snapshots.auditKey } : {}) },
+    auditBucket: result.auditBucket,
+    auditKeys,
+  };
+  if (failures.length > 0) {
+    const first = failures[0]!;
+    output.alert = {
+      Error: 'RetentionPartialFailure',
+      Cause:
+        `Retention of database ${result.databaseId} (plan ${result.planId}) at ${result.location} deleted ${deletedIds.length} backups, but ${failures.length} could not be deleted` +
+        ` (first: ${first.backup} ${first.id}: ${shorten(first.error)}). Everything else proceeded. The audit log ${auditKeys.map((k) => `s3://${result.auditBucket}/${k}`).join(' and ')} lists each outcome.` +
+        ' Next step: check the failures (an Object Lock legal hold or retention, a snapshot in use, or a denied permission); the next run retries what the policy still wants deleted.',
+    };
+  }
+  return output;
+}
