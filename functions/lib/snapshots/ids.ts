@@ -63,3 +63,11 @@ export function snapshotTags(job: SnapshotJobIdentity, backupId: string, kind: S
   if (job.executionId) tags[TAG.execution] = job.executionId.slice(0, 256);
   return tags;
 }
+
+/**
+ * Id of the same-region copy under a customer key. The id is truncated before
+ * the suffix is added, so even a 63-character source id yields a distinct copy id.
+ */
+export function sameRegionCopyId(sourceId: string): string {
+  return `${sourceId.slice(0, 63 - '-cmk'.length).replace(/-+$/, '')}-cmk`;
+}

@@ -11,7 +11,7 @@ import {
   VaultAccessError,
 } from '../errors.ts';
 import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
-import { snapshotBackupId, snapshotIdentifier, snapshotTags, TAG, type SnapshotJobIdentity } from './ids.ts';
+import { sameRegionCopyId, snapshotBackupId, snapshotIdentifier, snapshotTags, TAG, type SnapshotJobIdentity } from './ids.ts';
 import { describeSnapshotKey, type KmsApi } from './keys.ts';
 import { checkSnapshotQuota, type QuotaCheck } from './quota.ts';
 import { classifyRdsError, isAwsError } from './rds-errors.ts';
@@ -243,7 +243,7 @@ export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ct
   const copy = ctx.settings.copy;
   if (!copy) return { started: false, reason: 'snapshots.copy is not configured' };
   const crossRegion = copy.region !== source.region;
-  const targetId = crossRegion ? source.id : `${source.id}-cmk`.slice(0, 63);
+  const targetId = crossRegion ? source.id : sameRegionCopyId(source.id);
   const rds = ctx.rds(copy.region);
   const where = `${copy.region} (copy of ${source.arn})`;
   let info: SnapshotInfo;
