@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
 import type { IConstruct } from 'constructs';
 import { loadConfigFile } from '../functions/lib/config/load.ts';
-import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
+import type { LifeboatConfig, SourceConfig } from '../functions/lib/config/schema.ts';
 import { ConfigError } from '../functions/lib/errors.ts';
+import { MAX_DEAD_MANS_SWITCH_RPO_MINUTES } from './constructs/database-alarms.ts';
 
 /** CDK context key naming the config file (`cdk synth -c config=path/to/lifeboat.config.json`). */
 export const CONFIG_CONTEXT_KEY = 'config';
@@ -36,11 +37,59 @@ export function checkSourceStackSupport(config: LifeboatConfig, source: string):
   }
   const dumped = new Set(config.plans.filter((plan) => plan.dump).flatMap((plan) => plan.databases));
   config.databases.forEach((database, index) => {
-    if (dumped.has(database.id) && database.connection.secretArn === undefined) {
+    if (dumped.has(database.id) && database.connection.passwordEnv !== undefined) {
       issues.push(
-        `databases[${index}].connection.secretArn: a deployed dump reads its credentials from Secrets Manager; passwordEnv is for the CLI and local runs only`,
+        `databases[${index}].connection.secretArn: a deployed dump reads its credentials from Secrets Manager (or uses iamAuth); passwordEnv is for the CLI and local runs only`,
+      );
+    }
+    if (database.dump.runner === 'fargate' && !config.source.network) {
+      issues.push(
+        `databases[${index}].dump.runner: a Fargate dump runs in private subnets; set source.network (vpcId, subnetIds, securityGroupIds) for source "${config.source.id}"`,
+      );
+    }
+  });
+  config.plans.forEach((plan, index) => {
+    if (plan.dump && plan.backupAgeAlarm && plan.rpoMinutes > MAX_DEAD_MANS_SWITCH_RPO_MINUTES) {
+      issues.push(
+        `plans[${index}].rpoMinutes: the dead man's switch watches at most ${MAX_DEAD_MANS_SWITCH_RPO_MINUTES} minutes (CloudWatch evaluates an alarm over at most 7 days); ` +
+          'lower the RPO, or set plans[].backupAgeAlarm to false and watch the backup age another way (docs/limits.md)',
       );
     }
   });
   if (issues.length > 0) throw new ConfigError(source, issues);
+}
+
+/** Every source of the config: the primary `source`, then `additionalSources`, in config order. */
+export function sourcesOf(config: LifeboatConfig): SourceConfig[] {
+  return [config.source, ...config.additionalSources];
+}
+
+/** The source a database lives in (its `source`, else the primary). */
+export function sourceIdOf(config: LifeboatConfig, database: LifeboatConfig['databases'][number]): string {
+  return database.source ?? config.source.id;
+}
+
+/**
+ * The config as one source stack sees it: that source as `source`, its
+ * databases only, the plans that hold any of them (with only those), and the
+ * drill overrides that still apply. It is a valid config in its own right, so
+ * the stack validates it like any other and every per-source check (snapshot
+ * regions, networks) runs against the right region.
+ */
+export function configForSource(config: LifeboatConfig, sourceId: string): LifeboatConfig {
+  const source = sourcesOf(config).find((s) => s.id === sourceId);
+  if (!source) throw new ConfigError('the config', [`source "${sourceId}" is not defined; known: ${sourcesOf(config).map((s) => `"${s.id}"`).join(', ')}`]);
+  const databases = config.databases.filter((db) => sourceIdOf(config, db) === sourceId);
+  if (databases.length === 0) {
+    throw new ConfigError('the config', [`${sourceId === config.source.id ? 'source' : 'additionalSources'}: source "${sourceId}" holds no database; set databases[].source or remove the source`]);
+  }
+  const ids = new Set(databases.map((db) => db.id));
+  const plans = config.plans.map((plan) => ({ ...plan, databases: plan.databases.filter((id) => ids.has(id)) })).filter((plan) => plan.databases.length > 0);
+  const planIds = new Set(plans.map((plan) => plan.id));
+  const drills = config.drills && {
+    ...config.drills,
+    plans: config.drills.plans.filter((p) => planIds.has(p.id)),
+    databases: config.drills.databases.filter((d) => ids.has(d.id)),
+  };
+  return { ...config, source, additionalSources: [], databases, plans, drills };
 }

@@ -1,5 +1,6 @@
-import { Validations } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import type { IConstruct } from 'constructs';
 
 /** Shortest reason we accept for acknowledging a cdk-nag finding. */
@@ -19,6 +20,18 @@ export function acknowledge(scope: IConstruct, id: string, reason: string): void
     );
   }
   Validations.of(scope).acknowledge({ id, reason });
+}
+
+/**
+ * Acknowledges AwsSolutions-IAM5 for exactly these wildcard resources (ARNs,
+ * tokens allowed) of the policies under `scope`, rendered the way cdk-nag
+ * names its findings, so nothing else wildcarded slips through.
+ */
+export function acknowledgeWildcardResources(scope: IConstruct, resources: readonly string[], reason: string): void {
+  const stack = Stack.of(scope);
+  for (const resource of new Set(resources)) {
+    acknowledge(scope, `AwsSolutions-IAM5[Resource::${flattenCfnReference(stack.resolve(resource))}]`, reason);
+  }
 }
 
 /**

@@ -1,23 +1,38 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Duration, Stack, Tags, TimeZone, type StackProps } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type { Construct } from 'constructs';
+import { backupRunInput, backupSchedules } from '../events/schedules.ts';
 import { parseConfig } from '../functions/lib/config/load.ts';
-import type { LifeboatConfig, LifeboatConfigInput } from '../functions/lib/config/schema.ts';
-import { backupSchedules } from '../events/schedules.ts';
+import type { DatabaseConfig, LifeboatConfig, LifeboatConfigInput } from '../functions/lib/config/schema.ts';
+import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
+import { snapshotFunctionEnvironment } from '../functions/lib/snapshots/environment.ts';
+import { vaultCopyFunctionEnvironment } from '../functions/lib/vault/environment.ts';
+import { vaultNames } from '../functions/lib/vault/names.ts';
+import { placeholders, stateMachinePath } from '../state-machines/definitions.ts';
 import { checkSourceStackSupport } from './config.ts';
+import { AlarmRouting } from './constructs/alarm-routing.ts';
 import { Alerts } from './constructs/alerts.ts';
+import { BackupDashboards, type DashboardPlan } from './constructs/backup-dashboards.ts';
 import { BackupStorage } from './constructs/backup-storage.ts';
+import { ShardedDatabaseAlarms, type MonitoredDatabase } from './constructs/database-alarms.ts';
+import { FargateDumpRunner } from './constructs/fargate-dump-runner.ts';
 import { MonitoredStateMachine } from './constructs/monitored-state-machine.ts';
+import { PlanInputs } from './constructs/plan-inputs.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
+import { RunnerNetwork } from './constructs/runner-network.ts';
+import { ScheduledWorkflow, type WorkflowSchedule } from './constructs/scheduled-workflow.ts';
+import { acknowledgeWildcardResources } from './nag.ts';
 
 /** The repository root: the Docker build context and the esbuild project root. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 
 /** Powertools metrics namespace shared by the project's functions. */
-export const METRICS_NAMESPACE = 'lifeboat';
+export { METRICS_NAMESPACE };
 
 /**
  * Left out of the dump image's build context on top of any `.dockerignore`:
@@ -34,11 +49,19 @@ export const DUMP_IMAGE_EXCLUDES = [
   '*.tsbuildinfo',
 ];
 
+/**
+ * The state in backup.asl.json that loads a plan's run input from S3. While the
+ * definition has none, schedules carry the whole input inline.
+ */
+export const LOAD_PLAN_INPUT_STATE = 'LoadPlanInput';
+/** Placeholders of the backup definition's Fargate dump states (see FargateDumpRunner.substitutions). */
+export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 'DumpSubnetIds', 'DumpSecurityGroupIds'] as const;
+
 /** Where the functions' code comes from; the defaults are the production sources. */
 export interface SourceStackCode {
   /**
    * The pg_dump runner.
-   * @default - a container image built from `Dockerfile` at the repo root, CMD `functions/dump/handler.handler`
+   * @default - the runner image (RunnerImage) built from `Dockerfile` at the repo root, CMD `functions/dump/handler.handler`
    */
   readonly dump?: ProjectFunctionSource;
   /**
@@ -46,145 +69,457 @@ export interface SourceStackCode {
    * @default - `functions/alert/handler.ts` bundled with the local esbuild
    */
   readonly alert?: ProjectFunctionSource;
+  /**
+   * The snapshot steps (only when the backup definition calls them).
+   * @default - `functions/snapshot/handler.ts` bundled with the local esbuild
+   */
+  readonly snapshot?: ProjectFunctionSource;
+  /**
+   * The dump copier into the vault (only when the backup definition calls it).
+   * @default - `functions/vault-copy/handler.ts` bundled with the local esbuild
+   */
+  readonly vaultCopy?: ProjectFunctionSource;
 }
 
 export interface SourceStackProps extends StackProps {
   /**
-   * The lifeboat config. It is validated (again) here, so a bad config fails
-   * synth with a ConfigError naming each bad field's path.
+   * The lifeboat config as this source sees it (see configForSource). It is
+   * validated (again) here, so a bad config fails synth with a ConfigError
+   * naming each bad field's path.
    */
   readonly config: LifeboatConfigInput | LifeboatConfig;
   /** @default - production sources, see SourceStackCode */
   readonly code?: SourceStackCode;
+  /**
+   * An additional source (not the config's primary `source`): its stack name
+   * carries the source id.
+   * @default false
+   */
+  readonly additional?: boolean;
+  /**
+   * How schedules pass a plan's run input: `inline` (the whole input, at most
+   * 256 KB) or `s3` (a reference to an S3 object the backup definition's
+   * LOAD_PLAN_INPUT_STATE reads).
+   * @default - `s3` when the backup definition has that state, else `inline`
+   */
+  readonly planInputs?: 'inline' | 's3';
 }
 
-export function defaultDumpSource(): ProjectFunctionSource {
-  return {
-    kind: 'image',
-    directory: REPO_ROOT,
-    file: 'Dockerfile',
-    cmd: ['functions/dump/handler.handler'],
-    exclude: DUMP_IMAGE_EXCLUDES,
-  };
+/** The runner image's build: the Dockerfile at the repo root, for arm64. */
+export function runnerImageProps(): ecrAssets.DockerImageAssetProps {
+  return { directory: REPO_ROOT, file: 'Dockerfile', platform: ecrAssets.Platform.LINUX_ARM64, exclude: DUMP_IMAGE_EXCLUDES };
+}
+
+function nodejsSource(handlerPath: string): ProjectFunctionSource {
+  return { kind: 'nodejs', entry: `${REPO_ROOT}/${handlerPath}`, handler: 'handler', projectRoot: REPO_ROOT };
 }
 
 export function defaultAlertSource(): ProjectFunctionSource {
-  return { kind: 'nodejs', entry: `${REPO_ROOT}/functions/alert/handler.ts`, handler: 'handler', projectRoot: REPO_ROOT };
+  return nodejsSource('functions/alert/handler.ts');
 }
 
-/** `acme` → `acme-lifeboat-source`. */
-export function sourceStackName(config: Pick<LifeboatConfig, 'name'>): string {
-  return `${config.name}-lifeboat-source`;
+/** `acme` → `acme-lifeboat-source`; an additional source `us` → `acme-lifeboat-source-us`. */
+export function sourceStackName(config: Pick<LifeboatConfig, 'name'>, additionalSourceId?: string): string {
+  return additionalSourceId ? `${config.name}-lifeboat-source-${additionalSourceId}` : `${config.name}-lifeboat-source`;
+}
+
+/** The databases this stack watches, with the plans that hold them and their tightest targets. */
+export function monitoredDatabases(config: LifeboatConfig): MonitoredDatabase[] {
+  return config.databases.map((database) => {
+    const plans = config.plans.filter((plan) => plan.databases.includes(database.id));
+    const watched = plans.filter((plan) => plan.dump && plan.backupAgeAlarm);
+    const rpoPlans = watched.length > 0 ? watched : plans;
+    return {
+      id: database.id,
+      planIds: (watched.length > 0 ? watched : plans).map((plan) => plan.id),
+      rpoMinutes: Math.min(...rpoPlans.map((plan) => plan.rpoMinutes)),
+      rtoMinutes: Math.min(...plans.map((plan) => plan.rtoMinutes)),
+      deadMansSwitch: watched.length > 0,
+    };
+  });
+}
+
+function backupDefinitionStates(): Record<string, unknown> {
+  return (JSON.parse(readFileSync(stateMachinePath('backup'), 'utf8')) as { States: Record<string, unknown> }).States;
 }
 
 /**
  * One per account and region that holds databases: the backup bucket and keys,
- * the dump and alert functions, the backup state machine, one schedule per plan,
- * the alert topic and the failure alarms.
+ * the runners (dump function, optional Fargate dump task), the backup state
+ * machine and its schedules, the alert topic and routing, a dead man's switch
+ * per database, and the dashboards. With a `network`, every function runs in
+ * the configured subnets, reaching AWS through the VPC endpoints the stack
+ * creates (or the user's own egress).
  */
 export class SourceStack extends Stack {
   /** The validated config, defaults filled. */
   public readonly config: LifeboatConfig;
   public readonly storage: BackupStorage;
   public readonly alerts: Alerts;
+  /** The configured VPC placement and endpoints; undefined without `source.network`. */
+  public readonly network?: RunnerNetwork;
+  /** The runner image shared by the dump function and the Fargate dump task. */
+  public readonly runnerImage: ecrAssets.DockerImageAsset;
   public readonly dumpFunction: ProjectFunction;
   public readonly alertFunction: ProjectFunction;
+  /** Present when the backup definition calls a snapshot function. */
+  public readonly snapshotFunction?: ProjectFunction;
+  /** Present when the backup definition calls a vault-copy function. */
+  public readonly vaultCopyFunction?: ProjectFunction;
+  /** Present when a database has `dump.runner: 'fargate'`. */
+  public readonly fargateDump?: FargateDumpRunner;
   public readonly backup: MonitoredStateMachine;
-  /** Starts the backup state machine; may do nothing else. */
+  /** Present when the backup definition loads plan inputs from S3 (LOAD_PLAN_INPUT_STATE). */
+  public readonly planInputs?: PlanInputs;
+  /** Starts the workflows; may do nothing else. */
   public readonly schedulerRole: iam.Role;
-  /** Plan id → its schedule. */
-  public readonly schedules: ReadonlyMap<string, scheduler.Schedule>;
+  /** Plan id → its backup schedule. */
+  public readonly schedules: ReadonlyMap<string, ScheduledWorkflow>;
+  public readonly alarmRouting: AlarmRouting;
+  /** Per-database alarms (dead man's switch; drill objectives through the hook). */
+  public readonly databaseAlarms: ShardedDatabaseAlarms;
+  public readonly dashboards: BackupDashboards;
 
   constructor(scope: Construct, id: string, props: SourceStackProps) {
-    const { config: input, code, ...stackProps } = props;
+    const { config: input, code, additional, planInputs: planInputMode, ...stackProps } = props;
     const config = parseConfig(input, `the config given to stack "${id}"`);
     checkSourceStackSupport(config, `the config given to stack "${id}"`);
     super(scope, id, {
-      stackName: sourceStackName(config),
+      stackName: sourceStackName(config, additional ? config.source.id : undefined),
       description: `lifeboat ${config.name}: PostgreSQL backups (dumps, schedules, alerts) for ${config.source.region}.`,
       ...stackProps,
       env: { account: config.source.account ?? stackProps.env?.account, region: config.source.region },
     });
     this.config = config;
-    Tags.of(this).add('lifeboat:deployment', config.name);
+    // Not on dashboards: CloudFormation's Dashboard tags are not in every region's
+    // resource schema yet (cfn-lint E3002 for us-east-1), and they add nothing there.
+    Tags.of(this).add('lifeboat:deployment', config.name, { excludeResourceTypes: ['AWS::CloudWatch::Dashboard'] });
+    const aliasPrefix = `lifeboat/${config.name}`;
+    const backupStateMachineName = `${config.name}-lifeboat-backup`;
+    const fargateDatabases = config.databases.filter((db) => db.dump.runner === 'fargate');
 
     this.storage = new BackupStorage(this, 'Storage', {
-      aliasPrefix: `lifeboat/${config.name}`,
+      aliasPrefix,
       prefix: config.storage.prefix,
       envelopeKeyArn: config.storage.kmsKeyArn,
     });
 
-    this.alerts = new Alerts(this, 'Alerts', {
-      aliasPrefix: `lifeboat/${config.name}`,
-      subscribers: config.alerts.subscribers,
-    });
+    this.alerts = new Alerts(this, 'Alerts', { aliasPrefix, subscribers: config.alerts.subscribers });
+
+    if (config.source.network) {
+      this.network = new RunnerNetwork(this, 'Network', { network: config.source.network, fargate: fargateDatabases.length > 0 });
+    }
+    const placement = this.network;
+    const otherRegions = [...new Set([config.vault?.region, config.snapshots?.copy?.region].filter((r): r is string => r !== undefined && r !== config.source.region))];
+    if (config.source.network?.egress === 'vpc-endpoints' && otherRegions.length > 0) {
+      Annotations.of(this).addWarningV2(
+        'lifeboat:cross-region-egress',
+        `The runners call AWS in ${otherRegions.join(', ')} (vault copies, the vault's recovery key, snapshot copies), which VPC endpoints in ${config.source.region} do not reach. ` +
+          'Give the subnets a route out (NAT gateway; then egress "user-managed" saves the endpoints), or those steps fail.',
+      );
+    }
+
+    this.runnerImage = new ecrAssets.DockerImageAsset(this, 'RunnerImage', runnerImageProps());
+
+    // The dump runner's settings and access, applied alike to the Lambda
+    // function and the Fargate task so both run with the same grants.
+    const dumpSettings = {
+      BACKUP_PREFIX: config.storage.prefix,
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.dump,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    };
+    const dumpResources: Array<[name: string, value: string, grant: (grantee: iam.IGrantable) => void]> = [
+      ['BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantWriteBackups(g)],
+      ['BACKUP_KMS_KEY_ARN', this.storage.envelopeKey.keyArn, (g) => this.storage.grantEnvelopeEncrypt(g)],
+    ];
+    const recoveryKey = config.vault?.recoveryKmsKeyArn;
+    if (recoveryKey) {
+      // The vault's recovery key also wraps each dump's data key, so the vault can
+      // decrypt without production. Writers may only encrypt with it.
+      dumpResources.push([
+        'BACKUP_RECOVERY_KMS_KEY_ARNS',
+        recoveryKey,
+        (g) => iam.Grant.addToPrincipal({ grantee: g, actions: ['kms:Encrypt'], resourceArns: [recoveryKey] }),
+      ]);
+    }
+    const grantDatabaseAccess = (grantee: iam.IGrantable) => this.grantDatabaseAccess(grantee, config.databases);
 
     this.dumpFunction = new ProjectFunction(this, 'DumpFunction', {
-      source: code?.dump ?? defaultDumpSource(),
+      source: code?.dump ?? { kind: 'imageAsset', asset: this.runnerImage, cmd: ['functions/dump/handler.handler'] },
       description: `lifeboat ${config.name}: pg_dump a database, compress, envelope-encrypt and stream it to S3.`,
-      serviceName: 'lifeboat-dump',
+      serviceName: SERVICE_NAMES.dump,
       metricsNamespace: METRICS_NAMESPACE,
       timeout: Duration.minutes(15),
       memorySize: 2048,
       environment: { BACKUP_PREFIX: config.storage.prefix },
+      placement,
     });
-    this.dumpFunction
-      .addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantWriteBackups(g))
-      .addResourceEnvironment('BACKUP_KMS_KEY_ARN', this.storage.envelopeKey.keyArn, (g) => this.storage.grantEnvelopeEncrypt(g));
-    const secretArns = [...new Set(config.databases.flatMap((db) => db.connection.secretArn ?? []))].sort();
-    if (secretArns.length > 0) {
-      this.dumpFunction.role.addToPrincipalPolicy(
-        new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secretArns }),
-      );
-    }
+    for (const [name, value, grant] of dumpResources) this.dumpFunction.addResourceEnvironment(name, value, grant);
+    grantDatabaseAccess(this.dumpFunction.role);
 
     this.alertFunction = new ProjectFunction(this, 'AlertFunction', {
       source: code?.alert ?? defaultAlertSource(),
       description: `lifeboat ${config.name}: publish backup, drill and lateness alerts to SNS.`,
-      serviceName: 'lifeboat-alert',
+      serviceName: SERVICE_NAMES.alert,
       metricsNamespace: METRICS_NAMESPACE,
       timeout: Duration.seconds(30),
       memorySize: 256,
+      placement,
     });
     this.alertFunction.addResourceEnvironment('ALERT_TOPIC_ARN', this.alerts.topic.topicArn, (g) => this.alerts.grantPublish(g));
 
+    const needed = new Set(placeholders('backup'));
+    if (needed.has('SnapshotFunctionArn')) this.snapshotFunction = this.createSnapshotFunction(config, code?.snapshot, placement);
+    if (needed.has('VaultCopyFunctionArn')) this.vaultCopyFunction = this.createVaultCopyFunction(config, code?.vaultCopy, placement);
+
+    if (fargateDatabases.length > 0 && placement) {
+      this.fargateDump = new FargateDumpRunner(this, 'FargateDump', {
+        deploymentName: config.name,
+        image: ecs.ContainerImage.fromDockerImageAsset(this.runnerImage),
+        placement,
+        stateMachineName: backupStateMachineName,
+        environment: { ...dumpSettings, LOG_LEVEL: 'INFO', POWERTOOLS_TRACE_ENABLED: 'false' },
+      });
+      for (const [name, value, grant] of dumpResources) this.fargateDump.addResourceEnvironment(name, value, grant);
+      grantDatabaseAccess(this.fargateDump.taskRole);
+    }
+    const fargateInDefinition = FARGATE_PLACEHOLDERS.every((p) => needed.has(p));
+    if (fargateDatabases.length > 0 && !fargateInDefinition) {
+      Annotations.of(this).addWarningV2(
+        'lifeboat:fargate-not-in-definition',
+        `Databases ${fargateDatabases.map((db) => db.id).join(', ')} have dump.runner "fargate", but state-machines/backup.asl.json has no Fargate states yet: ` +
+          'the stack creates the Fargate task, and the backup workflow still dumps them with the Lambda function (15-minute limit).',
+      );
+    }
+
+    const substitutions: Record<string, string> = {
+      DumpFunctionArn: this.dumpFunction.functionArn,
+      AlertFunctionArn: this.alertFunction.functionArn,
+      ...(this.snapshotFunction ? { SnapshotFunctionArn: this.snapshotFunction.functionArn } : {}),
+      ...(this.vaultCopyFunction ? { VaultCopyFunctionArn: this.vaultCopyFunction.functionArn } : {}),
+      ...(fargateInDefinition && this.fargateDump ? this.fargateDump.substitutions() : {}),
+    };
     this.backup = new MonitoredStateMachine(this, 'Backup', {
       definition: 'backup',
-      substitutions: {
-        DumpFunctionArn: this.dumpFunction.functionArn,
-        AlertFunctionArn: this.alertFunction.functionArn,
-      },
-      invokedFunctions: [this.dumpFunction.function, this.alertFunction.function],
-      alarmTopic: this.alerts.topic,
+      substitutions,
+      invokedFunctions: [this.dumpFunction, this.alertFunction, this.snapshotFunction, this.vaultCopyFunction].flatMap((f) => (f ? [f.function] : [])),
+      alert: { deploymentName: config.name, kind: 'backup-failed' },
       logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/backup`,
-      stateMachineName: `${config.name}-lifeboat-backup`,
+      stateMachineName: backupStateMachineName,
+    });
+    if (fargateInDefinition && this.fargateDump) this.fargateDump.grantRun(this.backup.stateMachine);
+
+    this.alarmRouting = new AlarmRouting(this, 'AlarmRouting', {
+      deploymentName: config.name,
+      alertFunction: this.alertFunction.function,
+      topic: this.alerts.topic,
     });
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      description: `lifeboat ${config.name}: lets EventBridge Scheduler start the backup state machine, nothing else.`,
+      description: `lifeboat ${config.name}: lets EventBridge Scheduler start the lifeboat state machines, nothing else.`,
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
       }),
     });
 
-    const schedules = new Map<string, scheduler.Schedule>();
-    for (const plan of backupSchedules(config)) {
-      const schedule = new scheduler.Schedule(this, `BackupSchedule-${plan.planId}`, {
-        description: `lifeboat ${config.name}: back up plan "${plan.planId}"`,
-        schedule: scheduler.ScheduleExpression.expression(plan.expression, TimeZone.of(plan.timeZone)),
-        timeWindow:
-          plan.flexibleWindowMinutes > 0
-            ? scheduler.TimeWindow.flexible(Duration.minutes(plan.flexibleWindowMinutes))
-            : scheduler.TimeWindow.off(),
-        target: new schedulerTargets.StepFunctionsStartExecution(this.backup.stateMachine, {
-          role: this.schedulerRole,
-          input: scheduler.ScheduleTargetInput.fromObject(plan.input),
-          retryAttempts: 3,
-          maxEventAge: Duration.hours(1),
-        }),
+    // Schedules: the whole run input inline, or (once the definition loads it)
+    // only a reference to the plan's input object: EventBridge Scheduler caps
+    // the input at 256 KB, about 500 databases in one plan.
+    const runs = backupSchedules(config);
+    const definitionLoadsPlans = LOAD_PLAN_INPUT_STATE in backupDefinitionStates();
+    if (planInputMode === 's3' && !definitionLoadsPlans) {
+      Annotations.of(this).addWarningV2(
+        'lifeboat:plan-inputs-without-loader',
+        `planInputs is "s3" but state-machines/backup.asl.json has no ${LOAD_PLAN_INPUT_STATE} state: scheduled runs would start without their databases.`,
+      );
+    }
+    if (planInputMode === 's3' || (planInputMode === undefined && definitionLoadsPlans)) {
+      this.planInputs = new PlanInputs(this, 'PlanInputs', {
+        inputs: new Map(runs.map((run) => [run.planId, { ...backupRunInput(config, run.planId) }])),
       });
-      schedules.set(plan.planId, schedule);
+      this.planInputs.grantRead(this.backup.stateMachine);
+    }
+    const schedules = new Map<string, ScheduledWorkflow>();
+    for (const run of runs) {
+      schedules.set(
+        run.planId,
+        this.scheduleWorkflow(
+          `BackupSchedule-${run.planId}`,
+          this.backup,
+          { expression: run.expression, timeZone: run.timeZone, flexibleWindowMinutes: run.flexibleWindowMinutes },
+          this.planInputs ? { planId: run.planId, planInput: this.planInputs.location(run.planId) } : { ...run.input },
+          `back up plan "${run.planId}"`,
+        ),
+      );
     }
     this.schedules = schedules;
+
+    const databases = monitoredDatabases(config);
+    this.databaseAlarms = new ShardedDatabaseAlarms(this, 'DatabaseAlarms', { deploymentName: config.name, databases });
+
+    const dashboardPlans: DashboardPlan[] = config.plans.map((plan) => ({
+      id: plan.id,
+      rpoMinutes: plan.rpoMinutes,
+      rtoMinutes: plan.rtoMinutes,
+      databaseIds: plan.databases,
+    }));
+    const stackAlarms: cloudwatch.IAlarm[] = [this.backup.failureAlarm, this.alarmRouting.alertErrorsAlarm, this.alarmRouting.undeliveredAlarm];
+    this.dashboards = new BackupDashboards(this, 'Dashboards', { deploymentName: config.name, plans: dashboardPlans, alarms: stackAlarms });
+  }
+
+  /**
+   * Starts a workflow on a schedule with this stack's scheduler role (which may
+   * then start that workflow too, nothing else) and dead-letter queue. This is
+   * how the retention, drill and janitor workflows are wired, e.g.
+   *
+   * ```ts
+   * const drill = new MonitoredStateMachine(this, 'Drill', { definition: 'drill', ..., alert: { deploymentName: config.name, kind: 'drill-failed' } });
+   * this.scheduleWorkflow('DrillSchedule', drill, { expression: drills.schedule.cron, timeZone: drills.schedule.timezone }, { ... }, 'nightly restore drills');
+   * ```
+   */
+  public scheduleWorkflow(id: string, workflow: MonitoredStateMachine, schedule: WorkflowSchedule, input: Record<string, unknown>, description: string): ScheduledWorkflow {
+    return new ScheduledWorkflow(this, id, {
+      workflow,
+      schedule,
+      input,
+      description: `lifeboat ${this.config.name}: ${description}`,
+      role: this.schedulerRole,
+      deadLetterQueue: this.alarmRouting.deadLetterQueue,
+    });
+  }
+
+  /**
+   * What a dump runner needs to reach its databases: read their secrets (and
+   * decrypt them through Secrets Manager when a customer key protects them),
+   * connect with RDS IAM authentication as the configured user, and look up an
+   * RDS endpoint when neither the config nor the secret names the host.
+   */
+  public grantDatabaseAccess(grantee: iam.IGrantable, databases: readonly DatabaseConfig[]): void {
+    const secretArns = [...new Set(databases.flatMap((db) => db.connection.secretArn ?? []))].sort();
+    if (secretArns.length > 0) {
+      iam.Grant.addToPrincipal({ grantee, actions: ['secretsmanager:GetSecretValue'], resourceArns: secretArns });
+    }
+    const secretKeys = [...new Set(databases.flatMap((db) => db.connection.secretKmsKeyArn ?? []))].sort();
+    if (secretKeys.length > 0) {
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['kms:Decrypt'],
+        resourceArns: secretKeys,
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.amazonaws.com` } },
+      });
+    }
+    const iamUsers = [
+      ...new Set(
+        databases.flatMap((db) =>
+          db.connection.iamAuth && db.connection.username
+            ? [this.formatArn({ service: 'rds-db', resource: 'dbuser', resourceName: `${db.connection.iamAuth.resourceId}/${db.connection.username}`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })]
+            : [],
+        ),
+      ),
+    ].sort();
+    if (iamUsers.length > 0) iam.Grant.addToPrincipal({ grantee, actions: ['rds-db:connect'], resourceArns: iamUsers });
+    const lookups = databases.filter((db) => db.rds && !db.connection.host);
+    const instances = lookups.flatMap((db) => (db.rds && 'instanceIdentifier' in db.rds ? [this.rdsArn('db', db.rds.instanceIdentifier)] : []));
+    const clusters = lookups.flatMap((db) => (db.rds && 'clusterIdentifier' in db.rds ? [this.rdsArn('cluster', db.rds.clusterIdentifier)] : []));
+    if (instances.length > 0) iam.Grant.addToPrincipal({ grantee, actions: ['rds:DescribeDBInstances'], resourceArns: [...new Set(instances)].sort() });
+    if (clusters.length > 0) iam.Grant.addToPrincipal({ grantee, actions: ['rds:DescribeDBClusters'], resourceArns: [...new Set(clusters)].sort() });
+  }
+
+  private rdsArn(resource: string, name: string, region: string = this.region): string {
+    return this.formatArn({ service: 'rds', resource, resourceName: name, region, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+  }
+
+  /**
+   * The snapshot steps: create, wait, copy across regions, share with the
+   * vault account and copy into it (as the vault's copier role). Snapshots it
+   * creates are named `lifeboat-*`; it may delete only those, and only in this
+   * account (intermediate copies it no longer needs).
+   */
+  private createSnapshotFunction(config: LifeboatConfig, source: ProjectFunctionSource | undefined, placement: RunnerNetwork | undefined): ProjectFunction {
+    const fn = new ProjectFunction(this, 'SnapshotFunction', {
+      source: source ?? nodejsSource('functions/snapshot/handler.ts'),
+      description: `lifeboat ${config.name}: RDS and Aurora snapshots, cross-region copies and vault copies.`,
+      serviceName: SERVICE_NAMES.snapshot,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.minutes(1),
+      memorySize: 256,
+      environment: snapshotFunctionEnvironment(config, this.partition),
+      placement,
+      anyResourceReason:
+        'rds:DescribeDBSnapshots, DescribeDBClusterSnapshots and DescribeAccountAttributes are on "*": the manual-snapshot quota check lists every snapshot of the account and region.',
+    });
+    const regions = [...new Set([this.region, ...(config.snapshots?.copy ? [config.snapshots.copy.region] : [])])];
+    const instances = config.databases.flatMap((db) => (db.rds && 'instanceIdentifier' in db.rds ? [db.rds.instanceIdentifier] : []));
+    const clusters = config.databases.flatMap((db) => (db.rds && 'clusterIdentifier' in db.rds ? [db.rds.clusterIdentifier] : []));
+    const ownSnapshots = regions.flatMap((region) => [this.rdsArn('snapshot', 'lifeboat-*', region), this.rdsArn('cluster-snapshot', 'lifeboat-*', region)]);
+    if (instances.length > 0) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances', 'rds:CreateDBSnapshot'], resources: instances.map((i) => this.rdsArn('db', i)) }));
+    }
+    if (clusters.length > 0) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters', 'rds:CreateDBClusterSnapshot'], resources: clusters.map((c) => this.rdsArn('cluster', c)) }));
+    }
+    fn.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'rds:CreateDBSnapshot',
+          'rds:CreateDBClusterSnapshot',
+          'rds:CopyDBSnapshot',
+          'rds:CopyDBClusterSnapshot',
+          'rds:AddTagsToResource',
+          'rds:ModifyDBSnapshotAttribute',
+          'rds:ModifyDBClusterSnapshotAttribute',
+          'rds:DeleteDBSnapshot',
+          'rds:DeleteDBClusterSnapshot',
+        ],
+        resources: ownSnapshots,
+      }),
+    );
+    // Counting manual snapshots against the quota lists them all.
+    fn.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['rds:DescribeDBSnapshots', 'rds:DescribeDBClusterSnapshots', 'rds:DescribeAccountAttributes'], resources: ['*'] }),
+    );
+    // RDS uses the caller's KMS permissions for encrypted copies: only through RDS, only for grants RDS holds.
+    const keysInRegions = regions.map((region) => this.formatArn({ service: 'kms', resource: 'key', resourceName: '*', region }));
+    fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: keysInRegions }));
+    fn.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:CreateGrant'],
+        resources: keysInRegions,
+        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' }, StringLike: { 'kms:ViaService': regions.map((r) => `rds.${r}.amazonaws.com`) } },
+      }),
+    );
+    if (config.vault) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [vaultNames({ name: config.name, vault: config.vault }, this.partition).copierRoleArn] }));
+    }
+    acknowledgeWildcardResources(
+      fn.role,
+      ownSnapshots,
+      'Snapshot identifiers are generated per run (database and backup id) under the lifeboat- prefix; the function may create, copy, share and delete only those.',
+    );
+    acknowledgeWildcardResources(
+      fn.role,
+      keysInRegions,
+      'The KMS key of a source snapshot (the database\'s storage key) is only known at run time; DescribeKey reads metadata, and CreateGrant is limited to grants for RDS (kms:GrantIsForAWSResource, kms:ViaService rds).',
+    );
+    return fn;
+  }
+
+  /** The dump copier: reads a committed dump (ciphertext) and writes it into the vault as the vault's copier role. */
+  private createVaultCopyFunction(config: LifeboatConfig, source: ProjectFunctionSource | undefined, placement: RunnerNetwork | undefined): ProjectFunction {
+    const fn = new ProjectFunction(this, 'VaultCopyFunction', {
+      source: source ?? nodejsSource('functions/vault-copy/handler.ts'),
+      description: `lifeboat ${config.name}: copy committed dumps into the vault and verify them.`,
+      serviceName: SERVICE_NAMES.vaultCopy,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.minutes(15),
+      memorySize: 1024,
+      environment: vaultCopyFunctionEnvironment(config, this.partition),
+      placement,
+    });
+    this.storage.grantReadBackupObjects(fn.role);
+    if (config.vault) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [vaultNames({ name: config.name, vault: config.vault }, this.partition).copierRoleArn] }));
+    }
+    return fn;
   }
 }

@@ -9,6 +9,7 @@ import { describeCaughtError, formatAlert, type Alert } from '../lib/alerts/form
 import { parseWith } from '../lib/config/load.ts';
 import { readEnv } from '../shared/env.ts';
 import { logger as sharedLogger, tracer } from '../shared/powertools.ts';
+import { alarmEventToAlert, isAlarmStateChangeEvent } from './alarm-event.ts';
 
 /** What a state machine's Catch passes: the failed item plus Step Functions' `{ Error, Cause }`. */
 export const alertTaskInputSchema = z.object({
@@ -46,7 +47,11 @@ function depsFromEnvironment(): AlertHandlerDeps {
   return coldStartDeps;
 }
 
-/** Publishes one alert in the common format to the deployment's SNS topic. */
+/**
+ * Publishes one alert in the common format to the deployment's SNS topic. The
+ * input is a state machine's alert task, or a CloudWatch alarm state change
+ * routed here by EventBridge (see alarm-event.ts): both come out in one format.
+ */
 export function createAlertHandler(injected?: AlertHandlerDeps) {
   const logger = injected?.logger ?? sharedLogger;
   return middy()
@@ -54,18 +59,27 @@ export function createAlertHandler(injected?: AlertHandlerDeps) {
     .use(injectLambdaContext(logger))
     .handler(async (event: unknown): Promise<{ messageId: string; subject: string }> => {
       const { sns, topicArn } = injected ?? depsFromEnvironment();
-      const input = parseWith(alertTaskInputSchema, event, 'alert task input');
-      const caught = describeCaughtError(input.error);
-      const alert = formatAlert({
-        kind: input.kind,
-        databaseId: input.databaseId,
-        planId: input.planId,
-        failure: caught.failure,
-        what: caught.what,
-        nextStep: caught.nextStep ?? DEFAULT_NEXT_STEP[input.kind],
-        executionArn: input.executionId,
-        details: input.details,
-      });
+      let input: { kind: AlertTaskInput['kind']; databaseId?: string };
+      let alert: ReturnType<typeof formatAlert>;
+      if (isAlarmStateChangeEvent(event)) {
+        const alarm = alarmEventToAlert(event);
+        input = alarm;
+        alert = formatAlert({ ...alarm, nextStep: alarm.nextStep ?? DEFAULT_NEXT_STEP[alarm.kind] });
+      } else {
+        const task = parseWith(alertTaskInputSchema, event, 'alert task input');
+        const caught = describeCaughtError(task.error);
+        input = task;
+        alert = formatAlert({
+          kind: task.kind,
+          databaseId: task.databaseId,
+          planId: task.planId,
+          failure: caught.failure,
+          what: caught.what,
+          nextStep: caught.nextStep ?? DEFAULT_NEXT_STEP[task.kind],
+          executionArn: task.executionId,
+          details: task.details,
+        });
+      }
       const out = await sns.send(
         new PublishCommand({
           TopicArn: topicArn,

@@ -144,6 +144,28 @@ export class BackupStorage extends Construct {
     }
   }
 
+  /**
+   * Read committed backup objects as stored (envelope-encrypted ciphertext),
+   * e.g. to copy them into the vault: `s3:GetObject` under the backup prefix and
+   * the bucket key through S3. Not the envelope key: the reader cannot decrypt.
+   */
+  public grantReadBackupObjects(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [this.bucket.arnForObjects(`${this.prefix}*`)] });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:Decrypt'],
+      resourceArns: [this.bucketKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+    });
+    if (grantee.grantPrincipal instanceof iam.Role) {
+      acknowledge(
+        grantee.grantPrincipal,
+        `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${this.prefix}*]`,
+        'Backup object keys are generated per run (database, backup id); the reader may read only objects under the backup prefix, as ciphertext.',
+      );
+    }
+  }
+
   /** Envelope encryption for a writer: generate data keys, never decrypt them. */
   public grantEnvelopeEncrypt(grantee: iam.IGrantable): void {
     iam.Grant.addToPrincipal({

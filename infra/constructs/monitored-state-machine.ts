@@ -8,7 +8,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { alarmDescription } from '../../functions/alert/alarm-event.ts';
+import type { AlertKind } from '../../functions/lib/alerts/format.ts';
 import { placeholders, stateMachinePath, type StateMachineName } from '../../state-machines/definitions.ts';
+import { routedAlarmName } from '../alarm-names.ts';
 import { acknowledge } from '../nag.ts';
 
 export interface MonitoredStateMachineProps {
@@ -21,8 +24,18 @@ export interface MonitoredStateMachineProps {
   readonly substitutions: Readonly<Record<string, string>>;
   /** Functions the definition's Task states invoke by ARN; each gets an exact `lambda:InvokeFunction` grant. */
   readonly invokedFunctions: readonly lambda.IFunction[];
-  /** Where the failure alarm publishes. */
-  readonly alarmTopic: sns.ITopic;
+  /**
+   * Names the failure alarm `lifeboat/<deployment>/<kind>/<definition>-executions`,
+   * so AlarmRouting sends it through the alert function as a `kind` alert.
+   * @default - a generated alarm name, not routed
+   */
+  readonly alert?: { readonly deploymentName: string; readonly kind: AlertKind };
+  /**
+   * Also publish the failure alarm straight to this topic, in CloudWatch's own
+   * format. Leave it out when the alarm is routed (`alert`), or subscribers get two messages.
+   * @default - no alarm action
+   */
+  readonly alarmTopic?: sns.ITopic;
   /** Name of the execution log group (keep it under `/aws/vendedlogs/states/`). */
   readonly logGroupName: string;
   /**
@@ -41,8 +54,8 @@ export interface MonitoredStateMachineProps {
 /**
  * A state machine loaded from `state-machines/` with the project's fixed
  * observability: a log group at level ALL without execution data, X-Ray
- * tracing, and an alarm on any failed, timed-out or aborted execution that
- * publishes to the alert topic.
+ * tracing, and an alarm on any failed, timed-out or aborted execution (routed
+ * to the alert function by AlarmRouting when `alert` is set).
  */
 export class MonitoredStateMachine extends Construct {
   public readonly stateMachine: sfn.StateMachine;
@@ -97,18 +110,26 @@ export class MonitoredStateMachine extends Construct {
       label: 'Failed, timed-out or aborted executions',
       period,
     });
+    const human =
+      `An execution of the lifeboat "${props.definition}" state machine failed, timed out or was aborted. ` +
+      `Open the failed execution in the Step Functions console (logs: ${props.logGroupName}); ` +
+      'each failed database also sent its own alert with the error.';
     this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
+      alarmName: props.alert ? routedAlarmName(props.alert.deploymentName, props.alert.kind, `${props.definition}-executions`) : undefined,
       metric: failures,
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription:
-        `An execution of the lifeboat "${props.definition}" state machine failed, timed out or was aborted. ` +
-        `Open the failed execution in the Step Functions console (logs: ${props.logGroupName}); ` +
-        'each failed database also sent its own alert with the error.',
+      alarmDescription: props.alert
+        ? alarmDescription(human, {
+            kind: props.alert.kind,
+            failure: `${props.definition} execution failed`,
+            nextStep: `open the failed execution (Step Functions console, or \`lifeboat run\` output), fix the cause and rerun it with \`lifeboat run ${props.definition}\`.`,
+          })
+        : human,
     });
-    this.failureAlarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+    if (props.alarmTopic) this.failureAlarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
   }
 }
 

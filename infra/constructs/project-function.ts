@@ -6,6 +6,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag.ts';
+import { RunnerNetwork, type RunnerPlacement } from './runner-network.ts';
 
 /** The Lambda runtime every project function uses (Node 22 on Lambda). */
 export const PROJECT_RUNTIME = lambda.Runtime.NODEJS_22_X;
@@ -36,6 +37,17 @@ export interface ImageSource {
   readonly exclude?: string[];
 }
 
+/**
+ * A container image asset built once and shared, e.g. by the dump function and
+ * the Fargate dump task (same image, same digest).
+ */
+export interface ImageAssetSource {
+  readonly kind: 'imageAsset';
+  readonly asset: ecrAssets.DockerImageAsset;
+  /** Image CMD: the handler, e.g. `functions/dump/handler.handler`. */
+  readonly cmd: string[];
+}
+
 /** Pre-built code, e.g. a directory bundled ahead of time. */
 export interface PrebuiltSource {
   readonly kind: 'prebuilt';
@@ -44,7 +56,7 @@ export interface PrebuiltSource {
   readonly handler: string;
 }
 
-export type ProjectFunctionSource = NodejsSource | ImageSource | PrebuiltSource;
+export type ProjectFunctionSource = NodejsSource | ImageSource | ImageAssetSource | PrebuiltSource;
 
 export type ProjectLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 
@@ -73,6 +85,18 @@ export interface ProjectFunctionProps {
    * @default {}
    */
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * Run in these VPC subnets with these security groups; the role then also
+   * gets the network-interface actions Lambda needs.
+   * @default - outside any VPC
+   */
+  readonly placement?: RunnerPlacement;
+  /**
+   * Why the function's own grants (beyond X-Ray and VPC networking) need
+   * `"Resource": "*"`; added to the cdk-nag acknowledgement.
+   * @default - it has no other such grants
+   */
+  readonly anyResourceReason?: string;
 }
 
 /**
@@ -118,6 +142,9 @@ export class ProjectFunction extends Construct {
       timeout: props.timeout ?? Duration.seconds(30),
       memorySize: props.memorySize ?? 256,
       description: props.description,
+      ...(props.placement
+        ? { vpc: props.placement.vpc, vpcSubnets: { subnets: props.placement.subnets }, securityGroups: props.placement.securityGroups }
+        : {}),
       environment: {
         ...props.environment,
         POWERTOOLS_SERVICE_NAME: props.serviceName,
@@ -126,8 +153,9 @@ export class ProjectFunction extends Construct {
       },
     } satisfies Partial<lambda.FunctionProps>;
 
+    if (props.placement) RunnerNetwork.grantNetworkInterfaces(this.role);
     this.function = createFunction(this, props.source, common);
-    if (props.source.kind !== 'image') {
+    if (props.source.kind !== 'image' && props.source.kind !== 'imageAsset') {
       acknowledge(
         this.function,
         'AwsSolutions-L1',
@@ -139,7 +167,11 @@ export class ProjectFunction extends Construct {
     acknowledge(
       this.role,
       'AwsSolutions-IAM5[Resource::*]',
-      'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "*" is the only valid resource (added by active tracing).',
+      'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "*" is the only valid resource (added by active tracing).' +
+        (props.placement
+          ? ' In a VPC, the EC2 network-interface actions of AWSLambdaVPCAccessExecutionRole are on "*" too: Describe* has no resource-level permissions and Lambda creates the interfaces before the function exists.'
+          : '') +
+        (props.anyResourceReason ? ` ${props.anyResourceReason}` : ''),
     );
   }
 
@@ -197,6 +229,11 @@ function createFunction(scope: Construct, source: ProjectFunctionSource, common:
           platform: ecrAssets.Platform.LINUX_ARM64,
           exclude: source.exclude ?? [],
         }),
+      });
+    case 'imageAsset':
+      return new lambda.DockerImageFunction(scope, 'Function', {
+        ...common,
+        code: lambda.DockerImageCode.fromEcr(source.asset.repository, { tagOrDigest: source.asset.imageTag, cmd: source.cmd }),
       });
     case 'prebuilt':
       return new lambda.Function(scope, 'Function', {

@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { synthApp, type Synthesized } from './helpers/app.ts';
+import { productionConfigJson } from './helpers/configs.ts';
 
 /**
  * Rules left out, each with its reason. Everything else, informational
@@ -20,12 +21,13 @@ interface CfnLintFinding {
   readonly Message: string;
   readonly Rule: { readonly Id: string };
   readonly Location: { readonly Path: readonly (string | number)[] };
+  readonly Filename?: string;
 }
 
-function runCfnLint(templatePath: string, region: string): CfnLintFinding[] {
+function runCfnLint(templatePaths: readonly string[], regions: readonly string[]): CfnLintFinding[] {
   const result = spawnSync(
     'cfn-lint',
-    ['--format', 'json', '--include-checks', 'I', '--regions', region, '--ignore-checks', ...Object.keys(IGNORED_RULES), '--', templatePath],
+    ['--format', 'json', '--include-checks', 'I', '--regions', ...regions, '--ignore-checks', ...Object.keys(IGNORED_RULES), '--', ...templatePaths],
     { encoding: 'utf8', timeout: 120_000 },
   );
   if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -40,25 +42,35 @@ function runCfnLint(templatePath: string, region: string): CfnLintFinding[] {
 }
 
 let synthesized: Synthesized;
+let production: Synthesized;
+let findings: string[];
 beforeAll(() => {
   synthesized = synthApp();
+  production = synthApp({ config: productionConfigJson() });
+  // One cfn-lint run over every template of both synths (stacks and nested stacks).
+  const synths = [synthesized, production];
+  const paths = synths.flatMap((synth) => readdirSync(synth.outdir).filter((f) => f.endsWith('.template.json')).map((f) => join(synth.outdir, f)));
+  const regions = [...new Set(synths.flatMap((synth) => synth.stacks.map((s) => s.region)))];
+  findings = runCfnLint(paths, regions).map((f) => `${f.Filename ?? ''}: ${f.Level} ${f.Rule.Id} at ${f.Location.Path.join('/')}: ${f.Message}`);
 });
+
+/** The findings in one synth's templates. */
+function lintAll(synth: Synthesized): string[] {
+  return findings.filter((f) => f.startsWith(synth.outdir));
+}
 
 describe('cfn-lint', () => {
   it('finds no errors, warnings or informational findings in the synthesized templates', () => {
-    // Prepare
-    const templates = readdirSync(synthesized.outdir).filter((f) => f.endsWith('.template.json'));
-    expect(templates).toContain('acme-lifeboat-source.template.json');
+    expect(findings.filter((f) => !f.startsWith(synthesized.outdir) && !f.startsWith(production.outdir))).toEqual([]);
+    expect(readdirSync(synthesized.outdir)).toContain('acme-lifeboat-source.template.json');
+    expect(lintAll(synthesized)).toEqual([]);
+  });
 
-    // Act
-    const findings = templates.flatMap((file) =>
-      runCfnLint(join(synthesized.outdir, file), synthesized.stack.region).map(
-        (f) => `${file}: ${f.Level} ${f.Rule.Id} at ${f.Location.Path.join('/')}: ${f.Message}`,
-      ),
-    );
-
-    // Assess
-    expect(findings).toEqual([]);
+  it('finds none in a production config either (VPC endpoints, Fargate, IAM auth, two sources, nested alarm stacks)', () => {
+    const templates = readdirSync(production.outdir).filter((f) => f.endsWith('.template.json'));
+    expect(templates).toEqual(expect.arrayContaining(['acme-lifeboat-source.template.json', 'acme-lifeboat-source-us.template.json']));
+    expect(templates.some((f) => f.endsWith('.nested.template.json'))).toBe(true);
+    expect(lintAll(production)).toEqual([]);
   });
 
   it('documents a reason for every rule it ignores', () => {

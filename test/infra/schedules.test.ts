@@ -51,6 +51,7 @@ describe('backup schedules from config', () => {
     // Prepare
     const raw = exampleConfigJson() as Record<string, unknown> & { plans: Array<Record<string, unknown>> };
     raw.plans.push({ ...raw.plans[0], id: 'snapshots', dump: false, snapshot: true });
+    raw.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: 'arn:aws:kms:eu-central-1:111111111111:key/11111111-2222-3333-4444-555555555555' } };
 
     // Act
     const planIds = backupSchedules(parseConfig(raw)).map((s) => s.planId);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { stateMachinePath } from '../../state-machines/definitions.ts';
+import { placeholders, stateMachinePath } from '../../state-machines/definitions.ts';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,13 +9,35 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { backupRunInput } from '../../events/schedules.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { exampleConfigJson, logicalIdOf, repoRoot, synthApp, type Synthesized } from './helpers/app.ts';
+import { describeGrants, findGrants, type CfnTemplateJson } from './helpers/iam-walker.ts';
 
-// One synth of the example config (plus a few variations) for the whole file.
+const EXISTING_KEY_ARN = 'arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555';
+
+/** The example config with every variation the tests below need: an existing envelope key, more subscriber kinds, a plan without window or time zone. */
+function variantConfig(): Record<string, unknown> {
+  const config = exampleConfigJson();
+  (config.storage as Record<string, unknown>).kmsKeyArn = EXISTING_KEY_ARN;
+  config.alerts = {
+    subscribers: [
+      { protocol: 'https', endpoint: 'https://hooks.example.com/lifeboat' },
+      { protocol: 'sqs', endpoint: 'arn:aws:sqs:eu-west-1:111111111111:lifeboat-alerts' },
+      { protocol: 'lambda', endpoint: 'arn:aws:lambda:eu-west-1:111111111111:function:pager' },
+    ],
+  };
+  (config.plans as Array<Record<string, unknown>>)[0]!.schedule = { cron: 'cron(30 1 * * ? *)' };
+  return config;
+}
+
+// Two synths for the whole file: the example config and one variant of it.
 let synthesized: Synthesized;
 let template: Template;
+let variant: Template;
+let variantSynth: Synthesized;
 beforeAll(() => {
   synthesized = synthApp();
   template = synthesized.template;
+  variantSynth = synthApp({ config: variantConfig(), planInputs: 's3' });
+  variant = variantSynth.template;
 });
 
 describe('source stack: backup bucket', () => {
@@ -96,18 +118,9 @@ describe('source stack: KMS keys', () => {
   });
 
   it('uses an existing envelope key when the config names one, and creates none', () => {
-    // Prepare
-    const config = exampleConfigJson();
-    const kmsKeyArn = 'arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555';
-    (config.storage as Record<string, unknown>).kmsKeyArn = kmsKeyArn;
-
-    // Act
-    const { template: withKey } = synthApp({ config });
-
-    // Assess
-    expect(Object.keys(withKey.findResources('AWS::KMS::Key'))).toHaveLength(2);
-    withKey.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ BACKUP_KMS_KEY_ARN: kmsKeyArn }) },
+    expect(Object.keys(variant.findResources('AWS::KMS::Key'))).toHaveLength(2);
+    variant.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ BACKUP_KMS_KEY_ARN: EXISTING_KEY_ARN }) },
     });
   });
 });
@@ -134,20 +147,7 @@ describe('source stack: alerts', () => {
   });
 
   it('subscribes https, sqs and lambda endpoints with their protocols', () => {
-    // Prepare
-    const config = exampleConfigJson();
-    config.alerts = {
-      subscribers: [
-        { protocol: 'https', endpoint: 'https://hooks.example.com/lifeboat' },
-        { protocol: 'sqs', endpoint: 'arn:aws:sqs:eu-west-1:111111111111:lifeboat-alerts' },
-        { protocol: 'lambda', endpoint: 'arn:aws:lambda:eu-west-1:111111111111:function:pager' },
-      ],
-    };
-
-    // Act
-    const { template: subscribed } = synthApp({ config });
-
-    // Assess
+    const subscribed = variant;
     subscribed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'https', Endpoint: 'https://hooks.example.com/lifeboat' });
     subscribed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'sqs', Endpoint: 'arn:aws:sqs:eu-west-1:111111111111:lifeboat-alerts' });
     subscribed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'lambda', Endpoint: 'arn:aws:lambda:eu-west-1:111111111111:function:pager' });
@@ -182,31 +182,57 @@ describe('source stack: schedules', () => {
     // Assess
     expect(target.Arn).toEqual({ Ref: logicalIdOf(synthesized.stack.backup.stateMachine) });
     expect(target.RoleArn).toEqual({ 'Fn::GetAtt': [logicalIdOf(synthesized.stack.schedulerRole), 'Arn'] });
-    expect(JSON.parse(target.Input)).toEqual(expected);
-    expect(JSON.parse(target.Input)).toMatchObject({ planId: 'nightly', maxConcurrency: 4 });
+    const planInputs = synthesized.stack.planInputs;
+    if (planInputs) {
+      // The definition loads the run input from S3 (LoadPlanInput): the schedule passes only where it is.
+      const location = synthesized.stack.resolve(planInputs.location('nightly')) as unknown;
+      expect(JSON.parse(target.Input)).toEqual({ planId: 'nightly', planInput: expect.anything() });
+      expect(location).toBeDefined();
+      const asset = readFileSync(join(synthesized.outdir, `asset.${planInputs.assets.get('nightly')!.assetHash}.json`), 'utf8');
+      expect(JSON.parse(asset)).toEqual(expected);
+    } else {
+      expect(JSON.parse(target.Input)).toEqual(expected);
+    }
+    expect(expected).toMatchObject({ planId: 'nightly', maxConcurrency: 4 });
+  });
+
+  it('can pass only a reference to the plan\'s run input (an S3 asset) that the state machine may read, nothing more', () => {
+    // Prepare: the variant synth keeps plan inputs in S3 (planInputs: 's3').
+    const stack = variantSynth.stack;
+    const asset = stack.planInputs!.assets.get('nightly')!;
+
+    // Act
+    const target = Object.values(variant.findResources('AWS::Scheduler::Schedule'))[0]!.Properties.Target as { Input: string };
+    const stored = JSON.parse(readFileSync(join(variantSynth.outdir, `asset.${asset.assetHash}.json`), 'utf8')) as unknown;
+    const reads = Object.values(variant.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(logicalIdOf(stack.backup.stateMachine.role)))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>)
+      .filter((st) => st.Action === 's3:GetObject');
+
+    // Assess
+    expect(Object.keys(JSON.parse(target.Input) as object).sort()).toEqual(['planId', 'planInput']);
+    expect(target.Input).toContain(asset.s3ObjectKey);
+    expect(stored).toEqual(backupRunInput(parseConfig(variantConfig()), 'nightly'));
+    expect(reads).toHaveLength(1);
+    expect(JSON.stringify(reads[0]!.Resource)).toContain(`/${asset.s3ObjectKey}`);
   });
 
   it('runs a plan without a flexible window exactly on time, in UTC by default', () => {
-    // Prepare
-    const config = exampleConfigJson();
-    const plan = (config.plans as Array<Record<string, unknown>>)[0]!;
-    plan.schedule = { cron: 'cron(30 1 * * ? *)' };
-
-    // Act
-    const { template: onTime } = synthApp({ config });
-
-    // Assess
-    onTime.hasResourceProperties('AWS::Scheduler::Schedule', {
+    variant.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(30 1 * * ? *)',
       ScheduleExpressionTimezone: 'UTC',
       FlexibleTimeWindow: { Mode: 'OFF' },
     });
   });
 
-  it('lets the scheduler role start the backup state machine and do nothing else', () => {
+  it('lets the scheduler role start the backup state machine and park failed starts in the dead-letter queue, nothing else', () => {
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: logicalIdOf(synthesized.stack.schedulerRole) }],
       PolicyDocument: {
-        Statement: [{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: logicalIdOf(synthesized.stack.backup.stateMachine) } }],
+        Statement: [
+          { Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: logicalIdOf(synthesized.stack.backup.stateMachine) } },
+          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: { 'Fn::GetAtt': [logicalIdOf(synthesized.stack.alarmRouting.deadLetterQueue), 'Arn'] } },
+        ],
       },
     });
     template.hasResourceProperties('AWS::IAM::Role', {
@@ -245,31 +271,35 @@ describe('source stack: backup state machine', () => {
     });
   });
 
-  it('may invoke exactly the dump and alert functions', () => {
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [{ Ref: logicalIdOf(synthesized.stack.backup.stateMachine.role) }],
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          {
-            Effect: 'Allow',
-            Action: 'lambda:InvokeFunction',
-            Resource: [
-              { 'Fn::GetAtt': [logicalIdOf(synthesized.stack.alertFunction.function), 'Arn'] },
-              { 'Fn::GetAtt': [logicalIdOf(synthesized.stack.dumpFunction.function), 'Arn'] },
-            ],
-          },
-        ]),
-      },
-    });
+  it('may invoke exactly the functions its definition calls', () => {
+    // Prepare: the functions behind the definition's placeholders.
+    const stack = synthesized.stack;
+    const called = [stack.dumpFunction, stack.alertFunction, stack.snapshotFunction, stack.vaultCopyFunction].flatMap((f) => (f ? [f] : []));
+    expect(called.length).toBe(placeholders('backup').filter((p) => p.endsWith('FunctionArn')).length);
+
+    // Act
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: logicalIdOf(stack.backup.stateMachine.role) }]))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>)
+      .filter((st) => st.Action === 'lambda:InvokeFunction');
+
+    // Assess
+    expect(statements).toHaveLength(1);
+    expect([statements[0]!.Resource].flat()).toEqual(
+      expect.arrayContaining(called.map((f) => ({ 'Fn::GetAtt': [logicalIdOf(f.function), 'Arn'] }))),
+    );
+    expect([statements[0]!.Resource].flat()).toHaveLength(called.length);
   });
 
-  it('alarms on any failed, timed-out or aborted execution and publishes the alarm to the alert topic', () => {
+  it('alarms on any failed, timed-out or aborted execution, named for routing to the alert function', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'lifeboat/acme/backup-failed/backup-executions',
+      AlarmDescription: Match.stringLikeRegexp('lifeboat-alert: \\{"kind":"backup-failed"'),
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       Threshold: 1,
       EvaluationPeriods: 1,
       TreatMissingData: 'notBreaching',
-      AlarmActions: [{ Ref: logicalIdOf(synthesized.stack.alerts.topic) }],
+      AlarmActions: Match.absent(),
       Metrics: Match.arrayWith([
         Match.objectLike({ Expression: 'failed + timedOut + aborted' }),
         Match.objectLike({ Id: 'failed', MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'ExecutionsFailed', Namespace: 'AWS/States' }), Stat: 'Sum' }) }),
@@ -405,5 +435,74 @@ describe('source stack: identity', () => {
     expect(synthesized.stack.stackName).toBe('acme-lifeboat-source');
     expect(synthesized.stack.account).toBe('111111111111');
     expect(synthesized.stack.region).toBe('eu-west-1');
+  });
+});
+
+// DESIGN principle 4, "writers can't read": the dump role generates data keys
+// under the envelope key but can never decrypt them, read a backup or delete one.
+describe('the dump role', () => {
+  let json: CfnTemplateJson;
+  let dumpRole: string;
+  let envelopeKey: { logicalId: string };
+  beforeAll(() => {
+    json = template.toJSON() as CfnTemplateJson;
+    dumpRole = logicalIdOf(synthesized.stack.dumpFunction.role);
+    envelopeKey = { logicalId: logicalIdOf(synthesized.stack.storage.envelopeKey) };
+  });
+
+  it('may generate data keys under the envelope key (so the walker sees its real policies)', () => {
+    const grants = findGrants(json, dumpRole, { actions: ['kms:GenerateDataKey'], on: envelopeKey, service: 'kms' });
+    expect(grants.length, 'expected the dump role to be able to generate envelope data keys').toBeGreaterThan(0);
+  });
+
+  it('cannot decrypt with the envelope key, through any action wildcard or policy', () => {
+    // Act
+    const grants = findGrants(json, dumpRole, {
+      actions: ['kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:CreateGrant', 'kms:PutKeyPolicy'],
+      on: envelopeKey,
+      service: 'kms',
+    });
+
+    // Assess
+    expect(grants, `the dump role can decrypt envelope data keys:\n${describeGrants(grants)}`).toEqual([]);
+  });
+
+  it('cannot delete, read or change the retention of any object', () => {
+    // Act
+    const grants = findGrants(json, dumpRole, {
+      actions: [
+        's3:DeleteObject',
+        's3:DeleteObjectVersion',
+        's3:DeleteBucket',
+        's3:PutLifecycleConfiguration',
+        's3:PutBucketPolicy',
+        's3:PutObjectRetention',
+        's3:BypassGovernanceRetention',
+        's3:GetObject',
+        's3:GetObjectVersion',
+      ],
+    });
+
+    // Assess
+    expect(grants, `the dump role can delete or read backups:\n${describeGrants(grants)}`).toEqual([]);
+  });
+
+  it('may use the bucket key, needed for multipart uploads under SSE-KMS, only through S3', () => {
+    // Prepare
+    const bucketKey = { logicalId: logicalIdOf(synthesized.stack.storage.bucketKey) };
+
+    // Act
+    const grants = findGrants(json, dumpRole, { actions: ['kms:Decrypt'], on: bucketKey, service: 'kms' });
+
+    // Assess
+    expect(grants).toHaveLength(1);
+    expect(grants[0]?.statement.Condition).toEqual({ StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } });
+  });
+
+  it('writes only under the backup prefix', () => {
+    const grants = findGrants(json, dumpRole, { actions: ['s3:PutObject'] });
+    expect(grants.map((g) => g.statement.Resource)).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalIdOf(synthesized.stack.storage.bucket), 'Arn'] }, '/backups/*']] },
+    ]);
   });
 });

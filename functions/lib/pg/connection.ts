@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { ConnectionConfig } from '../config/schema.ts';
 import { ConfigError, DatabaseConnectionError } from '../errors.ts';
 import type { SecretRegistry } from '../redact.ts';
+import type { IamAuthTokenSigner } from './iam-auth.ts';
 
 /** Everything needed to connect. Holds the password: never log or return it. */
 export interface ResolvedConnection {
@@ -34,9 +35,18 @@ interface SecretShape {
 export async function resolveConnection(
   databaseId: string,
   connection: ConnectionConfig,
-  deps: { secrets?: SecretsManagerClient; env?: NodeJS.ProcessEnv; registry: SecretRegistry },
+  deps: {
+    secrets?: SecretsManagerClient;
+    env?: NodeJS.ProcessEnv;
+    registry: SecretRegistry;
+    /** Signs RDS IAM auth tokens (connection.iamAuth); see iam-auth.ts. */
+    iamAuthToken?: IamAuthTokenSigner;
+    /** Finds the endpoint when neither the config nor the secret names the host (RDS-managed secrets); see rds-endpoint.ts. */
+    endpoint?: () => Promise<{ host: string; port: number }>;
+  },
 ): Promise<ResolvedConnection> {
   const env = deps.env ?? process.env;
+  if (connection.iamAuth) return resolveIamAuthConnection(databaseId, connection, deps, env);
   let secret: SecretShape = {};
   if (connection.secretArn) {
     if (!deps.secrets) throw new Error('a Secrets Manager client is required to resolve secretArn');
@@ -59,7 +69,8 @@ export async function resolveConnection(
         : `connection.secretArn: secret ${connection.secretArn} has no "password" field`,
     ]);
   }
-  const host = connection.host ?? secret.host;
+  const looked = !connection.host && !secret.host && deps.endpoint ? await deps.endpoint() : undefined;
+  const host = connection.host ?? secret.host ?? looked?.host;
   const user = connection.username ?? secret.username;
   if (!host || !user) {
     throw new ConfigError(`database "${databaseId}"`, [
@@ -68,9 +79,41 @@ export async function resolveConnection(
   }
   return {
     host,
-    port: connection.port ?? (secret.port !== undefined ? Number(secret.port) : 5432),
+    port: connection.port ?? (secret.port !== undefined ? Number(secret.port) : (looked?.port ?? 5432)),
     database: connection.database,
     user,
+    password,
+    sslMode: connection.sslMode,
+    connectTimeoutSeconds: connection.connectTimeoutSeconds,
+    sslRootCert: env.PGSSLROOTCERT,
+  };
+}
+
+/** RDS IAM authentication: the password is a token signed for this host, port and user. */
+async function resolveIamAuthConnection(
+  databaseId: string,
+  connection: ConnectionConfig,
+  deps: { registry: SecretRegistry; iamAuthToken?: IamAuthTokenSigner },
+  env: NodeJS.ProcessEnv,
+): Promise<ResolvedConnection> {
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!connection.host || !connection.username || !region || !deps.iamAuthToken) {
+    throw new ConfigError(`database "${databaseId}"`, [
+      !deps.iamAuthToken
+        ? 'connection.iamAuth: this runner has no RDS IAM token signer; use connection.secretArn, or deploy a runner with @aws-sdk/rds-signer'
+        : !region
+          ? 'connection.iamAuth: AWS_REGION is not set, so no token can be signed'
+          : `connection.${connection.host ? 'username' : 'host'}: RDS IAM authentication needs it`,
+    ]);
+  }
+  const port = connection.port ?? 5432;
+  const password = await deps.iamAuthToken({ hostname: connection.host, port, username: connection.username, region });
+  deps.registry.add(password);
+  return {
+    host: connection.host,
+    port,
+    database: connection.database,
+    user: connection.username,
     password,
     sslMode: connection.sslMode,
     connectTimeoutSeconds: connection.connectTimeoutSeconds,

@@ -31,7 +31,10 @@ export interface SynthOptions extends Omit<LifeboatAppOptions, 'config'> {
 
 export interface Synthesized {
   readonly app: App;
+  /** The primary source stack. */
   readonly stack: SourceStack;
+  /** Every source stack, the primary first. */
+  readonly stacks: readonly SourceStack[];
   readonly template: Template;
   readonly outdir: string;
 }
@@ -49,9 +52,9 @@ export function synthApp(options: SynthOptions = {}): Synthesized {
     builtinCloudFormationValidation: false,
   });
   const config = parseConfig(options.config ?? exampleConfigJson(), 'test config');
-  const { source } = addLifeboatStacks(app, { ...options, config, nag: options.nag ?? false });
+  const { source, sources } = addLifeboatStacks(app, { ...options, config, nag: options.nag ?? false });
   app.synth();
-  return { app, stack: source, template: Template.fromStack(source), outdir };
+  return { app, stack: source, stacks: sources, template: Template.fromStack(source), outdir };
 }
 
 /** Logical id of a construct's CloudFormation resource (its default child). */

@@ -1,0 +1,156 @@
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { acknowledge } from '../nag.ts';
+import type { RunnerPlacement } from './runner-network.ts';
+
+/** The container's name in the task definition (the ASL's ContainerOverrides name it). */
+export const DUMP_CONTAINER_NAME = 'dump';
+/** The entrypoint inside the runner image (functions/dump/fargate-task.ts, bundled next to the handlers). */
+export const FARGATE_TASK_COMMAND = ['node', 'functions/dump/fargate-task.mjs'];
+
+export interface FargateDumpRunnerProps {
+  /** Deployment name, for the cluster and task family names. */
+  readonly deploymentName: string;
+  /** The runner image: the same asset as the dump function. */
+  readonly image: ecs.ContainerImage;
+  /** Private subnets and security groups (never a public IP: the ASL says `AssignPublicIp: DISABLED`). */
+  readonly placement: RunnerPlacement;
+  /** Name of the state machine that starts the task; the task reports back to it with its task token. */
+  readonly stateMachineName: string;
+  /** Plain settings that grant nothing (resource names go through addResourceEnvironment). @default {} */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** @default 1024 (1 vCPU) */
+  readonly cpu?: number;
+  /** @default 4096 */
+  readonly memoryLimitMiB?: number;
+  /** @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default RemovalPolicy.RETAIN */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The dump for databases whose dump outlasts Lambda's 15 minutes: the same
+ * image as the dump function, as an arm64 Fargate task in the configured
+ * private subnets. The backup state machine starts it with
+ * `ecs:runTask.waitForTaskToken`; the container runs the same handler and
+ * reports the result with SendTaskSuccess/SendTaskFailure.
+ *
+ * The task role gets exactly the dump function's grants (the stack applies
+ * one list to both) plus the task-token callbacks on the backup state machine.
+ */
+export class FargateDumpRunner extends Construct {
+  public readonly cluster: ecs.Cluster;
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  public readonly container: ecs.ContainerDefinition;
+  public readonly taskRole: iam.Role;
+  public readonly logGroup: logs.LogGroup;
+  private readonly placement: RunnerPlacement;
+
+  constructor(scope: Construct, id: string, props: FargateDumpRunnerProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.placement = props.placement;
+
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      clusterName: `${props.deploymentName}-lifeboat`,
+      vpc: props.placement.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+
+    this.taskRole = new iam.Role(this, 'TaskRole', {
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'ecs', resource: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME }) },
+        },
+      }),
+      description: `lifeboat ${props.deploymentName}: the Fargate dump task (same grants as the dump function, plus its task-token callbacks).`,
+    });
+    // Report the result of the run that started the task (its task token is the capability).
+    this.taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+        resources: [stack.formatArn({ service: 'states', resource: 'stateMachine', resourceName: props.stateMachineName, arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+      }),
+    );
+
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+      family: `${props.deploymentName}-lifeboat-dump`,
+      cpu: props.cpu ?? 1024,
+      memoryLimitMiB: props.memoryLimitMiB ?? 4096,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+      taskRole: this.taskRole,
+    });
+    // Read-only root file system; /tmp is writable scratch, as on Lambda.
+    this.taskDefinition.addVolume({ name: 'tmp' });
+    this.container = this.taskDefinition.addContainer(DUMP_CONTAINER_NAME, {
+      image: props.image,
+      // The image is the Lambda base image: bypass its runtime interface client.
+      entryPoint: [FARGATE_TASK_COMMAND[0]!],
+      command: FARGATE_TASK_COMMAND.slice(1),
+      workingDirectory: '/var/task',
+      readonlyRootFilesystem: true,
+      environment: { ...props.environment, AWS_REGION: stack.region },
+      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'dump' }),
+      stopTimeout: Duration.seconds(30),
+    });
+    this.container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
+
+    acknowledge(
+      this.taskDefinition,
+      'AwsSolutions-ECS2',
+      'The environment holds names (bucket, prefix, key ARN, service names), never a secret: database credentials are read from Secrets Manager at run time and the task token arrives as a run-time override.',
+    );
+    acknowledge(
+      this.taskDefinition.obtainExecutionRole(),
+      'AwsSolutions-IAM5[Resource::*]',
+      'ecr:GetAuthorizationToken supports no resource-level permissions; CDK adds it to the execution role to pull the image asset.',
+    );
+  }
+
+  /** Adds an environment variable naming a resource together with the task role's grant on it. */
+  public addResourceEnvironment(name: string, value: string, grant: (grantee: iam.IGrantable) => void): this {
+    this.container.addEnvironment(name, value);
+    grant(this.taskRole);
+    return this;
+  }
+
+  /** What the backup state machine needs to start the task: RunTask on this family in this cluster, and PassRole for its roles. */
+  public grantRun(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:RunTask'],
+      resourceArns: [this.taskDefinition.taskDefinitionArn],
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['iam:PassRole'],
+      resourceArns: [this.taskRole.roleArn, this.taskDefinition.obtainExecutionRole().roleArn],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+    });
+  }
+
+  /**
+   * Substitutions for the backup definition's Fargate states, once it has them:
+   * `${DumpClusterArn}`, `${DumpTaskDefinitionArn}`, and the comma-separated
+   * `${DumpSubnetIds}` and `${DumpSecurityGroupIds}` (the ASL splits them with States.StringSplit).
+   */
+  public substitutions(): Record<string, string> {
+    return {
+      DumpClusterArn: this.cluster.clusterArn,
+      DumpTaskDefinitionArn: this.taskDefinition.taskDefinitionArn,
+      DumpSubnetIds: this.placement.subnets.map((s) => s.subnetId).join(','),
+      DumpSecurityGroupIds: this.placement.securityGroups.map((g) => g.securityGroupId).join(','),
+    };
+  }
+}

@@ -1,0 +1,447 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseAlarmDescription } from '../../functions/alert/alarm-event.ts';
+import { vaultNames } from '../../functions/lib/vault/names.ts';
+import { METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES } from '../../functions/lib/metrics/names.ts';
+import { pipelineAlarmName, routedAlarmPrefix } from '../../infra/alarm-names.ts';
+import { deadMansSwitchWindow } from '../../infra/constructs/database-alarms.ts';
+import { DUMP_CONTAINER_NAME, FARGATE_TASK_COMMAND } from '../../infra/constructs/fargate-dump-runner.ts';
+import { INTERFACE_ENDPOINT_SERVICES, FARGATE_ENDPOINT_SERVICES } from '../../infra/constructs/runner-network.ts';
+import { FARGATE_PLACEHOLDERS } from '../../infra/source-stack.ts';
+import type { SourceStack } from '../../infra/source-stack.ts';
+import { logicalIdOf, repoRoot, synthApp, type Synthesized } from './helpers/app.ts';
+import { PRODUCTION, productionConfigJson } from './helpers/configs.ts';
+import { actionMatches, statementCoversAction, type CfnTemplateJson, type PolicyStatementJson } from './helpers/iam-walker.ts';
+import { identityStatements, resourcesOfType, templatesIn, type NamedTemplate } from './helpers/templates.ts';
+
+// One synth, with cdk-nag as a validation plugin (synth throws on any
+// unacknowledged finding), of a config that turns on every production feature.
+
+let synthesized: Synthesized;
+let primary: SourceStack;
+let us: SourceStack;
+let templates: NamedTemplate[];
+let template: Template;
+beforeAll(() => {
+  synthesized = synthApp({ config: productionConfigJson(), nag: true });
+  [primary, us] = synthesized.stacks as [SourceStack, SourceStack];
+  templates = templatesIn(synthesized.outdir);
+  template = synthesized.template;
+});
+
+const asArray = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+const props = (resource: { Properties?: Record<string, unknown> }) => resource.Properties ?? {};
+
+describe('production config: stacks and cdk-nag', () => {
+  it('synthesizes one source stack per source, nested alarm stacks, and passes cdk-nag with reasons', () => {
+    expect(synthesized.stacks.map((s) => [s.stackName, s.region, s.account])).toEqual([
+      ['acme-lifeboat-source', 'eu-west-1', '111111111111'],
+      ['acme-lifeboat-source-us', 'us-east-1', PRODUCTION.usAccount],
+    ]);
+    expect(templates.filter((t) => t.file.endsWith('.nested.template.json')).length).toBeGreaterThan(0);
+    const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(synthesized.app);
+    expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+  });
+});
+
+describe('every bucket in every stack', () => {
+  it('is encrypted, blocks all public access and denies requests without TLS', () => {
+    const buckets = resourcesOfType(templates, 'AWS::S3::Bucket');
+    const policies = resourcesOfType(templates, 'AWS::S3::BucketPolicy');
+    expect(buckets.length).toBeGreaterThanOrEqual(4); // backup + access logs, in each source stack
+    for (const { file, logicalId, resource } of buckets) {
+      const where = `${file}#${logicalId}`;
+      const encryption = props(resource).BucketEncryption as { ServerSideEncryptionConfiguration: Array<{ ServerSideEncryptionByDefault: { SSEAlgorithm: string } }> };
+      expect(['aws:kms', 'AES256', 'aws:kms:dsse'], where).toContain(encryption?.ServerSideEncryptionConfiguration?.[0]?.ServerSideEncryptionByDefault?.SSEAlgorithm);
+      expect(props(resource).PublicAccessBlockConfiguration, where).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+      const policy = policies.find((p) => p.file === file && JSON.stringify(props(p.resource).Bucket) === JSON.stringify({ Ref: logicalId }));
+      const statements = asArray((props(policy?.resource ?? {}).PolicyDocument as { Statement?: PolicyStatementJson[] } | undefined)?.Statement);
+      expect(
+        statements.some((st) => st.Effect === 'Deny' && JSON.stringify(st.Condition) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }) && asArray(st.Action).includes('s3:*')),
+        `${where} has no TLS-only bucket policy`,
+      ).toBe(true);
+    }
+  });
+});
+
+describe('every state machine in every stack', () => {
+  it('logs every event, traces with X-Ray, and has a routed failure alarm', () => {
+    const machines = resourcesOfType(templates, 'AWS::StepFunctions::StateMachine');
+    const alarms = resourcesOfType(templates, 'AWS::CloudWatch::Alarm');
+    expect(machines.length).toBeGreaterThanOrEqual(2);
+    for (const { file, logicalId, resource } of machines) {
+      const where = `${file}#${logicalId}`;
+      expect(props(resource).LoggingConfiguration, where).toMatchObject({ Level: 'ALL', IncludeExecutionData: false, Destinations: [expect.anything()] });
+      expect(props(resource).TracingConfiguration, where).toEqual({ Enabled: true });
+      const watching = alarms.filter((a) => a.file === file && JSON.stringify(props(a.resource)).includes(`{"Ref":"${logicalId}"}`));
+      expect(watching.map((a) => props(a.resource).AlarmName), where).toEqual([expect.stringMatching(/^lifeboat\/acme\/[a-z-]+-failed\//)]);
+    }
+  });
+});
+
+describe('no production role can delete or weaken backups elsewhere', () => {
+  const S3_DESTRUCTIVE = ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:DeleteBucket', 's3:PutObjectRetention', 's3:PutBucketObjectLockConfiguration', 's3:BypassGovernanceRetention', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy', 's3:PutBucketVersioning'];
+  const KMS_DESTRUCTIVE = ['kms:ScheduleKeyDeletion', 'kms:DisableKey', 'kms:PutKeyPolicy', 'kms:DeleteImportedKeyMaterial', 'kms:DisableKeyRotation'];
+
+  it('grants no destructive S3 action outside the stack\'s own buckets, and no destructive KMS action at all', () => {
+    // Prepare: the source stacks' own buckets (anything else, the vault included, is off limits).
+    const own = new Set(synthesized.stacks.flatMap((s) => [logicalIdOf(s.storage.bucket), logicalIdOf(s.storage.accessLogsBucket)]));
+    const onlyOwnBuckets = (st: PolicyStatementJson) =>
+      st.NotResource === undefined &&
+      asArray(st.Resource as unknown[]).length > 0 &&
+      asArray(st.Resource as unknown[]).every((r) => [...own].some((id) => JSON.stringify(r).startsWith(`{"Fn::Join":["",[{"Fn::GetAtt":["${id}",`) || JSON.stringify(r).startsWith(`{"Fn::GetAtt":["${id}",`)));
+
+    // Act
+    const violations = identityStatements(templates).flatMap(({ where, statement }) => {
+      if (statement.Effect !== 'Allow') return [];
+      const s3 = S3_DESTRUCTIVE.filter((a) => statementCoversAction(statement, a) && !onlyOwnBuckets(statement));
+      const kms = KMS_DESTRUCTIVE.filter((a) => statementCoversAction(statement, a));
+      return [...s3, ...kms].map((action) => `${where}: ${action} on ${JSON.stringify(statement.Resource ?? statement.NotResource)}`);
+    });
+
+    // Assess
+    expect(violations).toEqual([]);
+  });
+
+  it('may assume only the vault\'s copier role, which can add to the vault but never delete', () => {
+    const copier = vaultNames({ name: 'acme', vault: { account: '222222222222', region: 'eu-central-1' } }).copierRoleArn;
+    const assumed = identityStatements(templates)
+      .filter(({ statement }) => statement.Effect === 'Allow' && statementCoversAction(statement, 'sts:AssumeRole'))
+      .flatMap(({ statement }) => asArray(statement.Resource as unknown[]));
+    expect(assumed.length).toBeGreaterThan(0);
+    expect(new Set(assumed)).toEqual(new Set([copier]));
+  });
+});
+
+describe('network: functions in the configured VPC, AWS through endpoints', () => {
+  it('runs every function of the primary stack in the configured subnets and security groups', () => {
+    const functions = resourcesOfType(templates, 'AWS::Lambda::Function').filter((f) => f.file === 'acme-lifeboat-source.template.json');
+    expect(functions.length).toBeGreaterThanOrEqual(4);
+    for (const { logicalId, resource } of functions) {
+      expect(props(resource).VpcConfig, logicalId).toEqual({ SubnetIds: [...PRODUCTION.subnetIds], SecurityGroupIds: [...PRODUCTION.securityGroupIds] });
+    }
+  });
+
+  it('lets each function role attach network interfaces, with no managed policy', () => {
+    for (const fn of [primary.dumpFunction, primary.alertFunction, primary.snapshotFunction!, primary.vaultCopyFunction!]) {
+      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(fn.role)];
+      expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+      const forRole = Object.entries(template.findResources('AWS::IAM::Policy'))
+        .filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(logicalIdOf(fn.role)))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+      expect(forRole.some((st) => statementCoversAction(st, 'ec2:CreateNetworkInterface'))).toBe(true);
+    }
+  });
+
+  it('creates an S3 gateway endpoint on the route tables and private-DNS interface endpoints for every AWS API the runners call', () => {
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcId: PRODUCTION.vpcId,
+      ServiceName: 'com.amazonaws.eu-west-1.s3',
+      VpcEndpointType: 'Gateway',
+      RouteTableIds: [...PRODUCTION.routeTableIds],
+    });
+    const interfaces = Object.values(template.findResources('AWS::EC2::VPCEndpoint')).filter((e) => e.Properties.VpcEndpointType === 'Interface');
+    const services = interfaces.map((e) => String(e.Properties.ServiceName).replace('com.amazonaws.eu-west-1.', '')).sort();
+    expect(services).toEqual([...Object.values(INTERFACE_ENDPOINT_SERVICES), ...Object.values(FARGATE_ENDPOINT_SERVICES)].sort());
+    expect(services).toEqual(expect.arrayContaining(['kms', 'secretsmanager', 'sns', 'sts', 'rds', 'states', 'monitoring', 'logs']));
+    for (const endpoint of interfaces) {
+      expect(endpoint.Properties).toMatchObject({ PrivateDnsEnabled: true, SubnetIds: [...PRODUCTION.subnetIds], VpcId: PRODUCTION.vpcId });
+    }
+  });
+
+  it('opens the endpoints on 443 to the runners\' security groups only', () => {
+    const sg = template.findResources('AWS::EC2::SecurityGroup')[logicalIdOf(primary.network!.endpointSecurityGroup!)];
+    expect(sg?.Properties.SecurityGroupIngress).toEqual([
+      expect.objectContaining({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, SourceSecurityGroupId: PRODUCTION.securityGroupIds[0] }),
+    ]);
+    expect(JSON.stringify(sg?.Properties)).not.toContain('0.0.0.0/0');
+  });
+
+  it('warns when a step must reach another region, which the endpoints cannot', () => {
+    Annotations.fromStack(primary).hasWarning('*', Match.stringLikeRegexp('call AWS in eu-central-1 .*VPC endpoints in eu-west-1 do not reach'));
+  });
+
+  it('creates no endpoints where the source manages its own egress, and still places functions in its VPC', () => {
+    const usTemplate = Template.fromStack(us);
+    usTemplate.resourceCountIs('AWS::EC2::VPCEndpoint', 0);
+    for (const fn of Object.values(usTemplate.findResources('AWS::Lambda::Function'))) {
+      expect(fn.Properties.VpcConfig).toEqual({ SubnetIds: ['subnet-0bbb1111bbbb2222c'], SecurityGroupIds: ['sg-0b23456789abcdef0'] });
+    }
+  });
+});
+
+/** Identity statements of one role in the primary template, minus what every runner has (logs, X-Ray, VPC) and the task callbacks. */
+function accessStatements(roleLogicalId: string): string[] {
+  const runnerPlumbing = /^(logs:|xray:|ec2:|states:SendTask)/;
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${roleLogicalId}"`))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[])
+    .flatMap((st) => asArray(st.Action).filter((a) => !runnerPlumbing.test(a)).map((a) => JSON.stringify({ a, r: asArray(st.Resource as unknown[]), c: st.Condition ?? null })))
+    .sort();
+}
+
+describe('database access', () => {
+  it('reads exactly the configured secrets and decrypts a customer-keyed secret only through Secrets Manager', () => {
+    const dumpRole = logicalIdOf(primary.dumpFunction.role);
+    const statements = accessStatements(dumpRole).map((s) => JSON.parse(s) as { a: string; r: unknown[]; c: unknown });
+    expect(statements.filter((s) => s.a === 'secretsmanager:GetSecretValue').flatMap((s) => s.r).sort()).toEqual(
+      [
+        'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/billing-GhIjKl',
+        'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders-AbCdEf',
+        PRODUCTION.rdsManagedSecretArn,
+      ].sort(),
+    );
+    expect(statements.filter((s) => s.a === 'kms:Decrypt' && s.r.includes(PRODUCTION.secretKeyArn))).toEqual([
+      { a: 'kms:Decrypt', r: [PRODUCTION.secretKeyArn], c: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } } },
+    ]);
+  });
+
+  it('wraps every dump\'s data key under the vault\'s recovery key too, with kms:Encrypt only', () => {
+    const env = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.dumpFunction.function)]?.Properties.Environment.Variables as Record<string, unknown>;
+    expect(env.BACKUP_RECOVERY_KMS_KEY_ARNS).toBe(PRODUCTION.recoveryKeyArn);
+    const onRecoveryKey = accessStatements(logicalIdOf(primary.dumpFunction.role))
+      .map((s) => JSON.parse(s) as { a: string; r: unknown[] })
+      .filter((s) => s.r.includes(PRODUCTION.recoveryKeyArn) || s.r.includes('*'));
+    expect(onRecoveryKey).toEqual([{ a: 'kms:Encrypt', r: [PRODUCTION.recoveryKeyArn], c: null }]);
+  });
+
+  it('connects with RDS IAM authentication only as the configured user of the configured instance', () => {
+    const statements = accessStatements(logicalIdOf(primary.dumpFunction.role)).map((s) => JSON.parse(s) as { a: string; r: unknown[] });
+    expect(statements.filter((s) => actionMatches('rds-db:*', s.a))).toEqual([
+      { a: 'rds-db:connect', r: [`arn:aws:rds-db:eu-west-1:111111111111:dbuser:${PRODUCTION.ledgerResourceId}/lifeboat_backup`], c: null },
+    ]);
+  });
+
+  it('may look up the endpoints of RDS instances whose host the config does not name (an RDS-managed secret has none)', () => {
+    // orders and reports name no host; billing does; ledger (IAM auth) must.
+    const statements = accessStatements(logicalIdOf(primary.dumpFunction.role)).map((s) => JSON.parse(s) as { a: string; r: unknown[] });
+    expect(statements.filter((s) => s.a.startsWith('rds:'))).toEqual([
+      { a: 'rds:DescribeDBInstances', r: ['arn:aws:rds:eu-west-1:111111111111:db:orders-prod', 'arn:aws:rds:eu-west-1:111111111111:db:reports-prod'], c: null },
+    ]);
+  });
+
+  it('verifies TLS against the RDS CA bundle: the image sets it, nothing overrides it, every database defaults to verify-full', () => {
+    // The runner image points libpq and Node at the RDS bundle.
+    const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/ENV PGSSLROOTCERT=\/opt\/rds-ca\/global-bundle\.pem/);
+    expect(dockerfile).toMatch(/NODE_EXTRA_CA_CERTS=\/opt\/rds-ca\/global-bundle\.pem/);
+    expect(dockerfile).toMatch(/ADD .*https:\/\/truststore\.pki\.rds\.amazonaws\.com\/global\/global-bundle\.pem \/opt\/rds-ca\/global-bundle\.pem/);
+    // Both runners use that image and leave its TLS settings alone.
+    const dump = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.dumpFunction.function)];
+    expect(dump?.Properties.PackageType).toBe('Image');
+    const containerEnv = (Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0]?.Properties.ContainerDefinitions as Array<{ Environment: Array<{ Name: string }> }>)[0]!.Environment;
+    for (const names of [Object.keys(dump?.Properties.Environment.Variables ?? {}), containerEnv.map((e) => e.Name)]) {
+      expect(names).not.toContain('PGSSLROOTCERT');
+      expect(names).not.toContain('NODE_EXTRA_CA_CERTS');
+      expect(names).not.toContain('PGSSLMODE');
+    }
+    // The schedules' databases carry sslMode verify-full (the config default).
+    for (const schedule of Object.values(template.findResources('AWS::Scheduler::Schedule'))) {
+      const input = JSON.parse(schedule.Properties.Target.Input as string) as { databases?: Array<{ connection: { sslMode: string } }> };
+      for (const db of input.databases ?? []) expect(db.connection.sslMode).toBe('verify-full');
+    }
+  });
+});
+
+describe('Fargate dump task', () => {
+  it('runs the runner image (the dump function\'s asset) on arm64 Fargate with a read-only root and its own log group', () => {
+    const taskDefinitions = template.findResources('AWS::ECS::TaskDefinition');
+    expect(Object.keys(taskDefinitions)).toHaveLength(1);
+    const task = Object.values(taskDefinitions)[0]!.Properties;
+    expect(task).toMatchObject({
+      RequiresCompatibilities: ['FARGATE'],
+      NetworkMode: 'awsvpc',
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      Family: 'acme-lifeboat-dump',
+      TaskRoleArn: { 'Fn::GetAtt': [logicalIdOf(primary.fargateDump!.taskRole), 'Arn'] },
+    });
+    const container = (task.ContainerDefinitions as Array<Record<string, unknown>>)[0]!;
+    expect(container).toMatchObject({
+      Name: DUMP_CONTAINER_NAME,
+      EntryPoint: [FARGATE_TASK_COMMAND[0]],
+      Command: FARGATE_TASK_COMMAND.slice(1),
+      ReadonlyRootFilesystem: true,
+      LogConfiguration: { LogDriver: 'awslogs', Options: expect.objectContaining({ 'awslogs-group': { Ref: logicalIdOf(primary.fargateDump!.logGroup) } }) },
+    });
+    // Same image: the Lambda's image URI and the container's name the same asset tag.
+    const lambdaImage = JSON.stringify(template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.dumpFunction.function)]?.Properties.Code.ImageUri);
+    const tag = primary.runnerImage.assetHash;
+    expect(lambdaImage).toContain(tag);
+    expect(JSON.stringify(container.Image)).toContain(tag);
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+    template.hasResourceProperties('AWS::ECS::Cluster', { ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }] });
+  });
+
+  it('has the dump function\'s settings and exactly the dump function\'s grants', () => {
+    // Settings: the same names and values (Powertools service "lifeboat-dump": the dead man's switch sees both runners).
+    const lambdaEnv = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.dumpFunction.function)]?.Properties.Environment.Variables as Record<string, unknown>;
+    const container = (Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0]!.Properties.ContainerDefinitions as Array<{ Environment: Array<{ Name: string; Value: unknown }> }>)[0]!;
+    const taskEnv = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+    for (const name of ['BACKUP_BUCKET', 'BACKUP_PREFIX', 'BACKUP_KMS_KEY_ARN', 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE']) {
+      expect(taskEnv[name], name).toEqual(lambdaEnv[name]);
+    }
+    expect(taskEnv.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAMES.dump);
+    // Grants: identical once each runner's plumbing (logs, X-Ray, network interfaces, task callbacks) is set aside.
+    expect(accessStatements(logicalIdOf(primary.fargateDump!.taskRole))).toEqual(accessStatements(logicalIdOf(primary.dumpFunction.role)));
+    expect(accessStatements(logicalIdOf(primary.dumpFunction.role)).length).toBeGreaterThan(5);
+  });
+
+  it('may report only to the backup state machine, and the backup role cannot decrypt: the task role neither', () => {
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(logicalIdOf(primary.fargateDump!.taskRole)))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+    expect(statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('states:')))).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['states:SendTaskFailure', 'states:SendTaskHeartbeat', 'states:SendTaskSuccess'],
+        Resource: 'arn:aws:states:eu-west-1:111111111111:stateMachine:acme-lifeboat-backup',
+      },
+    ]);
+    const envelopeKey = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(primary.storage.envelopeKey), 'Arn'] });
+    expect(statements.filter((st) => statementCoversAction(st, 'kms:Decrypt') && JSON.stringify(st.Resource).includes(envelopeKey))).toEqual([]);
+  });
+
+  it('prepares the ASL substitutions, and warns while the definition has no Fargate states', () => {
+    const subs = Template.fromStack(primary).toJSON() as CfnTemplateJson;
+    expect(Object.keys(primary.fargateDump!.substitutions()).sort()).toEqual([...FARGATE_PLACEHOLDERS].sort());
+    expect(primary.fargateDump!.substitutions()).toMatchObject({ DumpSubnetIds: PRODUCTION.subnetIds.join(','), DumpSecurityGroupIds: PRODUCTION.securityGroupIds[0] });
+    const machine = Object.values(subs.Resources).find((r) => r.Type === 'AWS::StepFunctions::StateMachine')!;
+    const given = Object.keys(props(machine).DefinitionSubstitutions as Record<string, unknown>);
+    if (FARGATE_PLACEHOLDERS.every((p) => given.includes(p))) {
+      Template.fromStack(primary).hasResourceProperties('AWS::IAM::Policy', {
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'ecs:RunTask', Condition: { ArnEquals: { 'ecs:cluster': Match.anyValue() } } })]) },
+      });
+    } else {
+      Annotations.fromStack(primary).hasWarning('*', Match.stringLikeRegexp('backup.asl.json has no Fargate states yet'));
+    }
+  });
+});
+
+describe('additional sources', () => {
+  it('backs up each database from its own source stack only', () => {
+    const inputs = (s: SourceStack) =>
+      Object.values(Template.fromStack(s).findResources('AWS::Scheduler::Schedule')).flatMap((r) => {
+        const input = JSON.parse(r.Properties.Target.Input as string) as { databases?: Array<{ id: string }> };
+        return (input.databases ?? []).map((d) => d.id);
+      });
+    expect(new Set(inputs(primary))).toEqual(new Set(['orders', 'billing', 'ledger', 'reports']));
+    expect(inputs(us)).toEqual(['us-orders']);
+    expect(us.config.databases.map((d) => d.id)).toEqual(['us-orders']);
+    expect([...us.databaseAlarms.backupLate.keys()]).toEqual(['us-orders']);
+  });
+});
+
+describe('alarms: one alert format, routed through the alert function', () => {
+  it('names every alarm for routing (no direct action) except the alert path\'s own, which publish straight to SNS', () => {
+    const alarms = resourcesOfType(templates, 'AWS::CloudWatch::Alarm');
+    expect(alarms.length).toBeGreaterThan(8);
+    for (const { file, logicalId, resource } of alarms) {
+      const name = String(props(resource).AlarmName);
+      if (name.startsWith('lifeboat-pipeline/')) {
+        expect(props(resource).AlarmActions, `${file}#${logicalId}`).toHaveLength(1);
+        continue;
+      }
+      expect(name, `${file}#${logicalId}`).toMatch(new RegExp(`^${routedAlarmPrefix('acme').replace(/\//g, '\\/')}`));
+      expect(props(resource).AlarmActions, name).toBeUndefined();
+      expect(parseAlarmDescription(String(props(resource).AlarmDescription)).metadata, name).toBeDefined();
+    }
+  });
+
+  it('routes alarms going to ALARM by name prefix to the alert function, with retries and a dead-letter queue', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['aws.cloudwatch'], 'detail-type': ['CloudWatch Alarm State Change'], detail: { alarmName: [{ prefix: 'lifeboat/acme/' }], state: { value: ['ALARM'] } } },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalIdOf(primary.alertFunction.function), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalIdOf(primary.alarmRouting.deadLetterQueue), 'Arn'] } },
+          RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 86400 },
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', { Principal: 'events.amazonaws.com', Action: 'lambda:InvokeFunction' });
+    for (const alarm of [primary.alarmRouting.alertErrorsAlarm, primary.alarmRouting.undeliveredAlarm]) {
+      const resource = template.findResources('AWS::CloudWatch::Alarm')[logicalIdOf(alarm)];
+      expect(resource?.Properties.AlarmName).toMatch(/^lifeboat-pipeline\/acme\//);
+      expect(resource?.Properties.AlarmActions).toEqual([{ Ref: logicalIdOf(primary.alerts.topic) }]);
+    }
+    expect(pipelineAlarmName('acme', 'x').startsWith(routedAlarmPrefix('acme'))).toBe(false);
+  });
+});
+
+describe('dead man\'s switch', () => {
+  it('watches the metric the dump emits: same namespace, name and exact dimension set as Powertools writes it', () => {
+    // Prepare: what the dump handler's singleMetric() prints, with the service name the stack gives the function.
+    const lambdaEnv = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.dumpFunction.function)]?.Properties.Environment.Variables as Record<string, string>;
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      const single = new Metrics({ serviceName: lambdaEnv.POWERTOOLS_SERVICE_NAME, namespace: lambdaEnv.POWERTOOLS_METRICS_NAMESPACE }).singleMetric();
+      single.addDimension('database', 'orders');
+      single.addMetric(METRIC_NAMES.backupSucceeded, MetricUnit.Count, 1);
+    } finally {
+      spy.mockRestore();
+    }
+    const emf = JSON.parse(lines.find((l) => l.includes('CloudWatchMetrics'))!) as { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> } } & Record<string, string>;
+    const directive = emf._aws.CloudWatchMetrics[0]!;
+    const emitted = Object.fromEntries(directive.Dimensions[0]!.map((name) => [name, emf[name]]));
+
+    // Act
+    const alarm = resourcesOfType(templates, 'AWS::CloudWatch::Alarm').find((a) => props(a.resource).AlarmName === 'lifeboat/acme/backup-late/orders')!;
+    const p = props(alarm.resource) as { Namespace: string; MetricName: string; Dimensions: Array<{ Name: string; Value: string }> };
+
+    // Assess
+    expect(p.Namespace).toBe(directive.Namespace);
+    expect(p.MetricName).toBe(directive.Metrics[0]!.Name);
+    expect(Object.fromEntries(p.Dimensions.map((d) => [d.Name, d.Value]))).toEqual(emitted);
+    expect(emitted).toEqual({ service: SERVICE_NAMES.dump, database: 'orders' });
+    expect(directive.Namespace).toBe(METRICS_NAMESPACE);
+  });
+
+  it('alarms per dumped database when no success arrives within its tightest RPO, missing data counting as late', () => {
+    const byName = new Map(resourcesOfType(templates, 'AWS::CloudWatch::Alarm').map((a) => [String(props(a.resource).AlarmName), props(a.resource)]));
+    for (const [database, rpo] of [['orders', 1500], ['billing', 1500], ['ledger', 90], ['reports', 1500]] as const) {
+      const alarm = byName.get(`lifeboat/acme/backup-late/${database}`) as Record<string, number | string>;
+      const window = deadMansSwitchWindow(rpo)!;
+      expect(alarm, database).toMatchObject({
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+        Period: window.periodSeconds,
+        EvaluationPeriods: window.evaluationPeriods,
+        DatapointsToAlarm: window.evaluationPeriods,
+      });
+      expect(Number(alarm.Period) * (Number(alarm.EvaluationPeriods) - 1)).toBeGreaterThanOrEqual(rpo * 60);
+      expect(parseAlarmDescription(String(alarm.AlarmDescription)).metadata).toMatchObject({ kind: 'backup-late', databaseId: database });
+    }
+    expect(byName.get('lifeboat/acme/backup-late/ledger')).toMatchObject({ Period: 300 });
+  });
+});
+
+describe('dashboards', () => {
+  it('has an overview and one dashboard per plan with a database selector and the plan\'s targets as annotations', () => {
+    const dashboards = template.findResources('AWS::CloudWatch::Dashboard');
+    expect(Object.values(dashboards).map((d) => d.Properties.DashboardName).sort()).toEqual(
+      ['acme-lifeboat-overview', 'acme-lifeboat-plan-hourly', 'acme-lifeboat-plan-nightly', 'acme-lifeboat-plan-snapshots'].sort(),
+    );
+    const nightly = Object.values(dashboards).find((d) => d.Properties.DashboardName === 'acme-lifeboat-plan-nightly')!;
+    // The body is JSON joined around region tokens.
+    const parts = (nightly.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const parsed = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'eu-west-1')).join('')) as { variables: Array<Record<string, unknown>>; widgets: unknown[] };
+    expect(parsed.variables).toEqual([
+      expect.objectContaining({ type: 'property', property: 'database', inputType: 'select', defaultValue: 'orders', values: ['orders', 'billing', 'ledger', 'reports'].map((id) => ({ label: id, value: id })) }),
+    ]);
+    expect(parsed.widgets.length).toBeLessThanOrEqual(10);
+    const body = JSON.stringify(parsed);
+    expect(body).toContain('RPO 1500 min');
+    expect(body).toContain('RTO target 60 min');
+    expect(body).toContain('FILL(EPOCH(s), REPEAT)');
+    for (const metric of [METRIC_NAMES.backupSucceeded, METRIC_NAMES.drillSucceeded, METRIC_NAMES.drillRtoSeconds, METRIC_NAMES.backupStoredBytes, METRIC_NAMES.backupFailed]) {
+      expect(body).toContain(metric);
+    }
+  });
+});

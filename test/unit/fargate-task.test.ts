@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
+import type { DumpTaskOutput } from '../../functions/dump/handler.ts';
+import { TASK_INPUT_ENV, TASK_TOKEN_ENV, TaskTokenMissingError, runFargateDumpTask, type DumpRunner } from '../../functions/dump/fargate-task.ts';
+import { DumpFailedError } from '../../functions/lib/errors.ts';
+
+/** Records every command sent, answers with `respond`. */
+function recordingSfn(respond: (command: unknown) => Promise<unknown> = async () => ({})) {
+  const sent: unknown[] = [];
+  return {
+    sent,
+    client: {
+      send: (command: unknown) => {
+        sent.push(command);
+        return respond(command);
+      },
+    } as never,
+  };
+}
+
+const output: DumpTaskOutput = {
+  databaseId: 'orders',
+  backupId: '20261121T030000Z-abc123',
+  bucket: 'b',
+  dataKey: 'backups/orders/20261121T030000Z-abc123/dump.bin',
+  manifestKey: 'backups/orders/20261121T030000Z-abc123/manifest.json',
+  rawBytes: 10,
+  storedBytes: 20,
+  sha256: 'a'.repeat(64),
+  consistentAt: '2026-11-21T03:00:00.000Z',
+};
+const input = { planId: 'nightly', database: { id: 'orders', connection: { database: 'orders', secretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:x' } } };
+const env = { [TASK_INPUT_ENV]: JSON.stringify(input), [TASK_TOKEN_ENV]: 'token-123', POWERTOOLS_SERVICE_NAME: 'lifeboat-dump' };
+const quiet = () => undefined;
+
+describe('Fargate dump task entrypoint', () => {
+  it('runs the handler with the task input and reports its output with SendTaskSuccess', async () => {
+    // Prepare
+    const sfn = recordingSfn();
+    const seen: unknown[] = [];
+    const handler: DumpRunner = async (event) => {
+      seen.push(event);
+      return output;
+    };
+
+    // Act
+    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler, env, log: quiet });
+
+    // Assess
+    expect(seen).toEqual([input]);
+    expect(outcome).toEqual({ status: 'succeeded', output });
+    expect(sfn.sent).toHaveLength(1);
+    expect(sfn.sent[0]).toBeInstanceOf(SendTaskSuccessCommand);
+    expect((sfn.sent[0] as SendTaskSuccessCommand).input).toEqual({ taskToken: 'token-123', output: JSON.stringify(output) });
+  });
+
+  it('reports a failure with the error class name as `error` and Lambda-shaped JSON as `cause`', async () => {
+    // Prepare
+    const sfn = recordingSfn();
+    const handler: DumpRunner = async () => {
+      throw new DumpFailedError('pg_dump exited with status 1 for database "orders": password=hunter22 rejected. Next step: fix the secret.');
+    };
+
+    // Act
+    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler, env, log: quiet });
+
+    // Assess
+    expect(outcome.status).toBe('failed');
+    const command = sfn.sent[0] as SendTaskFailureCommand;
+    expect(command).toBeInstanceOf(SendTaskFailureCommand);
+    expect(command.input.taskToken).toBe('token-123');
+    expect(command.input.error).toBe('DumpFailedError');
+    const cause = JSON.parse(command.input.cause!) as Record<string, unknown>;
+    expect(Object.keys(cause).sort()).toEqual(['errorMessage', 'errorType']);
+    expect(cause.errorType).toBe('DumpFailedError');
+    expect(cause.errorMessage).toMatch(/^pg_dump exited with status 1 for database "orders"/);
+    expect(cause.errorMessage).not.toContain('hunter22');
+  });
+
+  it('fails the task as ConfigError when the input is missing or not JSON', async () => {
+    const sfn = recordingSfn();
+    const handler: DumpRunner = async () => output;
+
+    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler, env: { ...env, [TASK_INPUT_ENV]: '{not json' }, log: quiet });
+
+    expect(outcome.status).toBe('failed');
+    expect((sfn.sent[0] as SendTaskFailureCommand).input.error).toBe('ConfigError');
+  });
+
+  it('refuses to run without a task token, since it could report to no one', async () => {
+    const sfn = recordingSfn();
+    const error = await runFargateDumpTask({ sfn: sfn.client, handler: async () => output, env: { [TASK_INPUT_ENV]: '{}' }, log: quiet }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TaskTokenMissingError);
+    expect(sfn.sent).toEqual([]);
+  });
+
+  it('sends heartbeats while the dump runs', async () => {
+    // Prepare: a dump that takes a few heartbeat intervals.
+    const sfn = recordingSfn();
+    const handler: DumpRunner = () => new Promise((resolve) => setTimeout(() => resolve(output), 60));
+
+    // Act
+    await runFargateDumpTask({ sfn: sfn.client, handler, env, heartbeatIntervalMs: 10, log: quiet });
+
+    // Assess
+    const heartbeats = sfn.sent.filter((c) => c instanceof SendTaskHeartbeatCommand) as SendTaskHeartbeatCommand[];
+    expect(heartbeats.length).toBeGreaterThanOrEqual(2);
+    expect(heartbeats[0]!.input).toEqual({ taskToken: 'token-123' });
+    expect(sfn.sent.at(-1)).toBeInstanceOf(SendTaskSuccessCommand);
+  });
+
+  it('stops when a heartbeat says the state machine gave up, and reports nothing more', async () => {
+    // Prepare
+    const timedOut = Object.assign(new Error('Task Timed Out'), { name: 'TaskTimedOut' });
+    const sfn = recordingSfn(async (command) => {
+      if (command instanceof SendTaskHeartbeatCommand) throw timedOut;
+      return {};
+    });
+    const abandoned: string[] = [];
+    let finish: (value: DumpTaskOutput) => void = () => undefined;
+    const handler: DumpRunner = () => new Promise((resolve) => (finish = resolve));
+
+    // Act
+    const run = runFargateDumpTask({ sfn: sfn.client, handler, env, heartbeatIntervalMs: 5, log: quiet, onAbandoned: (reason) => abandoned.push(reason) });
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    finish(output);
+    const outcome = await run;
+
+    // Assess
+    expect(abandoned[0]).toMatch(/TaskTimedOut/);
+    expect(outcome.status).toBe('abandoned');
+    expect(sfn.sent.filter((c) => c instanceof SendTaskSuccessCommand || c instanceof SendTaskFailureCommand)).toEqual([]);
+  });
+});
