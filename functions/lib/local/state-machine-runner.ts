@@ -61,6 +61,17 @@ function taskResources(states: Record<string, AnyState>, out: Record<string, str
   return out;
 }
 
+/**
+ * Local values for every `${Placeholder}` of a definition: fake Lambda ARNs for
+ * `*FunctionArn`, placeholder strings for the rest (ECS cluster, subnets, ...).
+ * Map the ARNs you want to run to handlers; unreached ones need none.
+ */
+export function localSubstitutions(names: readonly string[], overrides: Record<string, string> = {}): Record<string, string> {
+  return Object.fromEntries(
+    names.map((name) => [name, overrides[name] ?? (name.endsWith('FunctionArn') ? localFunctionArn(name.replace(/FunctionArn$/, '').toLowerCase()) : `local-${name}`)]),
+  );
+}
+
 /** A fake Lambda ARN for a placeholder, to substitute into a definition. */
 export function localFunctionArn(name: string, region = 'eu-west-1', account = '000000000000'): string {
   return `arn:aws:lambda:${region}:${account}:function:lifeboat-local-${name}`;
@@ -77,8 +88,15 @@ export async function runLocalStateMachine(
   const executionArn = `arn:aws:states:${region}:${account}:execution:${options.stateMachineName ?? 'lifeboat-local'}:${name}`;
   const localHandlers: Record<string, (input: never) => Promise<never>> = {};
   for (const [stateName, resource] of Object.entries(taskResources((definition as { States: Record<string, AnyState> }).States))) {
-    const handler = options.resources[resource];
-    if (!handler) throw new Error(`No local handler for resource ${resource} (state "${stateName}")`);
+    // A state the run never reaches (say, the Fargate branch) needs no handler;
+    // reaching one without a handler fails the task as AWS would fail a bad resource.
+    const handler =
+      options.resources[resource] ??
+      (async () => {
+        const error = new Error(`No local handler for resource ${resource} (state "${stateName}")`);
+        error.name = 'States.TaskFailed';
+        throw error;
+      });
     localHandlers[stateName] = handler as unknown as (input: never) => Promise<never>;
   }
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: true } });
