@@ -7,10 +7,12 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { createDumpHandler } from '../../functions/dump/handler.ts';
 import { createAlertHandler } from '../../functions/alert/handler.ts';
+import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
+import { createStsClient } from '../../functions/lib/aws/clients.ts';
 import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
 import { startLocalStepFunctions, type LocalStepFunctions } from '../../functions/lib/local/sfn-server.ts';
-import { localFunctionArn } from '../../functions/lib/local/state-machine-runner.ts';
-import { loadDefinition } from '../../state-machines/definitions.ts';
+import { localFunctionArn, localSubstitutions } from '../../functions/lib/local/state-machine-runner.ts';
+import { loadDefinition, placeholders } from '../../state-machines/definitions.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 import { lifeboat as runCli } from '../harness/cli.ts';
@@ -34,13 +36,16 @@ beforeAll(async () => {
   const logger = new Logger({ serviceName: 'lifeboat-test', logLevel: 'CRITICAL' });
   const dumpArn = localFunctionArn('dump');
   const alertArn = localFunctionArn('alert');
+  const vaultCopyArn = localFunctionArn('vault-copy');
   sfn = await startLocalStepFunctions([
     {
       name: 'clirun-lifeboat-backup',
-      definition: loadDefinition('backup', { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn }),
+      definition: loadDefinition('backup', localSubstitutions(placeholders('backup'), { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn, VaultCopyFunctionArn: vaultCopyArn })),
       resources: {
         [dumpArn]: asLocalTask('dump', createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn }, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
         [alertArn]: asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn, logger })),
+        // No vault in this deployment: the copy step reports it skipped.
+        [vaultCopyArn]: asLocalTask('vault-copy', createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: () => clients.s3, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
       },
       retryIntervalOverrides: { DumpDatabase: 0, AlertDumpFailed: 0 },
     },
