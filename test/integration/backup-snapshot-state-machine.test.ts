@@ -1,26 +1,32 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CreateKeyCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { CreateDBClusterCommand, CreateDBInstanceCommand, DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
-import { CreateBucketCommand, ListObjectsV2Command, PutObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
-import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createAlertHandler } from '../../functions/alert/handler.ts';
-import { createDumpHandler } from '../../functions/dump/handler.ts';
-import { createSnapshotHandler } from '../../functions/snapshot/handler.ts';
-import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { databaseSchema, resolveSnapshotSettings, type DatabaseConfig, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
-import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
-import { localFunctionArn, runLocalStateMachine, type LocalRunResult } from '../../functions/lib/local/state-machine-runner.ts';
+import type { FaultProxy } from '../../functions/lib/local/fault-proxy.ts';
+import { actAsAccount, credentialsFor, failRds, snapshotStatus, throttleRds, type QuotaScript } from '../../functions/lib/local/moto-rds-compat.ts';
+import {
+  backupFunctionArns as arns,
+  backupSubstitutions,
+  backupTaskResources,
+  createAlertInbox,
+  createLocalVault,
+  fastBackupTimings as fast,
+  LOCAL_ACCOUNTS,
+  LOCAL_REGIONS,
+  snapshotCopyKeyPolicy,
+  startMotoCompatProxy,
+  type AlertInbox,
+} from '../../functions/lib/local/nightly-environment.ts';
+import { runLocalStateMachine, type LocalRunResult } from '../../functions/lib/local/state-machine-runner.ts';
 import { capturingOutput } from '../harness/capture.ts';
-import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
-import { accountQuotas, actAsAccount, awsManagedKeys, credentialsFor, crossAccountSnapshotCopy, failRds, snapshotStatus, throttleRds, type QuotaScript } from './snapshots-moto.ts';
 
 /**
  * The backup state machine with its snapshot and copy steps, executed on
@@ -28,37 +34,23 @@ import { accountQuotas, actAsAccount, awsManagedKeys, credentialsFor, crossAccou
  * handlers against moto: production
  * account 333333333333 (eu-west-1, copy region eu-central-1), vault account
  * 222222222222 (eu-central-1). The fault proxy supplies what moto lacks and
- * the scripted faults (see snapshots-moto.ts).
+ * the scripted faults (see functions/lib/local/moto-rds-compat.ts); the
+ * accounts, vault and handler wiring are the demo's (nightly-environment.ts).
  */
-const PROD = '333333333333';
-const VAULT = '222222222222';
-const SOURCE_REGION = 'eu-west-1';
-const VAULT_REGION = 'eu-central-1';
+const PROD = LOCAL_ACCOUNTS.production;
+const VAULT = LOCAL_ACCOUNTS.vault;
+const SOURCE_REGION = LOCAL_REGIONS.source;
+const VAULT_REGION = LOCAL_REGIONS.vault;
 const COPIER_ROLE = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-copier`;
 
-const arns = {
-  DumpFunctionArn: localFunctionArn('dump'),
-  AlertFunctionArn: localFunctionArn('alert'),
-  SnapshotFunctionArn: localFunctionArn('snapshot'),
-  VaultCopyFunctionArn: localFunctionArn('vault-copy'),
-};
 /** Exactly what the source stack deploys (the synthesized template's definition), with local ARNs. */
-const definition = () => synthesizedDefinition('backup', arns);
-const fast = {
-  waitTimeOverrides: { WaitForSnapshot: 0, WaitForCopy: 0, WaitForVaultCopy: 0 },
-  retryIntervalOverrides: {
-    ...Object.fromEntries(['DumpDatabase', 'CopyDumpToVault', 'AlertDumpFailed', 'CreateSnapshot', 'AlertQuotaWarning', 'CopySnapshot', 'ShareWithVault', 'CopyIntoVault', 'AlertSnapshotFailed'].map((s) => [s, 0])),
-    ...Object.fromEntries(['CheckSnapshot', 'CheckCopy', 'CheckVaultCopy'].map((s) => [s, 50])),
-  } as Record<string, number>,
-};
+const definition = () => synthesizedDefinition('backup', backupSubstitutions);
 
 let proxy: FaultProxy;
 let upstream: string;
 const quota: QuotaScript = { max: () => 100 };
 const faults = { on: false };
-let sqs: SQSClient;
-let queueUrl: string;
-let topicArn: string;
+let inbox: AlertInbox;
 let bucket: string;
 let envelopeKey: string;
 let vaultBucket: string;
@@ -70,24 +62,12 @@ const rdsIds: Record<string, string> = {};
 /** Every credential STS handed out to the handlers: none may appear in any output. */
 const issued: string[] = [];
 
-const keyPolicy = (sharedWithVault: boolean) =>
-  JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'Owner', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${PROD}:root` }, Action: 'kms:*', Resource: '*' },
-      ...(sharedWithVault
-        ? [{ Sid: 'Vault', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${VAULT}:root` }, Action: ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'], Resource: '*' }]
-        : []),
-    ],
-  });
+const keyPolicy = (sharedWithVault: boolean) => snapshotCopyKeyPolicy(PROD, VAULT, sharedWithVault);
 
 beforeAll(async () => {
   upstream = inject('motoEndpoint');
-  proxy = await startFaultProxy(upstream);
+  proxy = await startMotoCompatProxy(upstream, quota);
   process.env.AWS_ENDPOINT_URL = proxy.endpoint;
-  proxy.addRule(accountQuotas(upstream, quota));
-  proxy.addRule(crossAccountSnapshotCopy(upstream));
-  proxy.addRule(awsManagedKeys(upstream));
   await actAsAccount(PROD);
   const prodKey = process.env.AWS_ACCESS_KEY_ID;
   const isProd = (accessKey: string) => accessKey === prodKey;
@@ -97,12 +77,7 @@ beforeAll(async () => {
   proxy.addRule(snapshotStatus(upstream, (id, r) => named('stuck')(id) && r.region === VAULT_REGION && isProd(r.accessKey), () => 'copying'));
   proxy.addRule(failRds('CreateDBSnapshot', 'SnapshotQuotaExceeded', 'Cannot create more than 100 manual snapshots', (r) => faults.on && r.params.get('DBInstanceIdentifier') === rdsIds.full));
 
-  const clients = testClients();
-  sqs = new SQSClient({});
-  topicArn = (await clients.sns.send(new CreateTopicCommand({ Name: uniqueName('lifeboat-alerts') }))).TopicArn!;
-  queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('oncall') }))).QueueUrl!;
-  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-  await clients.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn }));
+  inbox = await createAlertInbox(testClients().sns, { topic: uniqueName('lifeboat-alerts'), queue: uniqueName('oncall') });
 
   // Dumps: two real databases, a backup bucket and envelope key in production.
   for (let i = 0; i < 2; i++) {
@@ -128,12 +103,9 @@ beforeAll(async () => {
   await rds.send(new CreateDBClusterCommand({ DBClusterIdentifier: rdsIds.bravo, Engine: 'aurora-postgresql', MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1', StorageEncrypted: true, KmsKeyId: sourceKey }));
 
   // The vault account's side, as its stack would create it.
-  const vaultAdmin = await credentialsFor(VAULT, 'vault-admin');
-  vaultKey = (await createKmsClient({ region: VAULT_REGION, credentials: vaultAdmin }).send(new CreateKeyCommand({ Description: 'vault snapshot key' }))).KeyMetadata!.Arn!;
-  const vaultS3 = createS3Client({ region: VAULT_REGION, credentials: vaultAdmin });
-  vaultBucket = uniqueName('acme-lifeboat-vault');
-  await vaultS3.send(new CreateBucketCommand({ Bucket: vaultBucket, CreateBucketConfiguration: { LocationConstraint: VAULT_REGION }, ObjectLockEnabledForBucket: true }));
-  await vaultS3.send(new PutObjectLockConfigurationCommand({ Bucket: vaultBucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 1 } } } }));
+  const vault = await createLocalVault({ bucket: uniqueName('acme-lifeboat-vault'), retentionDays: 1, productionAccounts: [PROD] });
+  vaultKey = vault.snapshotKeyArn;
+  vaultBucket = vault.bucket;
 });
 afterAll(async () => {
   for (const db of pgDatabases) await db.drop();
@@ -153,70 +125,36 @@ function recordingSts(): Pick<STSClient, 'send'> {
 }
 
 function handlers(settings: Partial<SnapshotSettings> = {}) {
-  const logger = new Logger({ serviceName: 'lifeboat-test' });
-  const metrics = new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' });
-  const clients = testClients();
-  const sts = recordingSts();
   const creates: string[] = [];
-  const snapshot = createSnapshotHandler({
-    context: {
+  const resources = backupTaskResources({
+    clients: testClients(),
+    dumpTarget: { bucket, prefix: 'backups/', kmsKeyArn: envelopeKey },
+    vaultDump: { account: VAULT, region: VAULT_REGION, bucket: vaultBucket, copierRoleArn: COPIER_ROLE },
+    snapshot: {
       rds: (region, credentials) => createRdsClient({ region, credentials, maxAttempts: 3 }),
-      kms: (region) => createKmsClient({ region }),
-      sts,
       sourceRegion: SOURCE_REGION,
       settings: { ...resolveSnapshotSettings({ copy: { region: VAULT_REGION, kmsKeyArn: copyKey } }), ...settings },
       vault: { account: VAULT, region: VAULT_REGION, copierRoleArn: COPIER_ROLE, snapshotKmsKeyId: vaultKey },
     },
-    logger,
-    metrics,
+    sts: recordingSts(),
+    topicArn: inbox.topicArn,
+    logger: new Logger({ serviceName: 'lifeboat-test' }),
+    metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
   });
-  const snapshotTask = asLocalTask('snapshot', snapshot);
-  return {
-    creates,
-    resources: {
-      [arns.DumpFunctionArn]: asLocalTask(
-        'dump',
-        createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: envelopeKey }, logger, metrics }),
-      ),
-      [arns.VaultCopyFunctionArn]: asLocalTask(
-        'vault-copy',
-        createVaultCopyHandler({
-          sourceS3: clients.s3,
-          sts,
-          vaultS3: (region, credentials) => createS3Client({ region, credentials }),
-          vault: { account: VAULT, region: VAULT_REGION, bucket: vaultBucket, copierRoleArn: COPIER_ROLE },
-          logger,
-          metrics,
-        }),
-      ),
-      [arns.SnapshotFunctionArn]: async (input: unknown) => {
-        const i = input as { action: string; database: { id: string } };
-        if (i.action === 'create') creates.push(i.database.id);
-        return snapshotTask(input);
-      },
-      [arns.AlertFunctionArn]: asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn, logger })),
-    },
+  const snapshotTask = resources[arns.SnapshotFunctionArn]!;
+  resources[arns.SnapshotFunctionArn] = async (input: unknown) => {
+    const i = input as { action: string; database: { id: string } };
+    if (i.action === 'create') creates.push(i.database.id);
+    return snapshotTask(input);
   };
+  return { creates, resources };
 }
 
 function database(id: string, rds?: DatabaseConfig['rds'], pgName?: string): DatabaseConfig {
   return databaseSchema.parse({ id, connection: { database: pgName ?? 'unused', secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, ...(rds ? { rds } : {}) });
 }
 
-async function drainAlerts(expected: number): Promise<Array<{ subject: string; message: string; details: Record<string, unknown> }>> {
-  // SNS delivers to SQS synchronously on moto; a last immediate poll catches any extra alert.
-  const messages: Message[] = [];
-  for (let i = 0; i < 10 && messages.length < expected; i++) {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    messages.push(...(out.Messages ?? []));
-  }
-  const extra = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-  messages.push(...(extra.Messages ?? []));
-  return messages.map((m) => {
-    const envelope = JSON.parse(m.Body!) as { Subject: string; Message: string };
-    return { subject: envelope.Subject, message: envelope.Message, details: JSON.parse(envelope.Message.split('--- details (JSON) ---')[1]!) as Record<string, unknown> };
-  });
-}
+const drainAlerts = (expected: number) => inbox.drain(expected);
 
 type Result = { databaseId: string; status: string; snapshot: { status: string; backupId?: string; error?: string; snapshot?: { id: string }; copy?: { ref: { id: string } }; vault?: { vault: { ref: { id: string; kmsKeyId: string; account: string } } } }; dump: { status: string; vault?: string } };
 const resultsOf = (run: LocalRunResult) => (run.output as { results: Result[] } | undefined)?.results ?? [];

@@ -6,7 +6,7 @@ import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
 import { DatabaseConnectionError, DumpFailedError, EncryptionKeyError, StorageError } from '../../functions/lib/errors.ts';
 import { freePort } from '../../functions/lib/local/ports.ts';
 import { createKeyringKmsClient } from '../../functions/lib/backup/encryption.ts';
-import { enforceKmsKeyState, startFaultProxy } from '../harness/fault-proxy.ts';
+import { enforceKmsKeyState, startFaultProxy } from '../../functions/lib/local/fault-proxy.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 

@@ -5,6 +5,8 @@ import { freePort } from './ports.ts';
 export interface LocalMotoServer {
   readonly endpoint: string;
   readonly port: number;
+  /** moto_server's process id, which leads its own process group. */
+  readonly pid: number;
   /** Wipes all state (POST /moto-api/reset), for tests that need a clean account. */
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -65,6 +67,7 @@ export async function startMotoServer(): Promise<LocalMotoServer> {
   return {
     endpoint,
     port,
+    pid: child.pid!,
     reset: async () => {
       await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
     },

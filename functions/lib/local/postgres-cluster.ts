@@ -54,6 +54,8 @@ export interface StartClusterOptions {
   /** Extra postgresql.conf settings. */
   settings?: Record<string, string | number>;
   superuser?: string;
+  /** Directory to create the cluster's `lifeboat-pg-*` directory in. @default os.tmpdir() */
+  parentDir?: string;
 }
 
 /**
@@ -65,7 +67,7 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
   const initdb = postgresBinary('initdb');
   const pgCtl = postgresBinary('pg_ctl');
   const user = unprivilegedUser();
-  const root = mkdtempSync(join(tmpdir(), 'lifeboat-pg-'));
+  const root = mkdtempSync(join(options.parentDir ?? tmpdir(), 'lifeboat-pg-'));
   const dataDir = join(root, 'data');
   const socketDir = join(root, 'sock');
   const superuser = options.superuser ?? 'lifeboat_admin';

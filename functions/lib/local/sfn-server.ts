@@ -17,12 +17,16 @@ export interface LocalMachine {
   waitTimeOverrides?: Record<string, number>;
 }
 
-interface HistoryEvent {
-  id: number;
-  previousEventId: number;
+/** A history event without its ids. */
+export interface HistoryEventBody {
   timestamp: number;
   type: string;
   [details: string]: unknown;
+}
+
+interface HistoryEvent extends HistoryEventBody {
+  id: number;
+  previousEventId: number;
 }
 
 interface Execution {
@@ -51,8 +55,12 @@ export interface LocalStepFunctions {
 
 const TYPE_PREFIX: Record<string, string> = { Task: 'Task', Map: 'Map', Pass: 'Pass', Choice: 'Choice', Wait: 'Wait', Succeed: 'Succeed', Fail: 'Fail', Parallel: 'Parallel' };
 
-/** aws-local-stepfunctions events → Step Functions history events. */
-function toHistory(event: EventLog): Omit<HistoryEvent, 'id' | 'previousEventId'> | undefined {
+/**
+ * An aws-local-stepfunctions event as the Step Functions history event that
+ * GetExecutionHistory returns for it (without its ids), or undefined for events
+ * the history does not show. Lets a local run print what `lifeboat run` prints.
+ */
+export function toHistoryEvent(event: EventLog): HistoryEventBody | undefined {
   const timestamp = event.timestamp / 1000;
   const prefix = event.state ? (TYPE_PREFIX[event.state.type] ?? 'Task') : '';
   const json = (v: unknown) => JSON.stringify(v ?? null);
@@ -110,7 +118,7 @@ export async function startLocalStepFunctions(machines: LocalMachine[], options:
         account,
         stateMachineName: machine.name,
         onEvent: (event) => {
-          const mapped = toHistory(event);
+          const mapped = toHistoryEvent(event);
           if (!mapped) return;
           const id = execution.events.length + 1;
           execution.events.push({ id, previousEventId: id - 1, ...mapped } as HistoryEvent);

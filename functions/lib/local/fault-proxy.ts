@@ -3,9 +3,11 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A loopback HTTP proxy in front of moto that can answer some requests the way
- * AWS would where moto does not (a disabled KMS key, throttling, 5xx). The SDK
- * under test talks real HTTP and parses real AWS error bodies; only the rule's
- * answer is scripted, like the failing fake S3 server pgBackRest tests against.
+ * AWS would where moto does not (a disabled KMS key, a cross-account call,
+ * throttling, 5xx). For local runs only: the tests and `npm run demo`, never a
+ * deployment. The SDK talks real HTTP and parses real AWS error bodies; only a
+ * rule's answer is scripted, like the failing fake S3 server pgBackRest tests
+ * against. Rules that emulate missing AWS behaviour are in moto-rds-compat.ts.
  */
 export interface ProxiedRequest {
   method: string;

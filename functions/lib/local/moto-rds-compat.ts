@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { FaultRule, ProxiedRequest, ScriptedResponse } from '../harness/fault-proxy.ts';
+import type { FaultRule, ProxiedRequest, ScriptedResponse } from './fault-proxy.ts';
 
 /**
- * Fault-proxy rules for the snapshot and vault tests: AWS behaviour that moto
- * 5.2.1 lacks, answered in AWS's own wire format in front of the real moto, and
- * scripted faults (throttling, a snapshot that fails, a copy that never ends).
+ * Fault-proxy rules for local runs only (the integration tests and
+ * `npm run demo`, never a deployment): AWS behaviour that moto 5.2.1 lacks,
+ * answered in AWS's own wire format in front of the real moto, and scripted
+ * faults for tests (throttling, a snapshot that fails, a copy that never ends).
+ * None of this is lifeboat code under test: the handlers talk to it exactly as
+ * they talk to AWS.
  *
  * What moto lacks, checked against its source:
  * - RDS DescribeAccountAttributes: moto answers HTTP 500. `accountQuotas`
@@ -21,6 +24,9 @@ import type { FaultRule, ProxiedRequest, ScriptedResponse } from '../harness/fau
  *   tags, and deleted again.
  * - KMS KeyManager: moto reports `CUSTOMER` for its aws/rds key; AWS reports
  *   `AWS`. `awsManagedKeys` corrects DescribeKey for keys with an `alias/aws/` alias.
+ * - KMS keys of another account: moto looks a key ARN up in the caller's
+ *   account. `crossAccountKms` checks the owner's key policy and key state as
+ *   AWS does, then runs the call as the owner.
  * - Snapshot status: moto makes snapshots `available` at once. `snapshotStatus`
  *   rewrites the status of matching snapshots (creating → failed, copying forever).
  */
@@ -214,18 +220,68 @@ interface PolicyStatement {
   Action?: string | string[];
 }
 
+/**
+ * Whether the Allow statements of a key policy let `account` (its root, or
+ * anyone) perform `action`, with IAM's `*` wildcards (`kms:GenerateDataKey*`).
+ * Deny statements and conditions are not evaluated.
+ */
+export function keyPolicyAllows(policy: string, account: string, action: string): boolean {
+  const statements = ([] as PolicyStatement[]).concat((JSON.parse(policy) as { Statement?: PolicyStatement | PolicyStatement[] }).Statement ?? []);
+  const matches = (pattern: string) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(action);
+  return statements.some((s) => {
+    if (s.Effect !== 'Allow') return false;
+    const principals = s.Principal === '*' ? ['*'] : ([] as unknown[]).concat((s.Principal as { AWS?: unknown } | undefined)?.AWS ?? []);
+    const forAccount = principals.some((p) => p === '*' || p === account || p === `arn:aws:iam::${account}:root`);
+    return forAccount && ([] as string[]).concat(s.Action ?? []).some(matches);
+  });
+}
+
 /** Whether a key policy lets `account` use the key for a snapshot copy (Decrypt and CreateGrant). */
 export function keyPolicyGrants(policy: string, account: string): boolean {
-  const statements = ([] as PolicyStatement[]).concat((JSON.parse(policy) as { Statement?: PolicyStatement | PolicyStatement[] }).Statement ?? []);
-  const allows = (action: string) =>
-    statements.some((s) => {
-      if (s.Effect !== 'Allow') return false;
-      const principals = s.Principal === '*' ? ['*'] : ([] as unknown[]).concat((s.Principal as { AWS?: unknown } | undefined)?.AWS ?? []);
-      const forAccount = principals.some((p) => p === '*' || p === account || p === `arn:aws:iam::${account}:root`);
-      const actions = ([] as string[]).concat(s.Action ?? []);
-      return forAccount && actions.some((a) => a === '*' || a === 'kms:*' || a.toLowerCase() === action.toLowerCase());
-    });
-  return allows('kms:Decrypt') && allows('kms:CreateGrant');
+  return keyPolicyAllows(policy, account, 'kms:Decrypt') && keyPolicyAllows(policy, account, 'kms:CreateGrant');
+}
+
+const kmsError = (type: string, message: string): ScriptedResponse => ({ status: 400, body: JSON.stringify({ __type: type, message }) });
+
+/** KMS operations a key policy can grant to another account. */
+const CROSS_ACCOUNT_KMS = new Set(['Encrypt', 'Decrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'DescribeKey', 'CreateGrant']);
+
+/**
+ * KMS calls on a key of another account, by key ARN, as AWS answers them: moto
+ * looks every key up in the caller's own account and answers NotFoundException.
+ * AWS allows the call when the owner's key policy grants it to the caller's
+ * account (the production role's IAM policy is assumed to allow it too), refuses
+ * it with AccessDeniedException otherwise, and with DisabledException when the
+ * key is disabled. Allowed calls are forwarded to moto as the key's owner.
+ * Lifeboat needs this for the vault's recovery key: production may only
+ * kms:Encrypt with it, the vault decrypts with it.
+ */
+export function crossAccountKms(upstream: string): FaultRule {
+  const accounts = new Map<string, Promise<string>>();
+  return async (req) => {
+    const target = req.headers['x-amz-target'];
+    const operation = typeof target === 'string' && target.startsWith('TrentService.') ? target.slice('TrentService.'.length) : undefined;
+    if (!operation || !CROSS_ACCOUNT_KMS.has(operation)) return undefined;
+    const keyArn = (JSON.parse(req.body.toString() || '{}') as { KeyId?: string }).KeyId ?? '';
+    const [, , , keyRegion, owner] = keyArn.split(':');
+    const scope = /Credential=([^/]+)\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization ?? ''));
+    if (!keyArn.startsWith('arn:') || !keyArn.includes(':key/') || !owner || !scope) return undefined;
+    const [, accessKey, region] = scope as unknown as [string, string, string];
+    if (!accounts.has(accessKey)) accounts.set(accessKey, accountOf(upstream, accessKey, region));
+    const caller = await accounts.get(accessKey)!;
+    if (!caller || caller === owner) return undefined;
+    if (keyRegion !== region) return kmsError('NotFoundException', `Invalid arn ${keyArn}: the key is not in ${region}.`);
+    const asOwner = { service: 'kms', region, account: owner };
+    const policy = await motoKms(upstream, asOwner, 'GetKeyPolicy', { KeyId: keyArn, PolicyName: 'default' });
+    if (policy.status !== 200) return kmsError('NotFoundException', `Key '${keyArn}' does not exist`);
+    if (!keyPolicyAllows(String(policy.json.Policy ?? '{}'), caller, `kms:${operation}`)) {
+      return kmsError('AccessDeniedException', `User: arn:aws:iam::${caller}:root is not authorized to perform: kms:${operation} on resource: ${keyArn} because no resource-based policy allows the kms:${operation} action`);
+    }
+    const described = await motoKms(upstream, asOwner, 'DescribeKey', { KeyId: keyArn });
+    if ((described.json.KeyMetadata as { KeyState?: string } | undefined)?.KeyState === 'Disabled') return kmsError('DisabledException', `${keyArn} is disabled.`);
+    const answer = await forward(upstream, { ...req, headers: { ...req.headers, 'x-moto-account-id': owner } });
+    return { status: answer.status, headers: { 'content-type': 'application/x-amz-json-1.1' }, body: answer.text };
+  };
 }
 
 let queue: Promise<unknown> = Promise.resolve();
