@@ -9,7 +9,8 @@ import {
 import { createSfnClient } from '../../functions/lib/aws/clients.ts';
 import type { LifeboatConfig } from '../../functions/lib/config/schema.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { backupRunInput } from '../../events/schedules.ts';
+import { backupRunInput, retentionRunInput } from '../../events/schedules.ts';
+import { drillRequestsFromConfig, drillRunInput } from '../../functions/lib/drill/plan.ts';
 import { loadCliConfig, requireFlag } from '../context.ts';
 import type { CommandResult } from '../main.ts';
 
@@ -36,7 +37,11 @@ async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {
   throw new ConfigError('command line', [`no deployed state machine named "${name}" in this account and region: deploy the stack, or pass --state-machine-arn`]);
 }
 
-function runInput(workflow: Workflow, config: LifeboatConfig, flags: Record<string, unknown>): unknown {
+export function runInput(workflow: Workflow, config: LifeboatConfig, flags: Record<string, unknown>): unknown {
+  if (workflow === 'drill') {
+    const requests = drillRequestsFromConfig(config, { databaseId: flags.database as string | undefined, backupId: flags.backup as string | undefined });
+    return drillRunInput(requests, config.drills?.maxConcurrency);
+  }
   const planId = (flags.plan as string | undefined) ?? (config.plans.length === 1 ? config.plans[0]!.id : undefined);
   const plan = requireFlag(planId, 'plan', `one of ${config.plans.map((p) => p.id).join(', ')}`);
   if (workflow === 'backup') {
@@ -46,7 +51,9 @@ function runInput(workflow: Workflow, config: LifeboatConfig, flags: Record<stri
     if (!databases.length) throw new ConfigError('command line', [`--database: "${String(flags.database)}" is not in plan "${plan}"`]);
     return { ...input, databases };
   }
-  return { planId: plan, ...(flags.database ? { databaseId: flags.database } : {}) };
+  const input = retentionRunInput(config, plan);
+  if (!flags.database) return input;
+  return { ...input, targets: input.targets.filter((t) => t.databaseId === flags.database) };
 }
 
 /** One line per history event worth showing; undefined for the rest. */

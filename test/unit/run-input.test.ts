@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { runInput } from '../../cli/commands/run.ts';
+import { parseConfig } from '../../functions/lib/config/load.ts';
+import { backupRunInput, retentionRunInput } from '../../events/schedules.ts';
+
+const config = parseConfig(JSON.parse(readFileSync(new URL('../../lifeboat.config.example.json', import.meta.url), 'utf8')));
+
+describe('lifeboat run inputs', () => {
+  it('sends each workflow the input its schedule sends', () => {
+    expect(runInput('backup', config, { plan: 'nightly' })).toEqual(backupRunInput(config, 'nightly'));
+    expect(runInput('retention', config, { plan: 'nightly' })).toEqual(retentionRunInput(config, 'nightly'));
+    const drill = runInput('drill', config, {}) as { drills: { databaseId: string }[] };
+    expect(drill.drills.map((d) => d.databaseId).sort()).toEqual(['billing', 'orders']);
+  });
+
+  it('narrows every workflow to one database', () => {
+    expect((runInput('backup', config, { plan: 'nightly', database: 'orders' }) as { databases: { id: string }[] }).databases.map((d) => d.id)).toEqual(['orders']);
+    expect((runInput('retention', config, { plan: 'nightly', database: 'orders' }) as { targets: { databaseId: string }[] }).targets.every((t) => t.databaseId === 'orders')).toBe(true);
+    expect((runInput('drill', config, { database: 'billing' }) as { drills: { databaseId: string }[] }).drills.map((d) => d.databaseId)).toEqual(['billing']);
+  });
+});
