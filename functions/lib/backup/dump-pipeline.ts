@@ -401,8 +401,9 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
       storedBytes += chunk.length;
       if (storedBytes > job.maxBytes) {
         callback(
-          new DumpFailedError(`The dump of ${where} grew past ${job.maxBytes} bytes, the most its ${job.partSize}-byte parts can hold.`, {
-            nextStep: 'the database grew sharply during the dump; rerun it (part size follows the database size).',
+          new DumpFailedError(`The dump of ${where} grew past ${job.maxBytes} bytes, the most 10,000 parts of ${job.partSize} bytes can hold; nothing was stored.`, {
+            nextStep:
+              'if the database grew sharply during the dump, rerun it (part size follows the database size); past 240 GiB compressed, split the database across plans with dump.excludeSchemas or rely on snapshots for it (see docs/limits.md).',
           }),
         );
         return;
