@@ -28,14 +28,17 @@ COPY functions/ ./functions/
 COPY state-machines/ ./state-machines/
 
 # Every functions/<name>/handler.ts (not the shared functions/lib) becomes
-# dist/functions/<name>/handler.mjs, at the same relative path as its source.
+# dist/functions/<name>/handler.mjs, at the same relative path as its source;
+# so does functions/dump/fargate-task.ts, the Fargate dump task's entrypoint
+# (node functions/dump/fargate-task.mjs).
 # --packages=external: dependencies stay in node_modules (installed in the
 # runtime stage) instead of being inlined; pg's optional require('pg-native')
 # and the AWS SDK's dynamic requires then behave exactly as under tsx in dev.
 # .mjs: ESM regardless of any package.json "type" lookup.
 RUN set -eu; \
-    entries="$(find functions -path functions/lib -prune -o -name handler.ts -print | sort)"; \
+    entries="$(find functions -path functions/lib -prune -o \( -name handler.ts -o -name fargate-task.ts \) -print | sort)"; \
     if [ -z "$entries" ]; then echo "no functions/*/handler.ts to bundle" >&2; exit 1; fi; \
+    echo "$entries" | grep -qx functions/dump/fargate-task.ts || { echo "functions/dump/fargate-task.ts is missing: the Fargate dump task has no entrypoint" >&2; exit 1; }; \
     npx esbuild $entries \
       --bundle --platform=node --target=node22 --format=esm \
       --packages=external --sourcemap \

@@ -5,11 +5,12 @@
  */
 import { App } from 'aws-cdk-lib';
 import { ConfigError } from '../functions/lib/errors.ts';
+import { drillRestoreStorageFromContext } from './config.ts';
 import { addLifeboatStacks } from './lifeboat-app.ts';
 
 const app = new App();
 try {
-  addLifeboatStacks(app, { defaultAccount: process.env.CDK_DEFAULT_ACCOUNT });
+  addLifeboatStacks(app, { defaultAccount: process.env.CDK_DEFAULT_ACCOUNT, drillRestoreStorage: drillRestoreStorageFromContext(app) });
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   // The message names every bad field and the next step; a stack trace adds nothing.

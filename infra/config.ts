@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { Size } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { loadConfigFile } from '../functions/lib/config/load.ts';
 import type { LifeboatConfig, SourceConfig } from '../functions/lib/config/schema.ts';
@@ -17,6 +18,23 @@ export function configPathFromContext(scope: IConstruct, cwd: string = process.c
     throw new ConfigError(`CDK context "${CONFIG_CONTEXT_KEY}"`, ['must be the path of a lifeboat config JSON file']);
   }
   return resolve(cwd, (fromContext as string | undefined) ?? DEFAULT_CONFIG_PATH);
+}
+
+/** CDK context key for the drill restore function's /tmp in MiB (`-c drillRestoreStorageMiB=4096`). */
+export const DRILL_RESTORE_STORAGE_CONTEXT_KEY = 'drillRestoreStorageMiB';
+
+/**
+ * The drill restore function's /tmp from the CDK context: it must hold the
+ * largest dump (stored size). Lambda allows 512 to 10,240 MiB.
+ */
+export function drillRestoreStorageFromContext(scope: IConstruct): Size | undefined {
+  const raw: unknown = scope.node.tryGetContext(DRILL_RESTORE_STORAGE_CONTEXT_KEY);
+  if (raw === undefined) return undefined;
+  const mib = typeof raw === 'string' ? Number(raw) : raw;
+  if (typeof mib !== 'number' || !Number.isInteger(mib) || mib < 512 || mib > 10_240) {
+    throw new ConfigError(`CDK context "${DRILL_RESTORE_STORAGE_CONTEXT_KEY}"`, ['must be a whole number of MiB from 512 to 10240 (at least the largest dump, stored size)']);
+  }
+  return Size.mebibytes(mib);
 }
 
 /** Loads and validates the config file the CDK context names; throws ConfigError naming every bad field. */
@@ -56,6 +74,19 @@ export function checkSourceStackSupport(config: LifeboatConfig, source: string):
       );
     }
   });
+  // Principle 3: production adds to the vault and never overwrites, and the vault
+  // bucket only takes writes with If-None-Match. Deployed drills read and report
+  // in the source bucket; the vault is drilled from the vault account.
+  const fromVault = [
+    ...(config.drills?.from === 'vault' ? ['drills.from'] : []),
+    ...(config.drills?.plans ?? []).flatMap((p, i) => (p.from === 'vault' ? [`drills.plans[${i}].from`] : [])),
+    ...(config.drills?.databases ?? []).flatMap((d, i) => (d.from === 'vault' ? [`drills.databases[${i}].from`] : [])),
+  ];
+  for (const path of fromVault) {
+    issues.push(
+      `${path}: deployed drills run with production credentials, which may not read or report in the vault; use "source" (the default), and drill vault copies with "lifeboat drill" (LIFEBOAT_VAULT_BUCKET) using vault-account credentials`,
+    );
+  }
   if (issues.length > 0) throw new ConfigError(source, issues);
 }
 

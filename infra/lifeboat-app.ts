@@ -1,4 +1,4 @@
-import type { App } from 'aws-cdk-lib';
+import type { App, Size } from 'aws-cdk-lib';
 import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
 import { configForSource, loadConfigFromContext, sourcesOf } from './config.ts';
 import { addNagChecks } from './nag.ts';
@@ -17,6 +17,8 @@ export interface LifeboatAppOptions {
   readonly defaultAccount?: string;
   /** See SourceStackProps.planInputs. @default - from the backup definition */
   readonly planInputs?: 'inline' | 's3';
+  /** See SourceStackProps.drillRestoreStorage. @default 10 GiB */
+  readonly drillRestoreStorage?: Size;
 }
 
 export interface LifeboatStacks {
@@ -45,6 +47,7 @@ export function addLifeboatStacks(app: App, options: LifeboatAppOptions = {}): L
       additional,
       code: options.code,
       planInputs: options.planInputs,
+      drillRestoreStorage: options.drillRestoreStorage,
       env: options.defaultAccount ? { account: options.defaultAccount } : undefined,
     });
   });
@@ -52,6 +55,7 @@ export function addLifeboatStacks(app: App, options: LifeboatAppOptions = {}): L
   const vault = config.vault
     ? new VaultStack(app, vaultNames({ name: config.name, vault: config.vault }).stackName, {
         config: config.source.account || !options.defaultAccount ? config : { ...config, source: { ...config.source, account: options.defaultAccount } },
+        code: options.code && { retention: options.code.retention, alert: options.code.alert },
       })
     : undefined;
   return { config, source: sources[0]!, sources, vault };

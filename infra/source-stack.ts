@@ -1,15 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Annotations, ArnFormat, Duration, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Size, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { backupRunInput, backupSchedules } from '../events/schedules.ts';
+import { backupRunInput, backupSchedules, retentionSchedules } from '../events/schedules.ts';
 import { parseConfig } from '../functions/lib/config/load.ts';
-import type { DatabaseConfig, LifeboatConfig, LifeboatConfigInput } from '../functions/lib/config/schema.ts';
+import { drillsSchema, type DatabaseConfig, type LifeboatConfig, type LifeboatConfigInput } from '../functions/lib/config/schema.ts';
+import { drillRequestsFromConfig, drillRunInput } from '../functions/lib/drill/plan.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
+import { retentionFunctionEnvironment } from '../functions/lib/retention/environment.ts';
 import { snapshotFunctionEnvironment } from '../functions/lib/snapshots/environment.ts';
 import { vaultCopyFunctionEnvironment } from '../functions/lib/vault/environment.ts';
 import { vaultNames } from '../functions/lib/vault/names.ts';
@@ -20,10 +22,12 @@ import { Alerts } from './constructs/alerts.ts';
 import { BackupDashboards, type DashboardPlan } from './constructs/backup-dashboards.ts';
 import { BackupStorage } from './constructs/backup-storage.ts';
 import { ShardedDatabaseAlarms, type MonitoredDatabase } from './constructs/database-alarms.ts';
+import { grantDrillProvisioning, grantJanitor, grantReadDrillSecrets } from './constructs/drill-access.ts';
 import { FargateDumpRunner } from './constructs/fargate-dump-runner.ts';
 import { MonitoredStateMachine } from './constructs/monitored-state-machine.ts';
 import { PlanInputs } from './constructs/plan-inputs.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
+import { grantPruneBackups, grantPruneSnapshots, grantWriteRetentionAudit, type BackupBucketScope } from './constructs/retention-access.ts';
 import { RunnerNetwork } from './constructs/runner-network.ts';
 import { ScheduledWorkflow, type WorkflowSchedule } from './constructs/scheduled-workflow.ts';
 import { acknowledgeWildcardResources } from './nag.ts';
@@ -56,6 +60,14 @@ export const DUMP_IMAGE_EXCLUDES = [
 export const LOAD_PLAN_INPUT_STATE = 'LoadPlanInput';
 /** Placeholders of the backup definition's Fargate dump states (see FargateDumpRunner.substitutions). */
 export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 'DumpSubnetIds', 'DumpSecurityGroupIds'] as const;
+/** Where the drill restore's /tmp holds a downloaded dump: at most Lambda's 10 GiB unless told otherwise. */
+export const DEFAULT_DRILL_RESTORE_STORAGE = Size.gibibytes(10);
+/** Longest a backup run may take. */
+export const BACKUP_TIMEOUT = Duration.hours(24);
+/** The janitor runs hourly, off the full hour. */
+export const JANITOR_SCHEDULE = 'cron(17 * * * ? *)';
+/** What a drill run may take beyond its restores: select, provision, verify, teardown and report. */
+export const DRILL_OVERHEAD = Duration.hours(2);
 
 /** Where the functions' code comes from; the defaults are the production sources. */
 export interface SourceStackCode {
@@ -79,6 +91,26 @@ export interface SourceStackCode {
    * @default - `functions/vault-copy/handler.ts` bundled with the local esbuild
    */
   readonly vaultCopy?: ProjectFunctionSource;
+  /**
+   * Retention (source and copy region).
+   * @default - `functions/retention/handler.ts` bundled with the local esbuild
+   */
+  readonly retention?: ProjectFunctionSource;
+  /**
+   * The drill steps that need no pg_restore (select, provision, poll, credentials, measure, teardown, report).
+   * @default - `functions/drill/handler.ts` bundled with the local esbuild
+   */
+  readonly drill?: ProjectFunctionSource;
+  /**
+   * The drill's restore and verify steps (pg_restore, the RDS CA bundle).
+   * @default - the runner image, CMD `functions/drill/handler.handler`
+   */
+  readonly drillRestore?: ProjectFunctionSource;
+  /**
+   * The janitor.
+   * @default - `functions/janitor/handler.ts` bundled with the local esbuild
+   */
+  readonly janitor?: ProjectFunctionSource;
 }
 
 export interface SourceStackProps extends StackProps {
@@ -103,7 +135,16 @@ export interface SourceStackProps extends StackProps {
    * @default - `s3` when the backup definition has that state, else `inline`
    */
   readonly planInputs?: 'inline' | 's3';
+  /**
+   * /tmp of the drill restore function, which downloads the dump before
+   * pg_restore: at least the largest dump (stored size). Lambda allows 512 MiB to 10 GiB.
+   * @default DEFAULT_DRILL_RESTORE_STORAGE (10 GiB)
+   */
+  readonly drillRestoreStorage?: Size;
 }
+
+/** Where the source stack prunes; the vault prunes itself (VaultStack). */
+export const SOURCE_RETENTION_LOCATIONS = ['source', 'copy-region'] as const;
 
 /** The runner image's build: the Dockerfile at the repo root, for arm64. */
 export function runnerImageProps(): ecrAssets.DockerImageAssetProps {
@@ -145,11 +186,16 @@ function backupDefinitionStates(): Record<string, unknown> {
 
 /**
  * One per account and region that holds databases: the backup bucket and keys,
- * the runners (dump function, optional Fargate dump task), the backup state
- * machine and its schedules, the alert topic and routing, a dead man's switch
- * per database, and the dashboards. With a `network`, every function runs in
- * the configured subnets, reaching AWS through the VPC endpoints the stack
- * creates (or the user's own egress).
+ * the runners (dump function, optional Fargate dump task), the backup,
+ * retention, drill and janitor state machines and their schedules, the alert
+ * topic and routing, a dead man's switch (and drill objective alarms) per
+ * database, and the dashboards. With a `network`, every function runs in the
+ * configured subnets, reaching AWS through the VPC endpoints the stack creates
+ * (or the user's own egress).
+ *
+ * Retention here covers the source and the copy region only: the vault prunes
+ * itself from the vault account (VaultStack), and nothing in this stack can
+ * assume the vault's retention role (principle 3).
  */
 export class SourceStack extends Stack {
   /** The validated config, defaults filled. */
@@ -176,12 +222,27 @@ export class SourceStack extends Stack {
   /** Plan id → its backup schedule. */
   public readonly schedules: ReadonlyMap<string, ScheduledWorkflow>;
   public readonly alarmRouting: AlarmRouting;
+  /** Prunes dumps and snapshots at the source and in the copy region (never the vault: the vault stack prunes itself). */
+  public readonly retentionFunction: ProjectFunction;
+  public readonly retention: MonitoredStateMachine;
+  /** Plan id → its retention schedule (plans with a source or copy-region policy). */
+  public readonly retentionSchedules: ReadonlyMap<string, ScheduledWorkflow>;
+  /** The drill steps without pg_restore. */
+  public readonly drillFunction: ProjectFunction;
+  /** The drill's restore and verify steps: the runner image, in the VPC. */
+  public readonly drillRestoreFunction: ProjectFunction;
+  public readonly drill: MonitoredStateMachine;
+  /** Present when the config has a `drills` section. */
+  public readonly drillSchedule?: ScheduledWorkflow;
+  public readonly janitorFunction: ProjectFunction;
+  public readonly janitor: MonitoredStateMachine;
+  public readonly janitorSchedule: ScheduledWorkflow;
   /** Per-database alarms (dead man's switch; drill objectives through the hook). */
   public readonly databaseAlarms: ShardedDatabaseAlarms;
   public readonly dashboards: BackupDashboards;
 
   constructor(scope: Construct, id: string, props: SourceStackProps) {
-    const { config: input, code, additional, planInputs: planInputMode, ...stackProps } = props;
+    const { config: input, code, additional, planInputs: planInputMode, drillRestoreStorage, ...stackProps } = props;
     const config = parseConfig(input, `the config given to stack "${id}"`);
     checkSourceStackSupport(config, `the config given to stack "${id}"`);
     super(scope, id, {
@@ -297,7 +358,7 @@ export class SourceStack extends Stack {
       AlertFunctionArn: this.alertFunction.functionArn,
       ...(this.snapshotFunction ? { SnapshotFunctionArn: this.snapshotFunction.functionArn } : {}),
       ...(this.vaultCopyFunction ? { VaultCopyFunctionArn: this.vaultCopyFunction.functionArn } : {}),
-      ...(fargateInDefinition && this.fargateDump ? this.fargateDump.substitutions() : {}),
+      ...(fargateInDefinition ? (this.fargateDump?.substitutions() ?? this.inertFargateSubstitutions(config)) : {}),
     };
     this.backup = new MonitoredStateMachine(this, 'Backup', {
       definition: 'backup',
@@ -306,6 +367,9 @@ export class SourceStack extends Stack {
       alert: { deploymentName: config.name, kind: 'backup-failed' },
       logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/backup`,
       stateMachineName: backupStateMachineName,
+      // A Fargate dump alone may take 10 hours (DumpDatabaseOnFargate's TimeoutSeconds); a run that
+      // outlasts a day overlaps the next daily run and is reported as timed out.
+      timeout: BACKUP_TIMEOUT,
     });
     if (fargateInDefinition && this.fargateDump) this.fargateDump.grantRun(this.backup.stateMachine);
 
@@ -357,13 +421,125 @@ export class SourceStack extends Stack {
     const databases = monitoredDatabases(config);
     this.databaseAlarms = new ShardedDatabaseAlarms(this, 'DatabaseAlarms', { deploymentName: config.name, databases });
 
+    // Retention at the source and in the copy region. The vault prunes itself
+    // from the vault account (VaultStack): no production role can reach the
+    // vault retention role (principle 3), so the vault is left out here, both
+    // from the schedules and from the function's environment.
+    this.retentionFunction = this.createRetentionFunction(config, code?.retention, placement);
+    this.retention = new MonitoredStateMachine(this, 'Retention', {
+      definition: 'retention',
+      substitutions: { RetentionFunctionArn: this.retentionFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
+      invokedFunctions: [this.retentionFunction.function, this.alertFunction.function],
+      alert: { deploymentName: config.name, kind: 'retention-failed' },
+      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/retention`,
+      stateMachineName: `${config.name}-lifeboat-retention`,
+    });
+    const retentionRuns = new Map<string, ScheduledWorkflow>();
+    for (const run of retentionSchedules(config, { locations: SOURCE_RETENTION_LOCATIONS })) {
+      retentionRuns.set(
+        run.planId,
+        this.scheduleWorkflow(`RetentionSchedule-${run.planId}`, this.retention, { expression: run.expression, timeZone: run.timeZone }, { ...run.input }, `prune plan "${run.planId}" at the source`),
+      );
+    }
+    this.retentionSchedules = retentionRuns;
+
+    // Restore drills and the janitor. The state machines exist without a
+    // drills section too (\`lifeboat run drill\`); only the schedule needs it.
+    const drills = config.drills ?? drillsSchema.parse({});
+    this.drillFunction = new ProjectFunction(this, 'DrillFunction', {
+      source: code?.drill ?? nodejsSource('functions/drill/handler.ts'),
+      description: `lifeboat ${config.name}: restore drill steps (select, provision, credentials, measure, teardown, report).`,
+      serviceName: SERVICE_NAMES.drill,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.minutes(5),
+      memorySize: 512,
+      environment: { BACKUP_PREFIX: config.storage.prefix, DRILL_DUMP_PROVISIONER: 'rds' },
+      placement,
+      anyResourceReason: 'rds:DescribeDBSnapshots and DescribeDBClusterSnapshots are on "*": snapshot drills list the manual snapshots of a database.',
+    });
+    this.drillFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.grantDrillStorage(g as iam.Role));
+    grantDrillProvisioning(this.drillFunction.role, { subnetGroupName: drills.subnetGroupName });
+
+    this.drillRestoreFunction = new ProjectFunction(this, 'DrillRestoreFunction', {
+      source: code?.drillRestore ?? { kind: 'imageAsset', asset: this.runnerImage, cmd: ['functions/drill/handler.handler'] },
+      description: `lifeboat ${config.name}: restore drill restore and verify steps (pg_restore into the throwaway, verification suite).`,
+      serviceName: SERVICE_NAMES.drill,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.minutes(15),
+      memorySize: 2048,
+      ephemeralStorageSize: drillRestoreStorage ?? DEFAULT_DRILL_RESTORE_STORAGE,
+      environment: { BACKUP_PREFIX: config.storage.prefix, DRILL_DUMP_PROVISIONER: 'rds' },
+      placement,
+    });
+    // Principle 4: the restore (and only a drill or restore role) decrypts.
+    this.drillRestoreFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantReadBackupObjects(g));
+    iam.Grant.addToPrincipal({ grantee: this.drillRestoreFunction.role, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
+    grantReadDrillSecrets(this.drillRestoreFunction.role);
+
+    const drillRequests = config.drills ? drillRequestsFromConfig(config) : [];
+    const rounds = Math.max(1, Math.ceil(drillRequests.length / drills.maxConcurrency));
+    this.drill = new MonitoredStateMachine(this, 'Drill', {
+      definition: 'drill',
+      substitutions: {
+        DrillFunctionArn: this.drillFunction.functionArn,
+        DrillRestoreFunctionArn: this.drillRestoreFunction.functionArn,
+        AlertFunctionArn: this.alertFunction.functionArn,
+      },
+      invokedFunctions: [this.drillFunction.function, this.drillRestoreFunction.function, this.alertFunction.function],
+      alert: { deploymentName: config.name, kind: 'drill-failed' },
+      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/drill`,
+      stateMachineName: `${config.name}-lifeboat-drill`,
+      // Each round of drills (maxConcurrency at a time) may wait out the restore timeout, plus the steps around it.
+      timeout: Duration.minutes(rounds * (drills.restoreTimeoutMinutes + DRILL_OVERHEAD.toMinutes())),
+    });
+    if (config.drills) {
+      this.drillSchedule = this.scheduleWorkflow(
+        'DrillSchedule',
+        this.drill,
+        { expression: config.drills.schedule.cron, timeZone: config.drills.schedule.timezone, flexibleWindowMinutes: config.drills.schedule.flexibleWindowMinutes },
+        { ...drillRunInput(drillRequests, config.drills.maxConcurrency) },
+        'nightly restore drills',
+      );
+      this.databaseAlarms.addDrillObjectiveAlarms(SERVICE_NAMES.drill);
+    }
+
+    this.janitorFunction = new ProjectFunction(this, 'JanitorFunction', {
+      source: code?.janitor ?? nodejsSource('functions/janitor/handler.ts'),
+      description: `lifeboat ${config.name}: delete expired restore drill resources (lifeboat-drill-*, lifeboat/drill/*).`,
+      serviceName: SERVICE_NAMES.janitor,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.minutes(5),
+      memorySize: 256,
+      placement,
+      anyResourceReason:
+        'rds:DescribeDBInstances, DescribeDBClusters, DescribeDBSnapshots, DescribeDBSubnetGroups and secretsmanager:ListSecrets are on "*": the janitor lists everything to find expired drill resources by name and tag.',
+    });
+    grantJanitor(this.janitorFunction.role);
+    this.janitor = new MonitoredStateMachine(this, 'Janitor', {
+      definition: 'janitor',
+      substitutions: { JanitorFunctionArn: this.janitorFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
+      invokedFunctions: [this.janitorFunction.function, this.alertFunction.function],
+      alert: { deploymentName: config.name, kind: 'drill-failed' },
+      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/janitor`,
+      stateMachineName: `${config.name}-lifeboat-janitor`,
+      timeout: Duration.hours(1),
+    });
+    this.janitorSchedule = this.scheduleWorkflow('JanitorSchedule', this.janitor, { expression: JANITOR_SCHEDULE, timeZone: 'UTC' }, {}, 'delete expired drill resources');
+
     const dashboardPlans: DashboardPlan[] = config.plans.map((plan) => ({
       id: plan.id,
       rpoMinutes: plan.rpoMinutes,
       rtoMinutes: plan.rtoMinutes,
       databaseIds: plan.databases,
     }));
-    const stackAlarms: cloudwatch.IAlarm[] = [this.backup.failureAlarm, this.alarmRouting.alertErrorsAlarm, this.alarmRouting.undeliveredAlarm];
+    const stackAlarms: cloudwatch.IAlarm[] = [
+      this.backup.failureAlarm,
+      this.retention.failureAlarm,
+      this.drill.failureAlarm,
+      this.janitor.failureAlarm,
+      this.alarmRouting.alertErrorsAlarm,
+      this.alarmRouting.undeliveredAlarm,
+    ];
     this.dashboards = new BackupDashboards(this, 'Dashboards', { deploymentName: config.name, plans: dashboardPlans, alarms: stackAlarms });
   }
 
@@ -386,6 +562,72 @@ export class SourceStack extends Stack {
       role: this.schedulerRole,
       deadLetterQueue: this.alarmRouting.deadLetterQueue,
     });
+  }
+
+  /**
+   * Values for the backup definition's Fargate placeholders when no database
+   * dumps on Fargate: the Choice never routes there (the config has no such
+   * database), and a hand-made input that did would fail the task (no such
+   * cluster, no ecs:RunTask grant) and alert like any failed dump.
+   */
+  private inertFargateSubstitutions(config: LifeboatConfig): Record<(typeof FARGATE_PLACEHOLDERS)[number], string> {
+    const none = `${config.name}-lifeboat-no-fargate-runner`;
+    return {
+      DumpClusterArn: this.formatArn({ service: 'ecs', resource: 'cluster', resourceName: none, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+      DumpTaskDefinitionArn: this.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${none}:1`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+      DumpSubnetIds: 'none',
+      DumpSecurityGroupIds: 'none',
+    };
+  }
+
+  private backupBucketScope(): BackupBucketScope {
+    return { bucket: this.storage.bucket, bucketKeyArn: this.storage.bucketKey.keyArn, prefix: this.storage.prefix };
+  }
+
+  /**
+   * Retention at the source and in the copy region: the policies come from the
+   * function's environment (never from the input), without the vault target.
+   */
+  private createRetentionFunction(config: LifeboatConfig, source: ProjectFunctionSource | undefined, placement: RunnerNetwork | undefined): ProjectFunction {
+    const fn = new ProjectFunction(this, 'RetentionFunction', {
+      source: source ?? nodejsSource('functions/retention/handler.ts'),
+      description: `lifeboat ${config.name}: prune dumps and snapshots (GFS) at the source and in the copy region, with an audit log.`,
+      serviceName: SERVICE_NAMES.retention,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.minutes(15),
+      memorySize: 512,
+      environment: { ...retentionFunctionEnvironment({ ...config, vault: undefined }, this.partition), BACKUP_PREFIX: config.storage.prefix },
+      placement,
+      anyResourceReason: 'rds:DescribeDBSnapshots and DescribeDBClusterSnapshots are on "*": retention lists the manual snapshots of the account and region and keeps to lifeboat\'s by name and tag.',
+    });
+    const scope = this.backupBucketScope();
+    fn.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, () => {
+      grantPruneBackups(fn.role, scope);
+      grantWriteRetentionAudit(fn.role, scope);
+    });
+    grantPruneSnapshots(fn.role, [this.region, ...(config.snapshots?.copy ? [config.snapshots.copy.region] : [])]);
+    return fn;
+  }
+
+  /** What the drill steps need in the backup bucket: find and read backups (ciphertext), add drill reports. */
+  private grantDrillStorage(role: iam.Role): void {
+    this.storage.grantReadBackupObjects(role);
+    const { bucket, prefix } = this.storage;
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['s3:ListBucket'],
+      resourceArns: [bucket.bucketArn],
+      conditions: prefix ? { StringLike: { 's3:prefix': [`${prefix}*`] } } : undefined,
+    });
+    const reports = bucket.arnForObjects(`${prefix}_drills/*`);
+    iam.Grant.addToPrincipal({ grantee: role, actions: ['s3:PutObject'], resourceArns: [reports] });
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['kms:GenerateDataKey'],
+      resourceArns: [this.storage.bucketKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${this.region}.amazonaws.com` } },
+    });
+    acknowledgeWildcardResources(role, [reports], 'Drill reports are named per database and drill id; the drill only adds them under the reports prefix.');
   }
 
   /**

@@ -6,9 +6,13 @@ import type { Construct } from 'constructs';
 import { parseConfig } from '../functions/lib/config/load.ts';
 import type { LifeboatConfig, LifeboatConfigInput } from '../functions/lib/config/schema.ts';
 import { ConfigError } from '../functions/lib/errors.ts';
+import { retentionSchedules } from '../events/schedules.ts';
+import { vaultRetentionRoleArn } from '../functions/lib/retention/environment.ts';
 import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
+import type { ProjectFunctionSource } from './constructs/project-function.ts';
+import { VaultRetention } from './constructs/vault-retention.ts';
 import { acknowledge } from './nag.ts';
-import { sourceStackName } from './source-stack.ts';
+import { REPO_ROOT, sourceStackName } from './source-stack.ts';
 
 /**
  * Actions that would delete, overwrite, unlock or shorten the retention of what
@@ -64,11 +68,13 @@ export interface VaultStackProps extends StackProps {
    */
   readonly copierPrincipalPatterns?: readonly string[];
   /**
-   * Vault-account roles that may still delete expired versions (the vault-side
-   * retention job); Object Lock keeps refusing anything still locked.
+   * Further vault-account roles that may still delete expired versions, besides
+   * the stack's own vault retention role; Object Lock keeps refusing anything still locked.
    * @default []
    */
   readonly retentionRoleArns?: readonly string[];
+  /** Code of the vault retention and alert functions. @default - the handlers bundled with the local esbuild */
+  readonly code?: { readonly retention?: ProjectFunctionSource; readonly alert?: ProjectFunctionSource };
 }
 
 /**
@@ -76,7 +82,9 @@ export interface VaultStackProps extends StackProps {
  * Lock in compliance mode and SSE-KMS under a vault key, a KMS key for snapshot
  * copies, a recovery key production may encrypt to (never decrypt with), and
  * the copier role that production assumes to add copies, which can never
- * delete, overwrite, unlock or shorten anything.
+ * delete, overwrite, unlock or shorten anything. With a `retention.vault`
+ * policy in any plan, also vault-side retention (VaultRetention), run by the
+ * vault account alone.
  */
 export class VaultStack extends Stack {
   public readonly config: LifeboatConfig;
@@ -97,9 +105,15 @@ export class VaultStack extends Stack {
   public readonly copierRole: iam.Role;
   /** Roles exempt from the bucket's and keys' deny statements. */
   public readonly adminRoleArns: readonly string[];
+  /**
+   * Vault-side retention (present when a plan has a `retention.vault` policy):
+   * its own function, role, state machine, schedules and alerts, run by the
+   * vault account alone.
+   */
+  public readonly retention?: VaultRetention;
 
   constructor(scope: Construct, id: string, props: VaultStackProps) {
-    const { config: input, copierPrincipalPatterns, retentionRoleArns, ...stackProps } = props;
+    const { config: input, copierPrincipalPatterns, retentionRoleArns, code, ...stackProps } = props;
     const source = `the config given to stack "${id}"`;
     const config = parseConfig(input, source);
     const vault = config.vault;
@@ -138,7 +152,9 @@ export class VaultStack extends Stack {
     // CloudFormation itself must keep the right to update the policies it manages.
     const deployRole = `arn:${this.partition}:iam::${vault.account}:role/cdk-${qualifier}-cfn-exec-role-${vault.account}-${vault.region}`;
     this.adminRoleArns = [deployRole, ...(vault.adminRoleArns ?? [])];
-    const deleters = [...this.adminRoleArns, ...(retentionRoleArns ?? [])];
+    const retentionRuns = retentionSchedules(config, { locations: ['vault'] });
+    const ownRetentionRole = retentionRuns.length > 0 ? [vaultRetentionRoleArn(config, this.partition)!] : [];
+    const deleters = [...this.adminRoleArns, ...ownRetentionRole, ...(retentionRoleArns ?? [])];
 
     const protectKey = (key: kms.Key) =>
       key.addToResourcePolicy(
@@ -218,9 +234,14 @@ export class VaultStack extends Stack {
         conditions: { ArnNotLike: { 'aws:PrincipalArn': deleters } },
       }),
     );
+    if (retentionRuns.length > 0) {
+      this.retention = new VaultRetention(this, 'Retention', { config, bucket: this.bucket, bucketKey: this.bucketKey, runs: retentionRuns, code, projectRoot: REPO_ROOT });
+    }
     // Writes must be If-None-Match: * (PutObject and CompleteMultipartUpload), so
     // nothing can be put on top of an existing key. The parts of a multipart
     // upload carry no condition header and are exempt (s3:ObjectCreationOperation false).
+    // The vault retention function writes plain PUTs, and only its audit logs.
+    const auditWriter = this.retention ? [this.retention.function.role.roleArn] : [];
     this.bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'DenyOverwritingWrites',
@@ -231,10 +252,22 @@ export class VaultStack extends Stack {
         conditions: {
           Null: { 's3:if-none-match': 'true' },
           Bool: { 's3:ObjectCreationOperation': 'true' },
-          ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] },
+          ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns, ...auditWriter] },
         },
       }),
     );
+    if (this.retention) {
+      this.bucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'VaultRetentionWritesOnlyItsAuditLogs',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['s3:PutObject'],
+          notResources: [this.bucket.arnForObjects(`${config.storage.prefix}_audit/retention/*`)],
+          conditions: { ArnEquals: { 'aws:PrincipalArn': auditWriter } },
+        }),
+      );
+    }
 
     const patterns =
       copierPrincipalPatterns ?? sources.map((s) => `arn:${this.partition}:iam::${s.account}:role/${sourceStackName(config, s.id)}-*`);
@@ -257,6 +290,9 @@ export class VaultStack extends Stack {
     new CfnOutput(this, 'VaultBucketName', { value: this.bucket.bucketName, description: 'The vault bucket (Object Lock, compliance mode).' });
     new CfnOutput(this, 'CopierRoleArn', { value: this.copierRole.roleArn, description: 'Role production assumes to copy into the vault.' });
     new CfnOutput(this, 'SnapshotKeyArn', { value: this.snapshotKey.keyArn, description: 'KMS key of the vault snapshot copies.' });
+    if (this.retention) {
+      new CfnOutput(this, 'RetentionStateMachineArn', { value: this.retention.stateMachine.stateMachine.stateMachineArn, description: 'Vault-side retention (run by the vault account only).' });
+    }
     new CfnOutput(this, 'RecoveryKeyArn', { value: this.recoveryKey.keyArn, description: 'Vault-owned wrapping key production may encrypt to.' });
   }
 

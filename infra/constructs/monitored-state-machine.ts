@@ -36,6 +36,11 @@ export interface MonitoredStateMachineProps {
    * @default - no alarm action
    */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * What the failure alarm calls the workflow: `lifeboat/<deployment>/<kind>/<label>-executions`.
+   * @default - the definition's name
+   */
+  readonly alarmLabel?: string;
   /** Name of the execution log group (keep it under `/aws/vendedlogs/states/`). */
   readonly logGroupName: string;
   /**
@@ -73,14 +78,16 @@ export class MonitoredStateMachine extends Construct {
       removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
     });
 
+    const timeout = props.timeout ?? Duration.hours(12);
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       // Inline (not an S3 asset): the synthesized template carries the exact
-      // definition, which the local integration tests execute.
-      definitionBody: sfn.DefinitionBody.fromString(readFileSync(stateMachinePath(props.definition), 'utf8')),
+      // definition, which the local integration tests execute. CDK applies
+      // \`timeout\` only to definitions it builds itself, so the execution
+      // timeout goes into the definition here.
+      definitionBody: sfn.DefinitionBody.fromString(withExecutionTimeout(readFileSync(stateMachinePath(props.definition), 'utf8'), timeout, props.definition)),
       stateMachineName: props.stateMachineName,
       definitionSubstitutions: { ...props.substitutions },
       stateMachineType: sfn.StateMachineType.STANDARD,
-      timeout: props.timeout ?? Duration.hours(12),
       tracingEnabled: true,
       // Payloads carry no secrets by design; leaving execution data out of the
       // logs keeps it that way even if a payload ever did.
@@ -115,7 +122,7 @@ export class MonitoredStateMachine extends Construct {
       `Open the failed execution in the Step Functions console (logs: ${props.logGroupName}); ` +
       'each failed database also sent its own alert with the error.';
     this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
-      alarmName: props.alert ? routedAlarmName(props.alert.deploymentName, props.alert.kind, `${props.definition}-executions`) : undefined,
+      alarmName: props.alert ? routedAlarmName(props.alert.deploymentName, props.alert.kind, `${props.alarmLabel ?? props.definition}-executions`) : undefined,
       metric: failures,
       threshold: 1,
       evaluationPeriods: 1,
@@ -131,6 +138,20 @@ export class MonitoredStateMachine extends Construct {
     });
     if (props.alarmTopic) this.failureAlarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
   }
+}
+
+/**
+ * The definition with a top-level `TimeoutSeconds` (the execution timeout), the
+ * rest of the text unchanged. A definition that sets its own is refused: the
+ * timeout belongs to one place.
+ */
+export function withExecutionTimeout(definition: string, timeout: Duration, name: string): string {
+  const parsed = JSON.parse(definition) as { TimeoutSeconds?: unknown };
+  if (parsed.TimeoutSeconds !== undefined) {
+    throw new Error(`State machine "${name}" sets TimeoutSeconds in its definition; set the execution timeout through MonitoredStateMachine's \`timeout\` instead.`);
+  }
+  const open = definition.indexOf('{');
+  return `${definition.slice(0, open + 1)}\n  "TimeoutSeconds": ${timeout.toSeconds()},${definition.slice(open + 1)}`;
 }
 
 function checkSubstitutions(name: StateMachineName, substitutions: Readonly<Record<string, string>>): void {

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token, type Size } from 'aws-cdk-lib';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -91,6 +91,8 @@ export interface ProjectFunctionProps {
    * @default - outside any VPC
    */
   readonly placement?: RunnerPlacement;
+  /** Size of /tmp (512 MiB to 10 GiB). @default - Lambda's default, 512 MiB */
+  readonly ephemeralStorageSize?: Size;
   /**
    * Why the function's own grants (beyond X-Ray and VPC networking) need
    * `"Resource": "*"`; added to the cdk-nag acknowledgement.
@@ -112,6 +114,8 @@ export class ProjectFunction extends Construct {
   public readonly role: iam.Role;
   /** The function's log group. */
   public readonly logGroup: logs.LogGroup;
+  /** Every environment variable set through this construct (name → value, tokens unresolved). */
+  private readonly environment: Record<string, string> = {};
 
   constructor(scope: Construct, id: string, props: ProjectFunctionProps) {
     super(scope, id);
@@ -141,6 +145,7 @@ export class ProjectFunction extends Construct {
       logGroup: this.logGroup,
       timeout: props.timeout ?? Duration.seconds(30),
       memorySize: props.memorySize ?? 256,
+      ephemeralStorageSize: props.ephemeralStorageSize,
       description: props.description,
       ...(props.placement
         ? { vpc: props.placement.vpc, vpcSubnets: { subnets: props.placement.subnets }, securityGroups: props.placement.securityGroups }
@@ -155,6 +160,8 @@ export class ProjectFunction extends Construct {
 
     if (props.placement) RunnerNetwork.grantNetworkInterfaces(this.role);
     this.function = createFunction(this, props.source, common);
+    Object.assign(this.environment, common.environment, props.source.kind === 'nodejs' ? { NODE_OPTIONS: '--enable-source-maps' } : {});
+    this.node.addValidation({ validate: () => checkEnvironmentSize(this.node.path, this.environment) });
     if (props.source.kind !== 'image' && props.source.kind !== 'imageAsset') {
       acknowledge(
         this.function,
@@ -186,9 +193,37 @@ export class ProjectFunction extends Construct {
    */
   public addResourceEnvironment(name: string, value: string, grant: (grantee: iam.IGrantable) => void): this {
     this.function.addEnvironment(name, value);
+    this.environment[name] = value;
     grant(this.role);
     return this;
   }
+}
+
+/** Lambda caps a function's environment (keys and values, UTF-8) at 4 KB. */
+export const MAX_LAMBDA_ENVIRONMENT_BYTES = 4096;
+/** What a token (a bucket name, an ARN) is counted as before it resolves. */
+const TOKEN_ESTIMATE_BYTES = 128;
+
+/** The environment's size as Lambda counts it, tokens estimated generously. */
+export function environmentBytes(environment: Readonly<Record<string, string>>): number {
+  return Object.entries(environment).reduce(
+    (sum, [name, value]) => sum + Buffer.byteLength(name, 'utf8') + (Token.isUnresolved(value) ? TOKEN_ESTIMATE_BYTES : Buffer.byteLength(value, 'utf8')),
+    0,
+  );
+}
+
+function checkEnvironmentSize(path: string, environment: Readonly<Record<string, string>>): string[] {
+  const bytes = environmentBytes(environment);
+  if (bytes <= MAX_LAMBDA_ENVIRONMENT_BYTES) return [];
+  const largest = Object.entries(environment)
+    .map(([name, value]) => [name, Token.isUnresolved(value) ? TOKEN_ESTIMATE_BYTES : Buffer.byteLength(value, 'utf8')] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([name, size]) => `${name} (${size} bytes)`);
+  return [
+    `${path}: the function's environment is about ${bytes} bytes; Lambda accepts at most ${MAX_LAMBDA_ENVIRONMENT_BYTES}. Largest: ${largest.join(', ')}. ` +
+      'Split the plans or databases over more sources (docs/limits.md).',
+  ];
 }
 
 type CommonFunctionProps = Omit<lambda.FunctionProps, 'code' | 'handler' | 'runtime'>;

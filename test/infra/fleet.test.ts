@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Stack, App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -22,12 +23,30 @@ const FLEET = 200;
 const CONCURRENCY = 10;
 let synthesized: Synthesized;
 let templates: NamedTemplate[];
+let small: NamedTemplate;
 beforeAll(() => {
   synthesized = synthApp({ config: fleetConfigJson(FLEET, CONCURRENCY) });
   templates = templatesIn(synthesized.outdir);
+  // The same plan with two databases: what the source stack holds regardless of the fleet.
+  small = templatesIn(synthApp({ config: fleetConfigJson(2, CONCURRENCY) }).outdir).find((t) => t.file === 'acme-lifeboat-source.template.json')!;
 });
 
 const count = (t: NamedTemplate, type?: string) => Object.values(t.template.Resources).filter((r) => type === undefined || r.Type === type).length;
+
+/** The plan's run input as the schedule passes it: inline, or (LoadPlanInput) from its S3 asset. */
+function planInputOf(planId: string): { planId: string; maxConcurrency: number; databases: Array<{ id: string }> } {
+  const asset = synthesized.stack.planInputs?.assets.get(planId);
+  if (asset) return JSON.parse(readFileSync(join(synthesized.outdir, `asset.${asset.assetHash}.json`), 'utf8')) as ReturnType<typeof planInputOf>;
+  const schedule = Object.values(Template.fromStack(synthesized.stack).findResources('AWS::Scheduler::Schedule')).find((r) => String(r.Properties.Target.Input).includes(`"planId":"${planId}"`))!;
+  return JSON.parse(schedule.Properties.Target.Input as string) as ReturnType<typeof planInputOf>;
+}
+
+/** The backup schedule of a plan (the other schedules start retention and the janitor). */
+function backupScheduleInput(): string {
+  const backup = { Ref: synthesized.stack.getLogicalId(synthesized.stack.backup.stateMachine.node.defaultChild as never) };
+  const schedule = Object.values(Template.fromStack(synthesized.stack).findResources('AWS::Scheduler::Schedule')).find((r) => JSON.stringify(r.Properties.Target.Arn) === JSON.stringify(backup))!;
+  return schedule.Properties.Target.Input as string;
+}
 
 describe(`a plan with ${FLEET} databases`, () => {
   it('stays far below 500 resources in every stack: per-database alarms live in nested stacks', () => {
@@ -38,12 +57,21 @@ describe(`a plan with ${FLEET} databases`, () => {
 
     // Assess
     for (const [file, n] of Object.entries(counts)) expect(n, `${file} has ${n} resources`).toBeLessThan(250);
-    expect(count(source, 'AWS::CloudWatch::Alarm')).toBe(3); // backup executions, alert errors, undelivered
+    // backup, retention, drill and janitor executions; alert errors; undelivered
+    expect(count(source, 'AWS::CloudWatch::Alarm')).toBe(6);
     expect(nested.length).toBeLessThanOrEqual(ALARM_SHARDS);
     expect(nested.reduce((sum, t) => sum + count(t, 'AWS::CloudWatch::Alarm'), 0)).toBe(FLEET);
     for (const t of nested) expect(count(t, 'AWS::CloudWatch::Alarm')).toBeLessThanOrEqual(MAX_DATABASES_PER_SHARD);
-    // Nothing else grows with the fleet.
-    expect(count(source)).toBeLessThan(80);
+    // Nothing else grows with the fleet: the same resources as for two databases, but for the alarm
+    // shards' nested stacks and the overflow policies of the roles that name each database (dump secrets, snapshot sources).
+    const growing = (t: NamedTemplate) => count(t, 'AWS::CloudFormation::Stack') + count(t, 'AWS::IAM::ManagedPolicy');
+    expect(count(source) - growing(source)).toBe(count(small) - growing(small));
+    const overflowing = Object.values(source.template.Resources).filter((r) => r.Type === 'AWS::IAM::ManagedPolicy').map((r) => JSON.stringify(r.Properties?.Roles));
+    const stack = synthesized.stack;
+    for (const fn of [stack.retentionFunction, stack.drillFunction, stack.drillRestoreFunction, stack.janitorFunction]) {
+      expect(overflowing.filter((roles) => roles.includes(stack.getLogicalId(fn.role.node.defaultChild as never))), fn.node.id).toEqual([]);
+    }
+    expect(count(source)).toBeLessThan(100);
   });
 
   it('keeps the dashboards constant: an overview and one per plan, the databases in a selector', () => {
@@ -58,15 +86,18 @@ describe(`a plan with ${FLEET} databases`, () => {
 
   it('passes the plan\'s max concurrency to the Map, whose input fits the 256 KB limit', () => {
     // Prepare
-    const schedule = Object.values(Template.fromStack(synthesized.stack).findResources('AWS::Scheduler::Schedule'))[0]!;
-    const input = schedule.Properties.Target.Input as string;
+    const scheduled = backupScheduleInput();
+    const input = planInputOf('nightly');
     const definition = JSON.parse(readFileSync(stateMachinePath('backup'), 'utf8')) as { States: Record<string, { MaxConcurrencyPath?: string; ItemsPath?: string }> };
     const map = Object.values(definition.States).find((s) => s.MaxConcurrencyPath);
 
-    // Assess
+    // Assess: the schedule passes a reference; the input it names (what the Map reads) fits a state's 256 KB.
     expect(map).toMatchObject({ MaxConcurrencyPath: '$.maxConcurrency' });
-    expect(JSON.parse(input)).toMatchObject({ planId: 'nightly', maxConcurrency: CONCURRENCY });
-    expect(Buffer.byteLength(input)).toBeLessThan(MAX_SCHEDULE_INPUT_BYTES / 2);
+    expect(Buffer.byteLength(scheduled)).toBeLessThan(1000);
+    expect(JSON.parse(scheduled)).toMatchObject({ planId: 'nightly' });
+    expect(input).toMatchObject({ planId: 'nightly', maxConcurrency: CONCURRENCY });
+    expect(input.databases).toHaveLength(FLEET);
+    expect(Buffer.byteLength(JSON.stringify(input))).toBeLessThan(MAX_SCHEDULE_INPUT_BYTES / 2);
   });
 
   it('runs all databases with at most the plan\'s concurrency, retries throttling, alerts each failure and carries on', async () => {
@@ -78,7 +109,16 @@ describe(`a plan with ${FLEET} databases`, () => {
       arns[key] = localFunctionArn(key.replace(/FunctionArn$/, '').toLowerCase());
       text = text.split(`\${${key}}`).join(arns[key]!);
     }
-    const input = JSON.parse(Object.values(Template.fromStack(synthesized.stack).findResources('AWS::Scheduler::Schedule'))[0]!.Properties.Target.Input as string) as { databases: Array<{ id: string }> };
+    // The schedule's input as it starts the execution; LoadPlanInput reads the plan's asset (published by cdk deploy).
+    const input = JSON.parse(backupScheduleInput()) as Record<string, unknown>;
+    const published = planInputOf('nightly');
+    const loads: unknown[] = [];
+    const getObject = async (event: unknown) => {
+      loads.push(event);
+      const asset = [...(synthesized.stack.planInputs?.assets.values() ?? [])].find((a) => a.s3ObjectKey === (event as { Key: string }).Key);
+      if (!asset) throw Object.assign(new Error('The specified key does not exist.'), { name: 'S3.NoSuchKeyException' });
+      return { Body: readFileSync(join(synthesized.outdir, `asset.${asset.assetHash}.json`), 'utf8'), ContentType: 'application/json' };
+    };
     const failing = new Set(['db-007', 'db-123', 'db-199']);
     const throttledOnce = new Set(['db-000', 'db-050', 'db-150']);
     const attempts = new Map<string, number>();
@@ -100,6 +140,7 @@ describe(`a plan with ${FLEET} databases`, () => {
       }
     };
     const resources = {
+      'arn:aws:states:::aws-sdk:s3:getObject': getObject,
       [arns.DumpFunctionArn!]: dump,
       [arns.AlertFunctionArn!]: async (event: unknown) => (alerts.push(event as { kind: string; databaseId: string }), { messageId: 'm' }),
       ...(arns.VaultCopyFunctionArn ? { [arns.VaultCopyFunctionArn]: async () => ({ status: 'skipped', reason: 'no vault in this test' }) } : {}),
@@ -112,8 +153,9 @@ describe(`a plan with ${FLEET} databases`, () => {
       retryIntervalOverrides: { DumpDatabase: 1, AlertDumpFailed: 1, CopyDumpToVault: 1 },
     });
 
-    // Assess
-    expect(input.databases).toHaveLength(FLEET);
+    // Assess: the plan was loaded once, from the object the schedule names.
+    expect(loads).toEqual([{ Bucket: (input.planInput as { bucket: unknown }).bucket, Key: (input.planInput as { key: unknown }).key }]);
+    expect(published.databases).toHaveLength(FLEET);
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('BackupIncomplete');
     expect(attempts.size).toBe(FLEET);
@@ -121,6 +163,10 @@ describe(`a plan with ${FLEET} databases`, () => {
     expect(alerts.map((a) => [a.kind, a.databaseId]).sort()).toEqual([...failing].sort().map((id) => ['backup-failed', id]));
     expect(peak).toBeLessThanOrEqual(CONCURRENCY);
     expect(peak).toBeGreaterThan(1);
+    // Each database adds only a small summary: the run's results stay far below a state's 256 KB.
+    const summary = result.events.find((e) => e.type === 'StateExited' && e.state?.name === 'SummariseRun')?.state?.output;
+    expect((summary as { results: unknown[] }).results).toHaveLength(FLEET);
+    expect(Buffer.byteLength(JSON.stringify(summary))).toBeLessThan(MAX_SCHEDULE_INPUT_BYTES / 4);
   }, 60_000);
 });
 

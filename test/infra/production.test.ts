@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -6,6 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseAlarmDescription } from '../../functions/alert/alarm-event.ts';
 import { vaultNames } from '../../functions/lib/vault/names.ts';
+import { vaultRetentionRoleArn } from '../../functions/lib/retention/environment.ts';
 import { METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES } from '../../functions/lib/metrics/names.ts';
 import { pipelineAlarmName, routedAlarmPrefix } from '../../infra/alarm-names.ts';
 import { deadMansSwitchWindow } from '../../infra/constructs/database-alarms.ts';
@@ -15,7 +16,7 @@ import { FARGATE_PLACEHOLDERS } from '../../infra/source-stack.ts';
 import type { SourceStack } from '../../infra/source-stack.ts';
 import { logicalIdOf, repoRoot, synthApp, type Synthesized } from './helpers/app.ts';
 import { PRODUCTION, productionConfigJson } from './helpers/configs.ts';
-import { actionMatches, statementCoversAction, type CfnTemplateJson, type PolicyStatementJson } from './helpers/iam-walker.ts';
+import { actionMatches, statementCoversAction, type PolicyStatementJson } from './helpers/iam-walker.ts';
 import { identityStatements, resourcesOfType, templatesIn, type NamedTemplate } from './helpers/templates.ts';
 
 // One synth, with cdk-nag as a validation plugin (synth throws on any
@@ -35,6 +36,22 @@ beforeAll(() => {
 
 const asArray = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 const props = (resource: { Properties?: Record<string, unknown> }) => resource.Properties ?? {};
+
+/** The production side: the source stacks and their nested stacks (not the vault, which is the vault account's). */
+const productionTemplates = () => templates.filter((t) => !t.file.startsWith('acme-lifeboat-vault'));
+
+/** A schedule's databases: inline, or from the plan's input asset when the schedule passes a reference (LoadPlanInput). */
+function scheduledDatabases(stack: SourceStack): Array<{ id: string; connection: { sslMode: string } }> {
+  return Object.values(Template.fromStack(stack).findResources('AWS::Scheduler::Schedule')).flatMap((r) => {
+    const input = JSON.parse(r.Properties.Target.Input as string) as { planId?: string; databases?: Array<{ id: string; connection: { sslMode: string } }>; planInput?: { key: string } };
+    if (input.databases) return input.databases;
+    if (!input.planInput) return [];
+    const asset = [...(stack.planInputs?.assets.values() ?? [])].find((a) => a.s3ObjectKey === input.planInput!.key)!;
+    const path = join(synthesized.outdir, `asset.${asset.assetHash}.json`);
+    expect(existsSync(path), path).toBe(true);
+    return (JSON.parse(readFileSync(path, 'utf8')) as { databases: Array<{ id: string; connection: { sslMode: string } }> }).databases;
+  });
+}
 
 describe('production config: stacks and cdk-nag', () => {
   it('synthesizes one source stack per source, nested alarm stacks, and passes cdk-nag with reasons', () => {
@@ -96,7 +113,7 @@ describe('no production role can delete or weaken backups elsewhere', () => {
       asArray(st.Resource as unknown[]).every((r) => [...own].some((id) => JSON.stringify(r).startsWith(`{"Fn::Join":["",[{"Fn::GetAtt":["${id}",`) || JSON.stringify(r).startsWith(`{"Fn::GetAtt":["${id}",`)));
 
     // Act
-    const violations = identityStatements(templates).flatMap(({ where, statement }) => {
+    const violations = identityStatements(productionTemplates()).flatMap(({ where, statement }) => {
       if (statement.Effect !== 'Allow') return [];
       const s3 = S3_DESTRUCTIVE.filter((a) => statementCoversAction(statement, a) && !onlyOwnBuckets(statement));
       const kms = KMS_DESTRUCTIVE.filter((a) => statementCoversAction(statement, a));
@@ -109,11 +126,43 @@ describe('no production role can delete or weaken backups elsewhere', () => {
 
   it('may assume only the vault\'s copier role, which can add to the vault but never delete', () => {
     const copier = vaultNames({ name: 'acme', vault: { account: '222222222222', region: 'eu-central-1' } }).copierRoleArn;
-    const assumed = identityStatements(templates)
+    const assumed = identityStatements(productionTemplates())
       .filter(({ statement }) => statement.Effect === 'Allow' && statementCoversAction(statement, 'sts:AssumeRole'))
       .flatMap(({ statement }) => asArray(statement.Resource as unknown[]));
     expect(assumed.length).toBeGreaterThan(0);
     expect(new Set(assumed)).toEqual(new Set([copier]));
+  });
+
+  it('can never assume the vault retention role: it trusts only the vault\'s own retention function, and production prunes only the source and the copy region', () => {
+    // Prepare
+    const retentionRole = vaultRetentionRoleArn({ name: 'acme', vault: { account: '222222222222', region: 'eu-central-1', retentionDays: 35 } })!;
+    const vault = templates.find((t) => t.file === 'acme-lifeboat-vault.template.json')!.template;
+    const [roleId, role] = Object.entries(vault.Resources).find(([, r]) => r.Type === 'AWS::IAM::Role' && props(r).RoleName === 'acme-lifeboat-vault-retention')!;
+    const vaultFunctionRole = Object.entries(vault.Resources).find(
+      ([, r]) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(props(r).PolicyDocument).includes(`{"Fn::GetAtt":["${roleId}","Arn"]}`),
+    )![1];
+
+    // Act
+    const mentions = identityStatements(productionTemplates()).filter(({ statement }) => JSON.stringify(statement).includes(':role/acme-lifeboat-vault-retention'));
+    const trust = (props(role).AssumeRolePolicyDocument as { Statement: PolicyStatementJson[] }).Statement;
+    const retentionEnvs = resourcesOfType(productionTemplates(), 'AWS::Lambda::Function')
+      .map((f) => (props(f.resource).Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
+      .filter((env) => env.POWERTOOLS_SERVICE_NAME === SERVICE_NAMES.retention);
+    const retentionInputs = productionTemplates()
+      .flatMap((t) => Object.values(t.template.Resources).filter((r) => r.Type === 'AWS::Scheduler::Schedule'))
+      .map((r) => JSON.parse(String((props(r).Target as { Input: string }).Input)) as { targets?: Array<{ location: string }> })
+      .filter((input) => input.targets);
+
+    // Assess: no production statement names the role; it trusts one principal, the vault function's role, in the vault template.
+    expect(retentionRole).toBe('arn:aws:iam::222222222222:role/acme-lifeboat-vault-retention');
+    expect(mentions).toEqual([]);
+    expect(trust).toEqual([{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': [expect.stringMatching(/^RetentionFunctionRole/), 'Arn'] } } }]);
+    expect(JSON.stringify(vaultFunctionRole)).toContain('sts:AssumeRole');
+    // Production's retention knows no vault target, and its schedules never name the vault.
+    expect(retentionEnvs.length).toBe(2);
+    for (const env of retentionEnvs) expect(Object.keys(env).filter((k) => k.startsWith('VAULT_'))).toEqual([]);
+    expect(retentionInputs.length).toBeGreaterThan(0);
+    expect(new Set(retentionInputs.flatMap((i) => i.targets!.map((t) => t.location)))).toEqual(new Set(['source', 'copy-region']));
   });
 });
 
@@ -127,7 +176,8 @@ describe('network: functions in the configured VPC, AWS through endpoints', () =
   });
 
   it('lets each function role attach network interfaces, with no managed policy', () => {
-    for (const fn of [primary.dumpFunction, primary.alertFunction, primary.snapshotFunction!, primary.vaultCopyFunction!]) {
+    const functions = [primary.dumpFunction, primary.alertFunction, primary.snapshotFunction!, primary.vaultCopyFunction!, primary.retentionFunction, primary.drillFunction, primary.drillRestoreFunction, primary.janitorFunction];
+    for (const fn of functions) {
       const role = template.findResources('AWS::IAM::Role')[logicalIdOf(fn.role)];
       expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
       const forRole = Object.entries(template.findResources('AWS::IAM::Policy'))
@@ -240,10 +290,9 @@ describe('database access', () => {
       expect(names).not.toContain('PGSSLMODE');
     }
     // The schedules' databases carry sslMode verify-full (the config default).
-    for (const schedule of Object.values(template.findResources('AWS::Scheduler::Schedule'))) {
-      const input = JSON.parse(schedule.Properties.Target.Input as string) as { databases?: Array<{ connection: { sslMode: string } }> };
-      for (const db of input.databases ?? []) expect(db.connection.sslMode).toBe('verify-full');
-    }
+    const scheduled = scheduledDatabases(primary);
+    expect(scheduled.length).toBeGreaterThan(0);
+    for (const db of scheduled) expect(db.connection.sslMode).toBe('verify-full');
   });
 });
 
@@ -305,29 +354,39 @@ describe('Fargate dump task', () => {
     expect(statements.filter((st) => statementCoversAction(st, 'kms:Decrypt') && JSON.stringify(st.Resource).includes(envelopeKey))).toEqual([]);
   });
 
-  it('prepares the ASL substitutions, and warns while the definition has no Fargate states', () => {
-    const subs = Template.fromStack(primary).toJSON() as CfnTemplateJson;
-    expect(Object.keys(primary.fargateDump!.substitutions()).sort()).toEqual([...FARGATE_PLACEHOLDERS].sort());
-    expect(primary.fargateDump!.substitutions()).toMatchObject({ DumpSubnetIds: PRODUCTION.subnetIds.join(','), DumpSecurityGroupIds: PRODUCTION.securityGroupIds[0] });
-    const machine = Object.values(subs.Resources).find((r) => r.Type === 'AWS::StepFunctions::StateMachine')!;
-    const given = Object.keys(props(machine).DefinitionSubstitutions as Record<string, unknown>);
-    if (FARGATE_PLACEHOLDERS.every((p) => given.includes(p))) {
-      Template.fromStack(primary).hasResourceProperties('AWS::IAM::Policy', {
-        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'ecs:RunTask', Condition: { ArnEquals: { 'ecs:cluster': Match.anyValue() } } })]) },
-      });
-    } else {
-      Annotations.fromStack(primary).hasWarning('*', Match.stringLikeRegexp('backup.asl.json has no Fargate states yet'));
-    }
+  it('gives the backup definition the Fargate task, with RunTask in that cluster and PassRole to ECS tasks only', () => {
+    // Prepare
+    const stack = primary;
+    const machine = template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(stack.backup.stateMachine)]!;
+    const backupRole = logicalIdOf(stack.backup.stateMachine.role);
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: backupRole }]))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+
+    // Assess: the definition gets the real cluster, task definition, subnets and security groups.
+    expect(Object.keys(stack.fargateDump!.substitutions()).sort()).toEqual([...FARGATE_PLACEHOLDERS].sort());
+    expect(machine.Properties.DefinitionSubstitutions).toMatchObject({
+      DumpClusterArn: { 'Fn::GetAtt': [logicalIdOf(stack.fargateDump!.cluster), 'Arn'] },
+      DumpTaskDefinitionArn: { Ref: logicalIdOf(stack.fargateDump!.taskDefinition) },
+      DumpSubnetIds: PRODUCTION.subnetIds.join(','),
+      DumpSecurityGroupIds: PRODUCTION.securityGroupIds[0],
+    });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'ecs:RunTask',
+      Resource: { Ref: logicalIdOf(stack.fargateDump!.taskDefinition) },
+      Condition: { ArnEquals: { 'ecs:cluster': { 'Fn::GetAtt': [logicalIdOf(stack.fargateDump!.cluster), 'Arn'] } } },
+    });
+    const passRole = statements.find((st) => statementCoversAction(st, 'iam:PassRole'))!;
+    expect(passRole.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } });
+    expect(asArray(passRole.Resource as unknown[])).toHaveLength(2);
+    Annotations.fromStack(primary).hasNoWarning('*', Match.stringLikeRegexp('no Fargate states'));
   });
 });
 
 describe('additional sources', () => {
   it('backs up each database from its own source stack only', () => {
-    const inputs = (s: SourceStack) =>
-      Object.values(Template.fromStack(s).findResources('AWS::Scheduler::Schedule')).flatMap((r) => {
-        const input = JSON.parse(r.Properties.Target.Input as string) as { databases?: Array<{ id: string }> };
-        return (input.databases ?? []).map((d) => d.id);
-      });
+    const inputs = (s: SourceStack) => scheduledDatabases(s).map((d) => d.id);
     expect(new Set(inputs(primary))).toEqual(new Set(['orders', 'billing', 'ledger', 'reports']));
     expect(inputs(us)).toEqual(['us-orders']);
     expect(us.config.databases.map((d) => d.id)).toEqual(['us-orders']);

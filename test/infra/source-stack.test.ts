@@ -5,7 +5,9 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Duration } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { withExecutionTimeout } from '../../infra/constructs/monitored-state-machine.ts';
 import { backupRunInput } from '../../events/schedules.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { exampleConfigJson, logicalIdOf, repoRoot, synthApp, type Synthesized } from './helpers/app.ts';
@@ -34,7 +36,8 @@ let template: Template;
 let variant: Template;
 let variantSynth: Synthesized;
 beforeAll(() => {
-  synthesized = synthApp();
+  // The example config with CDK's own NodejsFunction bundling, exactly as `cdk synth`.
+  synthesized = synthApp({ realBundling: true });
   template = synthesized.template;
   variantSynth = synthApp({ config: variantConfig(), planInputs: 's3' });
   variant = variantSynth.template;
@@ -162,7 +165,9 @@ describe('source stack: alerts', () => {
 
 describe('source stack: schedules', () => {
   it('creates one schedule per plan in the plan time zone with its flexible window', () => {
-    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    const backupMachine = { Ref: logicalIdOf(synthesized.stack.backup.stateMachine) };
+    const backups = Object.values(template.findResources('AWS::Scheduler::Schedule')).filter((r) => JSON.stringify(r.Properties.Target.Arn) === JSON.stringify(backupMachine));
+    expect(backups).toHaveLength(1);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(0 3 * * ? *)',
       ScheduleExpressionTimezone: 'Europe/Berlin',
@@ -177,7 +182,8 @@ describe('source stack: schedules', () => {
 
     // Act
     const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule'));
-    const target = schedules[0]?.Properties.Target as { Arn: unknown; Input: string; RoleArn: unknown };
+    const target = schedules.find((r) => JSON.stringify(r.Properties.Target.Arn) === JSON.stringify({ Ref: logicalIdOf(synthesized.stack.backup.stateMachine) }))?.Properties
+      .Target as { Arn: unknown; Input: string; RoleArn: unknown };
 
     // Assess
     expect(target.Arn).toEqual({ Ref: logicalIdOf(synthesized.stack.backup.stateMachine) });
@@ -202,7 +208,9 @@ describe('source stack: schedules', () => {
     const asset = stack.planInputs!.assets.get('nightly')!;
 
     // Act
-    const target = Object.values(variant.findResources('AWS::Scheduler::Schedule'))[0]!.Properties.Target as { Input: string };
+    const target = Object.values(variant.findResources('AWS::Scheduler::Schedule')).find(
+      (r) => JSON.stringify(r.Properties.Target.Arn) === JSON.stringify({ Ref: logicalIdOf(stack.backup.stateMachine) }),
+    )!.Properties.Target as { Input: string };
     const stored = JSON.parse(readFileSync(join(variantSynth.outdir, `asset.${asset.assetHash}.json`), 'utf8')) as unknown;
     const reads = Object.values(variant.findResources('AWS::IAM::Policy'))
       .filter((p) => JSON.stringify(p.Properties.Roles).includes(logicalIdOf(stack.backup.stateMachine.role)))
@@ -225,16 +233,19 @@ describe('source stack: schedules', () => {
     });
   });
 
-  it('lets the scheduler role start the backup state machine and park failed starts in the dead-letter queue, nothing else', () => {
+  it('lets the scheduler role start the scheduled state machines and park failed starts in the dead-letter queue, nothing else', () => {
+    // The example config schedules backup, retention and the janitor; it has no drills section, so no drill schedule.
+    const stack = synthesized.stack;
     template.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [{ Ref: logicalIdOf(synthesized.stack.schedulerRole) }],
+      Roles: [{ Ref: logicalIdOf(stack.schedulerRole) }],
       PolicyDocument: {
         Statement: [
-          { Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: logicalIdOf(synthesized.stack.backup.stateMachine) } },
-          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: { 'Fn::GetAtt': [logicalIdOf(synthesized.stack.alarmRouting.deadLetterQueue), 'Arn'] } },
+          { Effect: 'Allow', Action: 'states:StartExecution', Resource: [stack.backup, stack.janitor, stack.retention].map((m) => ({ Ref: logicalIdOf(m.stateMachine) })) },
+          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: { 'Fn::GetAtt': [logicalIdOf(stack.alarmRouting.deadLetterQueue), 'Arn'] } },
         ],
       },
     });
+    expect(stack.drillSchedule).toBeUndefined();
     template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
         Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': '111111111111' } } })],
@@ -248,7 +259,8 @@ describe('source stack: backup state machine', () => {
     const functions = synthesized.stack;
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
       StateMachineName: 'acme-lifeboat-backup',
-      DefinitionString: readFileSync(stateMachinePath('backup'), 'utf8'),
+      // The file as it is, with the execution timeout (24 h) CDK leaves out of string definitions.
+      DefinitionString: withExecutionTimeout(readFileSync(stateMachinePath('backup'), 'utf8'), Duration.hours(24), 'backup'),
       DefinitionSubstitutions: {
         DumpFunctionArn: { 'Fn::GetAtt': [logicalIdOf(functions.dumpFunction.function), 'Arn'] },
         AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(functions.alertFunction.function), 'Arn'] },

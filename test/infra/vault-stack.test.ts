@@ -12,7 +12,9 @@ import { ConfigError } from '../../functions/lib/errors.ts';
 import { vaultNames } from '../../functions/lib/vault/names.ts';
 import { addNagChecks, MIN_ACKNOWLEDGEMENT_REASON_LENGTH } from '../../infra/nag.ts';
 import { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS, VaultStack } from '../../infra/vault-stack.ts';
+import { SourceStack } from '../../infra/source-stack.ts';
 import { cdkJsonContext, exampleConfigJson, synthApp } from './helpers/app.ts';
+import { prebundledCode } from './helpers/bundles.ts';
 import { actionMatches, describeGrants, findGrants, statementCoversAction, statementsForRole, type CfnTemplateJson, type Grant } from './helpers/iam-walker.ts';
 
 const PROTECTED = [...VAULT_BUCKET_PROTECTED_ACTIONS, ...VAULT_KEY_PROTECTED_ACTIONS, ...VAULT_SNAPSHOT_PROTECTED_ACTIONS];
@@ -22,9 +24,17 @@ const names = vaultNames({ name: 'acme', vault: { account: '222222222222', regio
 function synthVault(raw: unknown = exampleConfigJson(), nag = false) {
   const app = new App({ context: cdkJsonContext(), outdir: mkdtempSync(join(tmpdir(), 'lifeboat-vault-')) });
   if (nag) addNagChecks(app);
-  const stack = new VaultStack(app, 'Vault', { config: raw as never });
+  const code = prebundledCode();
+  const stack = new VaultStack(app, 'Vault', { config: raw as never, code: { retention: code.retention, alert: code.alert } });
   app.synth();
   return { app, stack, template: Template.fromStack(stack) };
+}
+
+/** The example config with a vault retention policy: the vault stack then prunes itself. */
+function withVaultRetention(): Record<string, any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const raw = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  raw.plans[0].retention.vault = { keepLast: 3, daily: 30, weekly: 8, monthly: 12 };
+  return raw;
 }
 
 let vault: ReturnType<typeof synthVault>;
@@ -174,7 +184,8 @@ describe('production-side credentials', () => {
     const raw = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     raw.plans[0].snapshot = true;
     raw.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: 'arn:aws:kms:eu-central-1:111111111111:key/0b1c2d3e-0000-4000-8000-000000000001' } };
-    sources = synthApp({ config: raw }).app.node.children.filter((c): c is Stack => c instanceof Stack);
+    // The production side only: the source stacks (the vault stack is the vault account's own).
+    sources = synthApp({ config: raw }).app.node.children.filter((c): c is Stack => c instanceof SourceStack);
   });
 
   it('no source-stack role or policy grants delete or lock changes on vault resources, and the only way in is the copier role', () => {
@@ -198,6 +209,102 @@ describe('production-side credentials', () => {
   it('the copier role, which production may assume, grants none of it either (checked above on the vault template)', () => {
     const grants: Grant[] = findGrants(vault.template.toJSON() as CfnTemplateJson, logicalId(vault.stack, vault.stack.copierRole), { actions: PROTECTED });
     expect(grants).toEqual([]);
+  });
+});
+
+describe('vault-side retention (a plan with a vault policy)', () => {
+  let pruning: ReturnType<typeof synthVault>;
+  let json: CfnTemplateJson;
+  const id = (construct: { node: { defaultChild?: unknown } }) => logicalId(pruning.stack, construct);
+  beforeAll(() => {
+    pruning = synthVault(withVaultRetention(), true);
+    json = pruning.template.toJSON() as CfnTemplateJson;
+  });
+
+  it('has none without a vault policy: the example vault holds only bucket, keys and copier', () => {
+    expect(vault.stack.retention).toBeUndefined();
+    vault.template.resourceCountIs('AWS::Lambda::Function', 0);
+  });
+
+  it('runs the retention state machine on its own schedule, for the vault location only, with routed alarms and its own alert topic', () => {
+    const retention = pruning.stack.retention!;
+    pruning.template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: 'acme-lifeboat-vault-retention', TracingConfiguration: { Enabled: true } });
+    const schedules = Object.values(pruning.template.findResources('AWS::Scheduler::Schedule'));
+    expect(schedules).toHaveLength(1);
+    expect(schedules[0]!.Properties.Target.Arn).toEqual({ Ref: id(retention.stateMachine.stateMachine) });
+    expect(JSON.parse(schedules[0]!.Properties.Target.Input as string)).toEqual({
+      planId: 'nightly',
+      maxConcurrency: 4,
+      targets: [
+        { databaseId: 'orders', location: 'vault' },
+        { databaseId: 'billing', location: 'vault' },
+      ],
+    });
+    pruning.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'lifeboat/acme/retention-failed/vault-retention-executions' });
+    pruning.template.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: { alarmName: [{ prefix: 'lifeboat/acme/' }], state: { value: ['ALARM'] } } }) });
+    pruning.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+    // The function prunes the vault bucket with the vault as its only target (no copy region).
+    const env = pruning.template.findResources('AWS::Lambda::Function')[id(retention.function.function)]!.Properties.Environment.Variables as Record<string, unknown>;
+    expect(env).toMatchObject({ BACKUP_BUCKET: { Ref: id(pruning.stack.bucket) }, BACKUP_PREFIX: 'backups/', VAULT_BUCKET: names.bucketName, VAULT_RETENTION_ROLE_ARN: 'arn:aws:iam::222222222222:role/acme-lifeboat-vault-retention' });
+    expect(env.SNAPSHOT_COPY_REGION).toBeUndefined();
+  });
+
+  it('deletes through the vault retention role, which only the vault retention function may assume', () => {
+    const retention = pruning.stack.retention!;
+    pruning.template.hasResourceProperties('AWS::IAM::Role', {
+      RoleName: 'acme-lifeboat-vault-retention',
+      AssumeRolePolicyDocument: { Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': [id(retention.function.role), 'Arn'] } } }] },
+    });
+    // The function itself cannot delete; it may assume that role and nothing else.
+    const functionRole = id(retention.function.role);
+    expect(findGrants(json, functionRole, { actions: PROTECTED })).toEqual([]);
+    const assumes = findGrants(json, functionRole, { actions: ['sts:AssumeRole'] });
+    expect(assumes.map((g) => g.statement.Resource)).toEqual([{ 'Fn::GetAtt': [id(retention.retentionRole), 'Arn'] }]);
+    // The role deletes backup versions under the prefix and lifeboat snapshots of the vault, never audit logs or drill reports, never keys or locks.
+    const role = id(retention.retentionRole);
+    const deletes = findGrants(json, role, { actions: ['s3:DeleteObjectVersion'] });
+    expect(deletes.map((g) => g.statement.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [id(pruning.stack.bucket), 'Arn'] }, '/backups/*']] }]);
+    const denied = statementsForRole(json, role).filter((s) => s.statement.Effect === 'Deny' && s.source.includes('RetentionRole'));
+    expect(denied.map((d) => [d.statement.Action, d.statement.Resource])).toEqual([
+      [['s3:DeleteObject', 's3:DeleteObjectVersion'], { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id(pruning.stack.bucket), 'Arn'] }, '/backups/_*']] }],
+    ]);
+    const snapshots = findGrants(json, role, { actions: ['rds:DeleteDBSnapshot'] });
+    expect(snapshots.flatMap((g) => [g.statement.Resource].flat())).toEqual([
+      'arn:aws:rds:eu-central-1:222222222222:cluster-snapshot:lifeboat-*',
+      'arn:aws:rds:eu-central-1:222222222222:snapshot:lifeboat-*',
+    ]);
+    const destructive = [...VAULT_KEY_PROTECTED_ACTIONS, 's3:PutObjectRetention', 's3:PutObjectLegalHold', 's3:BypassGovernanceRetention', 's3:PutBucketPolicy', 's3:PutLifecycleConfiguration', 's3:PutObject'];
+    expect(findGrants(json, role, { actions: destructive })).toEqual([]);
+  });
+
+  it('lets the bucket policy exempt the retention role from the delete deny, and the function only for plain writes of its audit logs', () => {
+    const policy = Object.values(pruning.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: id(pruning.stack.bucket) } } }))[0]!;
+    const statements = policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const admin = 'arn:aws:iam::222222222222:role/cdk-hnb659fds-cfn-exec-role-222222222222-eu-central-1';
+    const functionRole = { 'Fn::GetAtt': [id(pruning.stack.retention!.function.role), 'Arn'] };
+    expect(statements.find((st) => st.Sid === 'DenyDeletesToAllButVaultAdminsAndRetention')!.Condition).toEqual({
+      ArnNotLike: { 'aws:PrincipalArn': [admin, 'arn:aws:iam::222222222222:role/acme-lifeboat-vault-retention'] },
+    });
+    expect(statements.find((st) => st.Sid === 'DenyDeleteUnlockAndPolicyChangesToAllButVaultAdmins')!.Condition).toEqual({ ArnNotLike: { 'aws:PrincipalArn': [admin] } });
+    expect(statements.find((st) => st.Sid === 'DenyOverwritingWrites')!.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': [admin, functionRole] });
+    expect(statements.find((st) => st.Sid === 'VaultRetentionWritesOnlyItsAuditLogs')).toEqual({
+      Sid: 'VaultRetentionWritesOnlyItsAuditLogs',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 's3:PutObject',
+      NotResource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id(pruning.stack.bucket), 'Arn'] }, '/backups/_audit/retention/*']] },
+      Condition: { ArnEquals: { 'aws:PrincipalArn': [functionRole] } },
+    });
+  });
+
+  it('passes cdk-nag and cfn-lint', () => {
+    const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(pruning.app);
+    expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    const file = join(mkdtempSync(join(tmpdir(), 'lifeboat-vault-lint-')), 'vault.template.json');
+    writeFileSync(file, JSON.stringify(json));
+    const result = spawnSync('cfn-lint', ['--format', 'parseable', '--include-checks', 'I', '--regions', 'eu-central-1', '--ignore-checks', 'I1022', 'W3005', '--', file], { encoding: 'utf8', timeout: 120_000 });
+    expect(result.stdout.trim()).toBe('');
+    expect(result.status).toBe(0);
   });
 });
 

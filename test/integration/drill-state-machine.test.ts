@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createDrillHandler } from '../../functions/drill/handler.ts';
 import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../functions/lib/drill/local.ts';
+import { drillRunInput } from '../../functions/lib/drill/plan.ts';
+import type { DrillDeps } from '../../functions/lib/drill/steps.ts';
+import { drillRequestSchema, type DrillRequestInput } from '../../functions/lib/drill/types.ts';
+import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
+import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
+import { loadDefinition } from '../../state-machines/definitions.ts';
+import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { listDrillReports } from '../../functions/lib/drill/report.ts';
 import type { DrillReport } from '../../functions/lib/drill/report.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
@@ -19,6 +27,8 @@ let drill: LocalDrillResult;
 let output: string[];
 let alerts: ReceivedAlert[];
 const passwords: string[] = [];
+let deps: DrillDeps;
+let alphaRequest: DrillRequestInput;
 
 function report(databaseId: string): DrillReport {
   const found = drill.reports.find((r) => r.databaseId === databaseId);
@@ -42,7 +52,7 @@ beforeAll(async () => {
   await backUp('bravo', db.name, { bucket, kmsKeyArn: keyArn, secretArn });
   registryDir = tempRegistry();
   const inbox = await alertInbox();
-  const deps = {
+  deps = {
     ...localDrillDeps({
       clients,
       storage: { bucket, prefix: 'backups/' },
@@ -62,6 +72,7 @@ beforeAll(async () => {
     assertions: [{ name: 'all orders restored', sql: 'SELECT count(*) = 500 FROM orders' }],
     freshness: { table: 'public.orders', column: 'created_at' },
   };
+  alphaRequest = { ...common, databaseId: 'alpha', targets: { rpoMinutes: 60, rtoMinutes: 10 } };
   ({ result: drill, output } = await capturingOutput(() =>
     runLocalDrill({
       requests: [
@@ -162,4 +173,47 @@ describe('drill state machine, executed locally with the real handlers and a loc
     for (const p of passwords) expect(everything).not.toContain(p);
     expect(everything).not.toContain(SENTINEL);
   });
+});
+
+// Last: it adds a drill (a report, a password) that the tests above do not expect.
+describe('the drill definition the source stack deploys', () => {
+  const arns = { DrillFunctionArn: localFunctionArn('drill'), DrillRestoreFunctionArn: localFunctionArn('drill-restore'), AlertFunctionArn: localFunctionArn('alert') };
+
+  it('is the one the local runs execute (runLocalDrill, lifeboat drill), with the execution timeout added', () => {
+    const { TimeoutSeconds, ...deployed } = synthesizedDefinition('drill', arns);
+    expect(TimeoutSeconds).toBeGreaterThan(3600);
+    expect(deployed).toEqual(loadDefinition('drill', arns));
+  });
+
+  it('runs a drill end to end, restore and verify on the restore function (the runner image), the other steps on the drill function', async () => {
+    // Prepare: the synthesized definition, each function's handler counting the steps it ran.
+    const definition = synthesizedDefinition('drill', arns);
+    const steps: Record<string, string[]> = { drill: [], restore: [] };
+    const counted = (fn: keyof typeof steps) => {
+      const run = asLocalTask(fn, createDrillHandler(deps));
+      return async (event: unknown) => (steps[fn]!.push((event as { action: string }).action), run(event));
+    };
+    const tasks = (states: Record<string, { Type: string; ItemProcessor?: { States: Record<string, never> } }>): string[] =>
+      Object.entries(states).flatMap(([name, state]) => [...(state.Type === 'Task' ? [name] : []), ...(state.ItemProcessor ? tasks(state.ItemProcessor.States) : [])]);
+    const fast = Object.fromEntries(tasks((definition as { States: Record<string, never> }).States).map((name) => [name, 10]));
+
+    // Act
+    const { result: run } = await capturingOutput(() =>
+      runLocalStateMachine(definition, drillRunInput([drillRequestSchema.parse(alphaRequest)], 1), {
+        resources: { [arns.DrillFunctionArn]: counted('drill'), [arns.DrillRestoreFunctionArn]: counted('restore'), [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }) },
+        waitTimeOverrides: { WaitForInstance: 20 },
+        retryIntervalOverrides: fast,
+      }),
+    );
+
+    // Assess
+    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
+    const results = (run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'DrillEachDatabase')?.state?.output as { results: Array<{ databaseId: string; status: string }> }).results;
+    expect(results).toEqual([expect.objectContaining({ databaseId: 'alpha', status: 'passed' })]);
+    expect([...new Set(steps.restore)].sort()).toEqual(['restore', 'verify']);
+    expect(steps.drill).not.toContain('restore');
+    expect(steps.drill).not.toContain('verify');
+    expect(steps.drill).toEqual(expect.arrayContaining(['select', 'provision', 'poll', 'credentials', 'measure', 'teardown', 'report']));
+    expect(readdirSync(registryDir)).toEqual([]);
+  }, 120_000);
 });

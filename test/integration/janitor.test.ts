@@ -4,7 +4,12 @@ import { CreateDBInstanceCommand, DeleteDBInstanceCommand, DescribeDBInstancesCo
 import { CreateSecretCommand, DeleteSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { LocalPostgresProvisioner } from '../../functions/lib/drill/local-provisioner.ts';
+import { createJanitorHandler } from '../../functions/janitor/handler.ts';
 import { runLocalJanitor } from '../../functions/lib/drill/local.ts';
+import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
+import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
+import { loadDefinition } from '../../state-machines/definitions.ts';
+import { synthesizedDefinition } from '../harness/synthesized.ts';
 import type { JanitorProvisioner } from '../../functions/lib/drill/janitor.ts';
 import { drillTagList, type DrillResource } from '../../functions/lib/drill/provisioner.ts';
 import { RdsProvisioner } from '../../functions/lib/drill/rds-provisioner.ts';
@@ -109,5 +114,22 @@ describe('janitor state machine', () => {
     expect(received[0]!.subject).toBe('[lifeboat] Restore drill failed: deployment: JanitorIncomplete');
     expect(received[0]!.message).toMatch(/rds-instance lifeboat-drill-stuck: AccessDenied: User is not authorized/);
     expect(received[0]!.message).toMatch(/Next step: check the janitor role's permissions/);
+  });
+});
+
+describe('the janitor definition the source stack deploys', () => {
+  const arns = { JanitorFunctionArn: localFunctionArn('janitor'), AlertFunctionArn: localFunctionArn('alert') };
+
+  it('is the one the local runs execute (runLocalJanitor), with the execution timeout added', () => {
+    const { TimeoutSeconds, ...deployed } = synthesizedDefinition('janitor', arns);
+    expect(TimeoutSeconds).toBe(3600);
+    expect(deployed).toEqual(loadDefinition('janitor', arns));
+  });
+
+  it('sweeps and succeeds when nothing has expired', async () => {
+    const nothing: JanitorProvisioner = { provider: 'rds', listDrillResources: async () => [], deleteResource: async () => ({ type: 'x', id: 'x', outcome: 'absent' }) };
+    const janitor = asLocalTask('janitor', createJanitorHandler({ provisioners: [nothing], logger: new Logger({ serviceName: 'lifeboat-test', logLevel: 'CRITICAL' }) }));
+    const run = await runLocalStateMachine(synthesizedDefinition('janitor', arns), {}, { resources: { [arns.JanitorFunctionArn]: janitor } });
+    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
   });
 });

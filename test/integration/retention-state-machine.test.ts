@@ -23,14 +23,14 @@ import { retentionEnvSchema, retentionFunctionEnvironment, retentionSettingsFrom
 import type { AuditLine } from '../../functions/lib/retention/s3-executor.ts';
 import type { SnapshotAuditLine } from '../../functions/lib/retention/snapshot-executor.ts';
 import { vaultNames } from '../../functions/lib/vault/names.ts';
-import { loadDefinition } from '../../state-machines/definitions.ts';
 import { uniqueName } from '../harness/aws.ts';
+import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { alertInbox, type ReceivedAlert } from './drill-harness.ts';
 import { createRetentionBucket, createSnapshot, lifeboatTags, putBackup, readJsonLines, REGION } from './retention-fixtures.ts';
-import { credentialsFor } from './snapshots-moto.ts';
+import { credentialsFor } from '../../functions/lib/local/moto-rds-compat.ts';
 
 /**
- * The retention state machine definition, executed on aws-local-stepfunctions
+ * The retention state machine definition as the stacks deploy it, executed on aws-local-stepfunctions
  * with the real retention and alert handlers against moto. Two databases,
  * each at the source and in the vault (another account): alpha has dumps, and
  * one of its deletions is denied by a legal hold placed after planning; bravo
@@ -157,7 +157,8 @@ describe('the retention state machine, executed locally with the real handlers',
     const alert = createAlertHandler({ sns: inbox.sns, topicArn: inbox.topicArn, logger: new Logger({ serviceName: 'lifeboat-test' }) });
     const retentionArn = localFunctionArn('retention');
     const alertArn = localFunctionArn('alert');
-    const definition = loadDefinition('retention', { RetentionFunctionArn: retentionArn, AlertFunctionArn: alertArn });
+    // Exactly what the source stack deploys (the vault stack deploys the same definition).
+    const definition = synthesizedDefinition('retention', { RetentionFunctionArn: retentionArn, AlertFunctionArn: alertArn });
     const input = retentionRunInput(config(), 'nightly');
 
     // Act
@@ -254,7 +255,7 @@ describe('the retention state machine, executed locally with the real handlers',
 
     // Act
     const run = await runLocalStateMachine(
-      loadDefinition('retention', { RetentionFunctionArn: retentionArn, AlertFunctionArn: alertArn }),
+      synthesizedDefinition('retention', { RetentionFunctionArn: retentionArn, AlertFunctionArn: alertArn }),
       { planId: 'nightly', maxConcurrency: 1, targets: [{ databaseId: 'ghost', location: 'source' }, { databaseId: bravo, location: 'source' }] },
       { resources: { [retentionArn]: asLocalTask('retention', retention), [alertArn]: asLocalTask('alert', alert) }, retryIntervalOverrides: { Prune: 0, AlertRetentionFailed: 0 } },
     );

@@ -152,8 +152,20 @@ describe('the backup state machine definition', () => {
   it('has unique state names, the new placeholders, a Catch to an alert on every task, and bounded polling', () => {
     const states = all(definition.States);
     expect(new Set(states.map(([n]) => n)).size).toBe(states.length);
-    expect(placeholders('backup')).toEqual(['AlertFunctionArn', 'DumpFunctionArn', 'SnapshotFunctionArn', 'VaultCopyFunctionArn']);
-    for (const [name, state] of states.filter(([, s]) => s.Type === 'Task' && s.Resource !== '${AlertFunctionArn}')) {
+    expect(placeholders('backup')).toEqual([
+      'AlertFunctionArn',
+      'DumpClusterArn',
+      'DumpFunctionArn',
+      'DumpSecurityGroupIds',
+      'DumpSubnetIds',
+      'DumpTaskDefinitionArn',
+      'SnapshotFunctionArn',
+      'VaultCopyFunctionArn',
+    ]);
+    // Loading a plan's input concerns no database: a failure there fails the execution, which the backup failure alarm reports.
+    expect(definition.States.LoadPlanInput).toMatchObject({ Type: 'Task', Retry: [expect.objectContaining({ ErrorEquals: ['States.ALL'] })] });
+    expect(definition.States.LoadPlanInput!.Catch).toBeUndefined();
+    for (const [name, state] of states.filter(([n, s]) => s.Type === 'Task' && s.Resource !== '${AlertFunctionArn}' && n !== 'LoadPlanInput')) {
       expect(state.Catch?.[0]?.Next, name).toMatch(/^Alert(Dump|Snapshot)Failed$/);
       expect(state.Retry?.some((r) => r.ErrorEquals.includes('ThrottledError')), name).toBe(true);
     }

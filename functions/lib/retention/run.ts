@@ -131,7 +131,8 @@ export async function runRetentionParts(request: RetentionRequest, ctx: Retentio
   };
   if (!policy) return result;
   if (request.location === 'vault' && !settings.vault) {
-    result.dumps = result.snapshots = { skipped: 'no vault is configured' };
+    // The source deployment has no vault target on purpose: the vault prunes itself from the vault account.
+    result.dumps = result.snapshots = { skipped: 'no vault is configured here (a deployed vault prunes itself: its own retention state machine in the vault account)' };
     return result;
   }
   const doDumps = request.location !== 'copy-region';

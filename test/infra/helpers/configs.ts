@@ -4,8 +4,9 @@ import { exampleConfigJson } from './app.ts';
  * Test configs. `production` turns on everything a real deployment may use:
  * a VPC with endpoints the stack creates, a Fargate dump, RDS IAM auth, an
  * RDS-managed master secret under a customer key (no host: looked up in RDS),
- * a snapshot plan with a vault, and a second source account/region with its
- * own egress.
+ * a snapshot plan with a vault, a second source account/region with its
+ * own egress, retention at every location (the vault's in the vault stack)
+ * and scheduled drills.
  */
 export const PRODUCTION = {
   vpcId: 'vpc-0a1b2c3d4e5f60718',
@@ -17,6 +18,8 @@ export const PRODUCTION = {
   ledgerResourceId: 'db-ABCDEFGHIJKLMNOPQRSTUVWXY0',
   usAccount: '333333333333',
   recoveryKeyArn: 'arn:aws:kms:eu-central-1:222222222222:key/99999999-8888-7777-6666-555555555555',
+  drillSubnetIds: ['subnet-0eee5555ffff6666a', 'subnet-0fff7777aaaa8888b'],
+  drillSecurityGroupId: 'sg-0fedcba9876543210',
 } as const;
 
 export function productionConfigJson(): Record<string, unknown> {
@@ -82,6 +85,17 @@ export function productionConfigJson(): Record<string, unknown> {
   });
   config.vault = { ...(config.vault as object), recoveryKmsKeyArn: PRODUCTION.recoveryKeyArn };
   config.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: 'arn:aws:kms:eu-central-1:111111111111:key/11111111-2222-3333-4444-555555555555' } };
+  // Retention everywhere (the vault's runs in the vault account), and nightly drills in isolated subnets.
+  const retention = config.plans[0]!.retention as Record<string, unknown>;
+  config.plans[0]!.retention = { ...retention, vault: { keepLast: 3, daily: 30, weekly: 8, monthly: 12 } };
+  config.plans[2]!.retention = { source: { keepLast: 2, daily: 7 }, copyRegion: { keepLast: 2, daily: 7 }, vault: { keepLast: 2, daily: 30 } };
+  config.drills = {
+    schedule: { cron: 'cron(0 4 * * ? *)', timezone: 'Europe/Berlin' },
+    subnetIds: [...PRODUCTION.drillSubnetIds],
+    securityGroupIds: [PRODUCTION.drillSecurityGroupId],
+    restoreTimeoutMinutes: 90,
+    maxConcurrency: 2,
+  };
   return config;
 }
 

@@ -2,9 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CfnResourceJson, CfnTemplateJson, PolicyStatementJson } from './iam-walker.ts';
 
-/** Actions allowed on "Resource": "*", each family named in an acknowledgement's reason. */
+/**
+ * Actions allowed on "Resource": "*", each family named in an acknowledgement's
+ * reason: tracing, vended logs, network interfaces, ECR auth, and listings
+ * with no resource-level permission (the snapshot quota check, retention, the
+ * janitor's sweep of RDS and drill secrets).
+ */
 export const ALLOWED_ON_ANY_RESOURCE =
-  /^(xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets)|logs:(CreateLogDelivery|DeleteLogDelivery|DescribeLogGroups|DescribeResourcePolicies|GetLogDelivery|ListLogDeliveries|PutResourcePolicy|UpdateLogDelivery)|rds:(DescribeDBSnapshots|DescribeDBClusterSnapshots|DescribeAccountAttributes)|ec2:(CreateNetworkInterface|DescribeNetworkInterfaces|DescribeSubnets|DeleteNetworkInterface|AssignPrivateIpAddresses|UnassignPrivateIpAddresses)|ecr:GetAuthorizationToken)$/;
+  /^(xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets)|logs:(CreateLogDelivery|DeleteLogDelivery|DescribeLogGroups|DescribeResourcePolicies|GetLogDelivery|ListLogDeliveries|PutResourcePolicy|UpdateLogDelivery)|rds:(DescribeDBSnapshots|DescribeDBClusterSnapshots|DescribeAccountAttributes|DescribeDBInstances|DescribeDBClusters|DescribeDBSubnetGroups)|secretsmanager:ListSecrets|ec2:(CreateNetworkInterface|DescribeNetworkInterfaces|DescribeSubnets|DeleteNetworkInterface|AssignPrivateIpAddresses|UnassignPrivateIpAddresses)|ecr:GetAuthorizationToken)$/;
 
 export interface NamedTemplate {
   /** File name in the cloud assembly, e.g. `acme-lifeboat-source.template.json` or `...nested.template.json`. */

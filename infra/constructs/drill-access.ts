@@ -1,0 +1,135 @@
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { DRILL_NAME_PREFIX } from '../../functions/lib/drill/provisioner.ts';
+import { acknowledgeWildcardResources } from '../nag.ts';
+
+/**
+ * What the drill steps and the janitor need on RDS, Secrets Manager and KMS
+ * (functions/lib/drill). Every throwaway is named `lifeboat-drill-<drill id>`
+ * and its credentials live in the secret `lifeboat/drill/<drill id>`, so the
+ * create, modify and delete rights stop at those names.
+ */
+
+/** `lifeboat/drill/*`: the throwaways' credentials (functions/lib/drill/credentials.ts). */
+export const DRILL_SECRET_PATTERN = 'lifeboat/drill/*';
+
+function rdsArn(stack: Stack, resource: string, name: string): string {
+  return stack.formatArn({ service: 'rds', resource, resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+}
+
+function drillArns(stack: Stack) {
+  const name = `${DRILL_NAME_PREFIX}*`;
+  return {
+    instances: rdsArn(stack, 'db', name),
+    clusters: rdsArn(stack, 'cluster', name),
+    subnetGroups: rdsArn(stack, 'subgrp', name),
+    snapshots: rdsArn(stack, 'snapshot', name),
+    secrets: stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: DRILL_SECRET_PATTERN, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+  };
+}
+
+const DRILL_NAMES_REASON =
+  'Drill resources are named per drill (lifeboat-drill-<drill id>, secret lifeboat/drill/<drill id>); the role may create, change and delete only those.';
+
+export interface DrillProvisioningProps {
+  /** An existing DB subnet group the throwaways use (`drills.subnetGroupName`). */
+  readonly subnetGroupName?: string;
+}
+
+/**
+ * The drill steps that provision and tear down (select, provision, poll,
+ * credentials, teardown): create a throwaway from a lifeboat snapshot or empty
+ * for a dump, tag it, set its password, delete it and its subnet group; keep
+ * its credentials in a drill secret; let RDS use the snapshot's KMS key.
+ */
+export function grantDrillProvisioning(role: iam.Role, props: DrillProvisioningProps = {}): void {
+  const stack = Stack.of(role);
+  const drill = drillArns(stack);
+  const lifeboatSnapshots = [rdsArn(stack, 'snapshot', 'lifeboat-*'), rdsArn(stack, 'cluster-snapshot', 'lifeboat-*')];
+  // Creating or restoring an instance is authorized on every resource it uses:
+  // the new instance or cluster (drill names only), the source snapshot
+  // (lifeboat's), the subnet group, and the (default) parameter and option groups.
+  const groups = [rdsArn(stack, 'og', '*'), rdsArn(stack, 'pg', '*'), rdsArn(stack, 'cluster-pg', '*')];
+  const subnetGroups = [drill.subnetGroups, ...(props.subnetGroupName ? [rdsArn(stack, 'subgrp', props.subnetGroupName)] : [])];
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'CreateDrillThrowaways',
+      actions: ['rds:CreateDBInstance', 'rds:RestoreDBInstanceFromDBSnapshot', 'rds:RestoreDBClusterFromSnapshot', 'rds:CreateDBSubnetGroup', 'rds:AddTagsToResource'],
+      resources: [drill.instances, drill.clusters, ...subnetGroups, ...lifeboatSnapshots, ...groups],
+    }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'ManageDrillThrowaways',
+      actions: ['rds:DescribeDBInstances', 'rds:ModifyDBInstance', 'rds:ModifyDBCluster', 'rds:DeleteDBInstance', 'rds:DeleteDBCluster', 'rds:DeleteDBSubnetGroup'],
+      resources: [drill.instances, drill.clusters, drill.subnetGroups],
+    }),
+  );
+  // Snapshot selection lists the manual snapshots of a database (no resource-level permission for a listing).
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBSnapshots', 'rds:DescribeDBClusterSnapshots'], resources: ['*'] }));
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'DrillSecrets',
+      actions: ['secretsmanager:CreateSecret', 'secretsmanager:PutSecretValue', 'secretsmanager:DescribeSecret', 'secretsmanager:DeleteSecret', 'secretsmanager:TagResource'],
+      resources: [drill.secrets],
+    }),
+  );
+  // RDS uses the caller's KMS rights to restore an encrypted snapshot or create an encrypted instance.
+  const keys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: [keys] }));
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['kms:CreateGrant'],
+      resources: [keys],
+      conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' }, StringEquals: { 'kms:ViaService': `rds.${stack.region}.amazonaws.com` } },
+    }),
+  );
+  acknowledgeWildcardResources(role, [drill.instances, drill.clusters, drill.subnetGroups, drill.secrets], DRILL_NAMES_REASON);
+  acknowledgeWildcardResources(
+    role,
+    lifeboatSnapshots,
+    'A drill restores the lifeboat snapshot it selected; snapshot identifiers are generated per backup under the lifeboat- prefix.',
+  );
+  acknowledgeWildcardResources(
+    role,
+    groups,
+    'CreateDBInstance and the restores are authorized on the (default) option and parameter groups they use; the new instance itself is limited to lifeboat-drill-* names.',
+  );
+  acknowledgeWildcardResources(
+    role,
+    [keys],
+    "The KMS key of a snapshot (the database's storage key) is only known at run time; DescribeKey reads metadata and CreateGrant is limited to grants for RDS (kms:GrantIsForAWSResource, kms:ViaService rds).",
+  );
+}
+
+/** Read a drill's credentials (restore and verify connect to the throwaway with them). */
+export function grantReadDrillSecrets(role: iam.Role): void {
+  const { secrets } = drillArns(Stack.of(role));
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secrets] }));
+  acknowledgeWildcardResources(role, [secrets], DRILL_NAMES_REASON);
+}
+
+/**
+ * The janitor: list RDS instances, clusters, snapshots and subnet groups and
+ * drill secrets (listings have no resource-level permissions), read the tags of
+ * drill subnet groups, and delete drill resources only.
+ */
+export function grantJanitor(role: iam.Role): void {
+  const drill = drillArns(Stack.of(role));
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters', 'rds:DescribeDBSnapshots', 'rds:DescribeDBSubnetGroups', 'secretsmanager:ListSecrets'],
+      resources: ['*'],
+    }),
+  );
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:ListTagsForResource'], resources: [drill.subnetGroups] }));
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'DeleteExpiredDrillResources',
+      actions: ['rds:DeleteDBInstance', 'rds:DeleteDBCluster', 'rds:DeleteDBSubnetGroup', 'rds:DeleteDBSnapshot'],
+      resources: [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots],
+    }),
+  );
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:DeleteSecret'], resources: [drill.secrets] }));
+  acknowledgeWildcardResources(role, [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots, drill.secrets], DRILL_NAMES_REASON);
+}

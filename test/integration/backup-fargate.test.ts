@@ -1,0 +1,306 @@
+import '../../functions/lib/local/promise-with-resolvers.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { createAlertHandler } from '../../functions/alert/handler.ts';
+import { runFargateDumpTask, TASK_INPUT_ENV, TASK_TOKEN_ENV, type DumpRunner } from '../../functions/dump/fargate-task.ts';
+import { createDumpHandler } from '../../functions/dump/handler.ts';
+import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
+import { createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
+import { databaseSchema, type DatabaseConfig } from '../../functions/lib/config/schema.ts';
+import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
+import { localFunctionArn, type EventLog, type TaskHandler } from '../../functions/lib/local/state-machine-runner.ts';
+import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
+import { capturingOutput } from '../harness/capture.ts';
+import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
+import { synthesizedDefinition } from '../harness/synthesized.ts';
+import { alertInbox } from './drill-harness.ts';
+
+/**
+ * The backup definition as the source stack deploys it, executed locally with
+ * the real handlers against the suite's PostgreSQL and moto:
+ *
+ * - a database on `dump.runner: 'fargate'` goes through DumpDatabaseOnFargate
+ *   (`ecs:runTask.waitForTaskToken`), whose local handler runs the container's
+ *   entrypoint (functions/dump/fargate-task.ts) in-process with the overrides
+ *   the state machine sets, and returns what the task reports with its token;
+ * - a schedule that passes only `planInput` makes LoadPlanInput read the plan
+ *   from S3 (moto) first.
+ *
+ * `$$.Task.Token` needs a Task context, which the shared local runner does not
+ * set, so these runs use aws-local-stepfunctions directly (same options).
+ */
+
+const clients = testClients();
+const ECS_RUN_TASK = 'arn:aws:states:::ecs:runTask.waitForTaskToken';
+const S3_GET_OBJECT = 'arn:aws:states:::aws-sdk:s3:getObject';
+const FARGATE = {
+  DumpClusterArn: 'arn:aws:ecs:eu-west-1:111111111111:cluster/acme-lifeboat',
+  DumpTaskDefinitionArn: 'arn:aws:ecs:eu-west-1:111111111111:task-definition/acme-lifeboat-dump:3',
+  DumpSubnetIds: 'subnet-0aaa1111bbbb2222c,subnet-0ddd3333eeee4444f',
+  DumpSecurityGroupIds: 'sg-0123456789abcdef0',
+};
+const arns = {
+  DumpFunctionArn: localFunctionArn('dump'),
+  AlertFunctionArn: localFunctionArn('alert'),
+  SnapshotFunctionArn: localFunctionArn('snapshot'),
+  VaultCopyFunctionArn: localFunctionArn('vault-copy'),
+};
+const SENTINEL = 'S3NTINEL-fargate-pw-41';
+
+const dbs: Awaited<ReturnType<typeof createTestDatabase>>[] = [];
+let bucket: string;
+let keyArn: string;
+let goodSecret: string;
+let badSecret: string;
+
+beforeAll(async () => {
+  for (let i = 0; i < 2; i++) {
+    const db = await createTestDatabase('lbfg');
+    await withClient(db.name, (c) => c.query(`CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, ${50 * (i + 1)})`));
+    dbs.push(db);
+  }
+  [bucket, keyArn] = await Promise.all([createTestBucket(), createTestKey()]);
+  const s = pgServer();
+  goodSecret = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
+  badSecret = await createTestSecret({ username: s.user, password: SENTINEL, host: s.host, port: s.port });
+});
+afterAll(async () => {
+  for (const db of dbs) await db.drop();
+});
+
+const database = (id: string, name: string, secretArn: string, runner: 'lambda' | 'fargate'): DatabaseConfig =>
+  databaseSchema.parse({ id, connection: { database: name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, dump: { runner } });
+
+interface AnyState {
+  Type: string;
+  Resource?: string;
+  ItemProcessor?: { States: Record<string, AnyState> };
+  Branches?: { States: Record<string, AnyState> }[];
+}
+function taskStates(states: Record<string, AnyState>, out: Record<string, string> = {}): Record<string, string> {
+  for (const [name, state] of Object.entries(states)) {
+    if (state.Type === 'Task' && state.Resource) out[name] = state.Resource;
+    if (state.ItemProcessor) taskStates(state.ItemProcessor.States, out);
+    for (const branch of state.Branches ?? []) taskStates(branch.States, out);
+  }
+  return out;
+}
+
+interface Run {
+  status: 'SUCCEEDED' | 'FAILED';
+  executionArn: string;
+  output?: unknown;
+  error?: string;
+  cause?: unknown;
+  events: EventLog[];
+}
+
+/** runLocalStateMachine's behaviour plus a Task context (`$$.Task.Token`). */
+async function run(definition: Record<string, unknown>, input: unknown, resources: Record<string, TaskHandler>, taskToken: string): Promise<Run> {
+  const executionArn = `arn:aws:states:eu-west-1:000000000000:execution:acme-lifeboat-backup:${randomUUID()}`;
+  const handlers = Object.fromEntries(
+    Object.entries(taskStates((definition as { States: Record<string, AnyState> }).States)).map(([state, resource]) => [
+      state,
+      resources[resource] ??
+        (async () => {
+          throw Object.assign(new Error(`No local handler for resource ${resource} (state "${state}")`), { name: 'States.TaskFailed' });
+        }),
+    ]),
+  );
+  const retries = Object.fromEntries(Object.keys(handlers).map((state) => [state, 0]));
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: true } });
+  const execution = machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides: retries },
+    context: { Execution: { Id: executionArn, Name: executionArn.split(':').pop(), StartTime: new Date().toISOString() }, Task: { Token: taskToken } },
+  } as never);
+  const events: EventLog[] = [];
+  const collect = (async () => {
+    for await (const event of execution.eventLogs as unknown as AsyncIterable<EventLog>) events.push(event);
+  })();
+  try {
+    const output = await execution.result;
+    await collect.catch(() => undefined);
+    return { status: 'SUCCEEDED', executionArn, output, events };
+  } catch (error) {
+    await collect.catch(() => undefined);
+    if (!(error instanceof ExecutionError)) throw error;
+    const cause = error.cause as { name?: string; message?: string } | undefined;
+    return { status: 'FAILED', executionArn, error: cause?.name, cause: cause?.message, events };
+  }
+}
+
+function handlers() {
+  const logger = new Logger({ serviceName: 'lifeboat-test', logLevel: 'WARN' });
+  const metrics = new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-dump' });
+  const dump = createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn }, logger, metrics });
+  const vaultCopy = createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: (region, credentials) => createS3Client({ region, credentials }), logger, metrics });
+  const lambdaDumps: string[] = [];
+  const tasks: Array<{ parameters: Record<string, any>; reported: SendTaskSuccessCommand | SendTaskFailureCommand }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const loads: unknown[] = [];
+
+  /** ECS RunTask with a task token: start "the container" with the overrides, wait for what it reports. */
+  const runTask: TaskHandler = async (parameters) => {
+    const p = parameters as { Overrides: { ContainerOverrides: Array<{ Name: string; Environment: Array<{ Name: string; Value: string }> }> } };
+    const container = p.Overrides.ContainerOverrides.find((c) => c.Name === 'dump')!;
+    const env = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+    const sent: Array<SendTaskSuccessCommand | SendTaskFailureCommand> = [];
+    await runFargateDumpTask({
+      sfn: { send: async (command: SendTaskSuccessCommand | SendTaskFailureCommand) => (sent.push(command), {}) } as never,
+      handler: dump as unknown as DumpRunner,
+      env: { ...env, POWERTOOLS_SERVICE_NAME: 'lifeboat-dump' },
+      log: () => undefined,
+    });
+    const reported = sent.find((c) => c instanceof SendTaskSuccessCommand || c instanceof SendTaskFailureCommand)!;
+    tasks.push({ parameters: parameters as Record<string, unknown>, reported });
+    if (reported instanceof SendTaskSuccessCommand) return JSON.parse(reported.input.output!) as unknown;
+    // Step Functions fails the task with the reported error and cause.
+    throw Object.assign(new Error(reported.input.cause), { name: reported.input.error });
+  };
+
+  /** The aws-sdk:s3:getObject integration: Body as a string. */
+  const getObject: TaskHandler = async (parameters) => {
+    loads.push(parameters);
+    const { Bucket, Key } = parameters as { Bucket: string; Key: string };
+    const out = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
+    return { Body: await out.Body!.transformToString(), ContentType: out.ContentType, ContentLength: out.ContentLength };
+  };
+
+  return {
+    lambdaDumps,
+    tasks,
+    loads,
+    resources: (alert: TaskHandler): Record<string, TaskHandler> => ({
+      [ECS_RUN_TASK]: runTask,
+      [S3_GET_OBJECT]: getObject,
+      [arns.DumpFunctionArn]: async (event) => (lambdaDumps.push((event as { database: { id: string } }).database.id), asLocalTask('dump', dump)(event)),
+      [arns.VaultCopyFunctionArn]: asLocalTask('vault-copy', vaultCopy),
+      [arns.AlertFunctionArn]: alert,
+    }),
+  };
+}
+
+const entered = (r: Run, state: string) => r.events.filter((e) => e.type === 'StateEntered' && e.state?.name === state);
+type Result = { databaseId: string; status: string; dump: { status: string; backupId?: string; manifestKey?: string; vault?: string; error?: string } };
+
+describe('the backup definition with a database on Fargate', () => {
+  it('dumps the Fargate database through ECS RunTask with its task token and the Lambda one through the function, both committed', async () => {
+    // Prepare
+    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
+    const h = handlers();
+    const input = {
+      planId: 'nightly',
+      maxConcurrency: 2,
+      dump: true,
+      snapshot: false,
+      databases: [database('orders', dbs[0]!.name, goodSecret, 'fargate'), database('billing', dbs[1]!.name, goodSecret, 'lambda')],
+    };
+
+    // Act
+    const { result: r } = await capturingOutput(() => run(definition, input, h.resources(async () => ({ messageId: 'unexpected' })), 'token-orders-1'));
+
+    // Assess: both succeeded, each on its runner; no plan was loaded (the input carries the databases).
+    expect(r.status, String(r.cause)).toBe('SUCCEEDED');
+    const results = (r.output as { results: Result[] }).results;
+    expect(results.map((x) => [x.databaseId, x.status, x.dump.status, x.dump.vault])).toEqual([
+      ['orders', 'succeeded', 'succeeded', 'skipped'],
+      ['billing', 'succeeded', 'succeeded', 'skipped'],
+    ]);
+    expect(h.lambdaDumps).toEqual(['billing']);
+    expect(h.tasks).toHaveLength(1);
+    expect(entered(r, 'LoadPlanInput')).toEqual([]);
+    expect(entered(r, 'DumpDatabaseOnFargate')).toHaveLength(1);
+
+    // Assess: RunTask got the cluster, task definition, private subnets and the container overrides.
+    const { parameters, reported } = h.tasks[0]!;
+    expect(parameters).toEqual({
+      Cluster: FARGATE.DumpClusterArn,
+      TaskDefinition: FARGATE.DumpTaskDefinitionArn,
+      LaunchType: 'FARGATE',
+      NetworkConfiguration: { AwsvpcConfiguration: { Subnets: FARGATE.DumpSubnetIds.split(','), SecurityGroups: [FARGATE.DumpSecurityGroupIds], AssignPublicIp: 'DISABLED' } },
+      Overrides: { ContainerOverrides: [{ Name: 'dump', Environment: [{ Name: TASK_TOKEN_ENV, Value: 'token-orders-1' }, { Name: TASK_INPUT_ENV, Value: expect.any(String) }] }] },
+    });
+    const taskInput = JSON.parse(parameters.Overrides.ContainerOverrides[0].Environment[1].Value as string) as Record<string, unknown>;
+    expect(taskInput).toEqual({ planId: 'nightly', database: input.databases[0], executionId: r.executionArn });
+    expect(reported).toBeInstanceOf(SendTaskSuccessCommand);
+    expect(reported.input.taskToken).toBe('token-orders-1');
+
+    // Assess: the Fargate dump is a committed backup like the other (manifest last, in the bucket).
+    const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'backups/' }));
+    const manifests = (listed.Contents ?? []).map((o) => o.Key!).filter((k) => k.endsWith('manifest.json'));
+    expect(manifests.map((k) => k.split('/')[1]).sort()).toEqual(['billing', 'orders']);
+    const orders = results[0]!.dump;
+    expect(manifests).toContain(orders.manifestKey);
+    const manifest = JSON.parse(await (await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: orders.manifestKey! }))).Body!.transformToString()) as { inventory: { tables: unknown[] } };
+    expect(manifest.inventory.tables).toEqual([{ schema: 'public', name: 't', kind: 'r', rows: 50 }]);
+  });
+
+  it('alerts a Fargate dump that fails with the error its task reports, and no secret leaks', async () => {
+    // Prepare
+    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
+    const h = handlers();
+    const inbox = await alertInbox();
+    const alert = asLocalTask('alert', createAlertHandler({ sns: inbox.sns, topicArn: inbox.topicArn, logger: new Logger({ serviceName: 'lifeboat-test', logLevel: 'WARN' }) }));
+    const input = { planId: 'nightly', maxConcurrency: 1, dump: true, snapshot: false, databases: [database('ledger', dbs[0]!.name, badSecret, 'fargate')] };
+
+    // Act
+    const { result: r, output } = await capturingOutput(() => run(definition, input, h.resources(alert), 'token-ledger-1'));
+    const alerts = await inbox.receiveAll();
+
+    // Assess: the run ends incomplete, the task reported the dump handler's error class, one alert names it.
+    expect(r.status).toBe('FAILED');
+    expect(r.error).toBe('BackupIncomplete');
+    expect(h.tasks.map((t) => [t.reported.constructor.name, (t.reported.input as { error?: string }).error])).toEqual([['SendTaskFailureCommand', 'DatabaseConnectionError']]);
+    expect((r.events.find((e) => e.type === 'StateExited' && e.state?.name === 'DumpFailed')?.state?.output as { error: string }).error).toBe('DatabaseConnectionError');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.subject).toBe('[lifeboat] Backup failed: database ledger, plan nightly: DatabaseConnectionError');
+    expect(alerts[0]!.message).toMatch(/password authentication failed/);
+    expect(alerts[0]!.details).toMatchObject({ kind: 'backup-failed', databaseId: 'ledger', details: { backup: 'dump' } });
+    expect(JSON.stringify({ output, events: r.events, alerts, tasks: h.tasks.map((t) => t.reported.input) })).not.toContain(SENTINEL);
+  });
+});
+
+describe('the backup definition loading a plan\'s input from S3', () => {
+  it('reads the plan the schedule names (LoadPlanInput) and backs up its databases', async () => {
+    // Prepare: the plan's run input as the stack publishes it, and a schedule input that only points at it.
+    const plan = { planId: 'nightly', maxConcurrency: 2, dump: true, snapshot: false, databases: [database('orders', dbs[0]!.name, goodSecret, 'lambda'), database('billing', dbs[1]!.name, goodSecret, 'fargate')] };
+    const key = `${randomUUID()}.json`;
+    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(plan), ContentType: 'application/json' }));
+    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
+    const h = handlers();
+
+    // Act
+    const { result: r } = await capturingOutput(() => run(definition, { planId: 'nightly', planInput: { bucket, key } }, h.resources(async () => ({ messageId: 'unexpected' })), 'token-plan-1'));
+
+    // Assess: one load of exactly that object, then the Map over its databases (one on each runner).
+    expect(r.status, String(r.cause)).toBe('SUCCEEDED');
+    expect(h.loads).toEqual([{ Bucket: bucket, Key: key }]);
+    expect(entered(r, 'BackupEachDatabase')[0]!.state!.input).toEqual(plan);
+    expect((r.output as { results: Result[] }).results.map((x) => [x.databaseId, x.status])).toEqual([
+      ['orders', 'succeeded'],
+      ['billing', 'succeeded'],
+    ]);
+    expect(h.lambdaDumps).toEqual(['orders']);
+    expect(h.tasks).toHaveLength(1);
+  });
+
+  it('retries a failing load, then fails the execution with the S3 error (the backup failure alarm reports it)', async () => {
+    // Prepare
+    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
+    const h = handlers();
+
+    // Act
+    const r = await run(definition, { planId: 'nightly', planInput: { bucket, key: 'no-such-plan.json' } }, h.resources(async () => ({ messageId: 'unexpected' })), 'token-plan-2');
+
+    // Assess: the first attempt and three retries, no database touched.
+    expect(r.status).toBe('FAILED');
+    expect(r.error).toBe('NoSuchKey');
+    expect(h.loads).toHaveLength(4);
+    expect(entered(r, 'BackupEachDatabase')).toEqual([]);
+    expect(h.lambdaDumps).toEqual([]);
+  });
+});
