@@ -138,3 +138,6 @@ export function retentionSchedules(
     }))
     .filter((s) => s.input.targets.length > 0);
 }
+
+/** Where the source stack prunes; the vault prunes itself (VaultStack). */
+export const SOURCE_RETENTION_LOCATIONS = ['source', 'copy-region'] as const;

@@ -1,3 +1,4 @@
+import { SOURCE_RETENTION_LOCATIONS } from '../events/schedules.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Annotations, ArnFormat, Duration, Size, Stack, Tags, type StackProps } from 'aws-cdk-lib';
@@ -143,8 +144,6 @@ export interface SourceStackProps extends StackProps {
   readonly drillRestoreStorage?: Size;
 }
 
-/** Where the source stack prunes; the vault prunes itself (VaultStack). */
-export const SOURCE_RETENTION_LOCATIONS = ['source', 'copy-region'] as const;
 
 /** The runner image's build: the Dockerfile at the repo root, for arm64. */
 export function runnerImageProps(): ecrAssets.DockerImageAssetProps {

@@ -9,7 +9,7 @@ import {
 import { createSfnClient } from '../../functions/lib/aws/clients.ts';
 import type { LifeboatConfig } from '../../functions/lib/config/schema.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { backupRunInput, retentionRunInput } from '../../events/schedules.ts';
+import { backupRunInput, retentionRunInput, SOURCE_RETENTION_LOCATIONS } from '../../events/schedules.ts';
 import { drillRequestsFromConfig, drillRunInput } from '../../functions/lib/drill/plan.ts';
 import { loadCliConfig, requireFlag } from '../context.ts';
 import type { CommandResult } from '../main.ts';
@@ -51,7 +51,7 @@ export function runInput(workflow: Workflow, config: LifeboatConfig, flags: Reco
     if (!databases.length) throw new ConfigError('command line', [`--database: "${String(flags.database)}" is not in plan "${plan}"`]);
     return { ...input, databases };
   }
-  const input = retentionRunInput(config, plan);
+  const input = retentionRunInput(config, plan, { locations: SOURCE_RETENTION_LOCATIONS });
   if (!flags.database) return input;
   return { ...input, targets: input.targets.filter((t) => t.databaseId === flags.database) };
 }
