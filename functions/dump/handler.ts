@@ -5,7 +5,11 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import { createAwsClients, type AwsClients } from '../lib/aws/clients.ts';
+import { createAwsClients, createRdsClient, type AwsClients } from '../lib/aws/clients.ts';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import { randomBytes } from 'node:crypto';
+import { newBackupId } from '../lib/backup/manifest.ts';
+import { rdsSignerTokens, type IamAuthTokenSigner } from '../lib/pg/iam-auth.ts';
 import { runDumpBackup, type DumpTarget } from '../lib/backup/dump-pipeline.ts';
 import { createKeyringKmsClient } from '../lib/backup/encryption.ts';
 import { databaseSchema } from '../lib/config/schema.ts';
@@ -47,7 +51,13 @@ const envSchema = z.object({
 });
 
 export interface DumpHandlerDeps {
-  clients: Pick<AwsClients, 's3' | 'secrets'> & { keyringKms: ReturnType<typeof createKeyringKmsClient> };
+  clients: Pick<AwsClients, 's3' | 'secrets'> & {
+    keyringKms: ReturnType<typeof createKeyringKmsClient>;
+    /** For databases without a configured host (RDS-managed secrets). */
+    rds?: Pick<RDSClient, 'send'>;
+    /** For connections with `iamAuth`. */
+    iamAuthToken?: IamAuthTokenSigner;
+  };
   target: DumpTarget;
   logger: Logger;
   metrics: Metrics;
@@ -59,7 +69,7 @@ function depsFromEnvironment(): DumpHandlerDeps {
   coldStartDeps ??= (() => {
     const env = readEnv(envSchema);
     return {
-      clients: { ...createAwsClients(), keyringKms: createKeyringKmsClient() },
+      clients: { ...createAwsClients(), keyringKms: createKeyringKmsClient(), rds: createRdsClient(), iamAuthToken: rdsSignerTokens() },
       target: { bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX, kmsKeyArn: env.BACKUP_KMS_KEY_ARN, recoveryKmsKeyArns: env.BACKUP_RECOVERY_KMS_KEY_ARNS },
       logger: sharedLogger,
       metrics: sharedMetrics,
@@ -86,7 +96,9 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
     const databaseId = input.database.id;
     // Per-invocation child logger and single metrics: local runs execute
     // several databases concurrently in one process.
-    const log = logger.createChild({ persistentKeys: { databaseId, planId: input.planId } });
+    // The id is fixed here so every log line of this backup carries it.
+    const backupId = newBackupId(new Date(), randomBytes(3).toString('hex'));
+    const log = logger.createChild({ persistentKeys: { databaseId, planId: input.planId, backupId } });
     const record = (name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) => {
       const single = metrics.singleMetric();
       single.addDimension('database', databaseId);
@@ -96,13 +108,13 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
     const started = Date.now();
     try {
       const result = await runDumpBackup(
-        { databaseId, planId: input.planId, connection: input.database.connection, settings: input.database.dump, target },
-        { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets, secretRegistry: registry, pgDumpPath },
+        { databaseId, backupId, planId: input.planId, connection: input.database.connection, settings: input.database.dump, target, rds: input.database.rds },
+        { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets, secretRegistry: registry, pgDumpPath, rds: clients.rds, iamAuthToken: clients.iamAuthToken },
       );
       record('BackupSucceeded', MetricUnit.Count, 1);
       record('BackupStoredBytes', MetricUnit.Bytes, result.storedBytes);
       record('BackupDurationSeconds', MetricUnit.Seconds, (Date.now() - started) / 1000);
-      log.info('Backup committed', { backupId: result.backupId, manifestKey: result.manifestKey, storedBytes: result.storedBytes, rawBytes: result.rawBytes, sha256: result.sha256 });
+      log.info('Backup committed', { manifestKey: result.manifestKey, storedBytes: result.storedBytes, rawBytes: result.rawBytes, sha256: result.sha256 });
       return {
         databaseId,
         backupId: result.backupId,

@@ -6,6 +6,9 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { KMS } from '@aws-sdk/client-kms';
 import { Upload } from '@aws-sdk/lib-storage';
 import type pg from 'pg';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import type { IamAuthTokenSigner } from '../pg/iam-auth.ts';
+import { lookupRdsEndpoint, type RdsReference } from '../pg/rds-endpoint.ts';
 import type { ConnectionConfig, DumpSettings } from '../config/schema.ts';
 import { DumpFailedError, LifeboatError, StorageError } from '../errors.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
@@ -39,6 +42,8 @@ export interface DumpBackupRequest {
   target: DumpTarget;
   /** Normally generated; fixed by callers that need a known id. */
   backupId?: string;
+  /** The RDS instance or cluster behind the database, to find its endpoint when no host is configured. */
+  rds?: RdsReference;
 }
 
 export interface DumpProgress {
@@ -67,6 +72,10 @@ export interface DumpBackupDeps {
   onProgress?: (progress: DumpProgress) => void;
   /** Called with pg_dump's pid once it runs (tests use it to kill pg_dump midway). */
   onDumpStarted?: (pid: number) => void;
+  /** Signs RDS IAM auth tokens, for connections with `iamAuth`. */
+  iamAuthToken?: IamAuthTokenSigner;
+  /** RDS client, to look up the endpoint of `request.rds` when the config names no host. */
+  rds?: Pick<RDSClient, 'send'>;
 }
 
 export interface DumpBackupResult {
@@ -151,7 +160,15 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
   const backupId = request.backupId ?? newBackupId(startedAt, randomBytes(3).toString('hex'));
   const keys = backupKeys(target.prefix, databaseId, backupId);
 
-  const conn = await resolveConnection(databaseId, request.connection, { secrets: deps.secrets, env: deps.env, registry });
+  const rdsRef = request.rds;
+  const rds = deps.rds;
+  const conn = await resolveConnection(databaseId, request.connection, {
+    secrets: deps.secrets,
+    env: deps.env,
+    registry,
+    iamAuthToken: deps.iamAuthToken,
+    endpoint: rds && rdsRef ? () => lookupRdsEndpoint(rds, databaseId, rdsRef) : undefined,
+  });
   const where = describeTarget(databaseId, conn);
 
   // Fail in seconds, not after an hour of dumping, when the bucket is missing.
