@@ -40,6 +40,7 @@ const options = {
   jobs: { type: 'string' },
   json: { type: 'boolean' },
   'no-wait': { type: 'boolean' },
+  'no-vault': { type: 'boolean' },
   html: { type: 'string' },
   'state-machine-arn': { type: 'string' },
   location: { type: 'string' },

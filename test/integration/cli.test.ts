@@ -67,7 +67,12 @@ describe('lifeboat CLI', () => {
     expect(verify.stdout).toMatch(/ok\s+pg_restore --list/);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.stdout).toMatch(/ok\s+row counts\s+321 rows/);
-    for (const r of [backup, listed, verify, restore]) expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+    const status = await lifeboat(['status', '--config', configPath, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    const notes = JSON.parse(status.stdout).databases[0];
+    expect(notes.newestBackup.backupId).toBe(result.backupId);
+    expect(notes.problems.map((p: { message: string }) => p.message)).toEqual(['never restored by a drill: this database has no proven backup']);
+    for (const r of [backup, listed, verify, restore, status]) expect(r.stdout + r.stderr).not.toContain(SENTINEL);
     const count = await withClient(restoredName, async (c) => (await c.query('SELECT count(*)::int AS n FROM notes')).rows[0].n);
     expect(count).toBe(321);
   });

@@ -81,7 +81,13 @@ function targetsFor(config: LifeboatConfig, databaseId: string) {
   };
 }
 
-export async function collectStatus(config: LifeboatConfig, sources: StatusSources, now = new Date()): Promise<DeploymentStatus> {
+export async function collectStatus(
+  config: LifeboatConfig,
+  sources: StatusSources,
+  now = new Date(),
+  /** Problems found while gathering (e.g. the vault could not be read). */
+  gatheringProblems: DeploymentStatus['problems'] = [],
+): Promise<DeploymentStatus> {
   const databases = await Promise.all(
     config.databases.map(async (db): Promise<DatabaseStatus> => {
       const targets = targetsFor(config, db.id);
@@ -140,7 +146,7 @@ export async function collectStatus(config: LifeboatConfig, sources: StatusSourc
     }),
   );
   const quota = sources.snapshotQuota ? await sources.snapshotQuota() : undefined;
-  const problems: DeploymentStatus['problems'] = [];
+  const problems: DeploymentStatus['problems'] = [...gatheringProblems];
   const snapshotQuota = quota ? { ...quota, ratio: quota.limit > 0 ? quota.used / quota.limit : 1 } : undefined;
   if (snapshotQuota && snapshotQuota.ratio >= 0.9) {
     problems.push({ severity: snapshotQuota.ratio >= 1 ? 'failing' : 'warning', message: `manual snapshot quota ${snapshotQuota.used}/${snapshotQuota.limit} used` });
