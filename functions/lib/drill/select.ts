@@ -78,6 +78,23 @@ function location<T>(map: { source: T; vault?: T } | undefined, from: DrillReque
   return found;
 }
 
+/**
+ * Backup ids have one-second resolution. Where several share a second, their
+ * order comes from the manifests' consistent point instead, so "latest" is the
+ * newest data, not the id that happens to sort first. Only such ties cost a read.
+ */
+async function refineSameSecond(candidates: Candidate<string>[], manifestOf: (id: string) => Promise<{ consistentAt: string }>): Promise<void> {
+  const bySecond = new Map<number, Candidate<string>[]>();
+  for (const c of candidates) bySecond.set(c.at.getTime(), [...(bySecond.get(c.at.getTime()) ?? []), c]);
+  for (const group of bySecond.values()) {
+    if (group.length < 2) continue;
+    for (const c of group) {
+      const manifest = await manifestOf(c.id).catch(() => undefined);
+      if (manifest) c.at = new Date(manifest.consistentAt);
+    }
+  }
+}
+
 async function selectDump(request: DrillRequest, deps: SelectionDeps): Promise<Chosen> {
   const loc = location(deps.storage, request.from, 'storage');
   const where = `dump backup of database "${request.databaseId}" in s3://${loc.bucket}/${loc.prefix}${request.databaseId}/`;
@@ -86,6 +103,7 @@ async function selectDump(request: DrillRequest, deps: SelectionDeps): Promise<C
     const at = parseBackupIdTime(id);
     return at ? [{ id, at, item: id }] : [];
   });
+  await refineSameSecond(candidates, (id) => readManifest(loc.s3, loc.bucket, backupKeys(loc.prefix, request.databaseId, id).manifest));
   const committed = new Map<string, boolean>();
   const usable = async (c: Candidate<string>) => {
     if (!committed.has(c.id)) {
