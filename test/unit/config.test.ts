@@ -61,3 +61,15 @@ describe('config schema', () => {
     expect(configError(bad).issues.join('\n')).toMatch(/databases\[0\]/);
   });
 });
+
+describe('config limits', () => {
+  it('keeps plans that copy Aurora cluster snapshots within the copy concurrency AWS allows', () => {
+    const bad = structuredClone(example);
+    bad.plans[0].snapshot = true;
+    bad.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: 'arn:aws:kms:eu-central-1:111111111111:key/copy' } };
+    bad.plans[0].maxConcurrency = 8;
+    expect(configError(bad).issues.join('\n')).toMatch(/plans\[0\]\.maxConcurrency: this plan copies Aurora cluster snapshots/);
+    bad.plans[0].maxConcurrency = 5;
+    expect(() => parseConfig(bad, 'ok')).not.toThrow();
+  });
+});

@@ -422,6 +422,9 @@ export const lifeboatConfigSchema = z
   // reports every problem; the value may therefore be partly malformed.
   .superRefine((value, ctx) => checkCrossReferences(value as unknown as LooseConfig, ctx), { when: () => true });
 
+/** Concurrent Aurora cluster snapshot copies per region pair (FACTS: about 5). */
+export const AURORA_COPY_CONCURRENCY = 5;
+
 interface LooseConfig {
   databases?: Array<{ id?: unknown; rds?: unknown; source?: unknown } | undefined>;
   additionalSources?: Array<{ id?: unknown; account?: unknown; region?: unknown } | undefined>;
@@ -457,6 +460,21 @@ function checkCrossReferences(cfg: LooseConfig, ctx: z.RefinementCtx): void {
         });
       }
     });
+    // Aurora allows only about 5 concurrent cluster snapshot copies per region pair.
+    const maxConcurrency = (plan as { maxConcurrency?: unknown } | undefined)?.maxConcurrency;
+    const copiesClusters =
+      plan?.snapshot === true &&
+      planDatabases.some((dbId) => {
+        const rds = databases.find((d) => d?.id === dbId)?.rds as { clusterIdentifier?: unknown } | undefined;
+        return rds?.clusterIdentifier !== undefined;
+      });
+    if (copiesClusters && typeof maxConcurrency === 'number' && maxConcurrency > AURORA_COPY_CONCURRENCY) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `this plan copies Aurora cluster snapshots, which AWS limits to about ${AURORA_COPY_CONCURRENCY} concurrent copies per region pair: set maxConcurrency to ${AURORA_COPY_CONCURRENCY} or less`,
+        path: ['plans', i, 'maxConcurrency'],
+      });
+    }
   });
   checkDrillReferences(cfg, databases, plans, ctx);
   checkSourceReferences(cfg, databases, ctx);
