@@ -5,7 +5,6 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { createAlertHandler } from '../../functions/alert/handler.ts';
 import { runFargateDumpTask, TASK_INPUT_ENV, TASK_TOKEN_ENV, type DumpRunner } from '../../functions/dump/fargate-task.ts';
 import { createDumpHandler } from '../../functions/dump/handler.ts';
@@ -13,7 +12,7 @@ import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { databaseSchema, type DatabaseConfig } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
-import { localFunctionArn, type EventLog, type TaskHandler } from '../../functions/lib/local/state-machine-runner.ts';
+import { localFunctionArn, runLocalStateMachine, taskStateResources, type LocalRunResult, type TaskHandler } from '../../functions/lib/local/state-machine-runner.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
@@ -76,62 +75,10 @@ afterAll(async () => {
 const database = (id: string, name: string, secretArn: string, runner: 'lambda' | 'fargate'): DatabaseConfig =>
   databaseSchema.parse({ id, connection: { database: name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, dump: { runner } });
 
-interface AnyState {
-  Type: string;
-  Resource?: string;
-  ItemProcessor?: { States: Record<string, AnyState> };
-  Branches?: { States: Record<string, AnyState> }[];
-}
-function taskStates(states: Record<string, AnyState>, out: Record<string, string> = {}): Record<string, string> {
-  for (const [name, state] of Object.entries(states)) {
-    if (state.Type === 'Task' && state.Resource) out[name] = state.Resource;
-    if (state.ItemProcessor) taskStates(state.ItemProcessor.States, out);
-    for (const branch of state.Branches ?? []) taskStates(branch.States, out);
-  }
-  return out;
-}
-
-interface Run {
-  status: 'SUCCEEDED' | 'FAILED';
-  executionArn: string;
-  output?: unknown;
-  error?: string;
-  cause?: unknown;
-  events: EventLog[];
-}
-
-/** runLocalStateMachine's behaviour plus a Task context (`$$.Task.Token`). */
-async function run(definition: Record<string, unknown>, input: unknown, resources: Record<string, TaskHandler>, taskToken: string): Promise<Run> {
-  const executionArn = `arn:aws:states:eu-west-1:000000000000:execution:acme-lifeboat-backup:${randomUUID()}`;
-  const handlers = Object.fromEntries(
-    Object.entries(taskStates((definition as { States: Record<string, AnyState> }).States)).map(([state, resource]) => [
-      state,
-      resources[resource] ??
-        (async () => {
-          throw Object.assign(new Error(`No local handler for resource ${resource} (state "${state}")`), { name: 'States.TaskFailed' });
-        }),
-    ]),
-  );
-  const retries = Object.fromEntries(Object.keys(handlers).map((state) => [state, 0]));
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: true } });
-  const execution = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides: retries },
-    context: { Execution: { Id: executionArn, Name: executionArn.split(':').pop(), StartTime: new Date().toISOString() }, Task: { Token: taskToken } },
-  } as never);
-  const events: EventLog[] = [];
-  const collect = (async () => {
-    for await (const event of execution.eventLogs as unknown as AsyncIterable<EventLog>) events.push(event);
-  })();
-  try {
-    const output = await execution.result;
-    await collect.catch(() => undefined);
-    return { status: 'SUCCEEDED', executionArn, output, events };
-  } catch (error) {
-    await collect.catch(() => undefined);
-    if (!(error instanceof ExecutionError)) throw error;
-    const cause = error.cause as { name?: string; message?: string } | undefined;
-    return { status: 'FAILED', executionArn, error: cause?.name, cause: cause?.message, events };
-  }
+/** The shared local runner, with the task token the Fargate branch hands its container, and no retry delays. */
+function run(definition: Record<string, unknown>, input: unknown, resources: Record<string, TaskHandler>, taskToken: string): Promise<LocalRunResult> {
+  const noDelay = Object.fromEntries(Object.keys(taskStateResources(definition)).map((state) => [state, 0]));
+  return runLocalStateMachine(definition, input, { resources, taskToken, retryIntervalOverrides: noDelay, stateMachineName: 'acme-lifeboat-backup' });
 }
 
 function handlers() {
@@ -184,7 +131,7 @@ function handlers() {
   };
 }
 
-const entered = (r: Run, state: string) => r.events.filter((e) => e.type === 'StateEntered' && e.state?.name === state);
+const entered = (r: LocalRunResult, state: string) => r.events.filter((e) => e.type === 'StateEntered' && e.state?.name === state);
 type Result = { databaseId: string; status: string; dump: { status: string; backupId?: string; manifestKey?: string; vault?: string; error?: string } };
 
 describe('the backup definition with a database on Fargate', () => {

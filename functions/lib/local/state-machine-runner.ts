@@ -31,6 +31,11 @@ export interface LocalRunOptions {
   region?: string;
   account?: string;
   onEvent?: (event: EventLog) => void;
+  /**
+   * `$$.Task.Token` for `.waitForTaskToken` integrations (the Fargate dump).
+   * @default a random token per execution
+   */
+  taskToken?: string;
 }
 
 export interface LocalRunResult {
@@ -50,15 +55,19 @@ interface AnyState {
   Branches?: { States: Record<string, AnyState> }[];
 }
 
-/** State name → Resource for every Task, nested Maps and Parallels included. */
-function taskResources(states: Record<string, AnyState>, out: Record<string, string> = {}): Record<string, string> {
+function collectTaskResources(states: Record<string, AnyState>, out: Record<string, string>): Record<string, string> {
   for (const [name, state] of Object.entries(states)) {
     if (state.Type === 'Task' && state.Resource) out[name] = state.Resource;
-    if (state.ItemProcessor) taskResources(state.ItemProcessor.States, out);
-    if (state.Iterator) taskResources(state.Iterator.States, out);
-    for (const branch of state.Branches ?? []) taskResources(branch.States, out);
+    if (state.ItemProcessor) collectTaskResources(state.ItemProcessor.States, out);
+    if (state.Iterator) collectTaskResources(state.Iterator.States, out);
+    for (const branch of state.Branches ?? []) collectTaskResources(branch.States, out);
   }
   return out;
+}
+
+/** State name → Resource for every Task of a definition, nested Maps and Parallels included. */
+export function taskStateResources(definition: Record<string, unknown>): Record<string, string> {
+  return collectTaskResources((definition as { States: Record<string, AnyState> }).States, {});
 }
 
 /**
@@ -87,7 +96,7 @@ export async function runLocalStateMachine(
   const name = options.executionName ?? randomUUID();
   const executionArn = `arn:aws:states:${region}:${account}:execution:${options.stateMachineName ?? 'lifeboat-local'}:${name}`;
   const localHandlers: Record<string, (input: never) => Promise<never>> = {};
-  for (const [stateName, resource] of Object.entries(taskResources((definition as { States: Record<string, AnyState> }).States))) {
+  for (const [stateName, resource] of Object.entries(taskStateResources(definition))) {
     // A state the run never reaches (say, the Fargate branch) needs no handler;
     // reaching one without a handler fails the task as AWS would fail a bad resource.
     const handler =
@@ -107,7 +116,7 @@ export async function runLocalStateMachine(
       retryIntervalOverrides: options.retryIntervalOverrides,
       waitTimeOverrides: options.waitTimeOverrides,
     },
-    context: { Execution: { Id: executionArn, Name: name, StartTime: new Date().toISOString() } },
+    context: { Execution: { Id: executionArn, Name: name, StartTime: new Date().toISOString() }, Task: { Token: options.taskToken ?? `local-task-token-${randomUUID()}` } },
   } as never);
   const collect = (async () => {
     for await (const event of execution.eventLogs as unknown as AsyncIterable<EventLog>) {
