@@ -10,7 +10,7 @@ import type { RDSClient } from '@aws-sdk/client-rds';
 import { randomBytes } from 'node:crypto';
 import { newBackupId } from '../lib/backup/manifest.ts';
 import { rdsSignerTokens, type IamAuthTokenSigner } from '../lib/pg/iam-auth.ts';
-import { runDumpBackup, type DumpTarget } from '../lib/backup/dump-pipeline.ts';
+import { runDumpBackup, type DumpBackupResult, type DumpTarget } from '../lib/backup/dump-pipeline.ts';
 import { createKeyringKmsClient } from '../lib/backup/encryption.ts';
 import { databaseSchema } from '../lib/config/schema.ts';
 import { parseWith } from '../lib/config/load.ts';
@@ -26,17 +26,8 @@ export const dumpTaskInputSchema = z.object({
 });
 export type DumpTaskInput = z.input<typeof dumpTaskInputSchema>;
 
-export interface DumpTaskOutput {
-  databaseId: string;
-  backupId: string;
-  bucket: string;
-  dataKey: string;
-  manifestKey: string;
-  rawBytes: number;
-  storedBytes: number;
-  sha256: string;
-  consistentAt: string;
-}
+/** The backup result without the manifest (which stays in S3), plus its consistent point. */
+export type DumpTaskOutput = Omit<DumpBackupResult, 'manifest'> & { consistentAt: string };
 
 const envSchema = z.object({
   BACKUP_BUCKET: z.string().min(3),
@@ -115,17 +106,8 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
       record('BackupStoredBytes', MetricUnit.Bytes, result.storedBytes);
       record('BackupDurationSeconds', MetricUnit.Seconds, (Date.now() - started) / 1000);
       log.info('Backup committed', { manifestKey: result.manifestKey, storedBytes: result.storedBytes, rawBytes: result.rawBytes, sha256: result.sha256 });
-      return {
-        databaseId,
-        backupId: result.backupId,
-        bucket: result.bucket,
-        dataKey: result.dataKey,
-        manifestKey: result.manifestKey,
-        rawBytes: result.rawBytes,
-        storedBytes: result.storedBytes,
-        sha256: result.sha256,
-        consistentAt: result.manifest.consistentAt,
-      };
+      const { manifest, ...output } = result;
+      return { ...output, consistentAt: manifest.consistentAt };
     } catch (error) {
       record('BackupFailed', MetricUnit.Count, 1);
       log.error('Backup failed', { error: { name: (error as Error).name, message: registry.redact((error as Error).message) } });
