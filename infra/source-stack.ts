@@ -16,7 +16,7 @@ import { retentionFunctionEnvironment } from '../functions/lib/retention/environ
 import { snapshotFunctionEnvironment } from '../functions/lib/snapshots/environment.ts';
 import { vaultCopyFunctionEnvironment } from '../functions/lib/vault/environment.ts';
 import { vaultNames } from '../functions/lib/vault/names.ts';
-import { placeholders, stateMachinePath } from '../state-machines/definitions.ts';
+import { deployedWorkflowNames, placeholders, stateMachinePath } from '../state-machines/definitions.ts';
 import { checkSourceStackSupport } from './config.ts';
 import { AlarmRouting } from './constructs/alarm-routing.ts';
 import { Alerts } from './constructs/alerts.ts';
@@ -255,7 +255,7 @@ export class SourceStack extends Stack {
     // resource schema yet (cfn-lint E3002 for us-east-1), and they add nothing there.
     Tags.of(this).add('lifeboat:deployment', config.name, { excludeResourceTypes: ['AWS::CloudWatch::Dashboard'] });
     const aliasPrefix = `lifeboat/${config.name}`;
-    const backupStateMachineName = `${config.name}-lifeboat-backup`;
+    const backupStateMachineName = deployedWorkflowNames(config.name, 'backup').stateMachineName;
     const fargateDatabases = config.databases.filter((db) => db.dump.runner === 'fargate');
 
     this.storage = new BackupStorage(this, 'Storage', {
@@ -364,8 +364,7 @@ export class SourceStack extends Stack {
       substitutions,
       invokedFunctions: [this.dumpFunction, this.alertFunction, this.snapshotFunction, this.vaultCopyFunction].flatMap((f) => (f ? [f.function] : [])),
       alert: { deploymentName: config.name, kind: 'backup-failed' },
-      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/backup`,
-      stateMachineName: backupStateMachineName,
+      ...deployedWorkflowNames(config.name, 'backup'),
       // A Fargate dump alone may take 10 hours (DumpDatabaseOnFargate's TimeoutSeconds); a run that
       // outlasts a day overlaps the next daily run and is reported as timed out.
       timeout: BACKUP_TIMEOUT,
@@ -430,8 +429,7 @@ export class SourceStack extends Stack {
       substitutions: { RetentionFunctionArn: this.retentionFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
       invokedFunctions: [this.retentionFunction.function, this.alertFunction.function],
       alert: { deploymentName: config.name, kind: 'retention-failed' },
-      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/retention`,
-      stateMachineName: `${config.name}-lifeboat-retention`,
+      ...deployedWorkflowNames(config.name, 'retention'),
     });
     const retentionRuns = new Map<string, ScheduledWorkflow>();
     for (const run of retentionSchedules(config, { locations: SOURCE_RETENTION_LOCATIONS })) {
@@ -486,8 +484,7 @@ export class SourceStack extends Stack {
       },
       invokedFunctions: [this.drillFunction.function, this.drillRestoreFunction.function, this.alertFunction.function],
       alert: { deploymentName: config.name, kind: 'drill-failed' },
-      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/drill`,
-      stateMachineName: `${config.name}-lifeboat-drill`,
+      ...deployedWorkflowNames(config.name, 'drill'),
       // Each round of drills (maxConcurrency at a time) may wait out the restore timeout, plus the steps around it.
       timeout: Duration.minutes(rounds * (drills.restoreTimeoutMinutes + DRILL_OVERHEAD.toMinutes())),
     });
@@ -519,8 +516,7 @@ export class SourceStack extends Stack {
       substitutions: { JanitorFunctionArn: this.janitorFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
       invokedFunctions: [this.janitorFunction.function, this.alertFunction.function],
       alert: { deploymentName: config.name, kind: 'drill-failed' },
-      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/janitor`,
-      stateMachineName: `${config.name}-lifeboat-janitor`,
+      ...deployedWorkflowNames(config.name, 'janitor'),
       timeout: Duration.hours(1),
     });
     this.janitorSchedule = this.scheduleWorkflow('JanitorSchedule', this.janitor, { expression: JANITOR_SCHEDULE, timeZone: 'UTC' }, {}, 'delete expired drill resources');

@@ -34,3 +34,14 @@ export function loadDefinition(name: StateMachineName, substitutions: Record<str
   }
   return JSON.parse(text) as Record<string, unknown>;
 }
+
+/**
+ * Physical names of a deployed workflow: `<deployment>-lifeboat-<workflow>` and
+ * its execution log group. The stacks create them and `lifeboat run` finds them.
+ */
+export function deployedWorkflowNames(deploymentName: string, workflow: string): { stateMachineName: string; logGroupName: string } {
+  return {
+    stateMachineName: `${deploymentName}-lifeboat-${workflow}`,
+    logGroupName: `/aws/vendedlogs/states/lifeboat/${deploymentName}/${workflow}`,
+  };
+}

@@ -12,6 +12,7 @@ import { ConfigError } from '../../functions/lib/errors.ts';
 import { backupRunInput, retentionRunInput, SOURCE_RETENTION_LOCATIONS } from '../../events/schedules.ts';
 import { drillRequestsFromConfig, drillRunInput } from '../../functions/lib/drill/plan.ts';
 import { loadCliConfig, requireFlag } from '../context.ts';
+import { deployedWorkflowNames } from '../../state-machines/definitions.ts';
 import type { CommandResult } from '../main.ts';
 
 export const runUsage = `lifeboat run backup|retention|drill [--plan <id>] [--database <id>] [--config <file>] [--state-machine-arn <arn>] [--no-wait] [--json]
@@ -21,9 +22,9 @@ export const runUsage = `lifeboat run backup|retention|drill [--plan <id>] [--da
 export const WORKFLOWS = ['backup', 'retention', 'drill'] as const;
 type Workflow = (typeof WORKFLOWS)[number];
 
-/** Deployed state machines are named `<config name>-lifeboat-<workflow>` by the source stack. */
+/** The name the source stack gave the workflow's state machine. */
 export function stateMachineName(config: LifeboatConfig, workflow: Workflow): string {
-  return `${config.name}-lifeboat-${workflow}`;
+  return deployedWorkflowNames(config.name, workflow).stateMachineName;
 }
 
 async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {

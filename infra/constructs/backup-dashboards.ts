@@ -179,36 +179,8 @@ export class BackupDashboards extends Construct {
           width: 12,
           height: 6,
         }),
-        new cloudwatch.GraphWidget({
-          title: 'Drill RTO (minutes) against target',
-          left: [
-            new cloudwatch.MathExpression({
-              expression: 'rto / 60',
-              usingMetrics: { rto: metric(METRIC_NAMES.drillRtoSeconds, drill, first, 'Maximum', DAY, 'RTO') },
-              label: 'measured RTO',
-              period: DAY,
-            }),
-          ],
-          leftAnnotations: [{ value: plan.rtoMinutes, label: `RTO target ${plan.rtoMinutes} min`, color: cloudwatch.Color.RED }],
-          leftYAxis: { min: 0, showUnits: false },
-          width: 12,
-          height: 6,
-        }),
-        new cloudwatch.GraphWidget({
-          title: 'Drill RPO (minutes) against target',
-          left: [
-            new cloudwatch.MathExpression({
-              expression: 'rpo / 60',
-              usingMetrics: { rpo: metric(METRIC_NAMES.drillRpoSeconds, drill, first, 'Maximum', DAY, 'RPO') },
-              label: 'measured RPO',
-              period: DAY,
-            }),
-          ],
-          leftAnnotations: [{ value: plan.rpoMinutes, label: `RPO target ${plan.rpoMinutes} min`, color: cloudwatch.Color.RED }],
-          leftYAxis: { min: 0, showUnits: false },
-          width: 12,
-          height: 6,
-        }),
+        objectiveWidget('RTO', metric(METRIC_NAMES.drillRtoSeconds, drill, first, 'Maximum', DAY, 'RTO'), plan.rtoMinutes),
+        objectiveWidget('RPO', metric(METRIC_NAMES.drillRpoSeconds, drill, first, 'Maximum', DAY, 'RPO'), plan.rpoMinutes),
         new cloudwatch.GraphWidget({
           title: 'Backup size',
           left: [metric(METRIC_NAMES.backupStoredBytes, SERVICE_NAMES.dump, first, 'Maximum', DAY, 'stored bytes')],
@@ -234,4 +206,16 @@ export class BackupDashboards extends Construct {
       this.plans.set(plan.id, dashboard);
     }
   }
+}
+
+/** A drill objective (measured seconds, shown in minutes) against its target line. */
+function objectiveWidget(objective: 'RTO' | 'RPO', seconds: cloudwatch.IMetric, targetMinutes: number): cloudwatch.GraphWidget {
+  return new cloudwatch.GraphWidget({
+    title: `Drill ${objective} (minutes) against target`,
+    left: [new cloudwatch.MathExpression({ expression: 'seconds / 60', usingMetrics: { seconds }, label: `measured ${objective}`, period: DAY })],
+    leftAnnotations: [{ value: targetMinutes, label: `${objective} target ${targetMinutes} min`, color: cloudwatch.Color.RED }],
+    leftYAxis: { min: 0, showUnits: false },
+    width: 12,
+    height: 6,
+  });
 }

@@ -1,3 +1,4 @@
+import { deployedWorkflowNames } from '../../state-machines/definitions.ts';
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -110,8 +111,7 @@ export class VaultRetention extends Construct {
       invokedFunctions: [this.function.function, this.alertFunction.function],
       alert: { deploymentName: config.name, kind: 'retention-failed' },
       alarmLabel: 'vault-retention',
-      logGroupName: `/aws/vendedlogs/states/lifeboat/${config.name}/vault-retention`,
-      stateMachineName: `${config.name}-lifeboat-vault-retention`,
+      ...deployedWorkflowNames(config.name, 'vault-retention'),
     });
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
