@@ -13,7 +13,7 @@ import type { ConnectionConfig, DumpSettings } from '../config/schema.ts';
 import { DumpFailedError, LifeboatError, StorageError } from '../errors.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { connect, describeTarget, libpqEnv, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
-import { countRows, fingerprint, readSequences, schemaDescription } from '../pg/inventory.ts';
+import { countRows, readCatalog, readSequences } from '../pg/inventory.ts';
 import { assertDumpCanRead, chooseCompression, toolVersion } from '../pg/tools.ts';
 import { classifyKmsError, createEncryptStream, encryptionContextFor, FRAME_LENGTH } from './encryption.ts';
 import { backupKeys, MANIFEST_FORMAT_VERSION, manifestSchema, newBackupId, type Inventory, type Manifest } from './manifest.ts';
@@ -195,19 +195,9 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
 
     // The catalog queries are quick and run before pg_dump starts; a failure
     // here would end the exported snapshot and surface as a confusing pg_dump error.
-    const description = await schemaDescription(client, exclude);
-    const extensions = await client.query<{ extname: string }>("SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1");
-    const largeObjects = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM pg_catalog.pg_largeobject_metadata');
+    const catalog = await readCatalog(client, exclude);
     // Exact counts scan every table: run them beside pg_dump, in the same snapshot.
-    const inventoryPromise = countRows(client, exclude).then(
-      (tables): Inventory => ({
-        tables,
-        sequences,
-        largeObjects: Number(largeObjects.rows[0]!.n),
-        schemaFingerprint: fingerprint(description),
-        extensions: extensions.rows.map((r) => r.extname),
-      }),
-    );
+    const inventoryPromise = countRows(client, exclude).then((tables): Inventory => ({ tables, sequences, ...catalog }));
     // Settled later; this keeps an early rejection from being reported as unhandled.
     inventoryPromise.catch(() => undefined);
 

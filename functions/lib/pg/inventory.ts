@@ -143,21 +143,18 @@ export function fingerprint(lines: readonly string[]): string {
   return createHash('sha256').update(lines.join('\n')).digest('hex');
 }
 
-export async function takeInventory(
-  client: pg.Client,
-  options: { excludeSchemas?: string[]; sequences?: SequenceInventory[] } = {},
-): Promise<Inventory> {
-  const exclude = options.excludeSchemas ?? [];
-  const sequences = options.sequences ?? (await readSequences(client, exclude));
-  const description = await schemaDescription(client, exclude);
-  const tables = await countRows(client, exclude);
+/** Everything but the row counts and sequences: quick catalog reads. */
+export async function readCatalog(client: pg.Client, excludeSchemas: string[] = []): Promise<Pick<Inventory, 'largeObjects' | 'schemaFingerprint' | 'extensions'>> {
+  const description = await schemaDescription(client, excludeSchemas);
   const lo = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_catalog.pg_largeobject_metadata`);
   const ext = await client.query<{ extname: string }>(`SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`);
-  return {
-    tables,
-    sequences,
-    largeObjects: Number(lo.rows[0]!.n),
-    schemaFingerprint: fingerprint(description),
-    extensions: ext.rows.map((r) => r.extname),
-  };
+  return { largeObjects: Number(lo.rows[0]!.n), schemaFingerprint: fingerprint(description), extensions: ext.rows.map((r) => r.extname) };
+}
+
+export async function takeInventory(client: pg.Client, options: { excludeSchemas?: string[] } = {}): Promise<Inventory> {
+  const exclude = options.excludeSchemas ?? [];
+  const sequences = await readSequences(client, exclude);
+  const catalog = await readCatalog(client, exclude);
+  const tables = await countRows(client, exclude);
+  return { tables, sequences, ...catalog };
 }

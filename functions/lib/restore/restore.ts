@@ -42,7 +42,7 @@ export interface RestoreResult {
   timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
 }
 
-async function assertEmptyOrCreate(databaseId: string, target: ResolvedConnection, create: boolean, registry: SecretRegistry): Promise<boolean> {
+async function assertEmptyOrCreate(databaseId: string, target: ResolvedConnection, create: boolean): Promise<boolean> {
   if (create) {
     const admin = await connect(databaseId, { ...target, database: 'postgres' }, 'lifeboat-restore');
     try {
@@ -72,7 +72,6 @@ async function assertEmptyOrCreate(databaseId: string, target: ResolvedConnectio
   } finally {
     await client.end();
   }
-  void registry;
   return false;
 }
 
@@ -127,7 +126,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     const fetched = await fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
     const downloaded = Date.now();
 
-    created = await assertEmptyOrCreate(manifest.database.id, target, options.createDatabase ?? false, registry);
+    created = await assertEmptyOrCreate(manifest.database.id, target, options.createDatabase ?? false);
     const jobs = Math.max(1, options.jobs ?? 1);
     const args = ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${target.database}`, ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), archive];
     await runPgRestore(restoreTool.path, args, libpqEnv(target, 'lifeboat-pg_restore'), what, registry);
