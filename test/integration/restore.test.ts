@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runDumpBackup, type DumpBackupResult } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
-import { ChecksumMismatchError, DecryptionError, ManifestMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
+import { BackupNotFoundError, ChecksumMismatchError, DecryptionError, ManifestMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
+import { findBackup } from '../../functions/lib/backup/catalog.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
 import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
@@ -131,5 +132,30 @@ describe('restore', () => {
     expect(error).toBeInstanceOf(ChecksumMismatchError);
     const exists = await withClient('postgres', async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount);
     expect(exists).toBe(0);
+  });
+});
+
+describe('finding a backup', () => {
+  it('refuses a backup directory without a manifest, naming it as not committed', async () => {
+    // Prepare: a dump that died after its data landed but before the manifest.
+    const id = '20991231T000000Z-dead00'; // newer than every real backup, so "latest" must skip it
+    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: `backups/accounts/${id}/dump.enc`, Body: 'partial' }));
+
+    // Act
+    const explicit = await findBackup(clients.s3, bucket, 'backups/', 'accounts', id).catch((e: unknown) => e);
+    const manifest = await readManifest(clients.s3, bucket, `backups/accounts/${id}/manifest.json`).catch((e: unknown) => e);
+    const latest = await findBackup(clients.s3, bucket, 'backups/', 'accounts');
+
+    // Assess
+    expect(explicit).toBeInstanceOf(BackupNotFoundError);
+    expect((explicit as Error).message).toMatch(/has no manifest.*not a committed backup/);
+    expect(manifest).toBeInstanceOf(BackupNotFoundError);
+    expect(latest.backupId).toBe(backup.backupId);
+  });
+
+  it('says there is no committed backup for a database that never had one', async () => {
+    const error = await findBackup(clients.s3, bucket, 'backups/', 'never-backed-up').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackupNotFoundError);
+    expect((error as Error).message).toMatch(/No committed backup of database "never-backed-up"/);
   });
 });
