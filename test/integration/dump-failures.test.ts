@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DisableKeyCommand } from '@aws-sdk/client-kms';
 import { runDumpBackup, type DumpBackupDeps, type DumpBackupRequest } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
-import { DatabaseConnectionError, DumpFailedError, EncryptionKeyError, StorageError } from '../../functions/lib/errors.ts';
+import { DatabaseConnectionError, DumpFailedError, EncryptionKeyError, StorageError, ThrottledError } from '../../functions/lib/errors.ts';
 import { freePort } from '../../functions/lib/local/ports.ts';
 import { createKeyringKmsClient } from '../../functions/lib/backup/encryption.ts';
 import { enforceKmsKeyState, startFaultProxy } from '../../functions/lib/local/fault-proxy.ts';
@@ -183,5 +183,28 @@ describe('a dump that fails is never stored as a backup', () => {
     expect(error.message).toMatch(/lifeboat-no-such-bucket does not exist/);
     expect(error.message).toMatch(/events-db/);
     expect(started).toBe(false);
+  });
+
+  it('S3 throttling that outlasts the retries: a retryable ThrottledError, the upload aborted, nothing stored', async () => {
+    // Prepare: every UploadPart answers 503 SlowDown, as S3 does under load.
+    const bucket = await createTestBucket();
+    const proxy = await startFaultProxy(process.env.AWS_ENDPOINT_URL!);
+    let throttled = 0;
+    proxy.addRule((req) => {
+      if (req.method !== 'PUT' || !/[?&]partNumber=/.test(req.url)) return undefined;
+      throttled++;
+      return { status: 503, headers: { 'content-type': 'application/xml' }, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>' };
+    });
+    const throughProxy = new S3Client({ endpoint: proxy.endpoint, forcePathStyle: true, maxAttempts: 2 });
+
+    // Act
+    const error = await failure(request(bucket), { s3: throughProxy }).finally(() => proxy.stop());
+
+    // Assess
+    expect(throttled).toBeGreaterThanOrEqual(2);
+    expect(error).toBeInstanceOf(ThrottledError);
+    expect((error as ThrottledError).retryable).toBe(true);
+    expect(error.message).toMatch(/events-db.*S3 throttled uploading the dump.*SlowDown/s);
+    await assertNothingStored(bucket);
   });
 });

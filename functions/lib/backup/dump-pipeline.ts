@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { Transform, pipeline } from 'node:stream';
+import { Transform } from 'node:stream';
 import { HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { KMS } from '@aws-sdk/client-kms';
@@ -430,9 +430,27 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
     },
   });
 
-  const body = pipeline(child.stdout, encrypt, gate, (error) => {
-    if (error && !stopping) fail(classifyKmsError(error, 'to generate a data key', job.kmsKeyArn) ?? error);
-  });
+  // An abort or premature close means the consumer (the upload) stopped reading;
+  // the upload's own error says why, so these are used only if nothing better is known.
+  let consumerStopped: unknown;
+  // Piped by hand rather than with pipeline(): pipeline() destroys every stage on
+  // an error, and destroying the Encryption SDK's stream mid-message makes its
+  // own internal pipeline throw "Premature close" as an uncaught exception,
+  // which would crash the Lambda. Here only our gate is destroyed; the SDK
+  // stream is unpiped and left to end when pg_dump is stopped.
+  const stageFailed = (error: unknown) => {
+    if (!stopping) {
+      const code = (error as { code?: string }).code;
+      if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR') consumerStopped = error;
+      else fail(classifyKmsError(error, 'to generate a data key', job.kmsKeyArn) ?? error);
+    }
+    if (!gate.destroyed) gate.destroy(error as Error);
+  };
+  child.stdout.on('error', stageFailed);
+  encrypt.on('error', stageFailed);
+  gate.on('error', stageFailed);
+  child.stdout.pipe(encrypt).pipe(gate);
+  const body = gate;
 
   const upload = new Upload({
     client: deps.s3,
@@ -455,10 +473,15 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
   } catch (error) {
     fail(classifyS3Error(error, 'uploading the dump', job.bucket, job.key) ?? error);
   }
+  if (failure === undefined && consumerStopped !== undefined) fail(consumerStopped);
   if (failure !== undefined) {
     // Stop pg_dump if S3 gave up first, so it doesn't block on a full pipe.
     stopping = true;
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    // Drop pg_dump's unread output so its stdio can close; the SDK stream is
+    // unpiped rather than destroyed (see above).
+    child.stdout.unpipe();
+    child.stdout.destroy();
     body.destroy();
   }
   try {
