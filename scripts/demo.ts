@@ -2,7 +2,7 @@
  * `npm run demo`: lifeboat's whole nightly cycle on this machine, with no AWS
  * account. A throwaway PostgreSQL holds the sample database; moto_server, behind
  * a loopback proxy that answers as AWS does where moto falls short
- * (functions/lib/local/moto-rds-compat.ts), stands in for a production and a
+ * (local/moto-rds-compat.ts), stands in for a production and a
  * vault account. The real state machine definitions run on a local Step
  * Functions API stand-in with the real handlers, followed state by state as
  * `lifeboat run` follows them:
@@ -35,13 +35,13 @@ const { Logger } = await import('@aws-lambda-powertools/logger');
 const { createS3Client, createRdsClient } = await import('../functions/lib/aws/clients.ts');
 const { backupKeys, parseBackupIdTime } = await import('../functions/lib/backup/manifest.ts');
 const { readManifest } = await import('../functions/lib/restore/fetch.ts');
-const { startLocalPostgres } = await import('../functions/lib/local/postgres-cluster.ts');
-const { startMotoServer } = await import('../functions/lib/local/moto-server.ts');
-const { startReaper } = await import('../functions/lib/local/reaper.ts');
-const { createSampleDatabase } = await import('../functions/lib/local/sample-data.ts');
-const { startLocalStepFunctions, toHistoryEvent } = await import('../functions/lib/local/sfn-server.ts');
-const { createNightlyEnvironment, LOCAL_ACCOUNTS, LOCAL_REGIONS } = await import('../functions/lib/local/nightly-environment.ts');
-const { runLocalDrill } = await import('../functions/lib/drill/local.ts');
+const { startLocalPostgres } = await import('../functions/lib/pg/postgres-cluster.ts');
+const { startMotoServer } = await import('../local/moto-server.ts');
+const { startReaper } = await import('../local/reaper.ts');
+const { createSampleDatabase } = await import('../local/sample-data.ts');
+const { startLocalStepFunctions, toHistoryEvent } = await import('../local/sfn-server.ts');
+const { createNightlyEnvironment, LOCAL_ACCOUNTS, LOCAL_REGIONS } = await import('../local/nightly-environment.ts');
+const { runLocalDrill } = await import('../cli/local-drill.ts');
 const { drillRequestsFromConfig } = await import('../functions/lib/drill/plan.ts');
 const { formatDrillReport } = await import('../functions/lib/drill/format.ts');
 const { isSkipped, runRetentionParts } = await import('../functions/lib/retention/run.ts');

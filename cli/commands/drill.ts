@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import { formatDrillReport } from '../../functions/lib/drill/format.ts';
-import { localDrillDeps, runLocalDrill } from '../../functions/lib/drill/local.ts';
+import { localDrillDeps, runLocalDrill } from '../local-drill.ts';
 import { drillRequestsFromConfig } from '../../functions/lib/drill/plan.ts';
 import { cliClients, loadCliConfig, requireFlag, storageLocation } from '../context.ts';
 import type { CommandResult } from '../main.ts';

@@ -17,7 +17,7 @@
 import type { Context } from 'aws-lambda';
 import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { createSfnClient } from '../lib/aws/clients.ts';
-import { localLambdaContext } from '../lib/local/lambda-context.ts';
+import { localLambdaContext } from '../shared/lambda-context.ts';
 import { redact } from '../lib/redact.ts';
 import { createDumpHandler, type DumpTaskOutput } from './handler.ts';
 

@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { constants as perf, PerformanceObserver } from 'node:perf_hooks';
 import { handler } from '../../functions/dump/handler.ts';
-import { localLambdaContext } from '../../functions/lib/local/lambda-context.ts';
+import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
 import { cpuTimes, watchPeakRss } from './proc.ts';
 
 export interface DumpChildResult {

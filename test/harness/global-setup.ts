@@ -1,7 +1,8 @@
 import type { TestProject } from 'vitest/node';
-import { motoServerBinary, postgresBinary } from '../../functions/lib/local/binaries.ts';
-import { startLocalPostgres, type LocalPostgresCluster } from '../../functions/lib/local/postgres-cluster.ts';
-import { startMotoServer, type LocalMotoServer } from '../../functions/lib/local/moto-server.ts';
+import { postgresBinary } from '../../functions/lib/pg/binaries.ts';
+import { motoServerBinary } from '../../local/moto-server.ts';
+import { startLocalPostgres, type LocalPostgresCluster } from '../../functions/lib/pg/postgres-cluster.ts';
+import { startMotoServer, type LocalMotoServer } from '../../local/moto-server.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,6 +1,6 @@
 import { inject } from 'vitest';
 
-import '../../functions/lib/local/promise-with-resolvers.ts';
+import '../../local/promise-with-resolvers.ts';
 
 // Every SDK v3 client in the process talks to the suite's moto_server.
 process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');

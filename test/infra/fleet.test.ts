@@ -5,7 +5,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
+import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { stateMachinePath } from '../../state-machines/definitions.ts';
 import { ALARM_SHARDS, MAX_DATABASES_PER_SHARD } from '../../infra/constructs/database-alarms.ts';
 import type { MonitoredStateMachine } from '../../infra/constructs/monitored-state-machine.ts';

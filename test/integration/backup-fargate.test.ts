@@ -1,4 +1,4 @@
-import '../../functions/lib/local/promise-with-resolvers.ts';
+import '../../local/promise-with-resolvers.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -11,8 +11,8 @@ import { createDumpHandler } from '../../functions/dump/handler.ts';
 import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { databaseSchema, type DatabaseConfig } from '../../functions/lib/config/schema.ts';
-import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
-import { localFunctionArn, runLocalStateMachine, taskStateResources, type LocalRunResult, type TaskHandler } from '../../functions/lib/local/state-machine-runner.ts';
+import { asLocalTask } from '../../local/lambda-task.ts';
+import { localFunctionArn, runLocalStateMachine, taskStateResources, type LocalRunResult, type TaskHandler } from '../../local/state-machine-runner.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';

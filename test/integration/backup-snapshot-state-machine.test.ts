@@ -7,8 +7,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { databaseSchema, resolveSnapshotSettings, type DatabaseConfig, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
-import type { FaultProxy } from '../../functions/lib/local/fault-proxy.ts';
-import { actAsAccount, credentialsFor, failRds, snapshotStatus, throttleRds, type QuotaScript } from '../../functions/lib/local/moto-rds-compat.ts';
+import type { FaultProxy } from '../../local/fault-proxy.ts';
+import { actAsAccount, credentialsFor, failRds, snapshotStatus, throttleRds, type QuotaScript } from '../../local/moto-rds-compat.ts';
 import {
   backupFunctionArns as arns,
   backupSubstitutions,
@@ -21,8 +21,8 @@ import {
   snapshotCopyKeyPolicy,
   startMotoCompatProxy,
   type AlertInbox,
-} from '../../functions/lib/local/nightly-environment.ts';
-import { runLocalStateMachine, type LocalRunResult } from '../../functions/lib/local/state-machine-runner.ts';
+} from '../../local/nightly-environment.ts';
+import { runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
@@ -34,7 +34,7 @@ import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
  * handlers against moto: production
  * account 333333333333 (eu-west-1, copy region eu-central-1), vault account
  * 222222222222 (eu-central-1). The fault proxy supplies what moto lacks and
- * the scripted faults (see functions/lib/local/moto-rds-compat.ts); the
+ * the scripted faults (see local/moto-rds-compat.ts); the
  * accounts, vault and handler wiring are the demo's (nightly-environment.ts).
  */
 const PROD = LOCAL_ACCOUNTS.production;

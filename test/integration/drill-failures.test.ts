@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { LocalPostgresProvisioner } from '../../functions/lib/drill/local-provisioner.ts';
-import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../functions/lib/drill/local.ts';
+import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
 import type { InstanceStatus, Provisioner, ProvisionRequest, DrillResource } from '../../functions/lib/drill/provisioner.ts';
 import type { DrillReport } from '../../functions/lib/drill/report.ts';
 import type { InstanceRef } from '../../functions/lib/drill/types.ts';

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { CreateDBClusterCommand, CreateDBClusterSnapshotCommand, CreateDBInstanceCommand, CreateDBSnapshotCommand, DeleteDBClusterCommand, DeleteDBInstanceCommand, DeleteDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../functions/lib/drill/local.ts';
+import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
 import { DRILL_TAG, drillResourceName } from '../../functions/lib/drill/provisioner.ts';
 import { RdsProvisioner } from '../../functions/lib/drill/rds-provisioner.ts';
 import { createTestBucket, testClients, uniqueName } from '../harness/aws.ts';

@@ -4,9 +4,9 @@ import { DisableKeyCommand } from '@aws-sdk/client-kms';
 import { runDumpBackup, type DumpBackupDeps, type DumpBackupRequest } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
 import { DatabaseConnectionError, DumpFailedError, EncryptionKeyError, StorageError, ThrottledError } from '../../functions/lib/errors.ts';
-import { freePort } from '../../functions/lib/local/ports.ts';
+import { freePort } from '../../functions/lib/pg/ports.ts';
 import { createKeyringKmsClient } from '../../functions/lib/backup/encryption.ts';
-import { enforceKmsKeyState, startFaultProxy } from '../../functions/lib/local/fault-proxy.ts';
+import { enforceKmsKeyState, startFaultProxy } from '../../local/fault-proxy.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 

@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createDumpHandler } from '../../functions/dump/handler.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { localLambdaContext } from '../../functions/lib/local/lambda-context.ts';
+import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';

@@ -3,7 +3,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SAMPLE_DATA_SQL_URL, growSampleDatabase } from '../../functions/lib/local/sample-data.ts';
+import { SAMPLE_DATA_SQL_URL, growSampleDatabase } from '../../local/sample-data.ts';
 import { RICH_SCHEMA_SQL_URL, createFixtureDatabase, type FixtureDatabase } from '../fixtures/rich-schema.ts';
 import { diffTableChecksums, tableChecksums } from '../../functions/lib/pg/table-checksums.ts';
 

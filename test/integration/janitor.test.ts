@@ -5,9 +5,9 @@ import { CreateSecretCommand, DeleteSecretCommand } from '@aws-sdk/client-secret
 import { Logger } from '@aws-lambda-powertools/logger';
 import { LocalPostgresProvisioner } from '../../functions/lib/drill/local-provisioner.ts';
 import { createJanitorHandler } from '../../functions/janitor/handler.ts';
-import { runLocalJanitor } from '../../functions/lib/drill/local.ts';
-import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
-import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
+import { runLocalJanitor } from '../../cli/local-drill.ts';
+import { asLocalTask } from '../../local/lambda-task.ts';
+import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { loadDefinition } from '../../state-machines/definitions.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import type { JanitorProvisioner } from '../../functions/lib/drill/janitor.ts';

@@ -6,7 +6,7 @@ import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
 import { EncryptionKeyError } from '../../functions/lib/errors.ts';
 import { verifyBackup } from '../../functions/lib/restore/restore.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
-import { enforceKmsKeyState, startFaultProxy, type FaultProxy } from '../../functions/lib/local/fault-proxy.ts';
+import { enforceKmsKeyState, startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 
 const clients = testClients();

@@ -5,8 +5,8 @@ import { expect } from 'vitest';
 import { backupKeys, manifestSchema, type Manifest } from '../../functions/lib/backup/manifest.ts';
 import { drillReportSchema, writeDrillReport, type DrillReport } from '../../functions/lib/drill/report.ts';
 import { TAG } from '../../functions/lib/snapshots/ids.ts';
-import type { FaultRule } from '../../functions/lib/local/fault-proxy.ts';
-import { rdsRequest } from '../../functions/lib/local/moto-rds-compat.ts';
+import type { FaultRule } from '../../local/fault-proxy.ts';
+import { rdsRequest } from '../../local/moto-rds-compat.ts';
 
 /** Shared fixtures of the retention tests: stored dumps, drill reports, tagged snapshots, audit logs. */
 

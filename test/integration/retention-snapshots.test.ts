@@ -19,10 +19,10 @@ import {
   type SnapshotAuditLine,
   type SnapshotRetentionTarget,
 } from '../../functions/lib/retention/snapshot-executor.ts';
-import { startFaultProxy, type FaultProxy } from '../../functions/lib/local/fault-proxy.ts';
+import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
 import { uniqueName } from '../harness/aws.ts';
 import { createRetentionBucket, createSnapshot, lifeboatTags, putDrillReport, readJsonLines, snapshotListing } from './retention-fixtures.ts';
-import { actAsAccount, credentialsFor, failRds, throttleRds } from '../../functions/lib/local/moto-rds-compat.ts';
+import { actAsAccount, credentialsFor, failRds, throttleRds } from '../../local/moto-rds-compat.ts';
 
 /**
  * The snapshot retention executor against moto, behind the fault proxy: moto

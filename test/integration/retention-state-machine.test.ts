@@ -17,8 +17,8 @@ import { ThrottledError } from '../../functions/lib/errors.ts';
 import { createRdsClient, createS3Client, createStsClient, type AwsCredentials } from '../../functions/lib/aws/clients.ts';
 import { newBackupId } from '../../functions/lib/backup/manifest.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
-import { asLocalTask } from '../../functions/lib/local/lambda-context.ts';
-import { localFunctionArn, runLocalStateMachine } from '../../functions/lib/local/state-machine-runner.ts';
+import { asLocalTask } from '../../local/lambda-task.ts';
+import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { retentionEnvSchema, retentionFunctionEnvironment, retentionSettingsFromEnv } from '../../functions/lib/retention/environment.ts';
 import type { AuditLine } from '../../functions/lib/retention/s3-executor.ts';
 import type { SnapshotAuditLine } from '../../functions/lib/retention/snapshot-executor.ts';
@@ -27,7 +27,7 @@ import { uniqueName } from '../harness/aws.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { alertInbox, type ReceivedAlert } from './drill-harness.ts';
 import { createRetentionBucket, createSnapshot, lifeboatTags, putBackup, readJsonLines, REGION } from './retention-fixtures.ts';
-import { credentialsFor } from '../../functions/lib/local/moto-rds-compat.ts';
+import { credentialsFor } from '../../local/moto-rds-compat.ts';
 
 /**
  * The retention state machine definition as the stacks deploy it, executed on aws-local-stepfunctions

@@ -30,7 +30,7 @@ import {
   type SnapshotJob,
   type SnapshotRef,
 } from '../../functions/lib/snapshots/workflow.ts';
-import { startFaultProxy, type FaultProxy } from '../../functions/lib/local/fault-proxy.ts';
+import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
 import { uniqueName } from '../harness/aws.ts';
 import {
   accountQuotas,
@@ -43,13 +43,13 @@ import {
   snapshotStatus,
   throttleRds,
   type QuotaScript,
-} from '../../functions/lib/local/moto-rds-compat.ts';
+} from '../../local/moto-rds-compat.ts';
 
 /**
  * The snapshot workflow against moto, two accounts and two regions: production
  * (111111111111) in eu-west-1 with a copy region eu-central-1, the vault
  * (222222222222) in eu-central-1. The fault proxy in front of moto adds what
- * moto lacks (see functions/lib/local/moto-rds-compat.ts) and the scripted faults.
+ * moto lacks (see local/moto-rds-compat.ts) and the scripted faults.
  */
 const PROD = '111111111111';
 const VAULT = '222222222222';

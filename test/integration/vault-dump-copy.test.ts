@@ -18,14 +18,14 @@ import { createS3Client, createStsClient, type AwsCredentials } from '../../func
 import type { Manifest } from '../../functions/lib/backup/manifest.ts';
 import { databaseSchema } from '../../functions/lib/config/schema.ts';
 import { ChecksumMismatchError, VaultCopyVerificationError } from '../../functions/lib/errors.ts';
-import { localLambdaContext } from '../../functions/lib/local/lambda-context.ts';
+import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
 import { fetchAndDecrypt, readManifest } from '../../functions/lib/restore/fetch.ts';
 import { assumeVaultRole } from '../../functions/lib/vault/credentials.ts';
 import { copyDumpToVault, quarantineKey } from '../../functions/lib/vault/dump-copy.ts';
-import { startFaultProxy, type FaultProxy } from '../../functions/lib/local/fault-proxy.ts';
+import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
-import { credentialsFor } from '../../functions/lib/local/moto-rds-compat.ts';
+import { credentialsFor } from '../../local/moto-rds-compat.ts';
 
 /**
  * Dumps reach the vault (account 222222222222, eu-central-1) by an explicit,

@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { PublishCommand } from '@aws-sdk/client-sns';
 import { ALARM_METADATA_MARKER, alarmDescription, alarmEventToAlert, isAlarmStateChangeEvent, parseAlarmDescription } from '../../functions/alert/alarm-event.ts';
 import { createAlertHandler } from '../../functions/alert/handler.ts';
-import { localLambdaContext } from '../../functions/lib/local/lambda-context.ts';
+import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
 
 const description = alarmDescription('No dump of database "orders" (plan nightly) has succeeded for about 26 h; its RPO is 25 h.', {
   kind: 'backup-late',

@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { DrillProvisioningError } from '../errors.ts';
 import { quoteIdent } from '../pg/inventory.ts';
-import { startLocalPostgres, type LocalPostgresCluster } from '../local/postgres-cluster.ts';
+import { startLocalPostgres, type LocalPostgresCluster } from '../pg/postgres-cluster.ts';
 import { DRILL_TAG, drillResourceName, drillTagList, tagRecord, type DrillResource, type InstanceStatus, type Provisioner, type ProvisionRequest } from './provisioner.ts';
 import type { InstanceRef, TeardownItem } from './types.ts';
 

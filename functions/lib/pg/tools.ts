@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { DumpSettings } from '../config/schema.ts';
 import { ConfigError, ToolVersionError } from '../errors.ts';
-import { postgresBinary } from '../local/binaries.ts';
+import { postgresBinary } from './binaries.ts';
 
 const execFileAsync = promisify(execFile);
 

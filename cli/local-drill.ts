@@ -4,21 +4,21 @@ import type { RDSClient } from '@aws-sdk/client-rds';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import { createAlertHandler, type AlertTaskInput } from '../../alert/handler.ts';
-import { createDrillHandler } from '../../drill/handler.ts';
-import { createJanitorHandler } from '../../janitor/handler.ts';
-import { loadDefinition } from '../../../state-machines/definitions.ts';
-import { logger as sharedLogger } from '../../shared/powertools.ts';
-import { asLocalTask } from '../local/lambda-context.ts';
+import { createAlertHandler, type AlertTaskInput } from '../functions/alert/handler.ts';
+import { createDrillHandler } from '../functions/drill/handler.ts';
+import { createJanitorHandler } from '../functions/janitor/handler.ts';
+import { loadDefinition } from '../state-machines/definitions.ts';
+import { logger as sharedLogger } from '../functions/shared/powertools.ts';
+import { asLocalTask } from '../local/lambda-task.ts';
 import { localFunctionArn, runLocalStateMachine, type EventLog, type LocalRunResult, type TaskHandler } from '../local/state-machine-runner.ts';
-import { LocalPostgresProvisioner } from './local-provisioner.ts';
-import type { DrillMetrics } from './measure.ts';
-import { drillRunInput } from './plan.ts';
-import { RdsProvisioner } from './rds-provisioner.ts';
-import { readDrillReport, type DrillReport } from './report.ts';
-import type { JanitorDeps, SweepResult } from './janitor.ts';
-import type { DrillDeps } from './steps.ts';
-import { drillRequestSchema, type DrillRequestInput } from './types.ts';
+import { LocalPostgresProvisioner } from '../functions/lib/drill/local-provisioner.ts';
+import type { DrillMetrics } from '../functions/lib/drill/measure.ts';
+import { drillRunInput } from '../functions/lib/drill/plan.ts';
+import { RdsProvisioner } from '../functions/lib/drill/rds-provisioner.ts';
+import { readDrillReport, type DrillReport } from '../functions/lib/drill/report.ts';
+import type { JanitorDeps, SweepResult } from '../functions/lib/drill/janitor.ts';
+import type { DrillDeps } from '../functions/lib/drill/steps.ts';
+import { drillRequestSchema, type DrillRequestInput } from '../functions/lib/drill/types.ts';
 
 /**
  * Runs the drill and janitor state machines locally on aws-local-stepfunctions

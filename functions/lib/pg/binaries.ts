@@ -14,7 +14,7 @@ function isExecutable(path: string): boolean {
   }
 }
 
-function onPath(name: string): string | undefined {
+export function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && isExecutable(join(dir, name))) return join(dir, name);
   }
@@ -48,12 +48,4 @@ export function postgresBinary(name: 'pg_dump' | 'pg_restore' | 'initdb' | 'pg_c
   const found = onPath(name);
   if (found) return found;
   throw new MissingToolError(`Required binary "${name}" was not found.`, { nextStep: POSTGRES_INSTALL_HINT });
-}
-
-export function motoServerBinary(): string {
-  const found = process.env.LIFEBOAT_MOTO_SERVER ?? onPath('moto_server');
-  if (found && isExecutable(found)) return found;
-  throw new MissingToolError('Required binary "moto_server" was not found.', {
-    nextStep: 'install it with `pip install "moto[server]"` (Python 3), or set LIFEBOAT_MOTO_SERVER to its path.',
-  });
 }

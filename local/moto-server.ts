@@ -1,6 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { motoServerBinary } from './binaries.ts';
-import { freePort } from './ports.ts';
+import { accessSync, constants } from 'node:fs';
+import { MissingToolError } from '../functions/lib/errors.ts';
+import { onPath } from '../functions/lib/pg/binaries.ts';
+import { freePort } from '../functions/lib/pg/ports.ts';
+
+/** moto_server: LIFEBOAT_MOTO_SERVER, else PATH; a MissingToolError saying how to install it otherwise. */
+export function motoServerBinary(): string {
+  const found = process.env.LIFEBOAT_MOTO_SERVER ?? onPath('moto_server');
+  if (found) {
+    try {
+      accessSync(found, constants.X_OK);
+      return found;
+    } catch {
+      // not executable: report it as missing
+    }
+  }
+  throw new MissingToolError('Required binary "moto_server" was not found.', {
+    nextStep: 'install it with `pip install "moto[server]"` (Python 3), or set LIFEBOAT_MOTO_SERVER to its path.',
+  });
+}
 
 export interface LocalMotoServer {
   readonly endpoint: string;
