@@ -24,25 +24,18 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
 COPY tsconfig.json ./
+COPY infra/bundling.json ./infra/
+COPY scripts/bundle-runner.mjs ./scripts/
 COPY functions/ ./functions/
-COPY state-machines/ ./state-machines/
 
-# Every functions/<name>/handler.ts (not the shared functions/lib) becomes
-# dist/functions/<name>/handler.mjs, at the same relative path as its source;
-# so does functions/dump/fargate-task.ts, the Fargate dump task's entrypoint
-# (node functions/dump/fargate-task.mjs).
-# --packages=external: dependencies stay in node_modules (installed in the
-# runtime stage) instead of being inlined; pg's optional require('pg-native')
-# and the AWS SDK's dynamic requires then behave exactly as under tsx in dev.
-# .mjs: ESM regardless of any package.json "type" lookup.
-RUN set -eu; \
-    entries="$(find functions -path functions/lib -prune -o \( -name handler.ts -o -name fargate-task.ts \) -print | sort)"; \
-    if [ -z "$entries" ]; then echo "no functions/*/handler.ts to bundle" >&2; exit 1; fi; \
-    echo "$entries" | grep -qx functions/dump/fargate-task.ts || { echo "functions/dump/fargate-task.ts is missing: the Fargate dump task has no entrypoint" >&2; exit 1; }; \
-    npx esbuild $entries \
-      --bundle --platform=node --target=node22 --format=esm \
-      --packages=external --sourcemap \
-      --outbase=. --outdir=dist --out-extension:.js=.mjs
+# Every functions/<name>/handler.ts and functions/dump/fargate-task.ts (the
+# Fargate task's entrypoint) becomes dist/functions/<name>/<file>.mjs, bundled
+# with infra/bundling.json, the settings of every shipped bundle (the Lambda
+# functions CDK bundles too): keepNames, so error class names (the errorType
+# Retry/Catch match) survive minifying, and every dependency inlined, so the
+# runtime stage needs no node_modules, no tsx and no build tools. The tests
+# run the same script and execute its output.
+RUN node scripts/bundle-runner.mjs dist
 
 # ---------------------------------------------------------------------------
 # Runtime stage
@@ -84,19 +77,10 @@ RUN pg_dump --version | grep -Eq "\(PostgreSQL\) ${PG_MAJOR}(\.|$)" \
 
 WORKDIR ${LAMBDA_TASK_ROOT}
 
-# Dependencies first, so a code change does not re-run npm ci.
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
- && npm cache clean --force
-
-# The sources come along for the files code reads at run time relative to
-# itself (JSON, SQL). Caveat: inside a bundle, import.meta.url is the bundle's
-# URL (functions/<name>/handler.mjs), not the original module's, so such
-# lookups must resolve from the handler's directory or from LAMBDA_TASK_ROOT.
-COPY functions/ ./functions/
-COPY state-machines/ ./state-machines/
+# Only the bundles: self-contained (dependencies inlined), no sources, no
+# node_modules, no package manager state.
 COPY --from=build /build/dist/functions/ ./functions/
 
 # The Node.js runtime resolves "functions/dump/handler" to handler.mjs (it
-# tries .js, .mjs, .cjs; the .ts source next to it is ignored).
+# tries .js, .mjs, .cjs).
 CMD ["functions/dump/handler.handler"]

@@ -94,3 +94,6 @@ export function createAlertHandler(injected?: AlertHandlerDeps) {
 }
 
 export const handler = createAlertHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

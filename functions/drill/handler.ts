@@ -62,3 +62,6 @@ function summarise(result: unknown): unknown {
 }
 
 export const handler = createDrillHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

@@ -163,3 +163,6 @@ const invokedDirectly = process.argv[1] !== undefined && /fargate-task\.(m?js|ts
 if (invokedDirectly) {
   process.exitCode = await main();
 }
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

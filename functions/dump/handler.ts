@@ -117,3 +117,6 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
 }
 
 export const handler = createDumpHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

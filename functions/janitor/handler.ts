@@ -35,3 +35,6 @@ export function createJanitorHandler(injected?: JanitorHandlerDeps) {
 }
 
 export const handler = createJanitorHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

@@ -96,3 +96,6 @@ export function createRetentionHandler(injected?: RetentionHandlerDeps) {
 }
 
 export const handler = createRetentionHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

@@ -160,3 +160,6 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
 }
 
 export const handler = createSnapshotHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

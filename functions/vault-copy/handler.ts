@@ -95,3 +95,6 @@ export function createVaultCopyHandler(injected?: VaultCopyHandlerDeps) {
 }
 
 export const handler = createVaultCopyHandler();
+
+/** For the bundle tests: the error classes this bundle throws, under the names Step Functions matches. */
+export { errorClasses } from '../shared/error-classes.ts';

@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { SHIPPED_BUNDLING } from '../bundling.ts';
 import { acknowledge } from '../nag.ts';
 import { RunnerNetwork, type RunnerPlacement } from './runner-network.ts';
 
@@ -243,16 +244,17 @@ function createFunction(scope: Construct, source: ProjectFunctionSource, common:
         awsSdkConnectionReuse: false,
         bundling: {
           forceDockerBundling: false,
+          // infra/bundling.json: the settings every shipped bundle shares (keepNames
+          // keeps error class names, which Retry/Catch match; the SDK is bundled).
           format: nodejs.OutputFormat.ESM,
-          target: 'node22',
-          platform: 'node',
-          mainFields: ['module', 'main'],
-          // Some bundled dependencies are CommonJS and call require().
-          banner:
-            "import { createRequire as __lifeboatCreateRequire } from 'node:module'; const require = __lifeboatCreateRequire(import.meta.url);",
-          sourceMap: true,
-          minify: true,
-          // The Node 22 runtime ships SDK v3; it stays external (the default).
+          target: SHIPPED_BUNDLING.target,
+          platform: SHIPPED_BUNDLING.platform,
+          mainFields: [...SHIPPED_BUNDLING.mainFields],
+          banner: SHIPPED_BUNDLING.banner,
+          sourceMap: SHIPPED_BUNDLING.sourcemap,
+          minify: SHIPPED_BUNDLING.minify,
+          keepNames: SHIPPED_BUNDLING.keepNames,
+          externalModules: [...SHIPPED_BUNDLING.external],
         },
       });
     case 'image':

@@ -6,7 +6,7 @@
  *
  * Signing is behind IamAuthTokenSigner so the connection code does not depend
  * on the signer package: `@aws-sdk/rds-signer` (the SDK's Signer) is the
- * production implementation, loaded on first use.
+ * production implementation, loaded on first use (bundled into the runner).
  */
 
 /** What a token is signed for: the endpoint and user the client connects as. */
@@ -35,7 +35,7 @@ export class IamAuthUnavailableError extends Error {
  *
  * @param load how the module is loaded (tests pass a fake)
  */
-export function rdsSignerTokens(load: () => Promise<unknown> = () => import(/* @vite-ignore */ RDS_SIGNER_PACKAGE)): IamAuthTokenSigner {
+export function rdsSignerTokens(load: () => Promise<unknown> = () => import('@aws-sdk/rds-signer')): IamAuthTokenSigner {
   let module: Promise<RdsSignerModule> | undefined;
   return async (request) => {
     module ??= load().then(
@@ -53,5 +53,5 @@ export function rdsSignerTokens(load: () => Promise<unknown> = () => import(/* @
   };
 }
 
-/** A variable, so TypeScript and bundlers do not require the (optional) package at build time. */
+/** Named in messages; the import above is a literal so that bundlers include the package. */
 const RDS_SIGNER_PACKAGE = '@aws-sdk/rds-signer';

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { buildSync } from 'esbuild';
+import { esbuildOptions } from '../../../infra/bundling.ts';
 import type { ProjectFunctionSource } from '../../../infra/constructs/project-function.ts';
 import type { SourceStackCode } from '../../../infra/source-stack.ts';
 
@@ -17,25 +18,12 @@ import type { SourceStackCode } from '../../../infra/source-stack.ts';
 const bundled = new Map<string, string>();
 const repoRoot = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
 
-/** Same shape as infra/constructs/project-function.ts's NodejsFunction bundling (ESM, a require shim, node22). */
-function bundle(entry: string): string {
+/** Bundled with infra/bundling.json's settings, as NodejsFunction and the runner image bundle them. */
+export function bundle(entry: string): string {
   let dir = bundled.get(entry);
   if (!dir) {
     dir = mkdtempSync(join(tmpdir(), 'lifeboat-bundle-'));
-    buildSync({
-      entryPoints: [join(repoRoot, entry)],
-      outfile: join(dir, 'index.mjs'),
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node22',
-      mainFields: ['module', 'main'],
-      external: ['@aws-sdk/*'],
-      banner: { js: "import { createRequire as __lifeboatCreateRequire } from 'node:module'; const require = __lifeboatCreateRequire(import.meta.url);" },
-      minify: true,
-      sourcemap: true,
-      logLevel: 'silent',
-    });
+    buildSync({ ...esbuildOptions(), entryPoints: [join(repoRoot, entry)], outfile: join(dir, 'index.mjs'), logLevel: 'silent' });
     bundled.set(entry, dir);
   }
   return dir;
