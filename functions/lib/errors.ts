@@ -127,3 +127,12 @@ export class VaultAccessError extends LifeboatError {}
 
 /** A copy in the vault does not match its manifest; it was marked as quarantined and not committed. */
 export class VaultCopyVerificationError extends LifeboatError {}
+
+/**
+ * The source instance or cluster is busy (RDS InvalidDBInstanceState /
+ * InvalidDBClusterStateFault: its backup window, a modification, a reboot), so it
+ * cannot be snapshotted right now; Step Functions retries with backoff.
+ */
+export class SourceDatabaseBusyError extends LifeboatError {
+  override readonly retryable = true;
+}
