@@ -10,7 +10,7 @@ import { createJanitorHandler } from '../functions/janitor/handler.ts';
 import { loadDefinition } from '../state-machines/definitions.ts';
 import { logger as sharedLogger } from '../functions/shared/powertools.ts';
 import { asLocalTask } from '../local/lambda-task.ts';
-import { localFunctionArn, runLocalStateMachine, type EventLog, type LocalRunResult, type TaskHandler } from '../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine, type EventLog, type LocalRunResult, type TaskHandler } from '../local/state-machine-runner.ts';
 import { LocalPostgresProvisioner } from '../functions/lib/drill/local-provisioner.ts';
 import type { DrillMetrics } from '../functions/lib/drill/measure.ts';
 import { drillRunInput } from '../functions/lib/drill/plan.ts';
@@ -65,9 +65,9 @@ export interface LocalDrillOptions {
   logger?: Logger;
   /** @default 2 */
   maxConcurrency?: number;
-  /** Milliseconds for each Wait state and Retry interval locally. @default 20 */
-  waitMs?: number;
-  /** Keep the definition's own Wait and Retry timings (drills against real RDS). @default false */
+  /** Scale of every Wait and Retry interval (see runLocalStateMachine). @default LOCAL_TIME_SCALE */
+  timeScale?: number;
+  /** Keep the definition's own Wait and Retry timings (drills against real RDS): timeScale 1. @default false */
   realTimings?: boolean;
   executionName?: string;
   onEvent?: (event: EventLog) => void;
@@ -101,24 +101,6 @@ function recordingAlerts(alert: LocalDrillOptions['alert'], logger: Logger | und
   };
 }
 
-interface AnyState {
-  Type: string;
-  ItemProcessor?: { States: Record<string, AnyState> };
-}
-
-/** Every Task state's retry interval, nested Maps included, set to `ms` (local runs do not wait 30s). */
-function zeroRetries(definition: Record<string, unknown>, ms: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  const walk = (states: Record<string, AnyState>) => {
-    for (const [name, state] of Object.entries(states)) {
-      if (state.Type === 'Task') out[name] = ms;
-      if (state.ItemProcessor) walk(state.ItemProcessor.States);
-    }
-  };
-  walk((definition as { States: Record<string, AnyState> }).States);
-  return out;
-}
-
 /** Runs the drill state machine locally and returns its results, reports and alerts. */
 export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDrillResult> {
   const drillArn = localFunctionArn('drill');
@@ -127,12 +109,10 @@ export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDr
   const definition = loadDefinition('drill', { DrillFunctionArn: drillArn, DrillRestoreFunctionArn: restoreArn, AlertFunctionArn: alertArn });
   const drill = asLocalTask('drill', createDrillHandler({ ...options.deps, logger: options.logger }));
   const alerts: AlertTaskInput[] = [];
-  const waitMs = options.waitMs ?? 20;
   const requests = options.requests.map((r) => drillRequestSchema.parse(r));
   const run = await runLocalStateMachine(definition, drillRunInput(requests, options.maxConcurrency ?? 2), {
     resources: { [drillArn]: drill, [restoreArn]: drill, [alertArn]: recordingAlerts(options.alert, options.logger, alerts) },
-    waitTimeOverrides: options.realTimings ? undefined : { WaitForInstance: waitMs },
-    retryIntervalOverrides: options.realTimings ? undefined : zeroRetries(definition, waitMs),
+    timeScale: options.realTimings ? 1 : (options.timeScale ?? LOCAL_TIME_SCALE),
     executionName: options.executionName,
     onEvent: options.onEvent,
   });
@@ -166,7 +146,7 @@ export async function runLocalJanitor(options: LocalJanitorOptions): Promise<{ r
       [janitorArn]: asLocalTask('janitor', createJanitorHandler({ ...options.deps, logger: options.logger, metrics: options.metrics })),
       [alertArn]: recordingAlerts(options.alert, options.logger, alerts),
     },
-    retryIntervalOverrides: zeroRetries(definition, 0),
+    timeScale: LOCAL_TIME_SCALE,
   });
   const exit = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'SweepExpiredDrillResources');
   return { run, sweep: (exit?.state?.output as { sweep?: SweepResult } | undefined)?.sweep, alerts };

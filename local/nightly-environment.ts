@@ -35,7 +35,7 @@ import { asLocalTask } from './lambda-task.ts';
 import { startLocalPostgres } from '../functions/lib/pg/postgres-cluster.ts';
 import { accountQuotas, actAsAccount, awsManagedKeys, credentialsFor, crossAccountKms, crossAccountSnapshotCopy, type QuotaScript } from './moto-rds-compat.ts';
 import type { LocalMachine } from './sfn-server.ts';
-import { localFunctionArn, type TaskHandler } from './state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, type TaskHandler } from './state-machine-runner.ts';
 
 /**
  * A whole lifeboat deployment on one machine, for local runs only (`npm run
@@ -81,21 +81,6 @@ const ECS_RUN_TASK = 'arn:aws:states:::ecs:runTask.waitForTaskToken';
 
 /** Task resources of the retention state machine in local runs. */
 export const retentionFunctionArns = { RetentionFunctionArn: localFunctionArn('retention'), AlertFunctionArn: localFunctionArn('alert') };
-
-/**
- * The backup state machine's waits and retry intervals for moto, where a
- * snapshot is available at once: no waiting, and status polls 50 ms apart.
- */
-export const fastBackupTimings = {
-  waitTimeOverrides: { WaitForSnapshot: 0, WaitForCopy: 0, WaitForVaultCopy: 0 },
-  retryIntervalOverrides: {
-    ...Object.fromEntries(['LoadPlanInput', 'DumpDatabase', 'DumpDatabaseOnFargate', 'CopyDumpToVault', 'AlertDumpFailed', 'CreateSnapshot', 'AlertQuotaWarning', 'CopySnapshot', 'ShareWithVault', 'CopyIntoVault', 'AlertSnapshotFailed'].map((s) => [s, 0])),
-    ...Object.fromEntries(['CheckSnapshot', 'CheckCopy', 'CheckVaultCopy'].map((s) => [s, 50])),
-  } as Record<string, number>,
-};
-
-/** The retention state machine's retry intervals, without waiting. */
-export const fastRetentionTimings = { retryIntervalOverrides: { Prune: 0, AlertDeletesFailed: 0, AlertRetentionFailed: 0 } as Record<string, number> };
 
 /**
  * Starts the loopback proxy in front of moto with every rule that answers as
@@ -446,7 +431,7 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
           logger,
           metrics,
         }),
-        ...fastBackupTimings,
+        timeScale: LOCAL_TIME_SCALE,
       },
       {
         name: `${options.name}-lifeboat-retention`,
@@ -455,7 +440,7 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
           [retentionFunctionArns.RetentionFunctionArn]: asLocalTask('retention', createRetentionHandler({ context: retentionContext(), logger, metrics })),
           [retentionFunctionArns.AlertFunctionArn]: alertTask,
         },
-        ...fastRetentionTimings,
+        timeScale: LOCAL_TIME_SCALE,
       },
     ];
     const vaultS3 = createS3Client({ region: vaultRegion, credentials: vault.credentials });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { runLocalStateMachine, type EventLog, type TaskHandler } from './state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, runLocalStateMachine, type EventLog, type TaskHandler } from './state-machine-runner.ts';
 
 /**
  * A local stand-in for the Step Functions API (JSON 1.0 protocol) that executes
@@ -13,8 +13,8 @@ export interface LocalMachine {
   name: string;
   definition: Record<string, unknown>;
   resources: Record<string, TaskHandler>;
-  retryIntervalOverrides?: Record<string, number | number[]>;
-  waitTimeOverrides?: Record<string, number>;
+  /** Scale of Wait and Retry intervals. @default LOCAL_TIME_SCALE */
+  timeScale?: number;
 }
 
 /** A history event without its ids. */
@@ -111,8 +111,8 @@ export async function startLocalStepFunctions(machines: LocalMachine[], options:
       executions.set(executionArn, execution);
       const run = runLocalStateMachine(machine.definition, JSON.parse(execution.input), {
         resources: machine.resources,
-        retryIntervalOverrides: machine.retryIntervalOverrides,
-        waitTimeOverrides: machine.waitTimeOverrides,
+        timeScale: machine.timeScale ?? LOCAL_TIME_SCALE,
+        stateMachines: Object.fromEntries(machines.map((m) => [arnOf(m.name), { definition: m.definition, name: m.name }])),
         executionName: name,
         region,
         account,

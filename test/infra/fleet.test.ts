@@ -5,7 +5,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { stateMachinePath } from '../../state-machines/definitions.ts';
 import { ALARM_SHARDS, MAX_DATABASES_PER_SHARD } from '../../infra/constructs/database-alarms.ts';
 import type { MonitoredStateMachine } from '../../infra/constructs/monitored-state-machine.ts';
@@ -150,7 +150,7 @@ describe(`a plan with ${FLEET} databases`, () => {
     // Act
     const result = await runLocalStateMachine(JSON.parse(text) as Record<string, unknown>, input, {
       resources,
-      retryIntervalOverrides: { DumpDatabase: 1, AlertDumpFailed: 1, CopyDumpToVault: 1 },
+      timeScale: LOCAL_TIME_SCALE,
     });
 
     // Assess: the plan was loaded once, from the object the schedule names.

@@ -12,7 +12,7 @@ import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { databaseSchema, type DatabaseConfig } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
-import { localFunctionArn, runLocalStateMachine, taskStateResources, type LocalRunResult, type TaskHandler } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine, type LocalRunResult, type TaskHandler } from '../../local/state-machine-runner.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
@@ -77,8 +77,7 @@ const database = (id: string, name: string, secretArn: string, runner: 'lambda' 
 
 /** The shared local runner, with the task token the Fargate branch hands its container, and no retry delays. */
 function run(definition: Record<string, unknown>, input: unknown, resources: Record<string, TaskHandler>, taskToken: string): Promise<LocalRunResult> {
-  const noDelay = Object.fromEntries(Object.keys(taskStateResources(definition)).map((state) => [state, 0]));
-  return runLocalStateMachine(definition, input, { resources, taskToken, retryIntervalOverrides: noDelay, stateMachineName: 'acme-lifeboat-backup' });
+  return runLocalStateMachine(definition, input, { resources, taskToken, timeScale: LOCAL_TIME_SCALE, stateMachineName: 'acme-lifeboat-backup' });
 }
 
 function handlers() {

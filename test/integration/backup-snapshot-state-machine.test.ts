@@ -15,14 +15,13 @@ import {
   backupTaskResources,
   createAlertInbox,
   createLocalVault,
-  fastBackupTimings as fast,
   LOCAL_ACCOUNTS,
   LOCAL_REGIONS,
   snapshotCopyKeyPolicy,
   startMotoCompatProxy,
   type AlertInbox,
 } from '../../local/nightly-environment.ts';
-import { runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
@@ -177,7 +176,7 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     };
 
     // Act
-    const { result: run, output } = await capturingOutput(() => runLocalStateMachine(definition(), input, { resources, ...fast, account: PROD }));
+    const { result: run, output } = await capturingOutput(() => runLocalStateMachine(definition(), input, { resources, timeScale: LOCAL_TIME_SCALE, account: PROD }));
     quota.max = () => 100;
 
     // Assess: the run succeeded for both databases, both ways.
@@ -239,7 +238,7 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     const dbs = names.map((n) => database(n, { instanceIdentifier: n === 'ghost' ? 'no-such-instance' : rdsIds[n]! }));
 
     // Act
-    const run = await runLocalStateMachine(definition(), snapshotOnly(dbs), { resources: failing.resources, ...fast, account: PROD });
+    const run = await runLocalStateMachine(definition(), snapshotOnly(dbs), { resources: failing.resources, timeScale: LOCAL_TIME_SCALE, account: PROD });
 
     // Assess: the run fails at the end, every database failed with its own named error and alert.
     expect(run.status).toBe('FAILED');
@@ -272,7 +271,7 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(true) }));
 
     // Act: the next scheduled run.
-    const next = await runLocalStateMachine(definition(), snapshotOnly(dbs.slice(1)), { resources: handlers().resources, ...fast, account: PROD });
+    const next = await runLocalStateMachine(definition(), snapshotOnly(dbs.slice(1)), { resources: handlers().resources, timeScale: LOCAL_TIME_SCALE, account: PROD });
 
     // Assess: it succeeds with fresh snapshots, and the failed run left nothing behind in production.
     expect(next.status, JSON.stringify(next.cause)).toBe('SUCCEEDED');

@@ -11,7 +11,7 @@ import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { databaseSchema, resolveSnapshotSettings } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
-import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
@@ -90,7 +90,7 @@ describe('the synthesized backup state machine, executed locally with the real h
           [snapshotArn]: asLocalTask('snapshot', snapshot),
           [vaultCopyArn]: asLocalTask('vault-copy', vaultCopy),
         },
-        retryIntervalOverrides: { DumpDatabase: 0, AlertDumpFailed: 0 },
+        timeScale: LOCAL_TIME_SCALE,
       }),
     );
 

@@ -11,7 +11,7 @@ import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createStsClient } from '../../functions/lib/aws/clients.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
 import { startLocalStepFunctions, type LocalStepFunctions } from '../../local/sfn-server.ts';
-import { localFunctionArn, localSubstitutions } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, localSubstitutions } from '../../local/state-machine-runner.ts';
 import { loadDefinition, placeholders } from '../../state-machines/definitions.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
@@ -47,7 +47,7 @@ beforeAll(async () => {
         // No vault in this deployment: the copy step reports it skipped.
         [vaultCopyArn]: asLocalTask('vault-copy', createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: () => clients.s3, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
       },
-      retryIntervalOverrides: { DumpDatabase: 0, AlertDumpFailed: 0 },
+      timeScale: LOCAL_TIME_SCALE,
     },
   ]);
   dir = mkdtempSync(join(tmpdir(), 'lifeboat-run-'));

@@ -8,7 +8,7 @@ import { drillRunInput } from '../../functions/lib/drill/plan.ts';
 import type { DrillDeps } from '../../functions/lib/drill/steps.ts';
 import { drillRequestSchema, type DrillRequestInput } from '../../functions/lib/drill/types.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
-import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { loadDefinition } from '../../state-machines/definitions.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { listDrillReports } from '../../functions/lib/drill/report.ts';
@@ -193,16 +193,12 @@ describe('the drill definition the source stack deploys', () => {
       const run = asLocalTask(fn, createDrillHandler(deps));
       return async (event: unknown) => (steps[fn]!.push((event as { action: string }).action), run(event));
     };
-    const tasks = (states: Record<string, { Type: string; ItemProcessor?: { States: Record<string, never> } }>): string[] =>
-      Object.entries(states).flatMap(([name, state]) => [...(state.Type === 'Task' ? [name] : []), ...(state.ItemProcessor ? tasks(state.ItemProcessor.States) : [])]);
-    const fast = Object.fromEntries(tasks((definition as { States: Record<string, never> }).States).map((name) => [name, 10]));
 
     // Act
     const { result: run } = await capturingOutput(() =>
       runLocalStateMachine(definition, drillRunInput([drillRequestSchema.parse(alphaRequest)], 1), {
         resources: { [arns.DrillFunctionArn]: counted('drill'), [arns.DrillRestoreFunctionArn]: counted('restore'), [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }) },
-        waitTimeOverrides: { WaitForInstance: 20 },
-        retryIntervalOverrides: fast,
+        timeScale: LOCAL_TIME_SCALE,
       }),
     );
 

@@ -18,7 +18,7 @@ import { createRdsClient, createS3Client, createStsClient, type AwsCredentials }
 import { newBackupId } from '../../functions/lib/backup/manifest.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
-import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
 import { retentionEnvSchema, retentionFunctionEnvironment, retentionSettingsFromEnv } from '../../functions/lib/retention/environment.ts';
 import type { AuditLine } from '../../functions/lib/retention/s3-executor.ts';
 import type { SnapshotAuditLine } from '../../functions/lib/retention/snapshot-executor.ts';
@@ -164,7 +164,7 @@ describe('the retention state machine, executed locally with the real handlers',
     // Act
     const run = await runLocalStateMachine(definition, input, {
       resources: { [retentionArn]: asLocalTask('retention', retention), [alertArn]: asLocalTask('alert', alert) },
-      retryIntervalOverrides: { Prune: 0, AlertDeletesFailed: 0, AlertRetentionFailed: 0 },
+      timeScale: LOCAL_TIME_SCALE,
     });
     const alerts: ReceivedAlert[] = await inbox.receiveAll();
 
@@ -257,7 +257,7 @@ describe('the retention state machine, executed locally with the real handlers',
     const run = await runLocalStateMachine(
       synthesizedDefinition('retention', { RetentionFunctionArn: retentionArn, AlertFunctionArn: alertArn }),
       { planId: 'nightly', maxConcurrency: 1, targets: [{ databaseId: 'ghost', location: 'source' }, { databaseId: bravo, location: 'source' }] },
-      { resources: { [retentionArn]: asLocalTask('retention', retention), [alertArn]: asLocalTask('alert', alert) }, retryIntervalOverrides: { Prune: 0, AlertRetentionFailed: 0 } },
+      { resources: { [retentionArn]: asLocalTask('retention', retention), [alertArn]: asLocalTask('alert', alert) }, timeScale: LOCAL_TIME_SCALE },
     );
     const alerts = await inbox.receiveAll();
 
