@@ -339,6 +339,23 @@ const drillOverrides = {
   backupKind: z.enum(['dump', 'snapshot']).optional(),
 };
 
+/**
+ * The classes Aurora PostgreSQL offers a provisioned instance: burstable T
+ * classes from medium (db.t3.medium, db.t4g.medium, and large), memory-optimized
+ * R and X classes from large (db.r6g.large, db.x2g.16xlarge, ...). No micro or
+ * small, no M classes (AWS, "Supported DB engines for DB instance classes").
+ */
+const AURORA_POSTGRES_INSTANCE_CLASS = /^db\.(t3|t4g)\.(medium|large)$|^db\.[rx]\d+[a-z]*\.(large|\d*xlarge)$/;
+
+/** Why Aurora PostgreSQL would refuse `instanceClass` for a restored cluster's instance, or undefined when it is one Aurora offers. */
+export function auroraInstanceClassProblem(instanceClass: string): string | undefined {
+  if (instanceClass === 'db.serverless') {
+    return 'db.serverless needs a Serverless v2 scaling configuration on the restored cluster, which the drill does not set: use a provisioned class such as db.t4g.medium or db.r6g.large';
+  }
+  if (AURORA_POSTGRES_INSTANCE_CLASS.test(instanceClass)) return undefined;
+  return `${instanceClass} is not an Aurora PostgreSQL instance class (Aurora starts at db.t3.medium / db.t4g.medium and offers R and X classes from large): use db.t4g.medium or, for large clusters, e.g. db.r6g.large`;
+}
+
 export const drillAssertionSchema = z
   .object({
     name: z.string().min(1).max(100),
@@ -357,6 +374,20 @@ export const drillsSchema = z
     from: z.enum(['source', 'vault']).default('source'),
     /** Instance class of the throwaway RDS instance. @default 'db.t4g.micro' */
     instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an RDS instance class such as db.t4g.micro').default('db.t4g.micro'),
+    /**
+     * Instance class of the instance created in a restored Aurora cluster (snapshot
+     * drills of `rds.clusterIdentifier` databases). Aurora PostgreSQL has no micro or
+     * small classes; dump drills of Aurora databases restore into an RDS instance
+     * of `instanceClass`.
+     * @default 'db.t4g.medium'
+     */
+    auroraInstanceClass: z
+      .string()
+      .superRefine((value, ctx) => {
+        const problem = auroraInstanceClassProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .default('db.t4g.medium'),
     /** Isolated subnets for the throwaway: an existing DB subnet group, or subnet ids (a group is created per drill). */
     subnetGroupName: z.string().min(1).optional(),
     subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).min(2).optional(),

@@ -42,7 +42,8 @@ export function drillRequestsFromConfig(config: LifeboatConfig, options: { datab
       freshness: own?.freshness,
       amcheck: drills.amcheck,
       instance: {
-        instanceClass: drills.instanceClass,
+        // A restored Aurora cluster gets an Aurora instance; everything else (dumps of Aurora too) an RDS PostgreSQL instance.
+        instanceClass: backupKind === 'snapshot' && database.rds && 'clusterIdentifier' in database.rds ? drills.auroraInstanceClass : drills.instanceClass,
         subnetGroupName: drills.subnetGroupName,
         subnetIds: drills.subnetIds,
         securityGroupIds: drills.securityGroupIds,

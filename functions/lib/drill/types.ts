@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillAssertionSchema, drillSelectionSchema } from '../config/schema.ts';
+import { auroraInstanceClassProblem, drillAssertionSchema, drillSelectionSchema } from '../config/schema.ts';
 
 /**
  * The drill's state-machine payload, piece by piece. Every piece is plain JSON
@@ -44,7 +44,13 @@ export const drillRequestSchema = z
     pollIntervalSeconds: z.number().int().min(0).default(30),
     expiresAfterMinutes: z.number().positive().default(360),
   })
-  .strict();
+  .strict()
+  .superRefine((request, ctx) => {
+    // A restored Aurora cluster needs an instance of a class Aurora offers (RDS would refuse it only after the restore).
+    if (request.backupKind !== 'snapshot' || !request.rds || !('clusterIdentifier' in request.rds)) return;
+    const problem = auroraInstanceClassProblem(request.instance.instanceClass);
+    if (problem) ctx.addIssue({ code: 'custom', message: `database "${request.databaseId}" is an Aurora cluster: ${problem} (drills.auroraInstanceClass)`, path: ['instance', 'instanceClass'] });
+  });
 export type DrillRequest = z.infer<typeof drillRequestSchema>;
 export type DrillRequestInput = z.input<typeof drillRequestSchema>;
 
