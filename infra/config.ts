@@ -74,6 +74,24 @@ export function checkSourceStackSupport(config: LifeboatConfig, source: string):
       );
     }
   });
+  // Deployed drills provision RDS throwaways the drill restore function (in the
+  // runners' VPC) must reach: a VPC for the functions and the stack's drill
+  // security group, and a subnet group the drill role may use.
+  if (config.drills) {
+    const vpc = config.source.network ? config.source.network.vpcId : 'the runners\' VPC';
+    if (!config.source.network) {
+      issues.push(
+        `source.network: deployed drills restore into RDS instances in private subnets, which the drill functions reach only from inside the VPC: set source.network (vpcId, subnetIds, securityGroupIds) for source "${config.source.id}" ` +
+          '(the stack then creates a drill security group admitting only the runners), or remove drills and drill with "lifeboat drill" on a workstation',
+      );
+    }
+    if (!config.drills.subnetGroupName && !config.drills.subnetIds) {
+      issues.push(
+        "drills.subnetGroupName: deployed drills create RDS throwaways; without a subnet group RDS uses the account's default DB subnet group, which the drill role may not use and which may lie outside the runners' VPC: " +
+          `set drills.subnetGroupName (an existing DB subnet group of isolated subnets in ${vpc}) or drills.subnetIds (two or more isolated subnets of ${vpc} in distinct availability zones)`,
+      );
+    }
+  }
   // Principle 3: production adds to the vault and never overwrites, and the vault
   // bucket only takes writes with If-None-Match. Deployed drills read and report
   // in the source bucket; the vault is drilled from the vault account.

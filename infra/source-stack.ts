@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Annotations, ArnFormat, Duration, Size, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -23,7 +24,7 @@ import { Alerts } from './constructs/alerts.ts';
 import { BackupDashboards, type DashboardPlan } from './constructs/backup-dashboards.ts';
 import { BackupStorage } from './constructs/backup-storage.ts';
 import { ShardedDatabaseAlarms, type MonitoredDatabase } from './constructs/database-alarms.ts';
-import { grantDrillProvisioning, grantJanitor, grantReadDrillSecrets } from './constructs/drill-access.ts';
+import { createDrillSecurityGroup, grantDrillProvisioning, grantJanitor, grantReadDrillSecrets, POSTGRES_PORT } from './constructs/drill-access.ts';
 import { FargateDumpRunner } from './constructs/fargate-dump-runner.ts';
 import { MonitoredStateMachine } from './constructs/monitored-state-machine.ts';
 import { PlanInputs } from './constructs/plan-inputs.ts';
@@ -231,6 +232,8 @@ export class SourceStack extends Stack {
   /** The drill's restore and verify steps: the runner image, in the VPC. */
   public readonly drillRestoreFunction: ProjectFunction;
   public readonly drill: MonitoredStateMachine;
+  /** Every drill throwaway joins it: ingress PostgreSQL from the runners only. Present with `drills` (which then needs `source.network`). */
+  public readonly drillSecurityGroup?: ec2.SecurityGroup;
   /** Present when the config has a `drills` section. */
   public readonly drillSchedule?: ScheduledWorkflow;
   public readonly janitorFunction: ProjectFunction;
@@ -456,6 +459,18 @@ export class SourceStack extends Stack {
     });
     this.drillFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.grantDrillStorage(g as iam.Role));
     grantDrillProvisioning(this.drillFunction.role, { subnetGroupName: drills.subnetGroupName });
+    const drillRequests = config.drills ? drillRequestsFromConfig(config) : [];
+    if (config.drills && this.network) {
+      // A restored snapshot keeps its source's port; a dump drill's instance listens on 5432.
+      const snapshotPorts = drillRequests.flatMap((r) => (r.backupKind === 'snapshot' ? (config.databases.find((d) => d.id === r.databaseId)?.connection.port ?? []) : []));
+      this.drillSecurityGroup = createDrillSecurityGroup(this, 'DrillSecurityGroup', {
+        vpc: this.network.vpc,
+        runnerSecurityGroupIds: config.source.network!.securityGroupIds,
+        ports: [POSTGRES_PORT, ...snapshotPorts],
+      });
+      // RDS attaches the group with its service-linked role: nothing to grant.
+      this.drillFunction.addResourceEnvironment('DRILL_SECURITY_GROUP_IDS', this.drillSecurityGroup.securityGroupId, () => undefined);
+    }
 
     this.drillRestoreFunction = new ProjectFunction(this, 'DrillRestoreFunction', {
       source: code?.drillRestore ?? { kind: 'imageAsset', asset: this.runnerImage, cmd: ['functions/drill/handler.handler'] },
@@ -473,7 +488,6 @@ export class SourceStack extends Stack {
     iam.Grant.addToPrincipal({ grantee: this.drillRestoreFunction.role, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
     grantReadDrillSecrets(this.drillRestoreFunction.role);
 
-    const drillRequests = config.drills ? drillRequestsFromConfig(config) : [];
     const rounds = Math.max(1, Math.ceil(drillRequests.length / drills.maxConcurrency));
     this.drill = new MonitoredStateMachine(this, 'Drill', {
       definition: 'drill',

@@ -1,5 +1,7 @@
 import { ArnFormat, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
 import { DRILL_NAME_PREFIX } from '../../functions/lib/drill/provisioner.ts';
 import { acknowledgeWildcardResources } from '../nag.ts';
 
@@ -132,4 +134,36 @@ export function grantJanitor(role: iam.Role): void {
   );
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:DeleteSecret'], resources: [drill.secrets] }));
   acknowledgeWildcardResources(role, [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots, drill.secrets], DRILL_NAMES_REASON);
+}
+
+/** PostgreSQL's port: a throwaway created for a dump drill listens on it (a restored snapshot keeps its source's port). */
+export const POSTGRES_PORT = 5432;
+
+export interface DrillSecurityGroupProps {
+  /** The source VPC (source.network.vpcId), where the throwaways' subnets are. */
+  readonly vpc: ec2.IVpc;
+  /** The runners' security groups (source.network.securityGroupIds): the only sources admitted. */
+  readonly runnerSecurityGroupIds: readonly string[];
+  /** Ports the throwaways listen on. @default [POSTGRES_PORT] */
+  readonly ports?: readonly number[];
+}
+
+/**
+ * The security group every drill throwaway joins: its only ingress is
+ * PostgreSQL from the runners' security groups (the drill restore and verify
+ * steps run there), and it has no egress (a database answers, it never calls out).
+ * RDS attaches it with its own service-linked role, so the drill role needs no
+ * EC2 permission for it.
+ */
+export function createDrillSecurityGroup(scope: Construct, id: string, props: DrillSecurityGroupProps): ec2.SecurityGroup {
+  const group = new ec2.SecurityGroup(scope, id, {
+    vpc: props.vpc,
+    description: 'lifeboat: restore drill throwaways, PostgreSQL from the lifeboat runners only',
+    allowAllOutbound: false,
+  });
+  const ports = [...new Set(props.ports ?? [POSTGRES_PORT])].sort((a, b) => a - b);
+  for (const sg of props.runnerSecurityGroupIds) {
+    for (const port of ports) group.addIngressRule(ec2.Peer.securityGroupId(sg), ec2.Port.tcp(port), `PostgreSQL from lifeboat runners in ${sg}`);
+  }
+  return group;
 }

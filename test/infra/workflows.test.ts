@@ -30,6 +30,8 @@ function workflowConfig(): Record<string, any> { // eslint-disable-line @typescr
   raw.plans[0].retention.copyRegion = { keepLast: 2, daily: 7 };
   raw.plans[0].retention.vault = { keepLast: 3, daily: 30 };
   raw.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: COPY_KEY } };
+  // Deployed drills reach their throwaways from inside the VPC (the stack's drill security group admits the runners).
+  raw.source.network = { vpcId: 'vpc-0a1b2c3d4e5f60718', subnetIds: ['subnet-0aaa1111bbbb2222c', 'subnet-0ddd3333eeee4444f'], securityGroupIds: ['sg-0123456789abcdef0'], egress: 'user-managed' };
   raw.drills = {
     schedule: { cron: 'cron(30 4 * * ? *)', timezone: 'Europe/Berlin' },
     subnetGroupName: 'isolated-drills',

@@ -24,6 +24,16 @@ export const drillEnvSchema = z.object({
   /** `true` only against moto: RDS instances hold no data there. */
   LIFEBOAT_RDS_EMULATED: z.enum(['true', 'false']).default('false'),
   LIFEBOAT_LOCAL_DRILL_DIR: z.string().optional(),
+  /**
+   * Comma-separated security groups every throwaway joins: the stack's drill
+   * group, whose only ingress is PostgreSQL from the runners. Deploy-time, so no
+   * execution input can leave a throwaway unreachable.
+   */
+  DRILL_SECURITY_GROUP_IDS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)'))),
 });
 
 const rdsClient = (region?: string) => new RDSClient({ region, maxAttempts: 6, retryMode: 'adaptive' });
@@ -48,6 +58,7 @@ export function drillDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): 
       local: env.DRILL_DUMP_PROVISIONER === 'local' ? new LocalPostgresProvisioner({ registryDir: env.LIFEBOAT_LOCAL_DRILL_DIR }) : undefined,
     },
     dumpProvider: env.DRILL_DUMP_PROVISIONER,
+    drillSecurityGroupIds: env.DRILL_SECURITY_GROUP_IDS,
     rds,
   };
 }

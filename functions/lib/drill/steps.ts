@@ -28,6 +28,8 @@ export interface DrillDeps {
   provisioners: Partial<Record<ProviderName, Provisioner>>;
   /** Who provides throwaways for dump drills: `rds` in AWS, `local` on a workstation. */
   dumpProvider: ProviderName;
+  /** Security groups every throwaway joins (the deployment's drill group, admitting the runners), before the request's own. */
+  drillSecurityGroupIds?: readonly string[];
   /** RDS clients for snapshot selection. */
   rds?: { source: RDSClient; vault?: RDSClient };
   metrics?: DrillMetrics;
@@ -81,7 +83,9 @@ async function select(state: DrillState, deps: DrillDeps): Promise<Selection> {
 
 async function provision(state: DrillState, deps: DrillDeps): Promise<InstanceRef> {
   const selection = need(state.selection, 'selection');
-  return provisionerOf(state, deps).provision({ tags: tagsOf(state), backup: selection.backup, instance: state.request.instance });
+  const { instance } = state.request;
+  const securityGroupIds = [...new Set([...(deps.drillSecurityGroupIds ?? []), ...instance.securityGroupIds])];
+  return provisionerOf(state, deps).provision({ tags: tagsOf(state), backup: selection.backup, instance: { ...instance, securityGroupIds } });
 }
 
 async function poll(state: DrillState, deps: DrillDeps): Promise<{ ready: boolean; status: string }> {
