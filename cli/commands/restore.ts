@@ -88,6 +88,7 @@ export async function restoreCommand(flags: Flags): Promise<CommandResult> {
     json: result,
     text: [
       `Restored ${manifest.backupId} of ${manifest.database.id} into ${result.target} in ${formatDuration(t.totalMs)}`,
+      `  pg_restore ${result.client.version} into PostgreSQL ${result.client.targetServerVersion}, for an archive of pg_dump ${result.client.pgDump.version} (installed: ${result.client.installedMajors.join(', ')})`,
       `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
       ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
     ].join('\n'),

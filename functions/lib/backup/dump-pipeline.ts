@@ -14,7 +14,7 @@ import { DumpFailedError, LifeboatError, StorageError } from '../errors.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { connect, describeTarget, libpqEnv, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
 import { countRows, readCatalog, readSequences } from '../pg/inventory.ts';
-import { assertDumpCanRead, chooseCompression, toolVersion } from '../pg/tools.ts';
+import { chooseCompression, dumpClientFor } from '../pg/tools.ts';
 import { classifyKmsError, createEncryptStream, encryptionContextFor, FRAME_LENGTH } from './encryption.ts';
 import { backupKeys, MANIFEST_FORMAT_VERSION, manifestSchema, newBackupId, type Inventory, type Manifest } from './manifest.ts';
 import { planPartSize } from './part-size.ts';
@@ -63,7 +63,7 @@ export interface DumpBackupDeps {
   secrets?: SecretsManagerClient;
   /** Collects the secrets this run sees so every message can be redacted. */
   secretRegistry?: SecretRegistry;
-  /** @default the newest local pg_dump */
+  /** @default the lowest installed pg_dump at or above the server's major (see dumpClientFor) */
   pgDumpPath?: string;
   /** Concurrent part uploads; memory is about (queueSize + 1) × part size. @default 2 */
   queueSize?: number;
@@ -178,13 +178,18 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
     throw withDatabase(classifyS3Error(error, 'checking the backup bucket', target.bucket) ?? error, databaseId);
   }
 
-  const dumpTool = await toolVersion('pg_dump', deps.pgDumpPath);
   const client = await connect(databaseId, conn, 'lifeboat-snapshot');
   try {
     const snapshot = await exportSnapshot(client);
     // Row counts wait for table locks like pg_dump does; give up as pg_dump would.
     await client.query(`SET LOCAL lock_timeout = '${request.settings.lockWaitTimeoutSeconds}s'`);
-    assertDumpCanRead(databaseId, dumpTool, snapshot.serverVersionNum);
+    // The client of the server's major, so that a target of that major can
+    // restore the archive; a server newer than every client fails here.
+    const dumpTool = await dumpClientFor(
+      databaseId,
+      { versionNum: snapshot.serverVersionNum, version: snapshot.serverVersion },
+      { path: deps.pgDumpPath, codec: request.settings.compression.codec },
+    );
     const compression = chooseCompression(request.settings.compression, dumpTool.major);
     const exclude = request.settings.excludeSchemas;
     // Sequences are not transactional: read them before pg_dump does, so a
@@ -258,6 +263,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
         format: 'custom',
         compression: compression.label,
         snapshotId: snapshot.snapshotId,
+        client: { versionOutput: dumpTool.banner, installedMajors: dumpTool.installedMajors, reason: dumpTool.reason },
       },
       startedAt: startedAt.toISOString(),
       consistentAt: snapshot.consistentAt.toISOString(),

@@ -56,6 +56,22 @@ export const manifestSchema = z.object({
     format: z.literal('custom'),
     compression: z.string(),
     snapshotId: z.string(),
+    /**
+     * The client that wrote the archive, as chosen among the installed majors
+     * (the lowest at or above the server's). A restore needs pg_restore of at
+     * least `toolMajor`; into PostgreSQL 16 or older, also below 17. Absent in
+     * manifests written before lifeboat chose clients per server.
+     */
+    client: z
+      .object({
+        /** `pg_dump --version`, e.g. `pg_dump (PostgreSQL) 16.8`. */
+        versionOutput: z.string(),
+        /** The pg_dump majors the runner had. */
+        installedMajors: z.array(z.number().int()),
+        /** Why this one, e.g. `the server's major (PostgreSQL 16.8)`. */
+        reason: z.string(),
+      })
+      .optional(),
   }),
   startedAt: z.iso.datetime(),
   /** When the exported snapshot was taken: the point in time the data reflects (for RPO). */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { describeCaughtError } from '../alerts/format.ts';
 import { redact } from '../redact.ts';
 import { check } from './verify.ts';
-import { drillCheckSchema, measurementSchema, teardownItemSchema, type DrillCheck, type DrillState } from './types.ts';
+import { drillCheckSchema, measurementSchema, restoreClientSchema, teardownItemSchema, type DrillCheck, type DrillState } from './types.ts';
 
 /**
  * The drill report: one JSON object per drill at
@@ -45,6 +45,8 @@ export const drillReportSchema = z.object({
       dataDir: z.string().optional(),
     })
     .optional(),
+  /** Dump drills: the pg_restore that ran, the pg_dump that wrote the archive and the server restored into. */
+  restore: restoreClientSchema.optional(),
   checks: z.array(drillCheckSchema),
   rto: measurementSchema.shape.rto.optional(),
   rpo: measurementSchema.shape.rpo.optional(),
@@ -110,6 +112,7 @@ export function buildDrillReport(state: DrillState, drillId: string, now: Date):
       newestConsistentAt: selection.newestConsistentAt,
     },
     instance: instance && { provider: instance.provider, identifier: instance.identifier, emulated: instance.emulated, endpoint: instance.endpoint, dataDir: instance.dataDir },
+    restore: state.restore?.client,
     checks,
     rto: measurement?.rto,
     rpo: measurement?.rpo,

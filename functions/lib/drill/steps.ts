@@ -165,10 +165,16 @@ async function restore(state: DrillState, deps: DrillDeps, registry: SecretRegis
   try {
     const result = await restoreBackup(manifest, target, { s3: location.s3, kms: deps.kms, secretRegistry: registry, pgRestorePath: deps.pgRestorePath, workDir: deps.workDir }, { bucket: backup.bucket });
     const t = result.timings;
+    const client = {
+      pgRestore: { version: result.client.version, major: result.client.major },
+      pgDump: result.client.pgDump,
+      targetServerVersion: result.client.targetServerVersion ?? 'unknown',
+    };
     return {
       kind: 'dump',
       database: name,
-      checks: [...restoreChecks(result.fetch), ...result.checks.map(fromComparison)],
+      client,
+      checks: [...restoreChecks(result.fetch, client), ...result.checks.map(fromComparison)],
       // restoreBackup compares with the manifest right after pg_restore: that is the first verification query.
       firstVerificationQueryAt: new Date(started + t.downloadMs + t.restoreMs).toISOString(),
       timings: { downloadMs: t.downloadMs, restoreMs: t.restoreMs, verifyMs: t.verifyMs },

@@ -117,9 +117,21 @@ export const drillCheckSchema = z.object({
 });
 export type DrillCheck = z.infer<typeof drillCheckSchema>;
 
+const versionSchema = z.object({ version: z.string(), major: z.number().int() });
+/** Which pg_restore a dump drill ran, for which archive and into which server. */
+export const restoreClientSchema = z.object({
+  pgRestore: versionSchema,
+  /** The pg_dump that wrote the archive. */
+  pgDump: versionSchema,
+  targetServerVersion: z.string(),
+});
+export type RestoreClientRecord = z.infer<typeof restoreClientSchema>;
+
 export const restoreOutcomeSchema = z.object({
   kind: z.enum(['dump', 'snapshot']),
   database: z.string(),
+  /** Dump drills: the client that restored (absent for snapshots and emulated instances). */
+  client: restoreClientSchema.optional(),
   /** Checks the restore itself proved (sha256, decryption, pg_restore) and the manifest comparison. */
   checks: z.array(drillCheckSchema),
   firstVerificationQueryAt: isoTime.optional(),

@@ -4,7 +4,7 @@ import type { ComparisonCheck } from '../restore/compare.ts';
 import { connect, type ResolvedConnection } from '../pg/connection.ts';
 import { quoteIdent } from '../pg/inventory.ts';
 import type { SecretRegistry } from '../redact.ts';
-import { capDifferences, type DrillCheck, type DrillRequest } from './types.ts';
+import { capDifferences, type DrillCheck, type DrillRequest, type RestoreClientRecord } from './types.ts';
 
 /**
  * The drill's verification suite beyond the manifest comparison (which
@@ -35,11 +35,12 @@ export function fromComparison(c: ComparisonCheck): DrillCheck {
 }
 
 /** What a successful download and pg_restore proved. */
-export function restoreChecks(fetch: Pick<FetchResult, 'sha256'> & { plaintextBytes?: number }): DrillCheck[] {
+export function restoreChecks(fetch: Pick<FetchResult, 'sha256'> & { plaintextBytes?: number }, client?: RestoreClientRecord): DrillCheck[] {
+  const ran = client ? `pg_restore ${client.pgRestore.version} into PostgreSQL ${client.targetServerVersion}: ` : '';
   return [
     check('sha256', true, `stored object matches the manifest (${fetch.sha256.slice(0, 12)}…)`),
     check('decryption', true, fetch.plaintextBytes === undefined ? 'authenticated' : `${fetch.plaintextBytes} bytes authenticated`),
-    check('pg_restore', true, 'exit 0 with --exit-on-error'),
+    check('pg_restore', true, `${ran}exit 0 with --exit-on-error`),
   ];
 }
 

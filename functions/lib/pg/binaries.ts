@@ -41,6 +41,59 @@ export function postgresBinDir(): string | undefined {
   return undefined;
 }
 
+/**
+ * The client majors lifeboat ships in the runner image, one directory each
+ * (the Dockerfile's PG_MAJORS must list the same; test/infra/runner-image.test.ts
+ * checks). pg_dump is chosen per server and pg_restore per target among them.
+ */
+export const SUPPORTED_CLIENT_MAJORS = [15, 16, 17, 18] as const;
+
+/**
+ * One layout for client installs everywhere: `<root>/<major>/bin`. The runner
+ * image sets LIFEBOAT_PG_CLIENTS to /opt/postgresql; Debian and Ubuntu install
+ * each major to /usr/lib/postgresql/<major>/bin.
+ */
+export const PG_CLIENTS_ENV = 'LIFEBOAT_PG_CLIENTS';
+export const IMAGE_CLIENTS_ROOT = '/opt/postgresql';
+const DEBIAN_ROOT = '/usr/lib/postgresql';
+
+const CLIENTS_HINT =
+  `install the PostgreSQL client of each major you back up (Debian: \`apt-get install postgresql-client-<major>\`), or set ${PG_CLIENTS_ENV} to a directory holding <major>/bin/{pg_dump,pg_restore} (the runner image uses ${IMAGE_CLIENTS_ROOT}), or LIFEBOAT_PG_BIN to one bin directory.`;
+
+function majorDirs(root: string): string[] {
+  try {
+    return readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory() || d.isSymbolicLink())
+      .map((d) => join(root, d.name, 'bin'))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every copy of a client tool lifeboat may choose from, best first. When
+ * LIFEBOAT_PG_CLIENTS (roots of `<major>/bin`, separated like PATH) or
+ * LIFEBOAT_PG_BIN (one bin directory) is set, only those are searched;
+ * otherwise Debian's /usr/lib/postgresql/<major>/bin, then PATH. The major of
+ * each is read from its --version, not from the directory name.
+ */
+export function clientBinaryCandidates(name: 'pg_dump' | 'pg_restore', env: NodeJS.ProcessEnv = process.env): string[] {
+  const explicitRoots = (env[PG_CLIENTS_ENV] ?? '').split(delimiter).filter(Boolean);
+  const explicitBin = env.LIFEBOAT_PG_BIN;
+  const dirs =
+    explicitRoots.length > 0 || explicitBin
+      ? [...explicitRoots.flatMap(majorDirs), ...(explicitBin ? [explicitBin] : [])]
+      : [...majorDirs(DEBIAN_ROOT), ...(env.PATH ?? '').split(delimiter).filter(Boolean)];
+  const found = dirs.map((dir) => join(dir, name)).filter(isExecutable);
+  return [...new Set(found)];
+}
+
+/** A MissingToolError for a client tool no candidate directory holds. */
+export function missingClientError(name: 'pg_dump' | 'pg_restore'): MissingToolError {
+  return new MissingToolError(`Required binary "${name}" was not found in any PostgreSQL client directory.`, { nextStep: CLIENTS_HINT });
+}
+
 /** Absolute path of a PostgreSQL binary, or a MissingToolError saying what to install. */
 export function postgresBinary(name: 'pg_dump' | 'pg_restore' | 'initdb' | 'pg_ctl' | 'postgres' | 'psql' | 'pg_dumpall'): string {
   const dir = postgresBinDir();

@@ -7,7 +7,7 @@ import type { Manifest } from '../backup/manifest.ts';
 import { ManifestMismatchError, RestoreFailedError } from '../errors.ts';
 import { connect, describeTarget, libpqEnv, type ResolvedConnection } from '../pg/connection.ts';
 import { quoteIdent, takeInventory } from '../pg/inventory.ts';
-import { assertRestoreCanRead, toolVersion } from '../pg/tools.ts';
+import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { compareInventories, type ComparisonCheck } from './compare.ts';
 import { fetchAndDecrypt, type FetchResult } from './fetch.ts';
@@ -17,7 +17,7 @@ export interface RestoreDeps {
   s3: S3Client;
   kms: KMS;
   secretRegistry?: SecretRegistry;
-  /** @default the newest local pg_restore */
+  /** @default chosen per archive and target among the installed majors (see restoreClientFor) */
   pgRestorePath?: string;
   /** Where the decrypted archive is staged (it must be seekable for -j). @default os.tmpdir() */
   workDir?: string;
@@ -33,10 +33,26 @@ export interface RestoreOptions {
   bucket?: string;
 }
 
+/** The pg_restore a restore ran, and the versions it was chosen for. */
+export interface RestoreClient {
+  tool: 'pg_restore';
+  version: string;
+  major: number;
+  /** `pg_restore --version`. */
+  versionOutput: string;
+  installedMajors: number[];
+  reason: string;
+  /** The pg_dump that wrote the archive (from the manifest). */
+  pgDump: { version: string; major: number };
+  /** The server restored into (absent when only the archive was read). */
+  targetServerVersion?: string;
+}
+
 export interface RestoreResult {
   backupId: string;
   databaseId: string;
   target: string;
+  client: RestoreClient;
   fetch: FetchResult;
   checks: ComparisonCheck[];
   timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
@@ -84,6 +100,36 @@ async function dropDatabase(databaseId: string, target: ResolvedConnection): Pro
   }
 }
 
+function archiveOf(manifest: Manifest): ArchiveOrigin {
+  return { backupId: manifest.backupId, databaseId: manifest.database.id, pgDumpMajor: manifest.dump.toolMajor, pgDumpVersion: manifest.dump.toolVersion };
+}
+
+function describeClient(manifest: Manifest, chosen: ChosenClient, targetServerVersion?: string): RestoreClient {
+  return {
+    tool: 'pg_restore',
+    version: chosen.version,
+    major: chosen.major,
+    versionOutput: chosen.banner,
+    installedMajors: chosen.installedMajors,
+    reason: chosen.reason,
+    pgDump: { version: manifest.dump.toolVersion, major: manifest.dump.toolMajor },
+    targetServerVersion,
+  };
+}
+
+/** The target's PostgreSQL version, read before anything is downloaded (to choose pg_restore). */
+async function targetServerVersion(databaseId: string, target: ResolvedConnection, create: boolean): Promise<{ versionNum: number; version: string }> {
+  const client = await connect(databaseId, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
+  try {
+    const { rows } = await client.query<{ num: string; version: string }>(
+      `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version`,
+    );
+    return { versionNum: Number(rows[0]!.num), version: rows[0]!.version.split(' ')[0]! };
+  } finally {
+    await client.end();
+  }
+}
+
 /** Reads the restored database's inventory and compares it with the manifest. */
 export async function verifyRestoredDatabase(manifest: Manifest, target: ResolvedConnection): Promise<ComparisonCheck[]> {
   const client = await connect(manifest.database.id, target, 'lifeboat-verify');
@@ -115,9 +161,12 @@ export async function restoreBackup(manifest: Manifest, target: ResolvedConnecti
 
 async function restore(manifest: Manifest, target: ResolvedConnection, deps: RestoreDeps, options: RestoreOptions, registry: SecretRegistry): Promise<RestoreResult> {
   const started = Date.now();
-  const restoreTool = await toolVersion('pg_restore', deps.pgRestorePath);
-  assertRestoreCanRead(manifest.backupId, restoreTool, manifest.dump.toolMajor);
   const what = `backup ${manifest.backupId} of database "${manifest.database.id}" into ${target.database} on ${target.host}:${target.port}`;
+  // A pg_restore the archive and the target both accept, or a clear error now,
+  // before the download and before any database is created.
+  const server = await targetServerVersion(manifest.database.id, target, options.createDatabase ?? false);
+  const chosen = await restoreClientFor(archiveOf(manifest), { ...server, where: `${target.database} on ${target.host}:${target.port}` }, { path: deps.pgRestorePath });
+  const restoreTool = describeClient(manifest, chosen, server.version);
 
   const stagingDir = mkdtempSync(join(deps.workDir ?? tmpdir(), 'lifeboat-restore-'));
   const archive = join(stagingDir, 'dump.pgc');
@@ -129,7 +178,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     created = await assertEmptyOrCreate(manifest.database.id, target, options.createDatabase ?? false);
     const jobs = Math.max(1, options.jobs ?? 1);
     const args = ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${target.database}`, ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), archive];
-    await runPgRestore(restoreTool.path, args, libpqEnv(target, 'lifeboat-pg_restore'), what, registry);
+    await runPgRestore(chosen.path, args, libpqEnv(target, 'lifeboat-pg_restore'), `${what} (pg_restore ${chosen.version})`, registry);
     const restored = Date.now();
 
     const checks = await verifyRestoredDatabase(manifest, target);
@@ -142,6 +191,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       backupId: manifest.backupId,
       databaseId: manifest.database.id,
       target: `${target.database} on ${target.host}:${target.port}`,
+      client: restoreTool,
       fetch: fetched,
       checks,
       timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
@@ -157,6 +207,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
 export interface VerifyResult {
   backupId: string;
   databaseId: string;
+  client: RestoreClient;
   fetch: FetchResult;
   tocEntries: number;
   checks: { name: string; ok: boolean; detail: string }[];
@@ -169,11 +220,10 @@ export interface VerifyResult {
  */
 export async function verifyBackup(manifest: Manifest, deps: RestoreDeps, options: { bucket?: string } = {}): Promise<VerifyResult> {
   const registry = deps.secretRegistry ?? new SecretRegistry();
-  const restoreTool = await toolVersion('pg_restore', deps.pgRestorePath);
-  assertRestoreCanRead(manifest.backupId, restoreTool, manifest.dump.toolMajor);
+  const chosen = await restoreClientFor(archiveOf(manifest), undefined, { path: deps.pgRestorePath });
   const what = `backup ${manifest.backupId} of database "${manifest.database.id}"`;
   let fetched: FetchResult | undefined;
-  const listing = await runPgRestore(restoreTool.path, ['--list'], { PATH: process.env.PATH }, what, registry, async (stdin) => {
+  const listing = await runPgRestore(chosen.path, ['--list'], { PATH: process.env.PATH }, what, registry, async (stdin) => {
     fetched = await fetchAndDecrypt(manifest, forgivingStdinSink(stdin), deps, options.bucket);
   });
   const tocEntries = listing.stdout.split('\n').filter((l) => /^\d+;/.test(l)).length;
@@ -181,12 +231,13 @@ export async function verifyBackup(manifest: Manifest, deps: RestoreDeps, option
   return {
     backupId: manifest.backupId,
     databaseId: manifest.database.id,
+    client: describeClient(manifest, chosen),
     fetch: fetched!,
     tocEntries,
     checks: [
       { name: 'sha256', ok: true, detail: fetched!.sha256 },
       { name: 'decryption', ok: true, detail: `${fetched!.plaintextBytes} bytes authenticated` },
-      { name: 'pg_restore --list', ok: true, detail: `${tocEntries} TOC entries` },
+      { name: 'pg_restore --list', ok: true, detail: `${tocEntries} TOC entries (pg_restore ${chosen.version})` },
     ],
   };
 }
