@@ -1,4 +1,5 @@
-import type { DatabaseConfig, LifeboatConfig, PlanConfig } from '../functions/lib/config/schema.ts';
+import type { BackupRunInput } from '../functions/lib/config/targets.ts';
+import type { LifeboatConfig, PlanConfig } from '../functions/lib/config/schema.ts';
 import { RETENTION_LOCATIONS, type RetentionLocation } from '../functions/lib/retention/environment.ts';
 
 /**
@@ -8,18 +9,12 @@ import { RETENTION_LOCATIONS, type RetentionLocation } from '../functions/lib/re
  * state machine sees the same shape everywhere.
  */
 
-/** The backup state machine's execution input (see state-machines/backup.asl.json). */
-export interface BackupRunInput {
-  readonly planId: string;
-  /** Read by the Map state's `MaxConcurrencyPath`. */
-  readonly maxConcurrency: number;
-  /** Take a logical dump of each database (the plan's `dump`). */
-  readonly dump: boolean;
-  /** Take an RDS/Aurora snapshot of each database (the plan's `snapshot`). */
-  readonly snapshot: boolean;
-  /** The plan's databases, in the plan's order, as parsed (defaults filled) by the config schema. */
-  readonly databases: DatabaseConfig[];
-}
+/**
+ * The backup state machine's execution input: the plan's id, nothing else
+ * (see functions/lib/config/targets.ts). What the plan covers, and every
+ * host, secret and setting, come from the deployed config.
+ */
+export type { BackupRunInput } from '../functions/lib/config/targets.ts';
 
 /** One EventBridge Scheduler schedule that starts the backup state machine for a plan. */
 export interface BackupSchedule {
@@ -42,31 +37,16 @@ function findPlan(config: LifeboatConfig, planId: string): PlanConfig {
   return plan;
 }
 
-/**
- * The execution input for one run of a plan's backup. Payloads carry no secrets:
- * a database's credentials stay in Secrets Manager and only the secret's ARN travels.
- */
-export function backupRunInput(config: LifeboatConfig, planId: string): BackupRunInput {
+/** The execution input for one run of a plan's backup (optionally of some of its databases). */
+export function backupRunInput(config: LifeboatConfig, planId: string, databaseIds?: readonly string[]): BackupRunInput {
   const plan = findPlan(config, planId);
-  const databases = plan.databases.map((databaseId, index) => {
-    const database = config.databases.find((d) => d.id === databaseId);
-    if (!database) {
-      throw new Error(
-        `Plan "${plan.id}" lists unknown database "${databaseId}" (plans[].databases[${index}]); validate the config with parseConfig first.`,
-      );
-    }
-    return database;
-  });
-  return { planId: plan.id, maxConcurrency: plan.maxConcurrency, dump: plan.dump, snapshot: plan.snapshot, databases };
+  return databaseIds && databaseIds.length > 0 ? { planId: plan.id, databaseIds: [...databaseIds] } : { planId: plan.id };
 }
 
-/**
- * The schedules the source stack creates: one per plan that takes dumps.
- * Snapshot-only plans get no dump schedule (snapshots are a later workflow).
- */
+/** The schedules the source stack creates: one per plan that takes dumps, snapshots or both. */
 export function backupSchedules(config: LifeboatConfig): BackupSchedule[] {
   return config.plans
-    .filter((plan) => plan.dump)
+    .filter((plan) => plan.dump || plan.snapshot)
     .map((plan) => ({
       planId: plan.id,
       expression: plan.schedule.cron,

@@ -15,8 +15,6 @@ export interface LifeboatAppOptions {
   readonly code?: SourceStackCode;
   /** Account when the config names none. @default - environment-agnostic */
   readonly defaultAccount?: string;
-  /** See SourceStackProps.planInputs. @default - from the backup definition */
-  readonly planInputs?: 'inline' | 's3';
   /** See SourceStackProps.drillRestoreStorage. @default 10 GiB */
   readonly drillRestoreStorage?: Size;
 }
@@ -46,7 +44,6 @@ export function addLifeboatStacks(app: App, options: LifeboatAppOptions = {}): L
       config: configForSource(config, source.id),
       additional,
       code: options.code,
-      planInputs: options.planInputs,
       drillRestoreStorage: options.drillRestoreStorage,
       env: options.defaultAccount ? { account: options.defaultAccount } : undefined,
     });

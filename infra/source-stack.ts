@@ -1,5 +1,4 @@
 import { SOURCE_RETENTION_LOCATIONS } from '../events/schedules.ts';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Annotations, ArnFormat, Duration, Size, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -8,7 +7,7 @@ import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { backupRunInput, backupSchedules, retentionSchedules } from '../events/schedules.ts';
+import { backupSchedules, retentionSchedules } from '../events/schedules.ts';
 import { parseConfig } from '../functions/lib/config/load.ts';
 import { drillsSchema, type DatabaseConfig, type LifeboatConfig, type LifeboatConfigInput } from '../functions/lib/config/schema.ts';
 import { drillRequestsFromConfig, drillRunInput } from '../functions/lib/drill/plan.ts';
@@ -17,7 +16,7 @@ import { retentionFunctionEnvironment } from '../functions/lib/retention/environ
 import { snapshotFunctionEnvironment } from '../functions/lib/snapshots/environment.ts';
 import { vaultCopyFunctionEnvironment } from '../functions/lib/vault/environment.ts';
 import { vaultNames } from '../functions/lib/vault/names.ts';
-import { deployedWorkflowNames, placeholders, stateMachinePath } from '../state-machines/definitions.ts';
+import { deployedWorkflowNames, placeholders } from '../state-machines/definitions.ts';
 import { checkSourceStackSupport } from './config.ts';
 import { AlarmRouting } from './constructs/alarm-routing.ts';
 import { Alerts } from './constructs/alerts.ts';
@@ -27,7 +26,7 @@ import { ShardedDatabaseAlarms, type MonitoredDatabase } from './constructs/data
 import { createDrillSecurityGroup, grantDrillProvisioning, grantJanitor, grantReadDrillSecrets, POSTGRES_PORT } from './constructs/drill-access.ts';
 import { FargateDumpRunner } from './constructs/fargate-dump-runner.ts';
 import { MonitoredStateMachine } from './constructs/monitored-state-machine.ts';
-import { PlanInputs } from './constructs/plan-inputs.ts';
+import { DeploymentConfigObject } from './constructs/deployment-config.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
 import { grantPruneBackups, grantPruneSnapshots, grantWriteRetentionAudit, type BackupBucketScope } from './constructs/retention-access.ts';
 import { RunnerNetwork } from './constructs/runner-network.ts';
@@ -55,11 +54,6 @@ export const DUMP_IMAGE_EXCLUDES = [
   '*.tsbuildinfo',
 ];
 
-/**
- * The state in backup.asl.json that loads a plan's run input from S3. While the
- * definition has none, schedules carry the whole input inline.
- */
-export const LOAD_PLAN_INPUT_STATE = 'LoadPlanInput';
 /** Placeholders of the backup definition's Fargate dump states (see FargateDumpRunner.substitutions). */
 export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 'DumpSubnetIds', 'DumpSecurityGroupIds'] as const;
 /** Where the drill restore's /tmp holds a downloaded dump: at most Lambda's 10 GiB unless told otherwise. */
@@ -73,6 +67,11 @@ export const DRILL_OVERHEAD = Duration.hours(2);
 
 /** Where the functions' code comes from; the defaults are the production sources. */
 export interface SourceStackCode {
+  /**
+   * Resolves what a backup or drill run covers from the deployed config.
+   * @default - `functions/plan/handler.ts` bundled with the local esbuild
+   */
+  readonly plan?: ProjectFunctionSource;
   /**
    * The pg_dump runner.
    * @default - the runner image (RunnerImage) built from `Dockerfile` at the repo root, CMD `functions/dump/handler.handler`
@@ -131,13 +130,6 @@ export interface SourceStackProps extends StackProps {
    */
   readonly additional?: boolean;
   /**
-   * How schedules pass a plan's run input: `inline` (the whole input, at most
-   * 256 KB) or `s3` (a reference to an S3 object the backup definition's
-   * LOAD_PLAN_INPUT_STATE reads).
-   * @default - `s3` when the backup definition has that state, else `inline`
-   */
-  readonly planInputs?: 'inline' | 's3';
-  /**
    * /tmp of the drill restore function, which downloads the dump before
    * pg_restore: at least the largest dump (stored size). Lambda allows 512 MiB to 10 GiB.
    * @default DEFAULT_DRILL_RESTORE_STORAGE (10 GiB)
@@ -180,9 +172,8 @@ export function monitoredDatabases(config: LifeboatConfig): MonitoredDatabase[] 
   });
 }
 
-function backupDefinitionStates(): Record<string, unknown> {
-  return (JSON.parse(readFileSync(stateMachinePath('backup'), 'utf8')) as { States: Record<string, unknown> }).States;
-}
+/** A function or task whose environment can name a resource together with its grant. */
+type ConfigReader = { addResourceEnvironment(name: string, value: string, grant: (grantee: iam.IGrantable) => void): unknown };
 
 /**
  * One per account and region that holds databases: the backup bucket and keys,
@@ -214,9 +205,14 @@ export class SourceStack extends Stack {
   public readonly vaultCopyFunction?: ProjectFunction;
   /** Present when a database has `dump.runner: 'fargate'`. */
   public readonly fargateDump?: FargateDumpRunner;
+  /** The backup workflow of a plan: resolves it, then one child execution per database. */
   public readonly backup: MonitoredStateMachine;
-  /** Present when the backup definition loads plan inputs from S3 (LOAD_PLAN_INPUT_STATE). */
-  public readonly planInputs?: PlanInputs;
+  /** The backup of one database (dump, snapshot, copies), started by `backup` as a child execution. */
+  public readonly backupDatabase: MonitoredStateMachine;
+  /** The deployed config object every function reads its databases and plans from. */
+  public readonly deploymentConfig: DeploymentConfigObject;
+  /** Resolves what a backup or drill run covers. */
+  public readonly planFunction: ProjectFunction;
   /** Starts the workflows; may do nothing else. */
   public readonly schedulerRole: iam.Role;
   /** Plan id → its backup schedule. */
@@ -244,7 +240,7 @@ export class SourceStack extends Stack {
   public readonly dashboards: BackupDashboards;
 
   constructor(scope: Construct, id: string, props: SourceStackProps) {
-    const { config: input, code, additional, planInputs: planInputMode, drillRestoreStorage, ...stackProps } = props;
+    const { config: input, code, additional, drillRestoreStorage, ...stackProps } = props;
     const config = parseConfig(input, `the config given to stack "${id}"`);
     checkSourceStackSupport(config, `the config given to stack "${id}"`);
     super(scope, id, {
@@ -258,7 +254,7 @@ export class SourceStack extends Stack {
     // resource schema yet (cfn-lint E3002 for us-east-1), and they add nothing there.
     Tags.of(this).add('lifeboat:deployment', config.name, { excludeResourceTypes: ['AWS::CloudWatch::Dashboard'] });
     const aliasPrefix = `lifeboat/${config.name}`;
-    const backupStateMachineName = deployedWorkflowNames(config.name, 'backup').stateMachineName;
+    const backupDatabaseStateMachineName = deployedWorkflowNames(config.name, 'backup-database').stateMachineName;
     const fargateDatabases = config.databases.filter((db) => db.dump.runner === 'fargate');
 
     this.storage = new BackupStorage(this, 'Storage', {
@@ -266,6 +262,9 @@ export class SourceStack extends Stack {
       prefix: config.storage.prefix,
       envelopeKeyArn: config.storage.kmsKeyArn,
     });
+
+    this.deploymentConfig = new DeploymentConfigObject(this, 'DeploymentConfig', { config });
+    const readsConfig = (fn: ConfigReader) => this.readsDeploymentConfig(fn);
 
     this.alerts = new Alerts(this, 'Alerts', { aliasPrefix, subscribers: config.alerts.subscribers });
 
@@ -318,7 +317,19 @@ export class SourceStack extends Stack {
       placement,
     });
     for (const [name, value, grant] of dumpResources) this.dumpFunction.addResourceEnvironment(name, value, grant);
+    readsConfig(this.dumpFunction);
     grantDatabaseAccess(this.dumpFunction.role);
+
+    this.planFunction = new ProjectFunction(this, 'PlanFunction', {
+      source: code?.plan ?? nodejsSource('functions/plan/handler.ts'),
+      description: `lifeboat ${config.name}: resolve what a backup or drill run covers from the deployed config.`,
+      serviceName: SERVICE_NAMES.plan,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.seconds(30),
+      memorySize: 256,
+      placement,
+    });
+    readsConfig(this.planFunction);
 
     this.alertFunction = new ProjectFunction(this, 'AlertFunction', {
       source: code?.alert ?? defaultAlertSource(),
@@ -331,7 +342,7 @@ export class SourceStack extends Stack {
     });
     this.alertFunction.addResourceEnvironment('ALERT_TOPIC_ARN', this.alerts.topic.topicArn, (g) => this.alerts.grantPublish(g));
 
-    const needed = new Set(placeholders('backup'));
+    const needed = new Set(placeholders('backup-database'));
     if (needed.has('SnapshotFunctionArn')) this.snapshotFunction = this.createSnapshotFunction(config, code?.snapshot, placement);
     if (needed.has('VaultCopyFunctionArn')) this.vaultCopyFunction = this.createVaultCopyFunction(config, code?.vaultCopy, placement);
 
@@ -340,17 +351,18 @@ export class SourceStack extends Stack {
         deploymentName: config.name,
         image: ecs.ContainerImage.fromDockerImageAsset(this.runnerImage),
         placement,
-        stateMachineName: backupStateMachineName,
+        stateMachineName: backupDatabaseStateMachineName,
         environment: { ...dumpSettings, LOG_LEVEL: 'INFO', POWERTOOLS_TRACE_ENABLED: 'false' },
       });
       for (const [name, value, grant] of dumpResources) this.fargateDump.addResourceEnvironment(name, value, grant);
+      readsConfig(this.fargateDump);
       grantDatabaseAccess(this.fargateDump.taskRole);
     }
     const fargateInDefinition = FARGATE_PLACEHOLDERS.every((p) => needed.has(p));
     if (fargateDatabases.length > 0 && !fargateInDefinition) {
       Annotations.of(this).addWarningV2(
         'lifeboat:fargate-not-in-definition',
-        `Databases ${fargateDatabases.map((db) => db.id).join(', ')} have dump.runner "fargate", but state-machines/backup.asl.json has no Fargate states yet: ` +
+        `Databases ${fargateDatabases.map((db) => db.id).join(', ')} have dump.runner "fargate", but state-machines/backup-database.asl.json has no Fargate states: ` +
           'the stack creates the Fargate task, and the backup workflow still dumps them with the Lambda function (15-minute limit).',
       );
     }
@@ -362,17 +374,30 @@ export class SourceStack extends Stack {
       ...(this.vaultCopyFunction ? { VaultCopyFunctionArn: this.vaultCopyFunction.functionArn } : {}),
       ...(fargateInDefinition ? (this.fargateDump?.substitutions() ?? this.inertFargateSubstitutions(config)) : {}),
     };
-    this.backup = new MonitoredStateMachine(this, 'Backup', {
-      definition: 'backup',
+    this.backupDatabase = new MonitoredStateMachine(this, 'BackupDatabase', {
+      definition: 'backup-database',
       substitutions,
       invokedFunctions: [this.dumpFunction, this.alertFunction, this.snapshotFunction, this.vaultCopyFunction].flatMap((f) => (f ? [f.function] : [])),
       alert: { deploymentName: config.name, kind: 'backup-failed' },
-      ...deployedWorkflowNames(config.name, 'backup'),
-      // A Fargate dump alone may take 10 hours (DumpDatabaseOnFargate's TimeoutSeconds); a run that
-      // outlasts a day overlaps the next daily run and is reported as timed out.
+      ...deployedWorkflowNames(config.name, 'backup-database'),
+      // A Fargate dump alone may take 10 hours (DumpDatabaseOnFargate's TimeoutSeconds), and each snapshot wait up to snapshots.maxWaitMinutes.
       timeout: BACKUP_TIMEOUT,
     });
-    if (fargateInDefinition && this.fargateDump) this.fargateDump.grantRun(this.backup.stateMachine);
+    if (fargateInDefinition && this.fargateDump) this.fargateDump.grantRun(this.backupDatabase.stateMachine);
+    this.backup = new MonitoredStateMachine(this, 'Backup', {
+      definition: 'backup',
+      substitutions: {
+        PlanFunctionArn: this.planFunction.functionArn,
+        AlertFunctionArn: this.alertFunction.functionArn,
+        BackupDatabaseStateMachineArn: this.backupDatabase.stateMachine.stateMachineArn,
+      },
+      invokedFunctions: [this.planFunction.function, this.alertFunction.function],
+      startedStateMachines: [this.backupDatabase],
+      alert: { deploymentName: config.name, kind: 'backup-failed' },
+      ...deployedWorkflowNames(config.name, 'backup'),
+      // A run that outlasts a day overlaps the next daily run and is reported as timed out.
+      timeout: BACKUP_TIMEOUT,
+    });
 
     this.alarmRouting = new AlarmRouting(this, 'AlarmRouting', {
       deploymentName: config.name,
@@ -387,23 +412,8 @@ export class SourceStack extends Stack {
       }),
     });
 
-    // Schedules: the whole run input inline, or (once the definition loads it)
-    // only a reference to the plan's input object: EventBridge Scheduler caps
-    // the input at 256 KB, about 500 databases in one plan.
+    // Schedules name the plan; the plan function resolves it from the deployed config.
     const runs = backupSchedules(config);
-    const definitionLoadsPlans = LOAD_PLAN_INPUT_STATE in backupDefinitionStates();
-    if (planInputMode === 's3' && !definitionLoadsPlans) {
-      Annotations.of(this).addWarningV2(
-        'lifeboat:plan-inputs-without-loader',
-        `planInputs is "s3" but state-machines/backup.asl.json has no ${LOAD_PLAN_INPUT_STATE} state: scheduled runs would start without their databases.`,
-      );
-    }
-    if (planInputMode === 's3' || (planInputMode === undefined && definitionLoadsPlans)) {
-      this.planInputs = new PlanInputs(this, 'PlanInputs', {
-        inputs: new Map(runs.map((run) => [run.planId, { ...backupRunInput(config, run.planId) }])),
-      });
-      this.planInputs.grantRead(this.backup.stateMachine);
-    }
     const schedules = new Map<string, ScheduledWorkflow>();
     for (const run of runs) {
       schedules.set(
@@ -412,7 +422,7 @@ export class SourceStack extends Stack {
           `BackupSchedule-${run.planId}`,
           this.backup,
           { expression: run.expression, timeZone: run.timeZone, flexibleWindowMinutes: run.flexibleWindowMinutes },
-          this.planInputs ? { planId: run.planId, planInput: this.planInputs.location(run.planId) } : { ...run.input },
+          { ...run.input },
           `back up plan "${run.planId}"`,
         ),
       );
@@ -589,6 +599,11 @@ export class SourceStack extends Stack {
     };
   }
 
+  /** Names the deployed config object in a runner's environment, with read access to it. */
+  private readsDeploymentConfig(fn: ConfigReader): void {
+    for (const [name, value] of Object.entries(this.deploymentConfig.environment())) fn.addResourceEnvironment(name, value, (g) => this.deploymentConfig.grantRead(g));
+  }
+
   private backupBucketScope(): BackupBucketScope {
     return { bucket: this.storage.bucket, bucketKeyArn: this.storage.bucketKey.keyArn, prefix: this.storage.prefix };
   }
@@ -699,6 +714,7 @@ export class SourceStack extends Stack {
       anyResourceReason:
         'rds:DescribeDBSnapshots, DescribeDBClusterSnapshots and DescribeAccountAttributes are on "*": the manual-snapshot quota check lists every snapshot of the account and region.',
     });
+    this.readsDeploymentConfig(fn);
     const regions = [...new Set([this.region, ...(config.snapshots?.copy ? [config.snapshots.copy.region] : [])])];
     const instances = config.databases.flatMap((db) => (db.rds && 'instanceIdentifier' in db.rds ? [db.rds.instanceIdentifier] : []));
     const clusters = config.databases.flatMap((db) => (db.rds && 'clusterIdentifier' in db.rds ? [db.rds.clusterIdentifier] : []));

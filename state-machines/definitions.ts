@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
  */
 export const stateMachineFiles = {
   backup: new URL('./backup.asl.json', import.meta.url),
+  'backup-database': new URL('./backup-database.asl.json', import.meta.url),
   drill: new URL('./drill.asl.json', import.meta.url),
   janitor: new URL('./janitor.asl.json', import.meta.url),
   retention: new URL('./retention.asl.json', import.meta.url),

@@ -46,11 +46,10 @@ export function runInput(workflow: Workflow, config: LifeboatConfig, flags: Reco
   const planId = (flags.plan as string | undefined) ?? (config.plans.length === 1 ? config.plans[0]!.id : undefined);
   const plan = requireFlag(planId, 'plan', `one of ${config.plans.map((p) => p.id).join(', ')}`);
   if (workflow === 'backup') {
-    const input = backupRunInput(config, plan);
-    if (!flags.database) return input;
-    const databases = input.databases.filter((d) => d.id === flags.database);
-    if (!databases.length) throw new ConfigError('command line', [`--database: "${String(flags.database)}" is not in plan "${plan}"`]);
-    return { ...input, databases };
+    if (!flags.database) return backupRunInput(config, plan);
+    const database = String(flags.database);
+    if (!config.plans.find((p) => p.id === plan)?.databases.includes(database)) throw new ConfigError('command line', [`--database: "${database}" is not in plan "${plan}"`]);
+    return backupRunInput(config, plan, [database]);
   }
   const input = retentionRunInput(config, plan, { locations: SOURCE_RETENTION_LOCATIONS });
   if (!flags.database) return input;

@@ -12,18 +12,25 @@ import { newBackupId } from '../lib/backup/manifest.ts';
 import { rdsSignerTokens, type IamAuthTokenSigner } from '../lib/pg/iam-auth.ts';
 import { runDumpBackup, type DumpBackupResult, type DumpTarget } from '../lib/backup/dump-pipeline.ts';
 import { createKeyringKmsClient } from '../lib/backup/encryption.ts';
-import { databaseSchema } from '../lib/config/schema.ts';
+import { deploymentConfigEnvSchema, deploymentConfigLoader, type DeploymentConfig } from '../lib/config/deployment.ts';
 import { parseWith } from '../lib/config/load.ts';
 import { SecretRegistry } from '../lib/redact.ts';
 import { readEnv } from '../shared/env.ts';
 import { logger as sharedLogger, metrics as sharedMetrics, tracer } from '../shared/powertools.ts';
 
-/** What the backup state machine passes for one database (never a secret). */
-export const dumpTaskInputSchema = z.object({
-  planId: z.string().min(1),
-  database: databaseSchema,
-  executionId: z.string().optional(),
-});
+/**
+ * What the backup state machine passes for one database: names only. Host,
+ * port, TLS mode, secret and dump settings come from the deployed config, so
+ * nobody who can start an execution can point the runner (and its
+ * credentials) elsewhere.
+ */
+export const dumpTaskInputSchema = z
+  .object({
+    planId: z.string().min(1),
+    databaseId: z.string().min(1),
+    executionId: z.string().optional(),
+  })
+  .strict();
 export type DumpTaskInput = z.input<typeof dumpTaskInputSchema>;
 
 /** The backup result without the manifest (which stays in S3), plus its consistent point. */
@@ -50,6 +57,8 @@ export interface DumpHandlerDeps {
     iamAuthToken?: IamAuthTokenSigner;
   };
   target: DumpTarget;
+  /** The deployed config, where the database's connection and dump settings are looked up. */
+  config: () => Promise<DeploymentConfig>;
   logger: Logger;
   metrics: Metrics;
   pgDumpPath?: string;
@@ -59,8 +68,10 @@ let coldStartDeps: DumpHandlerDeps | undefined;
 function depsFromEnvironment(): DumpHandlerDeps {
   coldStartDeps ??= (() => {
     const env = readEnv(envSchema);
+    const aws = createAwsClients();
     return {
-      clients: { ...createAwsClients(), keyringKms: createKeyringKmsClient(), rds: createRdsClient(), iamAuthToken: rdsSignerTokens() },
+      clients: { ...aws, keyringKms: createKeyringKmsClient(), rds: createRdsClient(), iamAuthToken: rdsSignerTokens() },
+      config: deploymentConfigLoader(aws.s3, readEnv(deploymentConfigEnvSchema)),
       target: { bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX, kmsKeyArn: env.BACKUP_KMS_KEY_ARN, recoveryKmsKeyArns: env.BACKUP_RECOVERY_KMS_KEY_ARNS },
       logger: sharedLogger,
       metrics: sharedMetrics,
@@ -82,9 +93,10 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
     .handler(async (event: unknown): Promise<DumpTaskOutput> => {
-    const { clients, target, pgDumpPath } = deps();
+    const { clients, target, pgDumpPath, config } = deps();
     const input = parseWith(dumpTaskInputSchema, event, 'dump task input');
-    const databaseId = input.database.id;
+    const databaseId = input.databaseId;
+    const database = (await config()).database(databaseId);
     // Per-invocation child logger and single metrics: local runs execute
     // several databases concurrently in one process.
     // The id is fixed here so every log line of this backup carries it.
@@ -99,7 +111,7 @@ export function createDumpHandler(injected?: DumpHandlerDeps) {
     const started = Date.now();
     try {
       const result = await runDumpBackup(
-        { databaseId, backupId, planId: input.planId, connection: input.database.connection, settings: input.database.dump, target, rds: input.database.rds },
+        { databaseId, backupId, planId: input.planId, connection: database.connection, settings: database.dump, target, rds: database.rds },
         { s3: clients.s3, kms: clients.keyringKms, secrets: clients.secrets, secretRegistry: registry, pgDumpPath, rds: clients.rds, iamAuthToken: clients.iamAuthToken },
       );
       record('BackupSucceeded', MetricUnit.Count, 1);

@@ -136,3 +136,13 @@ export class VaultCopyVerificationError extends LifeboatError {}
 export class SourceDatabaseBusyError extends LifeboatError {
   override readonly retryable = true;
 }
+
+/**
+ * The deployment's config object (written by `cdk deploy`, named in the
+ * function's environment with its sha256) is missing, unreadable, or not the
+ * one this function was deployed with.
+ */
+export class DeploymentConfigError extends LifeboatError {}
+
+/** An execution named a database, plan or drill the deployed config does not have. */
+export class UnknownTargetError extends LifeboatError {}

@@ -5,9 +5,9 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import { createKmsClient, createRdsClient, createStsClient } from '../lib/aws/clients.ts';
+import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../lib/aws/clients.ts';
+import { deploymentConfigEnvSchema, deploymentConfigLoader, type DeploymentConfig } from '../lib/config/deployment.ts';
 import { parseWith } from '../lib/config/load.ts';
-import { databaseSchema } from '../lib/config/schema.ts';
 import { snapshotEnvironmentFrom, snapshotEnvSchema } from '../lib/snapshots/environment.ts';
 import {
   checkSnapshot,
@@ -24,7 +24,7 @@ import { logger as sharedLogger, metrics as sharedMetrics, tracer } from '../sha
 /**
  * One Lambda for every snapshot step; the state machine names the step in
  * `action`. Each step is short (a few RDS calls): waiting happens in the state
- * machine, which retries `status` on SnapshotNotReadyError.
+ * machine (a Wait as long as the last `status` asked for, then a Choice).
  */
 const refSchema = z.object({
   location: z.enum(['source', 'copy', 'vault']),
@@ -40,16 +40,17 @@ const refSchema = z.object({
   deadline: z.iso.datetime(),
 });
 
+/** Names only: the database's RDS identity comes from the deployed config. */
 const jobShape = {
   planId: z.string().min(1),
-  /** Only id and rds are used; the rest of the database config may ride along. */
-  database: z.object({ id: z.string().min(1), rds: databaseSchema.shape.rds }).loose(),
+  databaseId: z.string().min(1),
   executionId: z.string().optional(),
   executionStartTime: z.string().optional(),
 };
 
+const pollSchema = z.object({ ready: z.boolean(), ref: refSchema, waitSeconds: z.number().nonnegative() });
 const copyResultSchema = z.union([
-  z.object({ started: z.literal(true), ref: refSchema }),
+  z.object({ started: z.literal(true), poll: pollSchema }),
   z.object({ started: z.literal(false), reason: z.string() }),
 ]);
 
@@ -64,6 +65,8 @@ export type SnapshotTaskInput = z.input<typeof snapshotTaskInputSchema>;
 
 export interface SnapshotHandlerDeps {
   context: SnapshotContext;
+  /** The deployed config, where each database's RDS identity is looked up. */
+  config: () => Promise<DeploymentConfig>;
   logger: Logger;
   metrics: Metrics;
 }
@@ -72,6 +75,7 @@ let coldStartDeps: SnapshotHandlerDeps | undefined;
 function depsFromEnvironment(): SnapshotHandlerDeps {
   coldStartDeps ??= (() => {
     const env = snapshotEnvironmentFrom(readEnv(snapshotEnvSchema));
+    const configS3 = createS3Client();
     const rdsClients = new Map<string, ReturnType<typeof createRdsClient>>();
     const kmsClients = new Map<string, ReturnType<typeof createKmsClient>>();
     return {
@@ -92,6 +96,7 @@ function depsFromEnvironment(): SnapshotHandlerDeps {
         },
         sts: createStsClient({ region: env.sourceRegion }),
       },
+      config: deploymentConfigLoader(configS3, readEnv(deploymentConfigEnvSchema)),
       logger: sharedLogger,
       metrics: sharedMetrics,
     };
@@ -106,13 +111,15 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
     .handler(async (event: unknown): Promise<unknown> => {
-      const { context } = injected ?? depsFromEnvironment();
+      const deps = injected ?? depsFromEnvironment();
+      const { context } = deps;
       const input = parseWith(snapshotTaskInputSchema, event, 'snapshot task input');
-      const job: SnapshotJob = input;
-      const log = logger.createChild({ persistentKeys: { databaseId: input.database.id, planId: input.planId, action: input.action } });
+      const database = (await deps.config()).database(input.databaseId);
+      const job: SnapshotJob = { ...input, database: { id: database.id, rds: database.rds } };
+      const log = logger.createChild({ persistentKeys: { databaseId: input.databaseId, planId: input.planId, action: input.action } });
       const count = (name: string) => {
         const single = metrics.singleMetric();
-        single.addDimension('database', input.database.id);
+        single.addDimension('database', input.databaseId);
         single.addMetric(name, MetricUnit.Count, 1);
       };
       try {
@@ -120,19 +127,24 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
           case 'create': {
             const result = await createSourceSnapshot(job, context);
             count('SnapshotRequested');
-            log.info('Snapshot requested', { backupId: result.backupId, snapshot: result.ref.id, quota: { used: result.quota.used, max: result.quota.max, source: result.quota.source } });
+            log.info('Snapshot requested', { backupId: result.backupId, snapshot: result.poll.ref.id, quota: { used: result.quota.used, max: result.quota.max, source: result.quota.source } });
             if (result.quota.warn) log.warn('Manual snapshot quota nearly used', { quota: result.quota });
             return result;
           }
           case 'status': {
-            const ref = await checkSnapshot(job, input.ref, context, input.backupId);
-            log.info('Snapshot available', { location: ref.location, snapshot: ref.id, region: ref.region });
-            if (ref.location === 'vault') count('VaultSnapshotCopied');
-            return ref;
+            const poll = await checkSnapshot(job, input.ref, context, input.backupId);
+            const where = { location: poll.ref.location, snapshot: poll.ref.id, region: poll.ref.region, status: poll.ref.status };
+            if (!poll.ready) {
+              log.info('Snapshot not available yet', { ...where, nextCheckSeconds: poll.waitSeconds });
+              return poll;
+            }
+            log.info('Snapshot available', where);
+            if (poll.ref.location === 'vault') count('VaultSnapshotCopied');
+            return poll;
           }
           case 'copy': {
             const result = await copyToCopyRegion(job, input.source, context, input.backupId);
-            log.info(result.started ? 'Snapshot copy requested' : 'No snapshot copy configured', result.started ? { snapshot: result.ref.id, region: result.ref.region } : { reason: result.reason });
+            log.info(result.started ? 'Snapshot copy requested' : 'No snapshot copy configured', result.started ? { snapshot: result.poll.ref.id, region: result.poll.ref.region } : { reason: result.reason });
             return result;
           }
           case 'share': {
@@ -141,19 +153,14 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
             return result;
           }
           case 'vault-copy': {
-            const ref = await copyIntoVault(job, input.shared, input.source, context, input.backupId);
-            log.info('Vault copy requested', { snapshot: ref.id, account: ref.account, region: ref.region });
-            return { ref };
+            const poll = await copyIntoVault(job, input.shared, input.source, context, input.backupId);
+            log.info('Vault copy requested', { snapshot: poll.ref.id, account: poll.ref.account, region: poll.ref.region });
+            return { poll };
           }
         }
       } catch (error) {
-        // Not-ready is the normal polling signal, not a failure.
-        if ((error as Error).name !== 'SnapshotNotReadyError') {
-          count('SnapshotStepFailed');
-          log.error('Snapshot step failed', { error: { name: (error as Error).name, message: (error as Error).message } });
-        } else {
-          log.info('Snapshot not ready yet', { detail: (error as Error).message });
-        }
+        count('SnapshotStepFailed');
+        log.error('Snapshot step failed', { error: { name: (error as Error).name, message: (error as Error).message } });
         throw error;
       }
     });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -12,7 +12,7 @@ import { alarmDescription } from '../../functions/alert/alarm-event.ts';
 import type { AlertKind } from '../../functions/lib/alerts/format.ts';
 import { placeholders, stateMachinePath, type StateMachineName } from '../../state-machines/definitions.ts';
 import { routedAlarmName } from '../alarm-names.ts';
-import { acknowledge } from '../nag.ts';
+import { acknowledge, acknowledgeWildcardResources } from '../nag.ts';
 
 export interface MonitoredStateMachineProps {
   /** Which definition in `state-machines/` to deploy. */
@@ -24,6 +24,14 @@ export interface MonitoredStateMachineProps {
   readonly substitutions: Readonly<Record<string, string>>;
   /** Functions the definition's Task states invoke by ARN; each gets an exact `lambda:InvokeFunction` grant. */
   readonly invokedFunctions: readonly lambda.IFunction[];
+  /**
+   * State machines the definition starts as child executions
+   * (`states:startExecution.sync:2`): StartExecution on each, DescribeExecution
+   * and StopExecution on their executions, and the EventBridge managed rule
+   * Step Functions uses to learn that a child ended.
+   * @default []
+   */
+  readonly startedStateMachines?: readonly MonitoredStateMachine[];
   /**
    * Names the failure alarm `lifeboat/<deployment>/<kind>/<definition>-executions`,
    * so AlarmRouting sends it through the alert function as a `kind` alert.
@@ -64,6 +72,8 @@ export interface MonitoredStateMachineProps {
  */
 export class MonitoredStateMachine extends Construct {
   public readonly stateMachine: sfn.StateMachine;
+  /** The physical name, when one was given. */
+  public readonly stateMachineName?: string;
   public readonly logGroup: logs.LogGroup;
   /** ExecutionsFailed + ExecutionsTimedOut + ExecutionsAborted >= 1 in 5 minutes. */
   public readonly failureAlarm: cloudwatch.Alarm;
@@ -71,6 +81,7 @@ export class MonitoredStateMachine extends Construct {
   constructor(scope: Construct, id: string, props: MonitoredStateMachineProps) {
     super(scope, id);
     checkSubstitutions(props.definition, props.substitutions);
+    this.stateMachineName = props.stateMachineName;
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       logGroupName: props.logGroupName,
@@ -98,6 +109,27 @@ export class MonitoredStateMachine extends Construct {
     for (const fn of props.invokedFunctions) {
       this.stateMachine.addToRolePolicy(
         new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [fn.functionArn] }),
+      );
+    }
+    const children = props.startedStateMachines ?? [];
+    if (children.length > 0) {
+      const stack = Stack.of(this);
+      this.stateMachine.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: children.map((c) => c.stateMachine.stateMachineArn) }));
+      const executions = children.map((c) => {
+        if (!c.stateMachineName) throw new Error(`${c.node.path} needs a stateMachineName to be started as a child execution.`);
+        return stack.formatArn({ service: 'states', resource: 'execution', resourceName: `${c.stateMachineName}:*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+      });
+      this.stateMachine.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:StopExecution'], resources: executions }));
+      this.stateMachine.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+          resources: [stack.formatArn({ service: 'events', resource: 'rule', resourceName: 'StepFunctionsGetEventsForStepFunctionsExecutionRule' })],
+        }),
+      );
+      acknowledgeWildcardResources(
+        this.stateMachine.role,
+        executions,
+        'Child executions get generated names; DescribeExecution and StopExecution are limited to the executions of the child state machines this workflow starts.',
       );
     }
     acknowledge(

@@ -41,3 +41,24 @@ export async function createTestSecret(value: Record<string, unknown>): Promise<
   const out = await secrets.send(new CreateSecretCommand({ Name: uniqueName('lifeboat/test'), SecretString: JSON.stringify(value) }));
   return out.ARN!;
 }
+
+/**
+ * What AWS gives a function's process here: the region, the caller's
+ * credentials (the process's, e.g. after actAsAccount) and the local endpoint.
+ * Tracing is off locally: there is no X-Ray daemon (docs/aws-fidelity.md).
+ */
+export function localAwsEnvironment(overrides: Record<string, string> = {}): Record<string, string> {
+  const env = process.env;
+  return {
+    AWS_REGION: env.AWS_REGION ?? 'eu-west-1',
+    AWS_DEFAULT_REGION: env.AWS_REGION ?? 'eu-west-1',
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID ?? 'testing',
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY ?? 'testing',
+    ...(env.AWS_SESSION_TOKEN ? { AWS_SESSION_TOKEN: env.AWS_SESSION_TOKEN } : {}),
+    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL ?? '',
+    POWERTOOLS_TRACE_ENABLED: 'false',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...(env.LIFEBOAT_PG_BIN ? { LIFEBOAT_PG_BIN: env.LIFEBOAT_PG_BIN } : {}),
+    ...overrides,
+  };
+}

@@ -22,6 +22,7 @@ export interface ShippedFunction {
 /** Each Lambda a definition names by placeholder, and the Fargate dump task, with the code the stack deploys for it. */
 export const SHIPPED_FUNCTIONS: Readonly<Record<string, ShippedFunction>> = {
   AlertFunctionArn: { packaging: 'nodejs', entry: 'functions/alert/handler.ts' },
+  PlanFunctionArn: { packaging: 'nodejs', entry: 'functions/plan/handler.ts' },
   SnapshotFunctionArn: { packaging: 'nodejs', entry: 'functions/snapshot/handler.ts' },
   VaultCopyFunctionArn: { packaging: 'nodejs', entry: 'functions/vault-copy/handler.ts' },
   RetentionFunctionArn: { packaging: 'nodejs', entry: 'functions/retention/handler.ts' },

@@ -2,18 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createDumpHandler } from '../../functions/dump/handler.ts';
-import { createAlertHandler } from '../../functions/alert/handler.ts';
-import { createSnapshotHandler } from '../../functions/snapshot/handler.ts';
-import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
-import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
-import { databaseSchema, resolveSnapshotSettings } from '../../functions/lib/config/schema.ts';
-import { asLocalTask } from '../../local/lambda-task.ts';
-import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
-import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { capturingOutput } from '../harness/capture.ts';
+import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
+import { localAwsEnvironment } from '../harness/aws.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 
@@ -27,6 +18,7 @@ let queueUrl: string;
 let topicArn: string;
 let goodSecret: string;
 let badSecret: string;
+let deployment: TestDeployment | undefined;
 
 beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
@@ -44,55 +36,46 @@ beforeAll(async () => {
   await clients.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn }));
 });
 afterAll(async () => {
+  await deployment?.stop();
   for (const db of dbs) await db.drop();
 });
 
-describe('the synthesized backup state machine, executed locally with the real handlers', () => {
-  it('backs up every healthy database and alerts on the one with a bad password, with no secret anywhere', async () => {
-    // Prepare
-    const logger = new Logger({ serviceName: 'lifeboat-test' });
-    const dumpArn = localFunctionArn('dump');
-    const alertArn = localFunctionArn('alert');
-    const snapshotArn = localFunctionArn('snapshot');
-    const vaultCopyArn = localFunctionArn('vault-copy');
-    const definition = synthesizedDefinition('backup', { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn, SnapshotFunctionArn: snapshotArn, VaultCopyFunctionArn: vaultCopyArn });
-    const metrics = new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' });
-    // This plan takes no snapshots and the deployment has no vault: the snapshot steps are skipped, the vault copy reports `skipped`.
-    const snapshot = createSnapshotHandler({
-      context: { rds: (region) => createRdsClient({ region }), kms: (region) => createKmsClient({ region }), sts: createStsClient(), sourceRegion: 'eu-west-1', settings: resolveSnapshotSettings(undefined) },
-      logger,
-      metrics,
-    });
-    const vaultCopy = createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: (region, credentials) => createS3Client({ region, credentials }), logger, metrics });
-    const dump = createDumpHandler({
-      clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms },
-      target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
-      logger,
-      metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
-    });
-    const alert = createAlertHandler({ sns: clients.sns, topicArn, logger });
-    const database = (id: string, name: string, secretArn: string) =>
-      databaseSchema.parse({ id, connection: { database: name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } });
-    const input = {
-      planId: 'nightly',
-      maxConcurrency: 2,
-      dump: true,
-      snapshot: false,
-      databases: [database('alpha', dbs[0]!.name, goodSecret), database('bravo', dbs[1]!.name, badSecret), database('charlie', dbs[2]!.name, goodSecret)],
-    };
+/** A deployment whose one plan dumps three databases (one with a wrong password), no snapshots, no vault. */
+function config() {
+  const database = (id: string, name: string, secretArn: string) => ({ id, connection: { database: name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } });
+  return {
+    name: uniqueName('bsm'),
+    source: { account: '123456789012', region: 'eu-west-1' },
+    databases: [database('alpha', dbs[0]!.name, goodSecret), database('bravo', dbs[1]!.name, badSecret), database('charlie', dbs[2]!.name, goodSecret)],
+    plans: [
+      {
+        id: 'nightly',
+        schedule: { cron: 'cron(0 3 * * ? *)', timezone: 'Europe/Berlin' },
+        databases: ['alpha', 'bravo', 'charlie'],
+        rpoMinutes: 1500,
+        rtoMinutes: 60,
+        dump: true,
+        snapshot: false,
+        maxConcurrency: 2,
+        retention: { source: { keepLast: 7 } },
+      },
+    ],
+    storage: { prefix: 'backups/', kmsKeyArn: keyArn },
+    alerts: { subscribers: [{ protocol: 'email', endpoint: 'oncall@example.com' }] },
+  };
+}
 
-    // Act
-    const { result: run, output: logLines } = await capturingOutput(() =>
-      runLocalStateMachine(definition, input, {
-        resources: {
-          [dumpArn]: asLocalTask('dump', dump),
-          [alertArn]: asLocalTask('alert', alert),
-          [snapshotArn]: asLocalTask('snapshot', snapshot),
-          [vaultCopyArn]: asLocalTask('vault-copy', vaultCopy),
-        },
-        timeScale: LOCAL_TIME_SCALE,
-      }),
-    );
+describe('the synthesized backup workflow, executed locally from the shipped bundles', () => {
+  it('backs up every healthy database and alerts on the one with a bad password, with no secret anywhere', async () => {
+    // Prepare: the source stack as synthesized, its functions run from their bundles.
+    deployment = await deployForTest({
+      config: config(),
+      values: { BACKUP_BUCKET: bucket, ALERT_TOPIC_ARN: topicArn },
+      awsEnvironment: localAwsEnvironment(),
+    });
+
+    // Act: what the plan's schedule sends.
+    const { result: run, output: logLines } = await capturingOutput(() => deployment!.run('backup', { planId: 'nightly' }));
 
     // Assess: the run reports the failure, the healthy databases are committed backups.
     expect(run.status).toBe('FAILED');
@@ -115,8 +98,11 @@ describe('the synthesized backup state machine, executed locally with the real h
     expect(details).toMatchObject({ kind: 'backup-failed', databaseId: 'bravo', planId: 'nightly', failure: 'DatabaseConnectionError' });
 
     // Assess: the sentinel password is nowhere: logs, events, payloads, alerts, outputs.
-    const everything = JSON.stringify({ logLines, events: run.events, output: run.output, cause: run.cause, alert: received.Messages });
-    expect(logLines.join('')).toMatch(/Backup failed.*bravo|bravo.*Backup failed/);
+    const children = deployment.children.map((c) => ({ events: c.events, output: c.output }));
+    const functionLogs = Object.values(deployment.lambdas).flatMap((l) => l.logs);
+    const everything = JSON.stringify({ logLines, functionLogs, events: run.events, children, output: run.output, cause: run.cause, alert: received.Messages });
+    expect(deployment.children).toHaveLength(3);
+    expect(functionLogs.join('')).toMatch(/Backup failed.*bravo|bravo.*Backup failed/);
     expect(everything).toContain('bravo');
     expect(everything).not.toContain(SENTINEL);
   });

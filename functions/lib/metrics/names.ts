@@ -23,6 +23,7 @@ export const SERVICE_NAMES = {
   drill: 'lifeboat-drill',
   janitor: 'lifeboat-janitor',
   retention: 'lifeboat-retention',
+  plan: 'lifeboat-plan',
 } as const;
 export type ServiceName = (typeof SERVICE_NAMES)[keyof typeof SERVICE_NAMES];
 

@@ -5,7 +5,6 @@ import {
   EncryptionKeyError,
   SnapshotFailedError,
   SnapshotKeyNotSharedError,
-  SnapshotNotReadyError,
   SnapshotWaitTimeoutError,
   UnencryptedSnapshotRefusedError,
   VaultAccessError,
@@ -57,6 +56,37 @@ export interface SnapshotRef {
   readonly startedAt: string;
   /** Past this, a copy that is still not available fails with SnapshotWaitTimeoutError. */
   readonly deadline: string;
+}
+
+/**
+ * What each snapshot step hands the state machine: the ref, whether it is
+ * available, and how long the Wait before the next check should be.
+ */
+export interface SnapshotPoll {
+  readonly ready: boolean;
+  readonly ref: SnapshotRef;
+  /** Seconds until the next status check (0 once ready). */
+  readonly waitSeconds: number;
+}
+
+/** Polls start 30 s apart and stretch with the time waited (a quarter of it, at most 10 minutes), never past the deadline. */
+export const FIRST_POLL_SECONDS = 30;
+export const LONGEST_POLL_SECONDS = 600;
+
+/** The Wait before the next status check: longer the longer it takes, and never far past the deadline. */
+export function pollWaitSeconds(ref: Pick<SnapshotRef, 'startedAt' | 'deadline'>, now: Date): number {
+  const waited = Math.max(0, now.getTime() - Date.parse(ref.startedAt)) / 1000;
+  const stretch = Math.min(LONGEST_POLL_SECONDS, Math.max(FIRST_POLL_SECONDS, Math.round(waited / 4)));
+  // One second past the deadline, so the last check can tell it was missed.
+  const untilDeadline = Math.ceil((Date.parse(ref.deadline) - now.getTime()) / 1000) + 1;
+  return Math.max(1, Math.min(stretch, untilDeadline));
+}
+
+const pending = (ref: SnapshotRef, now: Date): SnapshotPoll => ({ ready: false, ref, waitSeconds: pollWaitSeconds(ref, now) });
+
+/** A fresh wait budget: each snapshot and each copy gets snapshots.maxWaitMinutes of its own. */
+function waitBudget(now: Date, settings: SnapshotSettings): Pick<SnapshotRef, 'startedAt' | 'deadline'> {
+  return { startedAt: now.toISOString(), deadline: new Date(now.getTime() + settings.maxWaitMinutes * 60_000).toISOString() };
 }
 
 export interface SnapshotJob extends Omit<SnapshotJobIdentity, 'databaseId'> {
@@ -122,7 +152,7 @@ async function adoptExisting(rds: RdsApi, kind: SnapshotKind, id: string, backup
 export interface CreateResult {
   readonly backupId: string;
   readonly quota: QuotaCheck;
-  readonly ref: SnapshotRef;
+  readonly poll: SnapshotPoll;
 }
 
 /**
@@ -162,9 +192,7 @@ export async function createSourceSnapshot(job: SnapshotJob, ctx: SnapshotContex
       throw classifyRdsError(error, 'creating a snapshot', where);
     }
   }
-  const startedAt = now.toISOString();
-  const deadline = new Date(now.getTime() + ctx.settings.maxWaitMinutes * 60_000).toISOString();
-  return { backupId, quota, ref: refOf(created, 'source', ctx.sourceRegion, { startedAt, deadline }) };
+  return { backupId, quota, poll: pending(refOf(created, 'source', ctx.sourceRegion, waitBudget(now, ctx.settings)), now) };
 }
 
 const FAILED_STATES = new Set(['failed', 'error', 'deleted', 'deleting', 'cancelled', 'canceled', 'incompatible-restore', 'incompatible-parameters']);
@@ -182,14 +210,15 @@ function requireVault(ctx: SnapshotContext): VaultSnapshotTarget {
 }
 
 /**
- * One status check. Returns the ref once the snapshot is available; throws
- * SnapshotNotReadyError while it is not (the state machine retries),
- * SnapshotFailedError when it failed, SnapshotWaitTimeoutError past the deadline.
+ * One status check. Returns the poll: ready once the snapshot is available,
+ * otherwise how long to wait before the next check (the state machine's Wait
+ * and Choice loop); throws SnapshotFailedError when it failed and
+ * SnapshotWaitTimeoutError past its deadline.
  * A failed or timed-out snapshot in the production account is deleted (a copy
  * in progress is cancelled that way) so that nothing is left behind; the vault
  * copier cannot delete, so a failed vault copy stays for the vault's admins.
  */
-export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotRef> {
+export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotPoll> {
   const rds = await rdsFor(ref, job, ctx, backupId);
   const what = describeLocation(ref);
   let info: SnapshotInfo | undefined;
@@ -204,7 +233,7 @@ export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: Sna
     });
   }
   const current = { ...ref, status: info.status, encrypted: info.encrypted, ...(info.kmsKeyId ? { kmsKeyId: info.kmsKeyId } : {}), arn: info.arn || ref.arn };
-  if (info.status === 'available') return current;
+  if (info.status === 'available') return { ready: true, ref: current, waitSeconds: 0 };
 
   const cleanUp = async (): Promise<string> => {
     if (ref.location === 'vault') return ' The vault copier cannot delete it; a vault admin may remove it.';
@@ -233,10 +262,10 @@ export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: Sna
       { nextStep: 'check the RDS events for a stuck copy; a first full copy of a large database may need a larger snapshots.maxWaitMinutes. The next run starts a fresh snapshot.' },
     );
   }
-  throw new SnapshotNotReadyError(`The ${what} of database "${job.database.id}" is '${info.status}'${progress}.`);
+  return pending(current, now);
 }
 
-export type CopyResult = { readonly started: true; readonly ref: SnapshotRef } | { readonly started: false; readonly reason: string };
+export type CopyResult = { readonly started: true; readonly poll: SnapshotPoll } | { readonly started: false; readonly reason: string };
 
 /** The production account's copy under `snapshots.copy.kmsKeyArn`, in `snapshots.copy.region`, tags copied. */
 export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<CopyResult> {
@@ -269,7 +298,8 @@ export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ct
       throw classifyRdsError(error, 'copying the snapshot', where);
     }
   }
-  return { started: true, ref: refOf(info, 'copy', copy.region, source) };
+  const now = clock(ctx);
+  return { started: true, poll: pending(refOf(info, 'copy', copy.region, waitBudget(now, ctx.settings)), now) };
 }
 
 export type ShareResult = { readonly shared: true; readonly ref: SnapshotRef } | { readonly shared: false; readonly reason: string };
@@ -283,10 +313,11 @@ export type ShareResult = { readonly shared: true; readonly ref: SnapshotRef } |
 export async function shareWithVault(job: SnapshotJob, source: SnapshotRef, copy: CopyResult, ctx: SnapshotContext): Promise<ShareResult> {
   const vault = ctx.vault;
   if (!vault) return { shared: false, reason: 'no vault is configured' };
-  const candidate = copy.started && copy.ref.region === vault.region ? copy.ref : source.region === vault.region ? source : undefined;
+  const copied = copy.started ? copy.poll.ref : undefined;
+  const candidate = copied && copied.region === vault.region ? copied : source.region === vault.region ? source : undefined;
   if (!candidate) {
     throw new SnapshotFailedError(
-      `No snapshot of database "${job.database.id}" is in the vault's region ${vault.region} (source ${source.region}${copy.started ? `, copy ${copy.ref.region}` : ''}), and a shared encrypted snapshot cannot change region.`,
+      `No snapshot of database "${job.database.id}" is in the vault's region ${vault.region} (source ${source.region}${copied ? `, copy ${copied.region}` : ''}), and a shared encrypted snapshot cannot change region.`,
       { nextStep: `set snapshots.copy.region to "${vault.region}" with a customer managed kmsKeyArn in that region.` },
     );
   }
@@ -326,7 +357,7 @@ export async function shareWithVault(job: SnapshotJob, source: SnapshotRef, copy
 }
 
 /** The vault's copier role copies the shared snapshot in under the vault's own key, with self-describing tags. */
-export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotRef> {
+export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotPoll> {
   const vault = requireVault(ctx);
   const credentials = await assumeVaultRole(ctx.sts, { roleArn: vault.copierRoleArn, account: vault.account }, `${job.database.id}-${backupId}`);
   const rds = ctx.rds(vault.region, credentials);
@@ -382,5 +413,6 @@ export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, sourc
       throw classifyRdsError(error, 'copying the snapshot into the vault', where);
     }
   }
-  return refOf(info, 'vault', vault.region, shared, vault.account);
+  const now = clock(ctx);
+  return pending(refOf(info, 'vault', vault.region, waitBudget(now, ctx.settings), vault.account), now);
 }

@@ -43,6 +43,9 @@ export function prebundledCode(): SourceStackCode {
     get alert() {
       return prebuilt('functions/alert/handler.ts');
     },
+    get plan() {
+      return prebuilt('functions/plan/handler.ts');
+    },
     get snapshot() {
       return prebuilt('functions/snapshot/handler.ts');
     },
