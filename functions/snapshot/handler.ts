@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../lib/aws/clients.ts';
 import { deploymentConfigEnvSchema, deploymentConfigLoader, type DeploymentConfig } from '../lib/config/deployment.ts';
 import { parseWith } from '../lib/config/load.ts';
+import { METRIC_NAMES } from '../lib/metrics/names.ts';
 import { snapshotEnvironmentFrom, snapshotEnvSchema } from '../lib/snapshots/environment.ts';
 import {
   checkSnapshot,
@@ -140,6 +141,8 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
             }
             log.info('Snapshot available', where);
             if (poll.ref.location === 'vault') count('VaultSnapshotCopied');
+            // The snapshot staleness alarm watches this (infra/constructs/database-alarms.ts).
+            if (poll.ref.location === 'source') count(METRIC_NAMES.snapshotSucceeded);
             return poll;
           }
           case 'copy': {

@@ -12,6 +12,7 @@ import type { SecretRegistry } from '../redact.ts';
 import { readManifest } from '../restore/fetch.ts';
 import { restoreBackup, verifyRestoredDatabase } from '../restore/restore.ts';
 import { deleteDrillSecret, drillSecretName, generateDrillPassword, storeDrillSecret } from './credentials.ts';
+import { METRIC_NAMES } from '../metrics/names.ts';
 import { measureDrill, publishMeasurement, recordMetric, type DrillMetrics } from './measure.ts';
 import type { DrillTags, Provisioner } from './provisioner.ts';
 import { buildDrillReport, drillReportKey, writeDrillReport } from './report.ts';
@@ -269,6 +270,8 @@ async function report(state: DrillState, deps: DrillDeps): Promise<ReportResult>
     writeError = `${(error as Error).name}: ${(error as Error).message}`;
   }
   recordMetric(deps.metrics, state.request.databaseId, built.verdict === 'passed' ? 'DrillSucceeded' : built.verdict === 'failed' ? 'DrillFailed' : 'DrillEmulated', MetricUnit.Count, 1);
+  // Whatever the verdict: the drill staleness alarm (a stopped drill schedule) watches this.
+  recordMetric(deps.metrics, state.request.databaseId, METRIC_NAMES.drillCompleted, MetricUnit.Count, 1);
   return {
     written: writeError === undefined,
     locations,

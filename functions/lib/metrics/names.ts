@@ -40,6 +40,14 @@ export const METRIC_NAMES = {
   backupStoredBytes: 'BackupStoredBytes',
   /** Wall-clock seconds of the dump. */
   backupDurationSeconds: 'BackupDurationSeconds',
+  /** Count 1 per source snapshot that became available (snapshot function, action `status`). The snapshot staleness alarm watches it. */
+  snapshotSucceeded: 'SnapshotSucceeded',
+  /** Count 1 per dump copied into the vault and verified (vault-copy function). The vault dump staleness alarm watches it. */
+  vaultCopySucceeded: 'VaultCopySucceeded',
+  /** Count 1 per snapshot copy that became available in the vault (snapshot function). The vault snapshot staleness alarm watches it. */
+  vaultSnapshotCopied: 'VaultSnapshotCopied',
+  /** Count 1 per drill that reported a result (passed, failed or emulated). The drill staleness alarm watches it. */
+  drillCompleted: 'DrillCompleted',
   /** Count 1 per drill whose restore was proven against the manifest. */
   drillSucceeded: 'DrillSucceeded',
   /** Count 1 per drill that failed (restore, verification or teardown). */
