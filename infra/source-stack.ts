@@ -1,6 +1,6 @@
 import { SOURCE_RETENTION_LOCATIONS } from '../events/schedules.ts';
 import { fileURLToPath } from 'node:url';
-import { Annotations, ArnFormat, Duration, Size, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, IgnoreMode, Size, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
@@ -138,9 +138,24 @@ export interface SourceStackProps extends StackProps {
 }
 
 
-/** The runner image's build: the Dockerfile at the repo root, for arm64. */
-export function runnerImageProps(): ecrAssets.DockerImageAssetProps {
-  return { directory: REPO_ROOT, file: 'Dockerfile', platform: ecrAssets.Platform.LINUX_ARM64, exclude: DUMP_IMAGE_EXCLUDES };
+/**
+ * The runner image's build: the Dockerfile at the repo root, for arm64.
+ *
+ * The context is the allowlist in `.dockerignore` (Docker's own matching, so
+ * CDK stages exactly what `docker build` would send), plus DUMP_IMAGE_EXCLUDES.
+ *
+ * Attestations: Lambda rejects an image index that carries attestation
+ * manifests. aws-cdk-lib's DockerImageAsset offers no provenance option, and
+ * `outputs` (passed as `--output`) has no exporter attribute that drops them,
+ * so none is set here: the CDK CLI pinned in package.json runs every asset
+ * build with BUILDX_NO_DEFAULT_ATTESTATIONS=1, which turns off buildx's default
+ * provenance (test/infra/runner-image.test.ts checks the pinned CLI does).
+ * Building the image by hand needs `--provenance=false` (see the Dockerfile).
+ *
+ * `directory` is for tests that stage a copy of the repository.
+ */
+export function runnerImageProps(directory: string = REPO_ROOT): ecrAssets.DockerImageAssetProps {
+  return { directory, file: 'Dockerfile', platform: ecrAssets.Platform.LINUX_ARM64, exclude: DUMP_IMAGE_EXCLUDES, ignoreMode: IgnoreMode.DOCKER };
 }
 
 function nodejsSource(handlerPath: string): ProjectFunctionSource {
