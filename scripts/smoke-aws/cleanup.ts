@@ -179,7 +179,8 @@ export class CleanupRegistry {
       this.#log(`cleanup: ${next.description}: ${next.status}${next.detail ? ` (${next.detail})` : ''}`);
       this.#persist();
     }
-    return this.plannedOrder();
+    // Copies: what this run ended with, unchanged by later runs.
+    return this.plannedOrder().map((e) => ({ ...e }));
   }
 
   #persist(): void {
