@@ -363,7 +363,7 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     r.codec.startsWith('zstd')
       ? `${r.machine.pgDump} has zstd, lz4 and gzip; \`auto\` picks \`${r.codec}\`.`
-      : `${r.machine.pgDump} only has gzip, so \`auto\` picks \`${r.codec}\` here; zstd and lz4 need pg_dump 16 or newer (the runner image ships the newest pg_dump, where \`auto\` picks zstd:3). Rows marked *estimate* pipe the uncompressed archive through the \`zstd\`/\`lz4\` command-line tools, single-threaded, as a stand-in for pg_dump 16+'s own codecs (which compress each table's data the same way): they show the ratio and speed to expect, not pg_dump's exact figures.`,
+      : `${r.machine.pgDump} only has gzip, so \`auto\` picks \`${r.codec}\` here; zstd and lz4 need pg_dump 16 or newer (the runner image dumps each server with the pg_dump of its own major, so \`auto\` picks zstd:3 for servers 16 and newer). Rows marked *estimate* pipe the uncompressed archive through the \`zstd\`/\`lz4\` command-line tools, single-threaded, as a stand-in for pg_dump 16+'s own codecs (which compress each table's data the same way): they show the ratio and speed to expect, not pg_dump's exact figures.`,
     '',
     '| Database | Codec | Archive size | Ratio (vs none) | Time (median) | Speed (uncompressed MiB/s) | pg_dump + codec CPU |',
     '| --- | --- | --- | --- | --- | --- | --- |',
