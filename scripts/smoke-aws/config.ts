@@ -138,12 +138,14 @@ export function smokeConfig(input: SmokeConfigInput): LifeboatConfigInput {
       selection: 'latest',
       from: 'source',
       instanceClass: 'db.t4g.micro',
+      // The source stack adds its own drill security group (PostgreSQL from the runners only).
       subnetGroupName: fixture.subnetGroupName,
-      securityGroupIds: [fixture.databaseSecurityGroupId],
       restoreTimeoutMinutes: 60,
       pollIntervalSeconds: 30,
       expiresAfterMinutes: 240,
       maxConcurrency: 1,
+      // The schedule never fires (the smoke test starts the drill), so no staleness alarm.
+      lateAfterHours: false,
       databases: [{ id: SMOKE_DATABASE_ID, assertions: sampleAssertions() }],
     },
   };

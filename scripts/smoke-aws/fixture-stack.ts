@@ -121,7 +121,7 @@ export class SmokeFixtureStack extends Stack {
     });
     const privateSubnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
 
-    const runners = new ec2.SecurityGroup(this, 'RunnerSecurityGroup', { vpc, description: `lifeboat smoke ${props.name}: lifeboat's functions and the seeder`, allowAllOutbound: true });
+    const runners = new ec2.SecurityGroup(this, 'RunnerSecurityGroup', { vpc, description: `lifeboat smoke ${props.name}: lifeboat functions and the seeder`, allowAllOutbound: true });
     const database = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', { vpc, description: `lifeboat smoke ${props.name}: the database and drill throwaways`, allowAllOutbound: false });
     database.addIngressRule(runners, ec2.Port.tcp(5432), 'PostgreSQL from lifeboat functions');
 

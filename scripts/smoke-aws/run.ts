@@ -450,7 +450,8 @@ async function smokeMain(ctx: MainContext, signal: AbortSignal): Promise<void> {
   // 4. The source stack, with the recovery key, with production credentials.
   const config = writeConfig(recoveryKeyArn);
   const stackName = sourceStackName({ name });
-  const executionPrefix = (workflow: string) => `arn:${meta.partition}:states:${srcRegion}:${meta.sourceAccount}:execution:${deployedWorkflowNames(name, workflow).stateMachineName}:`;
+  // Every execution of this deployment's state machines (`<name>-lifeboat-<workflow>`): the name is the run's own.
+  const executionPrefix = `arn:${meta.partition}:states:${srcRegion}:${meta.sourceAccount}:execution:${name}-lifeboat-`;
   registry.record({
     id: 'stack/source',
     kind: 'cdk-stack',
@@ -461,14 +462,14 @@ async function smokeMain(ctx: MainContext, signal: AbortSignal): Promise<void> {
   registry.record({ id: 'buckets/source', kind: 'retained-buckets', order: ORDER.sourceBuckets, description: `backup and access-log buckets of ${stackName}`, params: { side: 'source', region: srcRegion, stackName, deployment: name } });
   registry.record({ id: 'keys/source', kind: 'retained-keys', order: ORDER.sourceKeys, description: `KMS keys of ${stackName} (${srcRegion})`, params: { side: 'source', region: srcRegion, deployment: name } });
   recordLogGroups(registry, meta, 'source');
-  registry.record({ id: 'drill-leftovers', kind: 'drill-leftovers', order: ORDER.drillLeftovers, description: 'drill throwaways (instances, secrets) of this run', params: { side: 'source', region: srcRegion, executionArnPrefix: executionPrefix('drill') } });
+  registry.record({ id: 'drill-leftovers', kind: 'drill-leftovers', order: ORDER.drillLeftovers, description: 'drill throwaways (instances, secrets) of this run', params: { side: 'source', region: srcRegion, executionArnPrefix: executionPrefix } });
   for (const [which, sideName, region] of [['source', 'source', srcRegion], ['copy', 'source', vaultRegion], ['vault', 'vault', vaultRegion]] as const) {
     registry.record({
       id: `snapshots/${which}`,
       kind: 'snapshots',
       order: ORDER.snapshots,
       description: `RDS snapshots of this run (${which === 'vault' ? `vault account ${meta.vaultAccount}` : meta.sourceAccount}, ${region})`,
-      params: { side: sideName, region, executionArnPrefix: executionPrefix('backup') },
+      params: { side: sideName, region, executionArnPrefix: executionPrefix },
     });
   }
   step(`source stack ${stackName} (builds the arm64 runner image with Docker): about 15 min`);
