@@ -12,7 +12,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/*.mjs', 'scripts/*.mjs', '*.js'],
+    files: ['bin/*.mjs', 'scripts/*.mjs', 'local/*.mjs', '*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
 );

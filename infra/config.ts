@@ -2,9 +2,10 @@ import { resolve } from 'node:path';
 import { Size } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { loadConfigFile } from '../functions/lib/config/load.ts';
-import type { LifeboatConfig, SourceConfig } from '../functions/lib/config/schema.ts';
+import { resolveSnapshotSettings, type LifeboatConfig, type SourceConfig } from '../functions/lib/config/schema.ts';
 import { ConfigError } from '../functions/lib/errors.ts';
 import { MAX_DEAD_MANS_SWITCH_RPO_MINUTES } from './constructs/database-alarms.ts';
+import { drillLateMinutes, planFreshnessWindows } from './freshness.ts';
 
 /** CDK context key naming the config file (`cdk synth -c config=path/to/lifeboat.config.json`). */
 export const CONFIG_CONTEXT_KEY = 'config';
@@ -66,14 +67,32 @@ export function checkSourceStackSupport(config: LifeboatConfig, source: string):
       );
     }
   });
+  const maxWait = Math.ceil(resolveSnapshotSettings(config.snapshots).maxWaitMinutes);
   config.plans.forEach((plan, index) => {
-    if (plan.dump && plan.backupAgeAlarm && plan.rpoMinutes > MAX_DEAD_MANS_SWITCH_RPO_MINUTES) {
+    if ((plan.dump || plan.snapshot) && plan.backupAgeAlarm && plan.rpoMinutes > MAX_DEAD_MANS_SWITCH_RPO_MINUTES) {
       issues.push(
         `plans[${index}].rpoMinutes: the dead man's switch watches at most ${MAX_DEAD_MANS_SWITCH_RPO_MINUTES} minutes (CloudWatch evaluates an alarm over at most 7 days); ` +
           'lower the RPO, or set plans[].backupAgeAlarm to false and watch the backup age another way (docs/limits.md)',
       );
+      return;
+    }
+    // Snapshot alarms wait the RPO plus the snapshot's (and its copies') waits.
+    const widest = planFreshnessWindows(config, plan)
+      .filter((w) => w.minutes > MAX_DEAD_MANS_SWITCH_RPO_MINUTES)
+      .sort((a, b) => b.minutes - a.minutes)[0];
+    if (widest) {
+      issues.push(
+        `plans[${index}].rpoMinutes: the ${widest.kind === 'snapshot' ? 'snapshot' : 'vault snapshot'} alarm waits ${widest.minutes} minutes (the ${plan.rpoMinutes} min RPO plus ${widest.waits} × snapshots.maxWaitMinutes (${maxWait})), ` +
+          `but CloudWatch evaluates an alarm over at most ${MAX_DEAD_MANS_SWITCH_RPO_MINUTES} minutes (7 days): lower the RPO or snapshots.maxWaitMinutes, or set plans[].backupAgeAlarm to false and watch the backup age another way (docs/limits.md)`,
+      );
     }
   });
+  if (config.drills && drillLateMinutes(config.drills) === 'unknown') {
+    issues.push(
+      `drills.lateAfterHours: the drill schedule ${config.drills.schedule.cron} does not run every day, so lifeboat cannot tell when a drill is late: ` +
+        'set lateAfterHours to the longest gap between two drills plus a drill run\'s duration (1 to 167 hours: CloudWatch evaluates at most 7 days, so a weekly schedule cannot be watched this way), or false to go without the drill staleness alarm (then a stopped drill schedule alarms nowhere)',
+    );
+  }
   // Deployed drills provision RDS throwaways the drill restore function (in the
   // runners' VPC) must reach: a VPC for the functions and the stack's drill
   // security group, and a subnet group the drill role may use.

@@ -18,6 +18,7 @@ import { vaultCopyFunctionEnvironment } from '../functions/lib/vault/environment
 import { vaultNames } from '../functions/lib/vault/names.ts';
 import { deployedWorkflowNames, placeholders } from '../state-machines/definitions.ts';
 import { checkSourceStackSupport } from './config.ts';
+import { freshnessWatches } from './freshness.ts';
 import { AlarmRouting } from './constructs/alarm-routing.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { BackupDashboards, type DashboardPlan } from './constructs/backup-dashboards.ts';
@@ -173,6 +174,7 @@ export function sourceStackName(config: Pick<LifeboatConfig, 'name'>, additional
 
 /** The databases this stack watches, with the plans that hold them and their tightest targets. */
 export function monitoredDatabases(config: LifeboatConfig): MonitoredDatabase[] {
+  const drilled = new Set(config.drills ? drillRequestsFromConfig(config).map((r) => r.databaseId) : []);
   return config.databases.map((database) => {
     const plans = config.plans.filter((plan) => plan.databases.includes(database.id));
     const watched = plans.filter((plan) => plan.dump && plan.backupAgeAlarm);
@@ -183,6 +185,7 @@ export function monitoredDatabases(config: LifeboatConfig): MonitoredDatabase[] 
       rpoMinutes: Math.min(...rpoPlans.map((plan) => plan.rpoMinutes)),
       rtoMinutes: Math.min(...plans.map((plan) => plan.rtoMinutes)),
       deadMansSwitch: watched.length > 0,
+      freshness: freshnessWatches(config, database.id, drilled.has(database.id)),
     };
   });
 }

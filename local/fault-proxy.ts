@@ -24,24 +24,87 @@ export interface ScriptedResponse {
 
 export type FaultRule = (req: ProxiedRequest) => Promise<ScriptedResponse | undefined> | ScriptedResponse | undefined;
 
+/**
+ * A layer wraps the whole chain for the requests it handles: it sees the
+ * request before any rule, calls `next()` for what the rules (or, when none
+ * answers, moto) say, and may change or replace that answer. A test's scripted
+ * faults are rules, so they stay inside the layer: the strict RDS lifecycle
+ * (strict-rds.ts) refuses a call on a busy resource before a rule runs, and
+ * records or rewrites whatever the rules and moto answered.
+ */
+export interface LayerNext {
+  /** The inner layers, the rules and moto: their answer. */
+  (): Promise<ScriptedResponse>;
+  /** Only the rules (a scripted fault), without reaching moto: for a layer that defers the real call. */
+  rulesOnly(): Promise<ScriptedResponse | undefined>;
+}
+
+export interface ProxyLayer {
+  handles(req: ProxiedRequest): boolean;
+  handle(req: ProxiedRequest, next: LayerNext): Promise<ScriptedResponse>;
+  /** Called by the proxy's stop(): whatever the layer started must end. */
+  stop?(): Promise<void>;
+}
+
 export interface FaultProxy {
   endpoint: string;
   /** Every request seen, for assertions on what the client attempted. */
   seen: ProxiedRequest[];
   addRule(rule: FaultRule): void;
+  /** Layers run outermost first, in the order added. */
+  addLayer(layer: ProxyLayer): void;
   stop(): Promise<void>;
 }
 
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
   const rules: FaultRule[] = [];
+  const layers: ProxyLayer[] = [];
   const seen: ProxiedRequest[] = [];
+  /** The rules, then moto, with the answer buffered: what a layer's next() returns. */
+  const scriptedBy = async (proxied: ProxiedRequest): Promise<ScriptedResponse | undefined> => {
+    for (const rule of rules) {
+      const scripted = await rule(proxied);
+      if (scripted) return scripted;
+    }
+    return undefined;
+  };
+  const inner = async (proxied: ProxiedRequest): Promise<ScriptedResponse> => {
+    const scripted = await scriptedBy(proxied);
+    if (scripted) return scripted;
+    return new Promise((resolve) => {
+      const upstreamReq = httpRequest(
+        { host: target.hostname, port: target.port, method: proxied.method, path: proxied.url, headers: { ...proxied.headers, host: target.host } },
+        (upstreamRes) => {
+          const parts: Buffer[] = [];
+          upstreamRes.on('data', (c: Buffer) => parts.push(c));
+          upstreamRes.on('end', () =>
+            resolve({ status: upstreamRes.statusCode ?? 502, headers: { 'content-type': String(upstreamRes.headers['content-type'] ?? 'text/xml') }, body: Buffer.concat(parts).toString() }),
+          );
+        },
+      );
+      upstreamReq.on('error', (e) => resolve({ status: 502, headers: { 'content-type': 'text/plain' }, body: String(e) }));
+      upstreamReq.end(proxied.body);
+    });
+  };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
       const proxied: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
       seen.push(proxied);
+      const handling = layers.filter((l) => l.handles(proxied));
+      if (handling.length > 0) {
+        const run = (i: number): Promise<ScriptedResponse> => {
+          if (i >= handling.length) return inner(proxied);
+          const next = Object.assign(() => run(i + 1), { rulesOnly: () => scriptedBy(proxied) });
+          return handling[i]!.handle(proxied, next);
+        };
+        const answer = await run(0).catch((e: unknown): ScriptedResponse => ({ status: 500, headers: { 'content-type': 'text/plain' }, body: `fault proxy layer failed: ${String(e)}` }));
+        res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1', ...answer.headers });
+        res.end(answer.body);
+        return;
+      }
       for (const rule of rules) {
         const scripted = await rule(proxied);
         if (scripted) {
@@ -70,7 +133,11 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     seen,
     addRule: (rule) => rules.push(rule),
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
+    addLayer: (layer) => layers.push(layer),
+    stop: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.allSettled(layers.map((l) => l.stop?.()));
+    },
   };
 }
 

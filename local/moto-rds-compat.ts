@@ -142,11 +142,30 @@ export function throttleRds(action: string, times: number, when: (r: RdsRequest)
   return rule;
 }
 
+/** Which quota a QuotaScript is asked about. */
+export interface QuotaScope {
+  region: string;
+  /** The caller's access key (moto attributes it to an account). */
+  accessKey: string;
+  kind: 'instance' | 'cluster';
+}
+
 export interface QuotaScript {
-  /** The quota maximum for a given usage; undefined answers like moto (HTTP 500) would. */
-  max: (used: number) => number;
-  /** Answer with this error instead (e.g. AccessDenied). */
+  /**
+   * The quota maximum for a given usage. One script serves both sides, so they
+   * agree: what DescribeAccountAttributes reports (accountQuotas) and what the
+   * strict RDS layer enforces on CreateDB[Cluster]Snapshot and CopyDB[Cluster]Snapshot.
+   */
+  max: (used: number, scope: QuotaScope) => number;
+  /** Answer DescribeAccountAttributes with AccessDenied instead (enforcement stays on). */
   deny?: boolean;
+}
+
+/** The caller's manual snapshots of one kind in its region, as moto holds them (copies in progress included). */
+export async function manualSnapshotCount(upstream: string, scope: Omit<QuotaScope, 'kind'>, kind: QuotaScope['kind']): Promise<number> {
+  const call = { service: 'rds', region: scope.region, accessKey: scope.accessKey };
+  const listed = await motoQuery(upstream, call, { Action: kind === 'instance' ? 'DescribeDBSnapshots' : 'DescribeDBClusterSnapshots', SnapshotType: 'manual' });
+  return listed.text.split(kind === 'instance' ? '<DBSnapshot>' : '<DBClusterSnapshot>').length - 1;
 }
 
 /** DescribeAccountAttributes: the caller's real manual snapshot counts from moto, the scripted maximum. */
@@ -155,13 +174,19 @@ export function accountQuotas(upstream: string, script: QuotaScript): FaultRule 
     const r = rdsRequest(req);
     if (!r || r.action !== 'DescribeAccountAttributes') return undefined;
     if (script.deny) return rdsError('AccessDenied', 'User is not authorized to perform: rds:DescribeAccountAttributes', 403);
-    const call = { service: 'rds', region: r.region, accessKey: r.accessKey };
-    const instances = await motoQuery(upstream, call, { Action: 'DescribeDBSnapshots', SnapshotType: 'manual' });
-    const clusters = await motoQuery(upstream, call, { Action: 'DescribeDBClusterSnapshots', SnapshotType: 'manual' });
-    const used = { ManualSnapshots: instances.text.split('<DBSnapshot>').length - 1, ManualClusterSnapshots: clusters.text.split('<DBClusterSnapshot>').length - 1 };
-    const quotas = Object.entries(used)
-      .map(([name, n]) => `<AccountQuota><AccountQuotaName>${name}</AccountQuotaName><Used>${n}</Used><Max>${script.max(n)}</Max></AccountQuota>`)
-      .join('');
+    const scope = { region: r.region, accessKey: r.accessKey };
+    const kinds = [
+      ['ManualSnapshots', 'instance'],
+      ['ManualClusterSnapshots', 'cluster'],
+    ] as const;
+    const quotas = (
+      await Promise.all(
+        kinds.map(async ([name, kind]) => {
+          const n = await manualSnapshotCount(upstream, scope, kind);
+          return `<AccountQuota><AccountQuotaName>${name}</AccountQuotaName><Used>${n}</Used><Max>${script.max(n, { ...scope, kind })}</Max></AccountQuota>`;
+        }),
+      )
+    ).join('');
     return {
       status: 200,
       headers: { 'content-type': 'text/xml' },

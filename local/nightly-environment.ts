@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { CreateAliasCommand, CreateKeyCommand, DisableKeyCommand, EnableKeyCommand, type KMS } from '@aws-sdk/client-kms';
 import { CreateDBInstanceCommand, DescribeAccountAttributesCommand } from '@aws-sdk/client-rds';
-import { CreateBucketCommand, GetObjectCommand, PutBucketVersioningCommand, PutObjectLockConfigurationCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutBucketVersioningCommand, PutObjectLockConfigurationCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
@@ -9,6 +9,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createAlertHandler } from '../functions/alert/handler.ts';
 import { createDumpHandler } from '../functions/dump/handler.ts';
+import { createPlanHandler } from '../functions/plan/handler.ts';
+import { DeploymentConfig } from '../functions/lib/config/deployment.ts';
 import { createRetentionHandler } from '../functions/retention/handler.ts';
 import { createSnapshotHandler } from '../functions/snapshot/handler.ts';
 import { createVaultCopyHandler } from '../functions/vault-copy/handler.ts';
@@ -34,7 +36,8 @@ import { enforceKmsKeyState, startFaultProxy, type FaultProxy } from './fault-pr
 import { asLocalTask } from './lambda-task.ts';
 import { startLocalPostgres } from '../functions/lib/pg/postgres-cluster.ts';
 import { accountQuotas, actAsAccount, awsManagedKeys, credentialsFor, crossAccountKms, crossAccountSnapshotCopy, type QuotaScript } from './moto-rds-compat.ts';
-import type { LocalMachine } from './sfn-server.ts';
+import { localStepFunctionsArn, type LocalMachine } from './sfn-server.ts';
+import { strictRdsLifecycle, waitUntilAvailable, type StrictRds, type StrictRdsOptions } from './strict-rds.ts';
 import { LOCAL_TIME_SCALE, localFunctionArn, type TaskHandler } from './state-machine-runner.ts';
 
 /**
@@ -54,8 +57,9 @@ import { LOCAL_TIME_SCALE, localFunctionArn, type TaskHandler } from './state-ma
 export const LOCAL_ACCOUNTS = { production: '333333333333', vault: '222222222222' } as const;
 export const LOCAL_REGIONS = { source: 'eu-west-1', vault: 'eu-central-1' } as const;
 
-/** Task resources of the backup state machine in local runs. */
+/** Task resources of the backup state machines in local runs. */
 export const backupFunctionArns = {
+  PlanFunctionArn: localFunctionArn('plan'),
   DumpFunctionArn: localFunctionArn('dump'),
   AlertFunctionArn: localFunctionArn('alert'),
   SnapshotFunctionArn: localFunctionArn('snapshot'),
@@ -67,16 +71,23 @@ export const backupFunctionArns = {
  * and inert values for its Fargate dump runner (local runs dump in-process;
  * see {@link backupTaskResources}).
  */
-export const backupSubstitutions = {
-  ...backupFunctionArns,
+export const backupDatabaseSubstitutions = {
+  DumpFunctionArn: backupFunctionArns.DumpFunctionArn,
+  AlertFunctionArn: backupFunctionArns.AlertFunctionArn,
+  SnapshotFunctionArn: backupFunctionArns.SnapshotFunctionArn,
+  VaultCopyFunctionArn: backupFunctionArns.VaultCopyFunctionArn,
   DumpClusterArn: 'arn:aws:ecs:eu-west-1:333333333333:cluster/lifeboat-local',
   DumpTaskDefinitionArn: 'arn:aws:ecs:eu-west-1:333333333333:task-definition/lifeboat-local-dump:1',
   DumpSubnetIds: 'subnet-local',
   DumpSecurityGroupIds: 'sg-local',
 };
 
+/** The backup workflow's substitutions: its plan and alert functions, and the per-database workflow it starts. */
+export function backupSubstitutions(backupDatabaseStateMachineArn: string): Record<string, string> {
+  return { PlanFunctionArn: backupFunctionArns.PlanFunctionArn, AlertFunctionArn: backupFunctionArns.AlertFunctionArn, BackupDatabaseStateMachineArn: backupDatabaseStateMachineArn };
+}
+
 /** Service integrations of the backup definition, run in-process locally. */
-const S3_GET_OBJECT = 'arn:aws:states:::aws-sdk:s3:getObject';
 const ECS_RUN_TASK = 'arn:aws:states:::ecs:runTask.waitForTaskToken';
 
 /** Task resources of the retention state machine in local runs. */
@@ -88,8 +99,24 @@ export const retentionFunctionArns = { RetentionFunctionArn: localFunctionArn('r
  * copies and KMS calls, AWS managed keys, disabled keys. Tests add their
  * scripted faults after these.
  */
-export async function startMotoCompatProxy(upstream: string, quota: QuotaScript = { max: () => 100 }): Promise<FaultProxy> {
-  const proxy = await startFaultProxy(upstream);
+export interface MotoCompatProxy extends FaultProxy {
+  /** The strict RDS lifecycle (strict-rds.ts), unless turned off. */
+  rds?: StrictRds;
+}
+
+/**
+ * The strict RDS lifecycle is on by default: resources take several polls to
+ * become available and busy ones refuse calls, as on AWS. `strict` sets its
+ * knobs (polls per status, minimum time, concurrent copies); the manual
+ * snapshot quota it enforces is `quota`, the one DescribeAccountAttributes
+ * reports. `strict: false` gives moto's instant lifecycle.
+ */
+export async function startMotoCompatProxy(upstream: string, quota: QuotaScript = { max: () => 100 }, strict: Omit<StrictRdsOptions, 'quota'> | false = {}): Promise<MotoCompatProxy> {
+  const proxy: MotoCompatProxy = await startFaultProxy(upstream);
+  if (strict !== false) {
+    proxy.rds = strictRdsLifecycle(upstream, { ...strict, quota });
+    proxy.addLayer(proxy.rds);
+  }
   proxy.addRule(accountQuotas(upstream, quota));
   proxy.addRule(crossAccountSnapshotCopy(upstream));
   proxy.addRule(crossAccountKms(upstream));
@@ -208,6 +235,8 @@ export async function createLocalVault(options: LocalVaultOptions): Promise<Loca
 }
 
 export interface BackupTaskOptions {
+  /** The deployed config, as the functions read it from its S3 object. */
+  config: LifeboatConfig;
   clients: { s3: S3Client; secrets: SecretsManagerClient; keyringKms: KMS; sns: SNSClient };
   dumpTarget: DumpTarget;
   /** Where dumps are copied (the vault-copy function's environment); without it copies are skipped. */
@@ -225,7 +254,10 @@ export interface BackupTaskOptions {
 export function backupTaskResources(options: BackupTaskOptions): Record<string, TaskHandler> {
   const { clients, logger, metrics } = options;
   const sts = options.sts ?? createStsClient({ region: options.snapshot.sourceRegion });
+  const deployed = new DeploymentConfig(options.config);
+  const config = async () => deployed;
   const snapshot = createSnapshotHandler({
+    config,
     context: {
       rds: options.snapshot.rds ?? ((region, credentials) => createRdsClient({ region, credentials })),
       kms: options.snapshot.kms ?? ((region) => createKmsClient({ region })),
@@ -239,16 +271,11 @@ export function backupTaskResources(options: BackupTaskOptions): Record<string, 
   });
   const dump = asLocalTask(
     'dump',
-    createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: options.dumpTarget, logger, metrics }),
+    createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: options.dumpTarget, config, logger, metrics }),
   );
   return {
+    [backupFunctionArns.PlanFunctionArn]: asLocalTask('plan', createPlanHandler({ config, logger })),
     [backupFunctionArns.DumpFunctionArn]: dump,
-    // A plan's run input stored in S3 (large scheduled plans): the aws-sdk integration, with production's S3.
-    [S3_GET_OBJECT]: async (input) => {
-      const { Bucket, Key } = input as { Bucket: string; Key: string };
-      const out = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
-      return { Body: await out.Body!.transformToString(), ContentType: out.ContentType };
-    },
     // A dump on the Fargate runner: the same handler with the task's input, in-process instead of in a container.
     [ECS_RUN_TASK]: async (input) => {
       const environment = (input as { Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] } }).Overrides?.ContainerOverrides?.[0]?.Environment ?? [];
@@ -377,6 +404,8 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
         rds: { instanceIdentifier: instances[db.id] },
       });
     }
+    // A new instance is 'creating', then 'backing-up', as on AWS: the deployment's databases exist before its first night.
+    await waitUntilAvailable(rds, { instances: Object.values(instances) });
 
     const config = parseConfig({
       name: options.name,
@@ -418,19 +447,28 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
       sts: createStsClient({ region: sourceRegion }),
     });
     const alertTask = asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn: inbox.topicArn, logger }));
+    const backupResources = backupTaskResources({
+      config,
+      clients,
+      dumpTarget: { ...storage, recoveryKmsKeyArns: config.vault?.recoveryKmsKeyArn ? [config.vault.recoveryKmsKeyArn] : [] },
+      vaultDump,
+      snapshot: snapshotEnv,
+      topicArn: inbox.topicArn,
+      logger,
+      metrics,
+    });
+    const backupDatabaseName = `${options.name}-lifeboat-backup-database`;
     const machines: LocalMachine[] = [
       {
         name: `${options.name}-lifeboat-backup`,
-        definition: loadDefinition('backup', backupSubstitutions),
-        resources: backupTaskResources({
-          clients,
-          dumpTarget: { ...storage, recoveryKmsKeyArns: config.vault?.recoveryKmsKeyArn ? [config.vault.recoveryKmsKeyArn] : [] },
-          vaultDump,
-          snapshot: snapshotEnv,
-          topicArn: inbox.topicArn,
-          logger,
-          metrics,
-        }),
+        definition: loadDefinition('backup', backupSubstitutions(localStepFunctionsArn(backupDatabaseName, sourceRegion, LOCAL_ACCOUNTS.production))),
+        resources: backupResources,
+        timeScale: LOCAL_TIME_SCALE,
+      },
+      {
+        name: backupDatabaseName,
+        definition: loadDefinition('backup-database', backupDatabaseSubstitutions),
+        resources: backupResources,
         timeScale: LOCAL_TIME_SCALE,
       },
       {

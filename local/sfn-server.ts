@@ -48,6 +48,8 @@ export interface LocalStepFunctions {
   region: string;
   account: string;
   arnOf(name: string): string;
+  /** The child executions an execution started (states:startExecution.sync:2), as DescribeExecution shows them. */
+  childExecutions(executionArn: string): Array<{ executionArn: string; status: string; output?: unknown; error?: string }>;
   /** Resolves when every started execution has finished. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -88,14 +90,20 @@ export function toHistoryEvent(event: EventLog): HistoryEventBody | undefined {
   }
 }
 
+/** The ARN the local API gives a state machine it serves (for definitions that start another as a child). */
+export function localStepFunctionsArn(name: string, region = 'eu-west-1', account = '000000000000'): string {
+  return `arn:aws:states:${region}:${account}:stateMachine:${name}`;
+}
+
 export async function startLocalStepFunctions(machines: LocalMachine[], options: { region?: string; account?: string } = {}): Promise<LocalStepFunctions> {
   const region = options.region ?? 'eu-west-1';
   const account = options.account ?? '000000000000';
-  const arnOf = (name: string) => `arn:aws:states:${region}:${account}:stateMachine:${name}`;
+  const arnOf = (name: string) => localStepFunctionsArn(name, region, account);
   const byArn = new Map(machines.map((m) => [arnOf(m.name), m]));
   const executions = new Map<string, Execution>();
   const running = new Set<Promise<unknown>>();
   const created = Date.now() / 1000;
+  const children = new Map<string, string[]>();
 
   const operations: Record<string, (body: Record<string, unknown>) => unknown> = {
     ListStateMachines: () => ({
@@ -117,6 +125,25 @@ export async function startLocalStepFunctions(machines: LocalMachine[], options:
         region,
         account,
         stateMachineName: machine.name,
+        onChildExecution: (child) => {
+          const childName = child.executionArn.split(':').pop()!;
+          const childMachine = child.executionArn.split(':').slice(-2, -1)[0]!;
+          executions.set(child.executionArn, {
+            executionArn: child.executionArn,
+            stateMachineArn: arnOf(childMachine),
+            name: childName,
+            status: child.status,
+            startDate: (child.events[0]?.timestamp ?? Date.now()) / 1000,
+            stopDate: Date.now() / 1000,
+            input: JSON.stringify((child.events[0] as { input?: unknown } | undefined)?.input ?? {}),
+            ...(child.status === 'SUCCEEDED' ? { output: JSON.stringify(child.output ?? null) } : { error: child.error, cause: typeof child.cause === 'string' ? child.cause : JSON.stringify(child.cause ?? '') }),
+            events: child.events.flatMap((event, i) => {
+              const mapped = toHistoryEvent(event);
+              return mapped ? [{ id: i + 1, previousEventId: i, ...mapped } as HistoryEvent] : [];
+            }),
+          });
+          children.set(executionArn, [...(children.get(executionArn) ?? []), child.executionArn]);
+        },
         onEvent: (event) => {
           const mapped = toHistoryEvent(event);
           if (!mapped) return;
@@ -143,6 +170,20 @@ export async function startLocalStepFunctions(machines: LocalMachine[], options:
       running.add(run);
       void run.finally(() => running.delete(run));
       return { executionArn, startDate: execution.startDate };
+    },
+    ListExecutions: (body) => {
+      const arn = String(body.stateMachineArn);
+      if (!byArn.has(arn) && ![...executions.values()].some((e) => e.stateMachineArn === arn)) {
+        throw Object.assign(new Error(`State Machine Does Not Exist: '${arn}'`), { type: 'StateMachineDoesNotExist' });
+      }
+      const all = [...executions.values()]
+        .filter((e) => e.stateMachineArn === arn && (!body.statusFilter || e.status === body.statusFilter))
+        .sort((a, b) => b.startDate - a.startDate);
+      const start = body.nextToken ? Number(body.nextToken) : 0;
+      const max = Number(body.maxResults ?? 100) || 100;
+      const page = all.slice(start, start + max).map(({ executionArn, stateMachineArn, name, status, startDate, stopDate }) => ({ executionArn, stateMachineArn, name, status, startDate, stopDate }));
+      const next = start + page.length;
+      return { executions: page, ...(next < all.length ? { nextToken: String(next) } : {}) };
     },
     DescribeExecution: (body) => {
       const e = executions.get(String(body.executionArn));
@@ -188,6 +229,11 @@ export async function startLocalStepFunctions(machines: LocalMachine[], options:
     region,
     account,
     arnOf,
+    childExecutions: (executionArn) =>
+      (children.get(executionArn) ?? []).map((arn) => {
+        const e = executions.get(arn)!;
+        return { executionArn: arn, status: e.status, ...(e.output ? { output: JSON.parse(e.output) as unknown } : {}), ...(e.error ? { error: e.error } : {}) };
+      }),
     idle: async () => {
       while (running.size) await Promise.allSettled([...running]);
     },

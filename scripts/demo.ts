@@ -265,11 +265,12 @@ interface BackupResult {
     backupId?: string;
     error?: string;
     snapshot?: { id: string; region: string };
-    copy?: { ref?: { id: string; region: string } };
-    vault?: { vault?: { ref: { id: string; account: string; region: string; kmsKeyId?: string } } };
+    copy?: { poll?: { ref?: { id: string; region: string } } };
+    vault?: { vault?: { poll: { ref: { id: string; account: string; region: string; kmsKeyId?: string } } } };
   };
 }
-const backupResults = (run: Followed) => stateOutput<{ results: BackupResult[] }>(run, 'SummariseRun')?.results ?? [];
+/** Each database's result: the output of its child execution (backup-database). */
+const backupResults = (sfn: Sfn, run: Followed) => sfn.childExecutions(run.executionArn).map((c) => c.output as BackupResult).filter(Boolean);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -395,13 +396,13 @@ async function main(): Promise<void> {
   stage('backup', `plan "${PLAN}": a dump and an RDS snapshot of each database, as the 03:00 schedule starts it`);
   const input = backupRunInput(config, PLAN);
   const run = await step(`run the backup state machine (what \`lifeboat run backup --plan ${PLAN}\` prints)`, (s) => runWorkflow(sfn, sfnClient, 'backup', input, s.line));
-  const results = backupResults(run);
+  const results = backupResults(sfn, run);
   const shop = results.find((r) => r.databaseId === 'shop');
   const legacy = results.find((r) => r.databaseId === 'legacy');
   expect(run.status === 'FAILED' && run.error === 'BackupIncomplete', `the run should fail with BackupIncomplete because of legacy, but ended ${run.status} ${run.error ?? ''}`);
   expect(shop?.status === 'succeeded' && shop.dump.manifestKey, `shop did not back up: ${JSON.stringify(shop)}`);
   expect(shop.dump.vault === 'copied', `shop's dump was not copied to the vault: ${shop.dump.vault}`);
-  expect(shop.snapshot.status === 'succeeded' && shop.snapshot.vault?.vault?.ref, `shop's snapshot did not reach the vault: ${JSON.stringify(shop.snapshot)}`);
+  expect(shop.snapshot.status === 'succeeded' && shop.snapshot.vault?.vault?.poll?.ref, `shop's snapshot did not reach the vault: ${JSON.stringify(shop.snapshot)}`);
   expect(legacy?.dump.status === 'failed' && legacy.snapshot.status === 'succeeded', `legacy should fail its dump only: ${JSON.stringify(legacy)}`);
   const alerts = await step('read the on-call queue (SNS → SQS)', async (s) => {
     const received = await env.inbox.drain(1);
@@ -428,12 +429,12 @@ async function main(): Promise<void> {
     const head = await vaultS3.send(new HeadObjectCommand({ Bucket: env.vault.bucket, Key: keys.data }));
     expect(head.ObjectLockMode === 'COMPLIANCE' && head.ObjectLockRetainUntilDate, `the vault copy is not under Object Lock: ${head.ObjectLockMode}`);
     s.line(`          Object Lock ${head.ObjectLockMode} until ${head.ObjectLockRetainUntilDate.toISOString()}: nobody can delete or overwrite it before`);
-    const vaultRef = shop.snapshot.vault!.vault!.ref;
+    const vaultRef = shop.snapshot.vault!.vault!.poll.ref;
     const vaultRds = createRdsClient({ region: env.vault.region, credentials: env.vault.credentials });
     const [snapshot] = (await vaultRds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: vaultRef.id }))).DBSnapshots ?? [];
     expect(snapshot?.Status === 'available' && snapshot.DBSnapshotArn?.includes(`:${LOCAL_ACCOUNTS.vault}:`), `no available snapshot ${vaultRef.id} in the vault account`);
     s.line(`snapshot: ${snapshot.DBSnapshotIdentifier} in ${LOCAL_ACCOUNTS.vault}/${env.vault.region}, ${snapshot.Status}, under the vault's key`);
-    s.line(`          (source snapshot in ${LOCAL_REGIONS.source} → copy in ${shop.snapshot.copy?.ref?.region} under the shared key → shared → copied in by the vault's copier role)`);
+    s.line(`          (source snapshot in ${LOCAL_REGIONS.source} → copy in ${shop.snapshot.copy?.poll?.ref?.region} under the shared key → shared → copied in by the vault's copier role)`);
   });
   expect(manifest.encryption.recoveryKmsKeyArns?.includes(env.vault.recoveryKeyArn), 'the dump is not wrapped under the vault recovery key');
   const restoredFromVault = await step('break glass: restore the vault copy with the vault\'s credentials only, production\'s key disabled', async (s) => {
@@ -473,8 +474,8 @@ async function main(): Promise<void> {
       const previous = parseBackupIdTime(backupId)!.getTime();
       while (Date.now() < previous + 1000) await new Promise((r) => setTimeout(r, 50));
       const started = Date.now();
-      const more = await runWorkflow(sfn, sfnClient, 'backup', { ...input, databases: input.databases.filter((d) => d.id === 'shop') });
-      const r = backupResults(more)[0];
+      const more = await runWorkflow(sfn, sfnClient, 'backup', backupRunInput(config, PLAN, ['shop']));
+      const r = backupResults(sfn, more)[0];
       expect(more.status === 'SUCCEEDED' && r?.dump.vault === 'copied' && r.snapshot.status === 'succeeded', `backup ${night} of shop ended ${more.status} ${more.error ?? ''}`);
       s.line(`backup ${night}: ${more.status} in ${seconds(Date.now() - started)}: dump ${r.dump.backupId} (copied to the vault), snapshot ${r.snapshot.snapshot?.id}`);
       backupId = r.dump.backupId!;

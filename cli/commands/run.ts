@@ -1,6 +1,7 @@
 import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
+  ListExecutionsCommand,
   ListStateMachinesCommand,
   StartExecutionCommand,
   type HistoryEvent,
@@ -36,6 +37,63 @@ async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {
     nextToken = page.nextToken;
   } while (nextToken);
   throw new ConfigError('command line', [`no deployed state machine named "${name}" in this account and region: deploy the stack, or pass --state-machine-arn`]);
+}
+
+/** The per-database workflow a run starts as child executions, if the workflow has one. */
+const CHILD_WORKFLOWS: Partial<Record<Workflow, string>> = { backup: 'backup-database' };
+
+async function findOptionalStateMachine(sfn: SFNClient, name: string): Promise<string | undefined> {
+  try {
+    return await findStateMachine(sfn, name);
+  } catch (error) {
+    if (error instanceof ConfigError) return undefined;
+    throw error;
+  }
+}
+
+interface ChildReport {
+  databaseId: string;
+  status: string;
+  lines: string[];
+}
+
+/**
+ * The per-database child executions this run started, found as the console
+ * finds them: executions of the child state machine since the run started whose
+ * input names this run (AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID). For each
+ * database that failed, the failing states of its own history.
+ */
+async function childReports(sfn: SFNClient, childArn: string, parentArn: string, since: Date): Promise<ChildReport[]> {
+  const reports: ChildReport[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn: childArn, nextToken, maxResults: 100 }));
+    nextToken = page.nextToken;
+    const recent = (page.executions ?? []).filter((e) => !e.startDate || new Date(e.startDate).getTime() >= since.getTime() - 1000);
+    for (const execution of recent) {
+      const described = await sfn.send(new DescribeExecutionCommand({ executionArn: execution.executionArn! }));
+      const input = JSON.parse(described.input ?? '{}') as { AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID?: string; databaseId?: string };
+      if (input.AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID !== parentArn) continue;
+      const output = JSON.parse(described.output ?? 'null') as { status?: string } | null;
+      const status = described.status === 'SUCCEEDED' ? (output?.status ?? 'succeeded') : `execution ${described.status}`;
+      const lines: string[] = [];
+      if (status !== 'succeeded') {
+        let token: string | undefined;
+        do {
+          const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn: execution.executionArn!, nextToken: token, maxResults: 100 }));
+          for (const event of history.events ?? []) {
+            const line = describeEvent(event);
+            if (line && /FAILED|TIMED OUT|ABORTED/.test(line)) lines.push(line);
+          }
+          token = history.nextToken;
+        } while (token);
+      }
+      reports.push({ databaseId: input.databaseId ?? execution.name ?? '?', status, lines });
+    }
+    // Listed newest first: once a page is older than the run, the rest are too.
+    if (recent.length < (page.executions ?? []).length) break;
+  } while (nextToken);
+  return reports.sort((a, b) => a.databaseId.localeCompare(b.databaseId));
 }
 
 export function runInput(workflow: Workflow, config: LifeboatConfig, flags: Record<string, unknown>): unknown {
@@ -90,6 +148,9 @@ export async function runCommand(flags: Record<string, string | boolean | undefi
   const sfn = createSfnClient();
   const stateMachineArn = (flags['state-machine-arn'] as string | undefined) ?? (await findStateMachine(sfn, stateMachineName(config, workflow)));
   const input = runInput(workflow, config, flags);
+  const childWorkflow = CHILD_WORKFLOWS[workflow];
+  const childName = childWorkflow ? deployedWorkflowNames(config.name, childWorkflow).stateMachineName : undefined;
+  const startedAt = new Date();
   const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input), name: `cli-${workflow}-${Date.now()}` }));
   const executionArn = started.executionArn!;
   if (flags['no-wait']) return { json: { executionArn }, text: executionArn };
@@ -117,8 +178,16 @@ export async function runCommand(flags: Record<string, string | boolean | undefi
     // The token pages from the start; we skip what we've printed by event id.
     if (description.status !== 'RUNNING') {
       const ok = description.status === 'SUCCEEDED';
+      // Each database ran in its own child execution: say how each ended, and why the failed ones failed.
+      const childArn = childName ? await findOptionalStateMachine(sfn, childName) : undefined;
+      const databases = childArn ? await childReports(sfn, childArn, executionArn, startedAt) : [];
+      for (const report of databases) {
+        const block = [`database ${report.databaseId}: ${report.status}`, ...report.lines.map((l) => `    ${l}`)];
+        lines.push(...block);
+        if (!flags.json) process.stdout.write(`${block.join('\n')}\n`);
+      }
       const verdict = `${workflow} ${ok ? 'succeeded' : description.status}${description.error ? `: ${description.error}` : ''} (${executionArn})`;
-      const result = { executionArn, status: description.status, error: description.error, cause: description.cause, events: lines };
+      const result = { executionArn, status: description.status, error: description.error, cause: description.cause, databases, events: lines };
       if (!ok) throw Object.assign(new Error(verdict), { name: 'ExecutionFailed', result });
       return { json: result, text: verdict };
     }

@@ -96,11 +96,6 @@ export class TeardownIncompleteError extends LifeboatError {
   override readonly retryable = true;
 }
 
-/** A snapshot or snapshot copy is still being created; Step Functions retries the status check. */
-export class SnapshotNotReadyError extends LifeboatError {
-  override readonly retryable = true;
-}
-
 /** A snapshot or snapshot copy ended in a failed (or otherwise terminal, unusable) state. */
 export class SnapshotFailedError extends LifeboatError {}
 

@@ -1,9 +1,10 @@
-import { Duration, NestedStack } from 'aws-cdk-lib';
+import { CfnResource, Duration, NestedStack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { alarmDescription } from '../../functions/alert/alarm-event.ts';
-import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES } from '../../functions/lib/metrics/names.ts';
+import { alarmDescription, type AlarmMetadata } from '../../functions/alert/alarm-event.ts';
+import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES, type MetricName, type ServiceName } from '../../functions/lib/metrics/names.ts';
 import { routedAlarmName } from '../alarm-names.ts';
+import type { FreshnessKind, FreshnessWatch } from '../freshness.ts';
 
 /**
  * CloudWatch limits an alarm's evaluation range (period x evaluation periods)
@@ -67,23 +68,141 @@ export interface MonitoredDatabase {
   readonly rtoMinutes: number;
   /** Whether a dead man's switch watches it (some plan dumps it with backupAgeAlarm on). */
   readonly deadMansSwitch: boolean;
+  /**
+   * Staleness alarms beside the dead man's switch: snapshots, vault copies,
+   * drills (infra/freshness.ts computes them from the config).
+   * @default []
+   */
+  readonly freshness?: readonly FreshnessWatch[];
+}
+
+/** A metric with the exact dimension set Powertools' singleMetric() emits from `service` for one database. */
+export function databaseMetric(service: ServiceName, metricName: MetricName, databaseId: string, period: Duration, statistic: string = cloudwatch.Stats.SUM): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { [DIMENSIONS.service]: service, [DIMENSIONS.database]: databaseId },
+    statistic,
+    period,
+  });
 }
 
 /** The dump's success metric for one database: namespace and dimensions exactly as Powertools emits them. */
 export function backupSucceededMetric(databaseId: string, period: Duration): cloudwatch.Metric {
-  return new cloudwatch.Metric({
-    namespace: METRICS_NAMESPACE,
-    metricName: METRIC_NAMES.backupSucceeded,
-    dimensionsMap: { [DIMENSIONS.service]: SERVICE_NAMES.dump, [DIMENSIONS.database]: databaseId },
-    statistic: cloudwatch.Stats.SUM,
-    period,
-  });
+  return databaseMetric(SERVICE_NAMES.dump, METRIC_NAMES.backupSucceeded, databaseId, period);
 }
 
 function describeDuration(seconds: number): string {
   if (seconds % 86400 === 0) return `${seconds / 86400} d`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
   return `${Math.round(seconds / 60)} min`;
+}
+
+/**
+ * An alarm that fires when a success metric has no data point for a window
+ * sized like the dead man's switch (deadMansSwitchWindow): Sum < 1 in every
+ * one of N periods, missing data breaching, so a step that stops running
+ * alarms just like one that fails.
+ */
+function stalenessAlarm(
+  scope: Construct,
+  id: string,
+  props: { alarmName: string; windowMinutes: number; metric: (period: Duration) => cloudwatch.Metric; describe: (about: string) => string; metadata: AlarmMetadata },
+): cloudwatch.Alarm {
+  const window = deadMansSwitchWindow(props.windowMinutes);
+  if (!window) {
+    throw new Error(`${props.alarmName}: a ${props.windowMinutes} min window exceeds the ${MAX_DEAD_MANS_SWITCH_RPO_MINUTES} min CloudWatch can evaluate (7 days); infra/config.ts should have refused the config.`);
+  }
+  return new cloudwatch.Alarm(scope, id, {
+    alarmName: props.alarmName,
+    alarmDescription: alarmDescription(props.describe(describeDuration(window.periodSeconds * window.evaluationPeriods)), props.metadata),
+    metric: props.metric(Duration.seconds(window.periodSeconds)),
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    evaluationPeriods: window.evaluationPeriods,
+    datapointsToAlarm: window.evaluationPeriods,
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  });
+}
+
+/** Each staleness kind: its alarm name part, the success metric it watches, and what the alert says. */
+export const FRESHNESS_ALARMS: Record<
+  FreshnessKind,
+  {
+    readonly alarm: string;
+    readonly service: ServiceName;
+    readonly metric: MetricName;
+    readonly kind: AlarmMetadata['kind'];
+    readonly failure: string;
+    readonly what: (databaseId: string, plans: string, about: string, basis: string) => string;
+    readonly nextStep: (databaseId: string, planId: string) => string;
+  }
+> = {
+  snapshot: {
+    alarm: 'snapshot-late',
+    service: SERVICE_NAMES.snapshot,
+    metric: METRIC_NAMES.snapshotSucceeded,
+    kind: 'backup-late',
+    failure: 'NoSnapshotWithinRpo',
+    what: (db, plans, about, basis) =>
+      `No snapshot of database "${db}" (plan ${plans}) has become available for about ${about} (${basis}). Missing data counts as late: snapshots may be failing, or not running at all.`,
+    nextStep: (_db, plan) => `check the snapshot branch of plan ${plan}'s last backup execution and the RDS events, then run \`lifeboat run backup --plan ${plan}\` and \`lifeboat status\`.`,
+  },
+  'vault-dump': {
+    alarm: 'vault-copy-late',
+    service: SERVICE_NAMES.vaultCopy,
+    metric: METRIC_NAMES.vaultCopySucceeded,
+    kind: 'backup-late',
+    failure: 'NoVaultCopyWithinRpo',
+    what: (db, plans, about, basis) =>
+      `No dump of database "${db}" (plan ${plans}) has reached the vault for about ${about} (${basis}). Missing data counts as late: the vault copy may be failing (copier role, vault bucket, route to the vault region), or backups are not running.`,
+    nextStep: (_db, plan) => `check the CopyDumpToVault step of plan ${plan}'s last backup execution, then run \`lifeboat run backup --plan ${plan}\` and \`lifeboat status\` (vault copies).`,
+  },
+  'vault-snapshot': {
+    alarm: 'vault-snapshot-late',
+    service: SERVICE_NAMES.snapshot,
+    metric: METRIC_NAMES.vaultSnapshotCopied,
+    kind: 'backup-late',
+    failure: 'NoVaultSnapshotCopyWithinRpo',
+    what: (db, plans, about, basis) =>
+      `No snapshot copy of database "${db}" (plan ${plans}) has become available in the vault for about ${about} (${basis}). Missing data counts as late: sharing or copying into the vault may be failing, or snapshots are not running.`,
+    nextStep: (_db, plan) => `check the share and vault-copy steps of plan ${plan}'s last backup execution (keys shared with the vault account, copy quotas), then run \`lifeboat run backup --plan ${plan}\`.`,
+  },
+  drill: {
+    alarm: 'drill-late',
+    service: SERVICE_NAMES.drill,
+    metric: METRIC_NAMES.drillCompleted,
+    kind: 'drill-failed',
+    failure: 'NoDrillResult',
+    what: (db, _plans, about, basis) =>
+      `No restore drill of database "${db}" has reported a result for about ${about} (${basis}). Missing data counts as late: the drill schedule may be disabled or the drill workflow broken, so nothing proves the backups restore.`,
+    nextStep: (db) => `check the drill schedule and the last drill execution, then run \`lifeboat run drill --database ${db}\` and \`lifeboat status\`.`,
+  },
+};
+
+/** Per-database staleness alarms (FRESHNESS_ALARMS), routed to the alert function by name like every lifeboat alarm. */
+export class FreshnessAlarms extends Construct {
+  /** Kind → database id → alarm. */
+  public readonly alarms = new Map<FreshnessKind, Map<string, cloudwatch.Alarm>>();
+
+  constructor(scope: Construct, id: string, props: DatabaseAlarmsProps) {
+    super(scope, id);
+    for (const database of props.databases) {
+      for (const watch of database.freshness ?? []) {
+        const spec = FRESHNESS_ALARMS[watch.kind];
+        const plans = watch.planIds.join(', ');
+        const alarm = stalenessAlarm(this, `${spec.alarm}-${database.id}`, {
+          alarmName: routedAlarmName(props.deploymentName, spec.alarm, database.id),
+          windowMinutes: watch.windowMinutes,
+          metric: (period) => databaseMetric(spec.service, spec.metric, database.id, period),
+          describe: (about) => spec.what(database.id, plans, about, watch.basis),
+          metadata: { kind: spec.kind, failure: spec.failure, databaseId: database.id, planId: watch.planIds[0], nextStep: spec.nextStep(database.id, watch.planIds[0] ?? '') },
+        });
+        if (!this.alarms.has(watch.kind)) this.alarms.set(watch.kind, new Map());
+        this.alarms.get(watch.kind)!.set(database.id, alarm);
+      }
+    }
+  }
 }
 
 export interface DatabaseAlarmsProps {
@@ -151,8 +270,9 @@ export class DatabaseAlarms extends Construct {
   /**
    * Hook for the drill workflow: an alarm per database when a drill reports
    * `DrillObjectiveMissed` = 1 (measured RTO or RPO over the plan's target).
-   * Missing data is not breaching: a drill that stops running is the drill
-   * schedule's failure alarm's business.
+   * Missing data is not breaching: the metric comes only with a measured
+   * drill. A drill that stops running is the `drill-late` staleness alarm's
+   * business (FRESHNESS_ALARMS.drill, on DrillCompleted).
    *
    * @param serviceName POWERTOOLS_SERVICE_NAME of the function that publishes the drill metrics
    */
@@ -199,6 +319,26 @@ export class DatabaseAlarms extends Construct {
 export const ALARM_SHARDS = 8;
 /** Databases per shard before synth refuses (2 alarms each stays far below 500 resources). */
 export const MAX_DATABASES_PER_SHARD = 200;
+/**
+ * Shards of the staleness alarms (`FreshnessAlarms<shard>`, up to 4 per
+ * database), apart from the dead man's switch shards so those never move.
+ * 16 shards of at most 500 resources hold about 1,500 fully watched databases.
+ */
+export const FRESHNESS_SHARDS = 16;
+/** CloudFormation's resource limit per stack (nested stacks included). */
+export const MAX_RESOURCES_PER_STACK = 500;
+
+/** Synth fails when a nested alarm stack would exceed CloudFormation's 500 resources, naming the stack and the way out. */
+function limitResources(stack: NestedStack, what: string): void {
+  stack.node.addValidation({
+    validate: () => {
+      const resources = stack.node.findAll().filter((c) => c instanceof CfnResource).length;
+      return resources > MAX_RESOURCES_PER_STACK
+        ? [`${what} holds ${resources} resources; CloudFormation allows ${MAX_RESOURCES_PER_STACK} per stack. Split the databases over more sources, or raise the shard count in infra/constructs/database-alarms.ts (alarms then move: deploy into a fresh stack).`]
+        : [];
+    },
+  });
+}
 
 /** FNV-1a: a stable, well-spread shard for a database id. */
 export function shardOf(databaseId: string, shards: number = ALARM_SHARDS): number {
@@ -213,12 +353,16 @@ export function shardOf(databaseId: string, shards: number = ALARM_SHARDS): numb
 export interface ShardedDatabaseAlarmsProps extends DatabaseAlarmsProps {
   /** @default ALARM_SHARDS */
   readonly shards?: number;
+  /** @default FRESHNESS_SHARDS */
+  readonly freshnessShards?: number;
 }
 
 /** DatabaseAlarms for any number of databases, in nested stacks `DatabaseAlarms<shard>`. */
 export class ShardedDatabaseAlarms extends Construct {
   /** Shard number → the nested stack and its alarms (only non-empty shards exist). */
   public readonly shards = new Map<number, { stack: NestedStack; alarms: DatabaseAlarms }>();
+  /** Shard number → the nested stack of staleness alarms (only shards with alarms exist). */
+  public readonly freshnessShards = new Map<number, { stack: NestedStack; alarms: FreshnessAlarms }>();
 
   constructor(scope: Construct, id: string, props: ShardedDatabaseAlarmsProps) {
     super(scope, id);
@@ -237,8 +381,27 @@ export class ShardedDatabaseAlarms extends Construct {
       const stack = new NestedStack(this, `DatabaseAlarms${shard}`, {
         description: `lifeboat ${props.deploymentName}: per-database alarms, shard ${shard} of ${count}.`,
       });
+      limitResources(stack, `Nested stack DatabaseAlarms${shard}`);
       this.shards.set(shard, { stack, alarms: new DatabaseAlarms(stack, 'Alarms', { deploymentName: props.deploymentName, databases }) });
     }
+    const freshnessCount = props.freshnessShards ?? FRESHNESS_SHARDS;
+    const watched = new Map<number, MonitoredDatabase[]>();
+    for (const database of props.databases.filter((d) => (d.freshness ?? []).length > 0)) {
+      const shard = shardOf(database.id, freshnessCount);
+      watched.set(shard, [...(watched.get(shard) ?? []), database]);
+    }
+    for (const [shard, databases] of [...watched].sort(([a], [b]) => a - b)) {
+      const stack = new NestedStack(this, `FreshnessAlarms${shard}`, {
+        description: `lifeboat ${props.deploymentName}: per-database snapshot, vault copy and drill staleness alarms, shard ${shard} of ${freshnessCount}.`,
+      });
+      limitResources(stack, `Nested stack FreshnessAlarms${shard}`);
+      this.freshnessShards.set(shard, { stack, alarms: new FreshnessAlarms(stack, 'Alarms', { deploymentName: props.deploymentName, databases }) });
+    }
+  }
+
+  /** Every staleness alarm of one kind, by database id. */
+  public staleness(kind: FreshnessKind): Map<string, cloudwatch.Alarm> {
+    return new Map([...this.freshnessShards.values()].flatMap(({ alarms }) => [...(alarms.alarms.get(kind) ?? [])]));
   }
 
   /** Every database's dead man's switch. */

@@ -62,7 +62,7 @@ export class ScheduledWorkflow extends Construct {
     if (bytes > MAX_SCHEDULE_INPUT_BYTES) {
       throw new Error(
         `${this.node.path}: the schedule input is ${bytes} bytes; EventBridge Scheduler and Step Functions accept at most ${MAX_SCHEDULE_INPUT_BYTES}. ` +
-          'Pass a reference instead (the backup workflow loads its plan from an S3 object: see docs/limits.md).',
+          'Pass names instead: workflow inputs name a plan or databases, and the functions read the rest from the deployed config object (docs/limits.md).',
       );
     }
     const window = props.schedule.flexibleWindowMinutes ?? 0;

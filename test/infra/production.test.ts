@@ -40,16 +40,17 @@ const props = (resource: { Properties?: Record<string, unknown> }) => resource.P
 /** The production side: the source stacks and their nested stacks (not the vault, which is the vault account's). */
 const productionTemplates = () => templates.filter((t) => !t.file.startsWith('acme-lifeboat-vault'));
 
-/** A schedule's databases: inline, or from the plan's input asset when the schedule passes a reference (LoadPlanInput). */
+/** A schedule's databases: the plan it names, resolved from the stack's deployed config object (as the plan function does). */
 function scheduledDatabases(stack: SourceStack): Array<{ id: string; connection: { sslMode: string } }> {
+  const { asset } = stack.deploymentConfig;
+  const path = join(synthesized.outdir, `asset.${asset.assetHash}.json`);
+  expect(existsSync(path), path).toBe(true);
+  const deployed = JSON.parse(readFileSync(path, 'utf8')) as { databases: Array<{ id: string; connection: { sslMode: string } }>; plans: Array<{ id: string; databases: string[] }> };
   return Object.values(Template.fromStack(stack).findResources('AWS::Scheduler::Schedule')).flatMap((r) => {
-    const input = JSON.parse(r.Properties.Target.Input as string) as { planId?: string; databases?: Array<{ id: string; connection: { sslMode: string } }>; planInput?: { key: string } };
-    if (input.databases) return input.databases;
-    if (!input.planInput) return [];
-    const asset = [...(stack.planInputs?.assets.values() ?? [])].find((a) => a.s3ObjectKey === input.planInput!.key)!;
-    const path = join(synthesized.outdir, `asset.${asset.assetHash}.json`);
-    expect(existsSync(path), path).toBe(true);
-    return (JSON.parse(readFileSync(path, 'utf8')) as { databases: Array<{ id: string; connection: { sslMode: string } }> }).databases;
+    const input = JSON.parse(r.Properties.Target.Input as string) as { planId?: string; targets?: unknown };
+    if (!input.planId || input.targets) return [];
+    const plan = deployed.plans.find((p) => p.id === input.planId);
+    return (plan?.databases ?? []).map((id) => deployed.databases.find((d) => d.id === id)!);
   });
 }
 
@@ -339,7 +340,7 @@ describe('Fargate dump task', () => {
     expect(accessStatements(logicalIdOf(primary.dumpFunction.role)).length).toBeGreaterThan(5);
   });
 
-  it('may report only to the backup state machine, and the backup role cannot decrypt: the task role neither', () => {
+  it('may report only to the per-database backup state machine that starts it, and cannot decrypt', () => {
     const statements = Object.values(template.findResources('AWS::IAM::Policy'))
       .filter((p) => JSON.stringify(p.Properties.Roles).includes(logicalIdOf(primary.fargateDump!.taskRole)))
       .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
@@ -347,18 +348,18 @@ describe('Fargate dump task', () => {
       {
         Effect: 'Allow',
         Action: ['states:SendTaskFailure', 'states:SendTaskHeartbeat', 'states:SendTaskSuccess'],
-        Resource: 'arn:aws:states:eu-west-1:111111111111:stateMachine:acme-lifeboat-backup',
+        Resource: 'arn:aws:states:eu-west-1:111111111111:stateMachine:acme-lifeboat-backup-database',
       },
     ]);
     const envelopeKey = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(primary.storage.envelopeKey), 'Arn'] });
     expect(statements.filter((st) => statementCoversAction(st, 'kms:Decrypt') && JSON.stringify(st.Resource).includes(envelopeKey))).toEqual([]);
   });
 
-  it('gives the backup definition the Fargate task, with RunTask in that cluster and PassRole to ECS tasks only', () => {
+  it('gives the per-database backup definition the Fargate task, with RunTask in that cluster and PassRole to ECS tasks only', () => {
     // Prepare
     const stack = primary;
-    const machine = template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(stack.backup.stateMachine)]!;
-    const backupRole = logicalIdOf(stack.backup.stateMachine.role);
+    const machine = template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(stack.backupDatabase.stateMachine)]!;
+    const backupRole = logicalIdOf(stack.backupDatabase.stateMachine.role);
     const statements = Object.values(template.findResources('AWS::IAM::Policy'))
       .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: backupRole }]))
       .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);

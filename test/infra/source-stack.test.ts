@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { placeholders, stateMachinePath } from '../../state-machines/definitions.ts';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +9,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Duration } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { withExecutionTimeout } from '../../infra/constructs/monitored-state-machine.ts';
-import { backupRunInput } from '../../events/schedules.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { exampleConfigJson, logicalIdOf, repoRoot, synthApp, type Synthesized } from './helpers/app.ts';
 import { describeGrants, findGrants, type CfnTemplateJson } from './helpers/iam-walker.ts';
@@ -39,7 +39,7 @@ beforeAll(() => {
   // The example config with CDK's own NodejsFunction bundling, exactly as `cdk synth`.
   synthesized = synthApp({ realBundling: true });
   template = synthesized.template;
-  variantSynth = synthApp({ config: variantConfig(), planInputs: 's3' });
+  variantSynth = synthApp({ config: variantConfig() });
   variant = variantSynth.template;
 });
 
@@ -176,10 +176,7 @@ describe('source stack: schedules', () => {
     });
   });
 
-  it('starts the backup state machine with the plan id, its max concurrency and its parsed databases', () => {
-    // Prepare
-    const expected = backupRunInput(parseConfig(exampleConfigJson()), 'nightly');
-
+  it('starts the backup state machine with the plan id only', () => {
     // Act
     const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule'));
     const target = schedules.find((r) => JSON.stringify(r.Properties.Target.Arn) === JSON.stringify({ Ref: logicalIdOf(synthesized.stack.backup.stateMachine) }))?.Properties
@@ -188,41 +185,31 @@ describe('source stack: schedules', () => {
     // Assess
     expect(target.Arn).toEqual({ Ref: logicalIdOf(synthesized.stack.backup.stateMachine) });
     expect(target.RoleArn).toEqual({ 'Fn::GetAtt': [logicalIdOf(synthesized.stack.schedulerRole), 'Arn'] });
-    const planInputs = synthesized.stack.planInputs;
-    if (planInputs) {
-      // The definition loads the run input from S3 (LoadPlanInput): the schedule passes only where it is.
-      const location = synthesized.stack.resolve(planInputs.location('nightly')) as unknown;
-      expect(JSON.parse(target.Input)).toEqual({ planId: 'nightly', planInput: expect.anything() });
-      expect(location).toBeDefined();
-      const asset = readFileSync(join(synthesized.outdir, `asset.${planInputs.assets.get('nightly')!.assetHash}.json`), 'utf8');
-      expect(JSON.parse(asset)).toEqual(expected);
-    } else {
-      expect(JSON.parse(target.Input)).toEqual(expected);
-    }
-    expect(expected).toMatchObject({ planId: 'nightly', maxConcurrency: 4 });
+    expect(JSON.parse(target.Input)).toEqual({ planId: 'nightly' });
   });
 
-  it('can pass only a reference to the plan\'s run input (an S3 asset) that the state machine may read, nothing more', () => {
-    // Prepare: the variant synth keeps plan inputs in S3 (planInputs: 's3').
+  it('publishes the deployed config as one object whose sha256 each reader has in its environment, and lets only those read it', () => {
+    // Prepare
     const stack = variantSynth.stack;
-    const asset = stack.planInputs!.assets.get('nightly')!;
+    const { asset, sha256 } = stack.deploymentConfig;
 
     // Act
-    const target = Object.values(variant.findResources('AWS::Scheduler::Schedule')).find(
-      (r) => JSON.stringify(r.Properties.Target.Arn) === JSON.stringify({ Ref: logicalIdOf(stack.backup.stateMachine) }),
-    )!.Properties.Target as { Input: string };
-    const stored = JSON.parse(readFileSync(join(variantSynth.outdir, `asset.${asset.assetHash}.json`), 'utf8')) as unknown;
-    const reads = Object.values(variant.findResources('AWS::IAM::Policy'))
-      .filter((p) => JSON.stringify(p.Properties.Roles).includes(logicalIdOf(stack.backup.stateMachine.role)))
-      .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>)
-      .filter((st) => st.Action === 's3:GetObject');
+    const stored = readFileSync(join(variantSynth.outdir, `asset.${asset.assetHash}.json`));
+    const functions = Object.values(variant.findResources('AWS::Lambda::Function'));
+    const readers = functions.filter((f) => f.Properties.Environment?.Variables?.LIFEBOAT_CONFIG_SHA256 !== undefined);
+    const grants = Object.values(variant.findResources('AWS::IAM::Policy'))
+      .flatMap((p) => (p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>).map((st) => ({ roles: p.Properties.Roles, st })))
+      .filter(({ st }) => JSON.stringify(st.Resource).includes(asset.s3ObjectKey));
 
-    // Assess
-    expect(Object.keys(JSON.parse(target.Input) as object).sort()).toEqual(['planId', 'planInput']);
-    expect(target.Input).toContain(asset.s3ObjectKey);
-    expect(stored).toEqual(backupRunInput(parseConfig(variantConfig()), 'nightly'));
-    expect(reads).toHaveLength(1);
-    expect(JSON.stringify(reads[0]!.Resource)).toContain(`/${asset.s3ObjectKey}`);
+    // Assess: the bytes are the validated config, the hash matches them, and no secret is in them.
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(sha256);
+    expect(JSON.parse(stored.toString('utf8'))).toEqual(parseConfig(variantConfig()));
+    expect(stored.toString('utf8')).not.toMatch(/password/i);
+    // The runners that resolve databases or plans read it: dump, plan and snapshot functions.
+    expect(readers.length).toBeGreaterThanOrEqual(2);
+    for (const f of readers) expect(f.Properties.Environment.Variables.LIFEBOAT_CONFIG_SHA256).toBe(sha256);
+    expect(grants.length).toBe(readers.length);
+    for (const { st } of grants) expect(st.Action).toBe('s3:GetObject');
   });
 
   it('runs a plan without a flexible window exactly on time, in UTC by default', () => {
@@ -255,17 +242,41 @@ describe('source stack: schedules', () => {
 });
 
 describe('source stack: backup state machine', () => {
-  it('inlines the shared definition, named for operators, with the dump and alert function ARNs substituted', () => {
-    const functions = synthesized.stack;
+  it('inlines the shared definitions, named for operators, with the function and child state machine ARNs substituted', () => {
+    const stack = synthesized.stack;
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
       StateMachineName: 'acme-lifeboat-backup',
       // The file as it is, with the execution timeout (24 h) CDK leaves out of string definitions.
       DefinitionString: withExecutionTimeout(readFileSync(stateMachinePath('backup'), 'utf8'), Duration.hours(24), 'backup'),
       DefinitionSubstitutions: {
-        DumpFunctionArn: { 'Fn::GetAtt': [logicalIdOf(functions.dumpFunction.function), 'Arn'] },
-        AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(functions.alertFunction.function), 'Arn'] },
+        PlanFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.planFunction.function), 'Arn'] },
+        AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
+        BackupDatabaseStateMachineArn: { Ref: logicalIdOf(stack.backupDatabase.stateMachine) },
       },
     });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineName: 'acme-lifeboat-backup-database',
+      DefinitionString: withExecutionTimeout(readFileSync(stateMachinePath('backup-database'), 'utf8'), Duration.hours(24), 'backup-database'),
+      DefinitionSubstitutions: Match.objectLike({
+        DumpFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.dumpFunction.function), 'Arn'] },
+        AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
+      }),
+    });
+  });
+
+  it('lets the backup workflow start and follow its per-database child executions, nothing more', () => {
+    // Prepare
+    const stack = synthesized.stack;
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: logicalIdOf(stack.backup.stateMachine.role) }]))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>);
+    const on = (action: string) => statements.filter((st) => [st.Action].flat().includes(action)).flatMap((st) => [st.Resource].flat());
+
+    // Assess
+    expect(on('states:StartExecution')).toEqual([{ Ref: logicalIdOf(stack.backupDatabase.stateMachine) }]);
+    expect(JSON.stringify(on('states:DescribeExecution'))).toContain(':execution:acme-lifeboat-backup-database:*');
+    expect(JSON.stringify(on('states:StopExecution'))).toContain(':execution:acme-lifeboat-backup-database:*');
+    expect(JSON.stringify(on('events:PutRule'))).toContain('rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
   });
 
   it('logs every event without execution data and traces with X-Ray', () => {
@@ -287,11 +298,11 @@ describe('source stack: backup state machine', () => {
     // Prepare: the functions behind the definition's placeholders.
     const stack = synthesized.stack;
     const called = [stack.dumpFunction, stack.alertFunction, stack.snapshotFunction, stack.vaultCopyFunction].flatMap((f) => (f ? [f] : []));
-    expect(called.length).toBe(placeholders('backup').filter((p) => p.endsWith('FunctionArn')).length);
+    expect(called.length).toBe(placeholders('backup-database').filter((p) => p.endsWith('FunctionArn')).length);
 
     // Act
     const statements = Object.values(template.findResources('AWS::IAM::Policy'))
-      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: logicalIdOf(stack.backup.stateMachine.role) }]))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: logicalIdOf(stack.backupDatabase.stateMachine.role) }]))
       .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>)
       .filter((st) => st.Action === 'lambda:InvokeFunction');
 
@@ -479,9 +490,10 @@ describe('the dump role', () => {
     expect(grants, `the dump role can decrypt envelope data keys:\n${describeGrants(grants)}`).toEqual([]);
   });
 
-  it('cannot delete, read or change the retention of any object', () => {
-    // Act
+  it('cannot delete, read or change the retention of any backup object', () => {
+    // Act: in the backup bucket (it reads one object elsewhere: the deployed config).
     const grants = findGrants(json, dumpRole, {
+      on: { logicalId: logicalIdOf(synthesized.stack.storage.bucket) },
       actions: [
         's3:DeleteObject',
         's3:DeleteObjectVersion',

@@ -1,7 +1,6 @@
 import '../../local/promise-with-resolvers.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -10,9 +9,9 @@ import { runFargateDumpTask, TASK_INPUT_ENV, TASK_TOKEN_ENV, type DumpRunner } f
 import { createDumpHandler } from '../../functions/dump/handler.ts';
 import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
-import { databaseSchema, type DatabaseConfig } from '../../functions/lib/config/schema.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
 import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine, type LocalRunResult, type TaskHandler } from '../../local/state-machine-runner.ts';
+import { deployedConfig } from '../harness/config.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
@@ -20,23 +19,18 @@ import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { alertInbox } from './drill-harness.ts';
 
 /**
- * The backup definition as the source stack deploys it, executed locally with
- * the real handlers against the suite's PostgreSQL and moto:
- *
- * - a database on `dump.runner: 'fargate'` goes through DumpDatabaseOnFargate
- *   (`ecs:runTask.waitForTaskToken`), whose local handler runs the container's
- *   entrypoint (functions/dump/fargate-task.ts) in-process with the overrides
- *   the state machine sets, and returns what the task reports with its token;
- * - a schedule that passes only `planInput` makes LoadPlanInput read the plan
- *   from S3 (moto) first.
- *
- * `$$.Task.Token` needs a Task context, which the shared local runner does not
- * set, so these runs use aws-local-stepfunctions directly (same options).
+ * The per-database backup definition (backup-database) as the source stack
+ * deploys it, executed locally with the real handlers against the suite's
+ * PostgreSQL and moto: a database on `dump.runner: 'fargate'` goes through
+ * DumpDatabaseOnFargate (`ecs:runTask.waitForTaskToken`), whose local handler
+ * runs the container's entrypoint (functions/dump/fargate-task.ts) in-process
+ * with the overrides the state machine sets, and returns what the task reports
+ * with its token. The databases' connections come from the deployed config;
+ * the execution input names them only.
  */
 
 const clients = testClients();
 const ECS_RUN_TASK = 'arn:aws:states:::ecs:runTask.waitForTaskToken';
-const S3_GET_OBJECT = 'arn:aws:states:::aws-sdk:s3:getObject';
 const FARGATE = {
   DumpClusterArn: 'arn:aws:ecs:eu-west-1:111111111111:cluster/acme-lifeboat',
   DumpTaskDefinitionArn: 'arn:aws:ecs:eu-west-1:111111111111:task-definition/acme-lifeboat-dump:3',
@@ -72,22 +66,31 @@ afterAll(async () => {
   for (const db of dbs) await db.drop();
 });
 
-const database = (id: string, name: string, secretArn: string, runner: 'lambda' | 'fargate'): DatabaseConfig =>
-  databaseSchema.parse({ id, connection: { database: name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, dump: { runner } });
+const database = (id: string, name: string, secretArn: string, runner: 'lambda' | 'fargate') => ({ id, connection: { database: name, secretArn, sslMode: 'disable' as const, connectTimeoutSeconds: 3 }, dump: { runner } });
+
+/** What the plan's Map hands each child execution (see state-machines/backup.asl.json). */
+const childInput = (databaseId: string, dumpRunner: 'lambda' | 'fargate') => ({
+  planId: 'nightly',
+  databaseId,
+  dumpRunner,
+  takeDump: true,
+  takeSnapshot: false,
+  executionId: 'arn:aws:states:eu-west-1:111111111111:execution:acme-lifeboat-backup:nightly-1',
+  executionStartTime: new Date().toISOString(),
+});
 
 /** The shared local runner, with the task token the Fargate branch hands its container, and no retry delays. */
 function run(definition: Record<string, unknown>, input: unknown, resources: Record<string, TaskHandler>, taskToken: string): Promise<LocalRunResult> {
-  return runLocalStateMachine(definition, input, { resources, taskToken, timeScale: LOCAL_TIME_SCALE, stateMachineName: 'acme-lifeboat-backup' });
+  return runLocalStateMachine(definition, input, { resources, taskToken, timeScale: LOCAL_TIME_SCALE, stateMachineName: 'acme-lifeboat-backup-database' });
 }
 
-function handlers() {
+function handlers(databases: ReturnType<typeof database>[]) {
   const logger = new Logger({ serviceName: 'lifeboat-test', logLevel: 'WARN' });
   const metrics = new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-dump' });
-  const dump = createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn }, logger, metrics });
+  const dump = createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn }, config: deployedConfig(databases), logger, metrics });
   const vaultCopy = createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: (region, credentials) => createS3Client({ region, credentials }), logger, metrics });
   const lambdaDumps: string[] = [];
   const tasks: Array<{ parameters: Record<string, any>; reported: SendTaskSuccessCommand | SendTaskFailureCommand }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const loads: unknown[] = [];
 
   /** ECS RunTask with a task token: start "the container" with the overrides, wait for what it reports. */
   const runTask: TaskHandler = async (parameters) => {
@@ -108,22 +111,12 @@ function handlers() {
     throw Object.assign(new Error(reported.input.cause), { name: reported.input.error });
   };
 
-  /** The aws-sdk:s3:getObject integration: Body as a string. */
-  const getObject: TaskHandler = async (parameters) => {
-    loads.push(parameters);
-    const { Bucket, Key } = parameters as { Bucket: string; Key: string };
-    const out = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
-    return { Body: await out.Body!.transformToString(), ContentType: out.ContentType, ContentLength: out.ContentLength };
-  };
-
   return {
     lambdaDumps,
     tasks,
-    loads,
     resources: (alert: TaskHandler): Record<string, TaskHandler> => ({
       [ECS_RUN_TASK]: runTask,
-      [S3_GET_OBJECT]: getObject,
-      [arns.DumpFunctionArn]: async (event) => (lambdaDumps.push((event as { database: { id: string } }).database.id), asLocalTask('dump', dump)(event)),
+      [arns.DumpFunctionArn]: async (event) => (lambdaDumps.push((event as { databaseId: string }).databaseId), asLocalTask('dump', dump)(event)),
       [arns.VaultCopyFunctionArn]: asLocalTask('vault-copy', vaultCopy),
       [arns.AlertFunctionArn]: alert,
     }),
@@ -133,35 +126,32 @@ function handlers() {
 const entered = (r: LocalRunResult, state: string) => r.events.filter((e) => e.type === 'StateEntered' && e.state?.name === state);
 type Result = { databaseId: string; status: string; dump: { status: string; backupId?: string; manifestKey?: string; vault?: string; error?: string } };
 
-describe('the backup definition with a database on Fargate', () => {
+describe('the per-database backup definition with a database on Fargate', () => {
   it('dumps the Fargate database through ECS RunTask with its task token and the Lambda one through the function, both committed', async () => {
     // Prepare
-    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
-    const h = handlers();
-    const input = {
-      planId: 'nightly',
-      maxConcurrency: 2,
-      dump: true,
-      snapshot: false,
-      databases: [database('orders', dbs[0]!.name, goodSecret, 'fargate'), database('billing', dbs[1]!.name, goodSecret, 'lambda')],
-    };
+    const definition = synthesizedDefinition('backup-database', { ...arns, ...FARGATE });
+    const databases = [database('orders', dbs[0]!.name, goodSecret, 'fargate'), database('billing', dbs[1]!.name, goodSecret, 'lambda')];
+    const h = handlers(databases);
+    const resources = h.resources(async () => ({ messageId: 'unexpected' }));
 
-    // Act
-    const { result: r } = await capturingOutput(() => run(definition, input, h.resources(async () => ({ messageId: 'unexpected' })), 'token-orders-1'));
+    // Act: the two child executions the plan's Map would start.
+    const { result: [orders, billing] } = await capturingOutput(() =>
+      Promise.all([run(definition, childInput('orders', 'fargate'), resources, 'token-orders-1'), run(definition, childInput('billing', 'lambda'), resources, 'token-billing-1')]),
+    );
 
-    // Assess: both succeeded, each on its runner; no plan was loaded (the input carries the databases).
-    expect(r.status, String(r.cause)).toBe('SUCCEEDED');
-    const results = (r.output as { results: Result[] }).results;
+    // Assess: both succeeded, each on its runner.
+    for (const r of [orders!, billing!]) expect(r.status, String(r.cause)).toBe('SUCCEEDED');
+    const results = [orders!.output as Result, billing!.output as Result];
     expect(results.map((x) => [x.databaseId, x.status, x.dump.status, x.dump.vault])).toEqual([
       ['orders', 'succeeded', 'succeeded', 'skipped'],
       ['billing', 'succeeded', 'succeeded', 'skipped'],
     ]);
     expect(h.lambdaDumps).toEqual(['billing']);
     expect(h.tasks).toHaveLength(1);
-    expect(entered(r, 'LoadPlanInput')).toEqual([]);
-    expect(entered(r, 'DumpDatabaseOnFargate')).toHaveLength(1);
+    expect(entered(orders!, 'DumpDatabaseOnFargate')).toHaveLength(1);
+    expect(entered(billing!, 'DumpDatabaseOnFargate')).toEqual([]);
 
-    // Assess: RunTask got the cluster, task definition, private subnets and the container overrides.
+    // Assess: RunTask got the cluster, task definition, private subnets and the container overrides; the task input names the database only.
     const { parameters, reported } = h.tasks[0]!;
     expect(parameters).toEqual({
       Cluster: FARGATE.DumpClusterArn,
@@ -171,7 +161,8 @@ describe('the backup definition with a database on Fargate', () => {
       Overrides: { ContainerOverrides: [{ Name: 'dump', Environment: [{ Name: TASK_TOKEN_ENV, Value: 'token-orders-1' }, { Name: TASK_INPUT_ENV, Value: expect.any(String) }] }] },
     });
     const taskInput = JSON.parse(parameters.Overrides.ContainerOverrides[0].Environment[1].Value as string) as Record<string, unknown>;
-    expect(taskInput).toEqual({ planId: 'nightly', database: input.databases[0], executionId: r.executionArn });
+    expect(taskInput).toEqual({ planId: 'nightly', databaseId: 'orders', executionId: childInput('orders', 'fargate').executionId });
+    expect(JSON.stringify(taskInput)).not.toContain(goodSecret);
     expect(reported).toBeInstanceOf(SendTaskSuccessCommand);
     expect(reported.input.taskToken).toBe('token-orders-1');
 
@@ -179,74 +170,31 @@ describe('the backup definition with a database on Fargate', () => {
     const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'backups/' }));
     const manifests = (listed.Contents ?? []).map((o) => o.Key!).filter((k) => k.endsWith('manifest.json'));
     expect(manifests.map((k) => k.split('/')[1]).sort()).toEqual(['billing', 'orders']);
-    const orders = results[0]!.dump;
-    expect(manifests).toContain(orders.manifestKey);
-    const manifest = JSON.parse(await (await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: orders.manifestKey! }))).Body!.transformToString()) as { inventory: { tables: unknown[] } };
+    const ordersDump = results[0]!.dump;
+    expect(manifests).toContain(ordersDump.manifestKey);
+    const manifest = JSON.parse(await (await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: ordersDump.manifestKey! }))).Body!.transformToString()) as { inventory: { tables: unknown[] } };
     expect(manifest.inventory.tables).toEqual([{ schema: 'public', name: 't', kind: 'r', rows: 50 }]);
   });
 
   it('alerts a Fargate dump that fails with the error its task reports, and no secret leaks', async () => {
     // Prepare
-    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
-    const h = handlers();
+    const definition = synthesizedDefinition('backup-database', { ...arns, ...FARGATE });
+    const h = handlers([database('ledger', dbs[0]!.name, badSecret, 'fargate')]);
     const inbox = await alertInbox();
     const alert = asLocalTask('alert', createAlertHandler({ sns: inbox.sns, topicArn: inbox.topicArn, logger: new Logger({ serviceName: 'lifeboat-test', logLevel: 'WARN' }) }));
-    const input = { planId: 'nightly', maxConcurrency: 1, dump: true, snapshot: false, databases: [database('ledger', dbs[0]!.name, badSecret, 'fargate')] };
 
     // Act
-    const { result: r, output } = await capturingOutput(() => run(definition, input, h.resources(alert), 'token-ledger-1'));
+    const { result: r, output } = await capturingOutput(() => run(definition, childInput('ledger', 'fargate'), h.resources(alert), 'token-ledger-1'));
     const alerts = await inbox.receiveAll();
 
-    // Assess: the run ends incomplete, the task reported the dump handler's error class, one alert names it.
-    expect(r.status).toBe('FAILED');
-    expect(r.error).toBe('BackupIncomplete');
+    // Assess: the child reports the database failed, the task reported the dump handler's error class, one alert names it.
+    expect(r.status).toBe('SUCCEEDED');
+    expect(r.output).toMatchObject({ databaseId: 'ledger', status: 'failed', dump: { status: 'failed', error: 'DatabaseConnectionError' } });
     expect(h.tasks.map((t) => [t.reported.constructor.name, (t.reported.input as { error?: string }).error])).toEqual([['SendTaskFailureCommand', 'DatabaseConnectionError']]);
-    expect((r.events.find((e) => e.type === 'StateExited' && e.state?.name === 'DumpFailed')?.state?.output as { error: string }).error).toBe('DatabaseConnectionError');
     expect(alerts).toHaveLength(1);
     expect(alerts[0]!.subject).toBe('[lifeboat] Backup failed: database ledger, plan nightly: DatabaseConnectionError');
     expect(alerts[0]!.message).toMatch(/password authentication failed/);
     expect(alerts[0]!.details).toMatchObject({ kind: 'backup-failed', databaseId: 'ledger', details: { backup: 'dump' } });
     expect(JSON.stringify({ output, events: r.events, alerts, tasks: h.tasks.map((t) => t.reported.input) })).not.toContain(SENTINEL);
-  });
-});
-
-describe('the backup definition loading a plan\'s input from S3', () => {
-  it('reads the plan the schedule names (LoadPlanInput) and backs up its databases', async () => {
-    // Prepare: the plan's run input as the stack publishes it, and a schedule input that only points at it.
-    const plan = { planId: 'nightly', maxConcurrency: 2, dump: true, snapshot: false, databases: [database('orders', dbs[0]!.name, goodSecret, 'lambda'), database('billing', dbs[1]!.name, goodSecret, 'fargate')] };
-    const key = `${randomUUID()}.json`;
-    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(plan), ContentType: 'application/json' }));
-    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
-    const h = handlers();
-
-    // Act
-    const { result: r } = await capturingOutput(() => run(definition, { planId: 'nightly', planInput: { bucket, key } }, h.resources(async () => ({ messageId: 'unexpected' })), 'token-plan-1'));
-
-    // Assess: one load of exactly that object, then the Map over its databases (one on each runner).
-    expect(r.status, String(r.cause)).toBe('SUCCEEDED');
-    expect(h.loads).toEqual([{ Bucket: bucket, Key: key }]);
-    expect(entered(r, 'BackupEachDatabase')[0]!.state!.input).toEqual(plan);
-    expect((r.output as { results: Result[] }).results.map((x) => [x.databaseId, x.status])).toEqual([
-      ['orders', 'succeeded'],
-      ['billing', 'succeeded'],
-    ]);
-    expect(h.lambdaDumps).toEqual(['orders']);
-    expect(h.tasks).toHaveLength(1);
-  });
-
-  it('retries a failing load, then fails the execution with the S3 error (the backup failure alarm reports it)', async () => {
-    // Prepare
-    const definition = synthesizedDefinition('backup', { ...arns, ...FARGATE });
-    const h = handlers();
-
-    // Act
-    const r = await run(definition, { planId: 'nightly', planInput: { bucket, key: 'no-such-plan.json' } }, h.resources(async () => ({ messageId: 'unexpected' })), 'token-plan-2');
-
-    // Assess: the first attempt and three retries, no database touched.
-    expect(r.status).toBe('FAILED');
-    expect(r.error).toBe('NoSuchKey');
-    expect(h.loads).toHaveLength(4);
-    expect(entered(r, 'BackupEachDatabase')).toEqual([]);
-    expect(h.lambdaDumps).toEqual([]);
   });
 });

@@ -6,10 +6,12 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
-import { databaseSchema, resolveSnapshotSettings, type DatabaseConfig, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
+import { parseConfig } from '../../functions/lib/config/load.ts';
+import { resolveSnapshotSettings, type LifeboatConfig, type LifeboatConfigInput, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
 import type { FaultProxy } from '../../local/fault-proxy.ts';
 import { actAsAccount, credentialsFor, failRds, snapshotStatus, throttleRds, type QuotaScript } from '../../local/moto-rds-compat.ts';
 import {
+  backupDatabaseSubstitutions,
   backupFunctionArns as arns,
   backupSubstitutions,
   backupTaskResources,
@@ -21,7 +23,8 @@ import {
   startMotoCompatProxy,
   type AlertInbox,
 } from '../../local/nightly-environment.ts';
-import { LOCAL_TIME_SCALE, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
+import { waitUntilAvailable } from '../../local/strict-rds.ts';
+import { LOCAL_TIME_SCALE, localStateMachineArn, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
 import { capturingOutput } from '../harness/capture.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
@@ -40,10 +43,28 @@ const PROD = LOCAL_ACCOUNTS.production;
 const VAULT = LOCAL_ACCOUNTS.vault;
 const SOURCE_REGION = LOCAL_REGIONS.source;
 const VAULT_REGION = LOCAL_REGIONS.vault;
+type DatabaseInput = LifeboatConfigInput['databases'][number];
 const COPIER_ROLE = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-copier`;
 
-/** Exactly what the source stack deploys (the synthesized template's definition), with local ARNs. */
-const definition = () => synthesizedDefinition('backup', backupSubstitutions);
+/** Exactly what the source stack deploys (the synthesized templates' definitions), with local ARNs: the plan's run and the per-database child it starts. */
+const CHILD_ARN = localStateMachineArn('acme-lifeboat-backup-database', SOURCE_REGION, PROD);
+const definition = () => synthesizedDefinition('backup', backupSubstitutions(CHILD_ARN));
+const stateMachines = () => ({ [CHILD_ARN]: { definition: synthesizedDefinition('backup-database', backupDatabaseSubstitutions) } });
+
+/**
+ * Runs one scheduled backup of the given plan (the execution input names the
+ * plan only, as the schedule does), with those databases deployed; each
+ * database's result is its child execution's output.
+ */
+async function runBackup(plan: { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number }, databases: DatabaseInput[], resources: ReturnType<typeof handlers>['resources']) {
+  const children: LocalRunResult[] = [];
+  const run = await runLocalStateMachine(
+    definition(),
+    { planId: plan.id },
+    { resources: resources(databases, plan), stateMachines: stateMachines(), timeScale: LOCAL_TIME_SCALE, account: PROD, onChildExecution: (c) => children.push(c) },
+  );
+  return { run, children };
+}
 
 let proxy: FaultProxy;
 let upstream: string;
@@ -100,6 +121,8 @@ beforeAll(async () => {
   }
   rdsIds.bravo = uniqueName('bravo');
   await rds.send(new CreateDBClusterCommand({ DBClusterIdentifier: rdsIds.bravo, Engine: 'aurora-postgresql', MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1', StorageEncrypted: true, KmsKeyId: sourceKey }));
+  // The instances are available before the runs (the strict RDS layer makes them wait); the cluster is still being created when the first run snapshots it.
+  await waitUntilAvailable(rds, { instances: Object.values(rdsIds).filter((id) => id !== rdsIds.bravo) });
 
   // The vault account's side, as its stack would create it.
   const vault = await createLocalVault({ bucket: uniqueName('acme-lifeboat-vault'), retentionDays: 1, productionAccounts: [PROD] });
@@ -125,7 +148,9 @@ function recordingSts(): Pick<STSClient, 'send'> {
 
 function handlers(settings: Partial<SnapshotSettings> = {}) {
   const creates: string[] = [];
-  const resources = backupTaskResources({
+  const resources = (databases: DatabaseInput[], plan: { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number }) => {
+  const tasks = backupTaskResources({
+    config: deployedConfig(databases, plan),
     clients: testClients(),
     dumpTarget: { bucket, prefix: 'backups/', kmsKeyArn: envelopeKey },
     vaultDump: { account: VAULT, region: VAULT_REGION, bucket: vaultBucket, copierRoleArn: COPIER_ROLE },
@@ -140,25 +165,40 @@ function handlers(settings: Partial<SnapshotSettings> = {}) {
     logger: new Logger({ serviceName: 'lifeboat-test' }),
     metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
   });
-  const snapshotTask = resources[arns.SnapshotFunctionArn]!;
-  resources[arns.SnapshotFunctionArn] = async (input: unknown) => {
-    const i = input as { action: string; database: { id: string } };
-    if (i.action === 'create') creates.push(i.database.id);
+  const snapshotTask = tasks[arns.SnapshotFunctionArn]!;
+  tasks[arns.SnapshotFunctionArn] = async (input: unknown) => {
+    const i = input as { action: string; databaseId: string };
+    if (i.action === 'create') creates.push(i.databaseId);
     return snapshotTask(input);
+  };
+  return tasks;
   };
   return { creates, resources };
 }
 
-function database(id: string, rds?: DatabaseConfig['rds'], pgName?: string): DatabaseConfig {
-  return databaseSchema.parse({ id, connection: { database: pgName ?? 'unused', secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, ...(rds ? { rds } : {}) });
+function database(id: string, rds?: DatabaseInput['rds'], pgName?: string): DatabaseInput {
+  return { id, connection: { database: pgName ?? 'unused', secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, ...(rds ? { rds } : {}) };
+}
+
+/** The deployed config: these databases in one plan, parsed by the real schema. */
+function deployedConfig(databases: DatabaseInput[], plan: { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number }): LifeboatConfig {
+  return parseConfig(
+    {
+      name: 'acme',
+      source: { region: SOURCE_REGION },
+      databases,
+      plans: [{ id: plan.id, schedule: { cron: 'cron(0 3 * * ? *)' }, databases: databases.map((d) => d.id), rpoMinutes: 1440, rtoMinutes: 60, dump: plan.dump, snapshot: plan.snapshot, maxConcurrency: plan.maxConcurrency }],
+    },
+    'test config',
+  );
 }
 
 const drainAlerts = (expected: number) => inbox.drain(expected);
 
-type Result = { databaseId: string; status: string; snapshot: { status: string; backupId?: string; error?: string; snapshot?: { id: string }; copy?: { ref: { id: string } }; vault?: { vault: { ref: { id: string; kmsKeyId: string; account: string } } } }; dump: { status: string; vault?: string } };
-const resultsOf = (run: LocalRunResult) => (run.output as { results: Result[] } | undefined)?.results ?? [];
-const failedResultsOf = (run: LocalRunResult) =>
-  run.events.filter((e) => e.type === 'StateExited' && e.state?.name === 'DatabaseFailed').map((e) => e.state!.output as Result);
+type Result = { databaseId: string; status: string; snapshot: { status: string; backupId?: string; error?: string; snapshot?: { id: string }; copy?: { poll?: { ref: { id: string } } }; vault?: { vault?: { poll: { ref: { id: string; kmsKeyId: string; account: string } } } } }; dump: { status: string; vault?: string } };
+/** Each database's result, in the plan's order: the output of its child execution. */
+const resultsOf = (children: LocalRunResult[]) => children.map((c) => c.output as Result).sort((a, b) => a.databaseId.localeCompare(b.databaseId));
+const failedResultsOf = (children: LocalRunResult[]) => resultsOf(children).filter((r) => r.status === 'failed');
 
 describe('the backup state machine with snapshot and copy steps (local engine, moto, two accounts, two regions)', () => {
   it('dumps and snapshots each database, copies both into the vault, warns on the quota, retries throttling, and leaks no credential', async () => {
@@ -167,21 +207,16 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     const throttle = throttleRds('CreateDBSnapshot', 4, (r) => r.params.get('DBInstanceIdentifier') === rdsIds.alpha);
     proxy.addRule(throttle);
     const { resources, creates } = handlers();
-    const input = {
-      planId: 'nightly',
-      maxConcurrency: 2,
-      dump: true,
-      snapshot: true,
-      databases: [database('alpha', { instanceIdentifier: rdsIds.alpha! }, pgDatabases[0]!.name), database('bravo', { clusterIdentifier: rdsIds.bravo! }, pgDatabases[1]!.name)],
-    };
+    const databases = [database('alpha', { instanceIdentifier: rdsIds.alpha! }, pgDatabases[0]!.name), database('bravo', { clusterIdentifier: rdsIds.bravo! }, pgDatabases[1]!.name)];
 
     // Act
-    const { result: run, output } = await capturingOutput(() => runLocalStateMachine(definition(), input, { resources, timeScale: LOCAL_TIME_SCALE, account: PROD }));
+    const { result: { run, children }, output } = await capturingOutput(() => runBackup({ id: 'nightly', maxConcurrency: 2, dump: true, snapshot: true }, databases, resources));
     quota.max = () => 100;
 
-    // Assess: the run succeeded for both databases, both ways.
+    // Assess: the run succeeded for both databases, both ways, each in its own child execution.
     expect(run.status, JSON.stringify(run.cause)).toBe('SUCCEEDED');
-    const results = resultsOf(run);
+    expect(run.output).toEqual({ planId: 'nightly', anyFailed: false, results: [{ databaseId: 'alpha', status: 'succeeded' }, { databaseId: 'bravo', status: 'succeeded' }] });
+    const results = resultsOf(children);
     expect(results.map((r) => [r.databaseId, r.status, r.dump.status, r.dump.vault, r.snapshot.status])).toEqual([
       ['alpha', 'succeeded', 'succeeded', 'copied', 'succeeded'],
       ['bravo', 'succeeded', 'succeeded', 'copied', 'succeeded'],
@@ -190,6 +225,8 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     // Assess: throttling was retried by the SDK and then by the state machine's Retry (a second Lambda attempt).
     expect(throttle.count()).toBe(5);
     expect(creates.filter((d) => d === 'alpha')).toHaveLength(2);
+    // Assess: bravo's cluster was still being created: RDS refused the snapshot (busy), the create step retried until it was available.
+    expect(creates.filter((d) => d === 'bravo').length).toBeGreaterThan(1);
 
     // Assess: the dumps' data and manifests are in the vault bucket.
     const vaultAdmin = await credentialsFor(VAULT, 'vault-admin');
@@ -202,14 +239,14 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     // Assess: the snapshots are in the copy region (production) and in the vault account under the vault key.
     const alpha = results[0]!.snapshot;
     const bravo = results[1]!.snapshot;
-    expect(alpha.vault!.vault.ref).toMatchObject({ account: VAULT, kmsKeyId: vaultKey });
+    expect(alpha.vault!.vault!.poll.ref).toMatchObject({ account: VAULT, kmsKeyId: vaultKey });
     const vaultRds = createRdsClient({ region: VAULT_REGION, credentials: vaultAdmin });
-    const [inVault] = (await vaultRds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.vault!.vault.ref.id }))).DBSnapshots!;
+    const [inVault] = (await vaultRds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.vault!.vault!.poll.ref.id }))).DBSnapshots!;
     expect(inVault).toMatchObject({ DBSnapshotArn: expect.stringContaining(`:${VAULT}:snapshot:`), KmsKeyId: vaultKey, Status: 'available' });
     expect(inVault!.TagList).toEqual(expect.arrayContaining([{ Key: 'lifeboat:backup-id', Value: alpha.backupId }, { Key: 'lifeboat:plan', Value: 'nightly' }, { Key: 'lifeboat:database', Value: 'alpha' }]));
-    const clusterInVault = (await vaultRds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: bravo.vault!.vault.ref.id }))).DBClusterSnapshots!;
+    const clusterInVault = (await vaultRds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: bravo.vault!.vault!.poll.ref.id }))).DBClusterSnapshots!;
     expect(clusterInVault[0]).toMatchObject({ KmsKeyId: vaultKey, Status: 'available' });
-    const [copied] = (await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.copy!.ref.id }))).DBSnapshots!;
+    const [copied] = (await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.copy!.poll!.ref.id }))).DBSnapshots!;
     expect(copied).toMatchObject({ KmsKeyId: copyKey, DBSnapshotArn: expect.stringContaining(`:${PROD}:snapshot:`) });
 
     // Assess: one quota warning per database, through the alert handler and SNS, and no failure alert.
@@ -223,7 +260,7 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
 
     // Assess: the vault role's temporary credentials are nowhere: logs, events, output, alerts.
     expect(issued.length).toBeGreaterThanOrEqual(6);
-    const everything = JSON.stringify({ output, events: run.events, result: run.output, alerts });
+    const everything = JSON.stringify({ output, events: [run.events, children.map((c) => c.events)], result: [run.output, children.map((c) => c.output)], alerts });
     for (const secret of issued) expect(everything).not.toContain(secret);
   });
 
@@ -233,17 +270,17 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     const kms = createKmsClient({ region: VAULT_REGION });
     await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(false) }));
     const names = ['ghost', 'flaky', 'stuck', 'full', 'unshared'] as const;
-    const snapshotOnly = (dbs: DatabaseConfig[]) => ({ planId: 'hourly', maxConcurrency: 5, dump: false, snapshot: true, databases: dbs });
+    const hourly = { id: 'hourly', maxConcurrency: 5, dump: false, snapshot: true };
     const failing = handlers({ maxWaitMinutes: 0.02 });
     const dbs = names.map((n) => database(n, { instanceIdentifier: n === 'ghost' ? 'no-such-instance' : rdsIds[n]! }));
 
     // Act
-    const run = await runLocalStateMachine(definition(), snapshotOnly(dbs), { resources: failing.resources, timeScale: LOCAL_TIME_SCALE, account: PROD });
+    const { run, children } = await runBackup(hourly, dbs, failing.resources);
 
     // Assess: the run fails at the end, every database failed with its own named error and alert.
     expect(run.status).toBe('FAILED');
     expect(run.error).toBe('BackupIncomplete');
-    const failed = Object.fromEntries(failedResultsOf(run).map((r) => [r.databaseId, r.snapshot.error]));
+    const failed = Object.fromEntries(failedResultsOf(children).map((r) => [r.databaseId, r.snapshot.error]));
     expect(failed).toEqual({
       ghost: 'SourceDatabaseNotFoundError',
       flaky: 'SnapshotFailedError',
@@ -271,11 +308,12 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(true) }));
 
     // Act: the next scheduled run.
-    const next = await runLocalStateMachine(definition(), snapshotOnly(dbs.slice(1)), { resources: handlers().resources, timeScale: LOCAL_TIME_SCALE, account: PROD });
+    const { run: next, children: nextChildren } = await runBackup(hourly, dbs.slice(1), handlers().resources);
 
     // Assess: it succeeds with fresh snapshots, and the failed run left nothing behind in production.
     expect(next.status, JSON.stringify(next.cause)).toBe('SUCCEEDED');
-    expect(resultsOf(next).every((r) => r.status === 'succeeded' && r.snapshot.vault?.vault.ref.account === VAULT)).toBe(true);
+    expect(nextChildren).toHaveLength(4);
+    expect(resultsOf(nextChildren).every((r) => r.status === 'succeeded' && r.snapshot.vault?.vault?.poll.ref.account === VAULT)).toBe(true);
     expect(await drainAlerts(0)).toEqual([]);
     const source = await createRdsClient({ region: SOURCE_REGION }).send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: rdsIds.flaky, SnapshotType: 'manual' }));
     expect(source.DBSnapshots!.map((s) => s.Status)).toEqual(['available']);

@@ -10,8 +10,10 @@ import { createAlertHandler } from '../../functions/alert/handler.ts';
 import { createVaultCopyHandler } from '../../functions/vault-copy/handler.ts';
 import { createStsClient } from '../../functions/lib/aws/clients.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
-import { startLocalStepFunctions, type LocalStepFunctions } from '../../local/sfn-server.ts';
+import { localStepFunctionsArn, startLocalStepFunctions, type LocalStepFunctions } from '../../local/sfn-server.ts';
 import { LOCAL_TIME_SCALE, localFunctionArn, localSubstitutions } from '../../local/state-machine-runner.ts';
+import { createPlanHandler } from '../../functions/plan/handler.ts';
+import { deployedConfig } from '../harness/config.ts';
 import { loadDefinition, placeholders } from '../../state-machines/definitions.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
@@ -37,16 +39,31 @@ beforeAll(async () => {
   const dumpArn = localFunctionArn('dump');
   const alertArn = localFunctionArn('alert');
   const vaultCopyArn = localFunctionArn('vault-copy');
+  const databases = [
+    { id: 'good', connection: { database: db.name, secretArn: good, sslMode: 'disable' as const } },
+    { id: 'broken', connection: { database: db.name, secretArn: bad, sslMode: 'disable' as const } },
+  ];
+  const config = deployedConfig(databases);
+  const planArn = localFunctionArn('plan');
+  const childArn = localStepFunctionsArn('clirun-lifeboat-backup-database');
+  const resources = {
+    [planArn]: asLocalTask('plan', createPlanHandler({ config, logger })),
+    [dumpArn]: asLocalTask('dump', createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn }, config, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
+    [alertArn]: asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn, logger })),
+    // No vault in this deployment: the copy step reports it skipped.
+    [vaultCopyArn]: asLocalTask('vault-copy', createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: () => clients.s3, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
+  };
   sfn = await startLocalStepFunctions([
     {
       name: 'clirun-lifeboat-backup',
-      definition: loadDefinition('backup', localSubstitutions(placeholders('backup'), { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn, VaultCopyFunctionArn: vaultCopyArn })),
-      resources: {
-        [dumpArn]: asLocalTask('dump', createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn }, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
-        [alertArn]: asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn, logger })),
-        // No vault in this deployment: the copy step reports it skipped.
-        [vaultCopyArn]: asLocalTask('vault-copy', createVaultCopyHandler({ sourceS3: clients.s3, sts: createStsClient(), vaultS3: () => clients.s3, logger, metrics: new Metrics({ namespace: 'lifeboat-test' }) })),
-      },
+      definition: loadDefinition('backup', localSubstitutions(placeholders('backup'), { PlanFunctionArn: planArn, AlertFunctionArn: alertArn, BackupDatabaseStateMachineArn: childArn })),
+      resources,
+      timeScale: LOCAL_TIME_SCALE,
+    },
+    {
+      name: 'clirun-lifeboat-backup-database',
+      definition: loadDefinition('backup-database', localSubstitutions(placeholders('backup-database'), { DumpFunctionArn: dumpArn, AlertFunctionArn: alertArn, VaultCopyFunctionArn: vaultCopyArn })),
+      resources,
       timeScale: LOCAL_TIME_SCALE,
     },
   ]);
@@ -76,14 +93,17 @@ describe('lifeboat run (against a Step Functions API stand-in that runs the real
   it('follows a run state by state and exits 0 when it succeeds', async () => {
     const out = await lifeboat(['run', 'backup', '--config', configPath, '--plan', 'nightly', '--database', 'good']);
     expect(out.code, out.stderr).toBe(0);
-    expect(out.stdout).toMatch(/> BackupEachDatabase[\s\S]*> DumpDatabase[\s\S]*ok DumpDatabase[\s\S]*execution succeeded/);
+    expect(out.stdout).toMatch(/> ResolvePlan[\s\S]*> BackupEachDatabase[\s\S]*> BackupDatabase[\s\S]*execution succeeded/);
+    expect(out.stdout).toMatch(/^database good: succeeded$/m);
+    expect(out.stdout).not.toMatch(/database broken/);
     expect(out.stdout).toMatch(/backup succeeded \(arn:aws:states:eu-west-1:000000000000:execution:clirun-lifeboat-backup:/);
   });
 
   it('prints the failing state and exits 1 with the execution verdict when a database fails', async () => {
     const out = await lifeboat(['run', 'backup', '--config', configPath, '--plan', 'nightly']);
     expect(out.code).toBe(1);
-    expect(out.stdout).toMatch(/FAILED DatabaseConnectionError: Cannot connect to database "broken"/);
+    expect(out.stdout).toMatch(/^database good: succeeded$/m);
+    expect(out.stdout).toMatch(/^database broken: failed\n {4}\S+ {2}FAILED DatabaseConnectionError: Cannot connect to database "broken"/m);
     expect(out.stderr).toMatch(/backup FAILED: BackupIncomplete/);
     expect(out.stdout + out.stderr).not.toContain('wrong-password');
   });

@@ -4,6 +4,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { runFargateDumpTask, TASK_INPUT_ENV, TASK_TOKEN_ENV, type DumpRunner } from '../../functions/dump/fargate-task.ts';
+import { deployedConfig } from '../harness/config.ts';
 import { createDumpHandler, type DumpTaskOutput } from '../../functions/dump/handler.ts';
 import { manifestSchema } from '../../functions/lib/backup/manifest.ts';
 import { createTestBucket, createTestKey, createTestSecret, testClients } from '../harness/aws.ts';
@@ -39,21 +40,18 @@ function capturingSfn() {
   return { sent, client: { send: async (command: SendTaskSuccessCommand | SendTaskFailureCommand) => (sent.push(command), {}) } as never };
 }
 
-function handler(): DumpRunner {
+function handler(secretArn = goodSecret): DumpRunner {
   return createDumpHandler({
     clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms },
     target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
+    config: deployedConfig([{ id: 'orders', connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 }, dump: { runner: 'fargate' } }]),
     logger: new Logger({ serviceName: 'lifeboat-dump', logLevel: 'CRITICAL' }),
     metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-dump' }),
   }) as unknown as DumpRunner;
 }
 
-function taskEnv(secretArn: string): NodeJS.ProcessEnv {
-  const input = {
-    planId: 'nightly',
-    executionId: 'arn:aws:states:eu-west-1:111111111111:execution:acme-lifeboat-backup:run-1',
-    database: { id: 'orders', connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 }, dump: { runner: 'fargate' } },
-  };
+function taskEnv(): NodeJS.ProcessEnv {
+  const input = { planId: 'nightly', databaseId: 'orders', executionId: 'arn:aws:states:eu-west-1:111111111111:execution:acme-lifeboat-backup:run-1' };
   return { [TASK_INPUT_ENV]: JSON.stringify(input), [TASK_TOKEN_ENV]: 'token-fargate-1', POWERTOOLS_SERVICE_NAME: 'lifeboat-dump' };
 }
 
@@ -63,7 +61,7 @@ describe('Fargate dump task with the real dump handler', () => {
     const sfn = capturingSfn();
 
     // Act
-    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler: handler(), env: taskEnv(goodSecret), log: () => undefined });
+    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler: handler(goodSecret), env: taskEnv(), log: () => undefined });
 
     // Assess: one SendTaskSuccess whose output names a committed backup.
     expect(outcome.status).toBe('succeeded');
@@ -85,7 +83,7 @@ describe('Fargate dump task with the real dump handler', () => {
     const sfn = capturingSfn();
 
     // Act
-    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler: handler(), env: taskEnv(badSecret), log: () => undefined });
+    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler: handler(badSecret), env: taskEnv(), log: () => undefined });
 
     // Assess
     expect(outcome.status).toBe('failed');

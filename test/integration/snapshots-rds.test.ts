@@ -13,7 +13,6 @@ import {
   DefaultKeyNotShareableError,
   SnapshotFailedError,
   SnapshotKeyNotSharedError,
-  SnapshotNotReadyError,
   SnapshotQuotaExceededError,
   SnapshotWaitTimeoutError,
   SourceDatabaseNotFoundError,
@@ -28,6 +27,7 @@ import {
   shareWithVault,
   type SnapshotContext,
   type SnapshotJob,
+  type SnapshotPoll,
   type SnapshotRef,
 } from '../../functions/lib/snapshots/workflow.ts';
 import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
@@ -136,16 +136,24 @@ function job(databaseId: string, rds: { instanceIdentifier: string } | { cluster
   };
 }
 
-/** Runs the whole chain the state machine runs, polling straight through (moto is instant). */
+/** Checks a snapshot until it is available, as the state machine's Wait and Choice loop does (without the waits). */
+async function untilReady(j: SnapshotJob, poll: SnapshotPoll, ctx: SnapshotContext, backupId: string, polls = 50): Promise<SnapshotRef> {
+  let current = poll;
+  for (let i = 0; i < polls && !current.ready; i++) current = await checkSnapshot(j, current.ref, ctx, backupId);
+  if (!current.ready) throw new Error(`${current.ref.id} still '${current.ref.status}' after ${polls} polls`);
+  return current.ref;
+}
+
+/** Runs the whole chain the state machine runs. */
 async function backUp(j: SnapshotJob, ctx: SnapshotContext) {
   const created = await createSourceSnapshot(j, ctx);
-  const source = await checkSnapshot(j, created.ref, ctx, created.backupId);
+  const source = await untilReady(j, created.poll, ctx, created.backupId);
   const copy = await copyToCopyRegion(j, source, ctx, created.backupId);
-  const copied = copy.started ? { started: true as const, ref: await checkSnapshot(j, copy.ref, ctx, created.backupId) } : copy;
+  const copied = copy.started ? { started: true as const, poll: { ready: true, waitSeconds: 0, ref: await untilReady(j, copy.poll, ctx, created.backupId) } } : copy;
   const share = await shareWithVault(j, source, copied, ctx);
   if (!share.shared) return { created, source, copy: copied, share };
-  const vaultRef = await copyIntoVault(j, share.ref, source, ctx, created.backupId);
-  const vault = await checkSnapshot(j, vaultRef, ctx, created.backupId);
+  const vaultPoll = await copyIntoVault(j, share.ref, source, ctx, created.backupId);
+  const vault = await untilReady(j, vaultPoll, ctx, created.backupId);
   return { created, source, copy: copied, share, vault };
 }
 
@@ -159,9 +167,9 @@ describe('RDS instance snapshots into the vault', () => {
 
     // Assess: the source snapshot is tagged with backup id, plan and database.
     const { created, copy, vault } = result;
-    expect(created.ref).toMatchObject({ location: 'source', kind: 'instance', region: SOURCE_REGION, encrypted: true, kmsKeyId: sourceKey });
+    expect(created.poll.ref).toMatchObject({ location: 'source', kind: 'instance', region: SOURCE_REGION, encrypted: true, kmsKeyId: sourceKey });
     const rds = createRdsClient({ region: SOURCE_REGION });
-    const [source] = (await rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: created.ref.id }))).DBSnapshots!;
+    const [source] = (await rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: created.poll.ref.id }))).DBSnapshots!;
     expect(source!.TagList).toEqual(expect.arrayContaining([
       { Key: 'lifeboat:backup-id', Value: created.backupId },
       { Key: 'lifeboat:plan', Value: 'nightly' },
@@ -170,7 +178,7 @@ describe('RDS instance snapshots into the vault', () => {
 
     // Assess: the cross-region copy is under the copy key, with the tags copied.
     expect(copy.started).toBe(true);
-    const copyRef = (copy as { ref: SnapshotRef }).ref;
+    const copyRef = (copy as { poll: SnapshotPoll }).poll.ref;
     expect(copyRef).toMatchObject({ location: 'copy', region: VAULT_REGION, kmsKeyId: sharedCopyKey, status: 'available' });
     const copyRds = createRdsClient({ region: VAULT_REGION });
     const [copied] = (await copyRds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: copyRef.id }))).DBSnapshots!;
@@ -188,7 +196,7 @@ describe('RDS instance snapshots into the vault', () => {
       { Key: 'lifeboat:database', Value: 'orders' },
       { Key: 'lifeboat:source-account', Value: PROD },
       { Key: 'lifeboat:source-region', Value: SOURCE_REGION },
-      { Key: 'lifeboat:source-snapshot', Value: created.ref.arn },
+      { Key: 'lifeboat:source-snapshot', Value: created.poll.ref.arn },
       { Key: 'lifeboat:source-database', Value: db.instance },
     ]));
   });
@@ -204,7 +212,7 @@ describe('RDS instance snapshots into the vault', () => {
     const j = job('orders', { instanceIdentifier: db.instance });
     const first = await createSourceSnapshot(j, context({ vault: null }));
     const again = await createSourceSnapshot(j, context({ vault: null }));
-    expect(again.ref.id).toBe(first.ref.id);
+    expect(again.poll.ref.id).toBe(first.poll.ref.id);
     expect(again.backupId).toBe(first.backupId);
   });
 });
@@ -271,31 +279,31 @@ describe('throttling', () => {
     );
     const throttle = throttleRds('CreateDBSnapshot', 1, (r) => r.params.get('DBInstanceIdentifier') === id);
     proxy.addRule(throttle);
-    const { ref } = await createSourceSnapshot(job('throttled', { instanceIdentifier: id }), context());
-    expect(ref.status).toBe('available');
+    const { poll } = await createSourceSnapshot(job('throttled', { instanceIdentifier: id }), context());
+    expect(poll.ref.id).toMatch(/^lifeboat-throttled-/);
     expect(throttle.count()).toBe(2);
   });
 
   it('that outlasts the SDK retries becomes a retryable ThrottledError for the state machine', async () => {
     const j = job('orders', { instanceIdentifier: db.instance });
-    const { ref, backupId } = await createSourceSnapshot(j, context({ vault: null }));
+    const { poll: { ref }, backupId } = await createSourceSnapshot(j, context({ vault: null }));
     const throttle = throttleRds('DescribeDBSnapshots', 2, (r) => r.params.get('DBSnapshotIdentifier') === ref.id);
     proxy.addRule(throttle);
     const error = await checkSnapshot(j, ref, context({ maxAttempts: 2 }), backupId).catch((e: unknown) => e);
     expect(throttle.count()).toBe(2);
     expect(error).toBeInstanceOf(ThrottledError);
     expect((error as ThrottledError).retryable).toBe(true);
-    await expect(checkSnapshot(j, ref, context(), backupId)).resolves.toMatchObject({ status: 'available' });
+    await expect(untilReady(j, { ready: false, ref, waitSeconds: 0 }, context(), backupId)).resolves.toMatchObject({ status: 'available' });
   });
 });
 
 describe('bad paths', () => {
   it('a snapshot that ends failed: clear error, and the failed snapshot is deleted so the next run starts clean', async () => {
     const j = job('orders', { instanceIdentifier: db.instance });
-    const { ref, backupId } = await createSourceSnapshot(j, context());
+    const { poll: { ref }, backupId } = await createSourceSnapshot(j, context());
     proxy.addRule(snapshotStatus(inject('motoEndpoint'), (id) => id === ref.id, (n) => (n === 0 ? 'creating' : n === 1 ? 'failed' : undefined)));
 
-    await expect(checkSnapshot(j, ref, context(), backupId)).rejects.toSatisfy((e: Error) => e instanceof SnapshotNotReadyError && /is 'creating'/.test(e.message));
+    await expect(checkSnapshot(j, ref, context(), backupId)).resolves.toMatchObject({ ready: false, ref: { status: 'creating' } });
     await expect(checkSnapshot(j, ref, context(), backupId)).rejects.toSatisfy(
       (e: Error) => e instanceof SnapshotFailedError && e.message.includes(`DB snapshot ${ref.id} (eu-west-1) of database "orders" ended in status 'failed'. lifeboat deleted it`) && /describe-events/.test(e.message),
     );
@@ -306,18 +314,24 @@ describe('bad paths', () => {
   it('a copy that never completes: not ready until the deadline, then a timeout that cancels the copy', async () => {
     const j = job('orders', { instanceIdentifier: db.instance });
     const ctx = context({ settings: { maxWaitMinutes: 30 } });
-    const { ref, backupId } = await createSourceSnapshot(j, ctx);
+    const { poll: { ref: source }, backupId } = await createSourceSnapshot(j, ctx);
+    const ref = await untilReady(j, { ready: false, ref: source, waitSeconds: 0 }, ctx, backupId);
     const copy = await copyToCopyRegion(j, ref, ctx, backupId);
     if (!copy.started) throw new Error('expected a copy');
-    proxy.addRule(snapshotStatus(inject('motoEndpoint'), (id, r) => id === copy.ref.id && r.region === VAULT_REGION, () => 'copying'));
+    const copyRef = copy.poll.ref;
+    proxy.addRule(snapshotStatus(inject('motoEndpoint'), (id, r) => id === copyRef.id && r.region === VAULT_REGION, () => 'copying'));
 
-    await expect(checkSnapshot(j, copy.ref, ctx, backupId)).rejects.toBeInstanceOf(SnapshotNotReadyError);
+    // Before the deadline: not ready, with a wait that stays within it.
+    const early = await checkSnapshot(j, copyRef, ctx, backupId);
+    expect(early).toMatchObject({ ready: false, ref: { status: 'copying' } });
+    expect(early.waitSeconds).toBeGreaterThanOrEqual(30);
+    expect(early.waitSeconds).toBeLessThanOrEqual(30 * 60 + 1);
     const later = context({ settings: { maxWaitMinutes: 30 }, now: () => new Date(Date.now() + 31 * 60_000) });
-    await expect(checkSnapshot(j, copy.ref, later, backupId)).rejects.toSatisfy(
+    await expect(checkSnapshot(j, copyRef, later, backupId)).rejects.toSatisfy(
       (e: Error) => e instanceof SnapshotWaitTimeoutError && /cross-region copy .* is still 'copying' after 31 minutes; the limit is 30 minutes \(snapshots.maxWaitMinutes\)\. lifeboat deleted it/.test(e.message),
     );
     const remaining = (await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots!;
-    expect(remaining.map((s) => s.DBSnapshotIdentifier)).not.toContain(copy.ref.id);
+    expect(remaining.map((s) => s.DBSnapshotIdentifier)).not.toContain(copyRef.id);
   });
 
   it('the copy key is not shared with the vault account: the vault copy fails naming the key and the policy to add', async () => {
@@ -342,7 +356,7 @@ describe('bad paths', () => {
       (e: Error) => e instanceof UnencryptedSnapshotRefusedError && /is not encrypted, so lifeboat refused to snapshot it/.test(e.message) && /snapshots.allowUnencrypted: true/.test(e.message),
     );
     const allowed = await backUp(job('plain', { instanceIdentifier: db.plain }), context({ settings: { allowUnencrypted: true } }));
-    expect(allowed.created.ref.encrypted).toBe(false);
+    expect(allowed.created.poll.ref.encrypted).toBe(false);
     // An instance snapshot copied with a KMS key is encrypted from then on.
     expect(allowed.vault).toMatchObject({ encrypted: true, kmsKeyId: vaultKey });
   });

@@ -16,7 +16,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createDumpHandler, type DumpTaskOutput } from '../../functions/dump/handler.ts';
 import { createS3Client, createStsClient, type AwsCredentials } from '../../functions/lib/aws/clients.ts';
 import type { Manifest } from '../../functions/lib/backup/manifest.ts';
-import { databaseSchema } from '../../functions/lib/config/schema.ts';
+import { deployedConfig } from '../harness/config.ts';
 import { ChecksumMismatchError, VaultCopyVerificationError } from '../../functions/lib/errors.ts';
 import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
 import { fetchAndDecrypt, readManifest } from '../../functions/lib/restore/fetch.ts';
@@ -81,11 +81,12 @@ beforeAll(async () => {
   const dump = createDumpHandler({
     clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms },
     target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
+    config: deployedConfig([{ id: 'orders', connection: { database: database.name, secretArn, sslMode: 'disable' } }]),
     logger: new Logger({ serviceName: 'lifeboat-test', logLevel: 'ERROR' }),
     metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
   });
   dumped = (await dump(
-    { planId: 'nightly', database: databaseSchema.parse({ id: 'orders', connection: { database: database.name, secretArn, sslMode: 'disable' } }) } as never,
+    { planId: 'nightly', databaseId: 'orders' } as never,
     localLambdaContext('dump'),
   )) as DumpTaskOutput;
 

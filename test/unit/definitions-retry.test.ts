@@ -48,7 +48,7 @@ describe('Retry on Lambda tasks', () => {
   }
 
   it('retries a snapshot of a busy source database instead of failing the backup', () => {
-    const create = (definition('backup').States.BackupEachDatabase!.ItemProcessor!.States.DumpAndSnapshot!.Branches![1]!.States.CreateSnapshot)!;
+    const create = (definition('backup-database').States.DumpAndSnapshot!.Branches![1]!.States.CreateSnapshot)!;
     expect(create.Retry!.some((r) => r.ErrorEquals.includes('SourceDatabaseBusyError'))).toBe(true);
   });
 });

@@ -20,7 +20,7 @@ describe('lifeboat run inputs', () => {
   });
 
   it('narrows every workflow to one database', () => {
-    expect((runInput('backup', config, { plan: 'nightly', database: 'orders' }) as { databases: { id: string }[] }).databases.map((d) => d.id)).toEqual(['orders']);
+    expect(runInput('backup', config, { plan: 'nightly', database: 'orders' })).toEqual({ planId: 'nightly', databaseIds: ['orders'] });
     expect((runInput('retention', config, { plan: 'nightly', database: 'orders' }) as { targets: { databaseId: string }[] }).targets.every((t) => t.databaseId === 'orders')).toBe(true);
     expect((runInput('drill', config, { database: 'billing' }) as { drills: { databaseId: string }[] }).drills.map((d) => d.databaseId)).toEqual(['billing']);
   });

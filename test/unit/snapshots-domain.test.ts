@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { resolveSnapshotSettings } from '../../functions/lib/config/schema.ts';
-import { SnapshotFailedError, SnapshotQuotaExceededError, ThrottledError } from '../../functions/lib/errors.ts';
+import { SnapshotFailedError, SnapshotQuotaExceededError, SourceDatabaseBusyError, ThrottledError } from '../../functions/lib/errors.ts';
 import { snapshotFunctionEnvironment, snapshotEnvironmentFrom, snapshotEnvSchema } from '../../functions/lib/snapshots/environment.ts';
 import { snapshotBackupId, snapshotIdentifier } from '../../functions/lib/snapshots/ids.ts';
 import { checkSnapshotQuota } from '../../functions/lib/snapshots/quota.ts';
 import { classifyRdsError } from '../../functions/lib/snapshots/rds-errors.ts';
+import { pollWaitSeconds } from '../../functions/lib/snapshots/workflow.ts';
 import type { RdsApi } from '../../functions/lib/snapshots/rds.ts';
 import { vaultCopyEnvSchema, vaultCopyFunctionEnvironment, vaultDumpTargetFrom } from '../../functions/lib/vault/environment.ts';
 import { roleSessionName } from '../../functions/lib/vault/credentials.ts';
@@ -95,9 +96,24 @@ describe('RDS error classification', () => {
     expect(classifyRdsError(awsError('ThrottlingException'), 'x', 'y')).toBeInstanceOf(ThrottledError);
     expect(classifyRdsError(awsError('RequestLimitExceeded'), 'x', 'y')).toBeInstanceOf(ThrottledError);
     expect(classifyRdsError(awsError('SnapshotQuotaExceededFault'), 'x', 'y')).toBeInstanceOf(SnapshotQuotaExceededError);
-    const other = classifyRdsError(awsError('InvalidDBInstanceStateFault'), 'creating a snapshot', 'RDS instance "a"');
+    const other = classifyRdsError(awsError('DBInstanceNotFoundFault'), 'creating a snapshot', 'RDS instance "a"');
     expect(other).toBeInstanceOf(SnapshotFailedError);
-    expect(other.message).toBe('RDS creating a snapshot failed on RDS instance "a": InvalidDBInstanceStateFault: InvalidDBInstanceStateFault happened');
+    expect(other.message).toBe('RDS creating a snapshot failed on RDS instance "a": DBInstanceNotFoundFault: DBInstanceNotFoundFault happened');
+  });
+
+  it('names a busy instance or cluster (backup window, modification, reboot) SourceDatabaseBusyError, which the create step retries', () => {
+    // Prepare: both spellings RDS uses on the wire and in the SDK, for instances and clusters.
+    const refusals = ['InvalidDBInstanceState', 'InvalidDBInstanceStateFault', 'InvalidDBClusterStateFault', 'InvalidDBClusterState'];
+    for (const code of refusals) {
+      // Act
+      const busy = classifyRdsError(awsError(code), 'creating a snapshot', 'RDS instance "a"');
+      // Assess
+      expect(busy, code).toBeInstanceOf(SourceDatabaseBusyError);
+      expect(busy.name).toBe('SourceDatabaseBusyError');
+      expect(busy.message).toMatch(/^RDS instance "a" is busy and refused creating a snapshot \(Invalid\w+\): /);
+    }
+    // Assess: a busy snapshot (a copy in progress) is not a busy source database.
+    expect(classifyRdsError(awsError('InvalidDBSnapshotStateFault'), 'sharing a snapshot', 'snapshot "s"')).toBeInstanceOf(SnapshotFailedError);
   });
 });
 
@@ -136,23 +152,32 @@ describe('config and function environment', () => {
   });
 });
 
-describe('the backup state machine definition', () => {
-  interface State { Type: string; Resource?: string; Retry?: Array<{ ErrorEquals: string[]; MaxDelaySeconds?: number; MaxAttempts?: number }>; Catch?: Array<{ Next: string }>; Branches?: Array<{ States: Record<string, State> }>; ItemProcessor?: { States: Record<string, State> }; MaxConcurrencyPath?: string }
-  const definition = JSON.parse(readFileSync(new URL('../../state-machines/backup.asl.json', import.meta.url), 'utf8')) as { States: Record<string, State> };
+describe('the backup state machine definitions', () => {
+  interface State { Type: string; Resource?: string; SecondsPath?: string; Next?: string; Default?: string; Choices?: Array<{ Variable: string; Next: string }>; Retry?: Array<{ ErrorEquals: string[]; MaxDelaySeconds?: number; MaxAttempts?: number }>; Catch?: Array<{ Next: string }>; Branches?: Array<{ States: Record<string, State> }>; ItemProcessor?: { States: Record<string, State> }; MaxConcurrencyPath?: string }
+  const load = (file: string) => JSON.parse(readFileSync(new URL(`../../state-machines/${file}`, import.meta.url), 'utf8')) as { States: Record<string, State> };
+  const parent = load('backup.asl.json');
+  const child = load('backup-database.asl.json');
   const all = (states: Record<string, State>): Array<[string, State]> =>
     Object.entries(states).flatMap(([name, s]) => [[name, s] as [string, State], ...(s.ItemProcessor ? all(s.ItemProcessor.States) : []), ...(s.Branches ?? []).flatMap((b) => all(b.States))]);
 
-  it('keeps concurrent copies under the per-region limit: MaxConcurrencyPath, and the schema caps it at 19', () => {
-    expect(definition.States.BackupEachDatabase!.MaxConcurrencyPath).toBe('$.maxConcurrency');
+  it('keeps concurrent copies under the per-region limit: MaxConcurrencyPath from the resolved plan, and the schema caps it at 19', () => {
+    expect(parent.States.BackupEachDatabase!.MaxConcurrencyPath).toBe('$.plan.maxConcurrency');
     const raw = JSON.parse(readFileSync(new URL('../../lifeboat.config.example.json', import.meta.url), 'utf8')) as { plans: Array<Record<string, unknown>> };
     raw.plans[0]!.maxConcurrency = 20;
     expect(() => parseConfig(raw)).toThrow(/plans\[0\]\.maxConcurrency/);
   });
 
-  it('has unique state names, the new placeholders, a Catch to an alert on every task, and bounded polling', () => {
-    const states = all(definition.States);
+  it('resolves the plan, then starts one child execution per database and nothing else', () => {
+    expect(placeholders('backup')).toEqual(['AlertFunctionArn', 'BackupDatabaseStateMachineArn', 'PlanFunctionArn']);
+    const item = parent.States.BackupEachDatabase!.ItemProcessor!.States;
+    expect(item.BackupDatabase).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::states:startExecution.sync:2' });
+    expect(item.BackupDatabase!.Catch?.[0]?.Next).toBe('AlertDatabaseRunFailed');
+  });
+
+  it('has unique state names, a Catch to an alert on every task, and deadline-driven polling instead of retry budgets', () => {
+    const states = all(child.States);
     expect(new Set(states.map(([n]) => n)).size).toBe(states.length);
-    expect(placeholders('backup')).toEqual([
+    expect(placeholders('backup-database')).toEqual([
       'AlertFunctionArn',
       'DumpClusterArn',
       'DumpFunctionArn',
@@ -162,16 +187,40 @@ describe('the backup state machine definition', () => {
       'SnapshotFunctionArn',
       'VaultCopyFunctionArn',
     ]);
-    // Loading a plan's input concerns no database: a failure there fails the execution, which the backup failure alarm reports.
-    expect(definition.States.LoadPlanInput).toMatchObject({ Type: 'Task', Retry: [expect.objectContaining({ ErrorEquals: ['States.ALL'] })] });
-    expect(definition.States.LoadPlanInput!.Catch).toBeUndefined();
-    for (const [name, state] of states.filter(([n, s]) => s.Type === 'Task' && s.Resource !== '${AlertFunctionArn}' && n !== 'LoadPlanInput')) {
+    for (const [name, state] of states.filter(([, s]) => s.Type === 'Task' && s.Resource !== '${AlertFunctionArn}')) {
       expect(state.Catch?.[0]?.Next, name).toMatch(/^Alert(Dump|Snapshot)Failed$/);
       expect(state.Retry?.some((r) => r.ErrorEquals.includes('ThrottledError')), name).toBe(true);
     }
-    for (const name of ['CheckSnapshot', 'CheckCopy', 'CheckVaultCopy']) {
-      const retry = states.find(([n]) => n === name)![1].Retry![0]!;
-      expect(retry).toMatchObject({ ErrorEquals: ['SnapshotNotReadyError'], MaxDelaySeconds: 600, MaxAttempts: 60 });
+    // Each wait: Wait (as long as the last check asked) -> Check -> Choice (ready, or wait again). The
+    // deadline is the check's: past snapshots.maxWaitMinutes it throws, and the Catch alerts.
+    for (const phase of ['Snapshot', 'Copy', 'VaultCopy']) {
+      const byName = Object.fromEntries(states);
+      const wait = byName[`WaitFor${phase}`]!;
+      const check = byName[`Check${phase}`]!;
+      const choice = byName[`Is${phase}Ready`]!;
+      expect(wait.Type).toBe('Wait');
+      expect(wait.SecondsPath).toMatch(/\.poll\.waitSeconds$/);
+      expect(wait.Next).toBe(`Check${phase}`);
+      expect(check.Retry!.flatMap((r) => r.ErrorEquals)).not.toContain('SnapshotNotReadyError');
+      expect(check.Next).toBe(`Is${phase}Ready`);
+      expect(choice.Default).toBe(`WaitFor${phase}`);
+      expect(choice.Choices![0]!.Variable).toMatch(/\.poll\.ready$/);
     }
+  });
+});
+
+describe('snapshot poll intervals', () => {
+  const at = (iso: string) => new Date(iso);
+  const ref = { startedAt: '2026-12-03T00:00:00.000Z', deadline: '2026-12-03T04:00:00.000Z' };
+
+  it('starts at 30 s, stretches to a quarter of the time waited, and never passes 10 minutes', () => {
+    expect(pollWaitSeconds(ref, at('2026-12-03T00:00:10Z'))).toBe(30);
+    expect(pollWaitSeconds(ref, at('2026-12-03T00:20:00Z'))).toBe(300);
+    expect(pollWaitSeconds(ref, at('2026-12-03T02:00:00Z'))).toBe(600);
+  });
+
+  it('waits no longer than one second past the deadline, so the last check sees that it was missed', () => {
+    expect(pollWaitSeconds(ref, at('2026-12-03T03:59:00Z'))).toBe(61);
+    expect(pollWaitSeconds(ref, at('2026-12-03T05:00:00Z'))).toBe(1);
   });
 });

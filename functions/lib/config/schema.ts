@@ -403,6 +403,13 @@ export const drillsSchema = z
     amcheck: z.enum(['off', 'indexes', 'heapallindexed']).default('indexes'),
     /** Databases drilled at once. @default 2 */
     maxConcurrency: z.number().int().min(1).max(19).default(2),
+    /**
+     * The drill staleness alarm (`drill-late`): it fires when no drill of a
+     * database has reported a result for this many hours (a stopped schedule, a
+     * broken workflow). `false` turns it off.
+     * @default - for a schedule that runs every day: 24 h plus the flexible window, restoreTimeoutMinutes and 2 h; required for other schedules
+     */
+    lateAfterHours: z.union([z.number().int().min(1).max(167), z.literal(false)]).optional(),
     /** @default [] */
     plans: z.array(z.object({ id: identifier, ...drillOverrides }).strict()).default([]),
     /** Databases to drill; when empty, every database of every plan. @default [] */

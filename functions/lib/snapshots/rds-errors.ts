@@ -1,4 +1,4 @@
-import { LifeboatError, SnapshotFailedError, SnapshotQuotaExceededError, ThrottledError } from '../errors.ts';
+import { LifeboatError, SnapshotFailedError, SnapshotQuotaExceededError, SourceDatabaseBusyError, ThrottledError } from '../errors.ts';
 
 /**
  * RDS error names as the SDK reports them. awsQuery services put the short
@@ -38,7 +38,9 @@ export function isThrottling(error: unknown): boolean {
 
 /**
  * The common RDS failures as named lifeboat errors: throttling (retried by Step
- * Functions) and a full snapshot quota. Anything else becomes a
+ * Functions), a busy source instance or cluster (RDS refuses a snapshot during
+ * its automated backup, a modification or a reboot: retried with a longer
+ * backoff on the create step) and a full snapshot quota. Anything else becomes a
  * SnapshotFailedError naming the action and the resource, unless it already is
  * a lifeboat error.
  */
@@ -48,6 +50,12 @@ export function classifyRdsError(error: unknown, action: string, where: string):
   const message = (error as Error | undefined)?.message ?? String(error);
   if (isThrottling(error)) {
     return new ThrottledError(`RDS throttled ${action} on ${where}: ${name}.`, { cause: error });
+  }
+  if (isAwsError(error, 'InvalidDBInstanceState', 'InvalidDBClusterState', 'InvalidDBClusterStateFault')) {
+    return new SourceDatabaseBusyError(`${where} is busy and refused ${action} (${name}): ${message}`, {
+      cause: error,
+      nextStep: 'nothing, if it is the automated backup window or a short maintenance: the step retries for up to an hour. If it keeps failing, check the instance or cluster status in the RDS console.',
+    });
   }
   if (isAwsError(error, 'SnapshotQuotaExceeded')) {
     return new SnapshotQuotaExceededError(`RDS refused ${action} on ${where}: the manual snapshot quota of the account and region is used up (${name}).`, {

@@ -30,7 +30,7 @@ import {
 
 /**
  * The snapshot side of a backup, one step per Lambda invocation; the state
- * machine waits between them (Wait states and Retry on SnapshotNotReadyError),
+ * machine waits between them (a Wait as long as the last check asked for, then a Choice),
  * never a sleeping Lambda:
  *
  *   create (source region) → status → copy (snapshots.copy: cross-region, CMK)
