@@ -10,18 +10,17 @@ import { createJanitorHandler } from '../functions/janitor/handler.ts';
 import { loadDefinition } from '../state-machines/definitions.ts';
 import { logger as sharedLogger } from '../functions/shared/powertools.ts';
 import { asLocalTask } from '../local/lambda-task.ts';
-import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine, type EventLog, type LocalRunResult, type TaskHandler } from '../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, localStateMachineArn, runLocalStateMachine, type EventLog, type LocalRunResult, type TaskHandler } from '../local/state-machine-runner.ts';
 import { LocalPostgresProvisioner } from '../functions/lib/drill/local-provisioner.ts';
 import type { DrillMetrics } from '../functions/lib/drill/measure.ts';
-import { drillRunInput } from '../functions/lib/drill/plan.ts';
 import { RdsProvisioner } from '../functions/lib/drill/rds-provisioner.ts';
 import { readDrillReport, type DrillReport } from '../functions/lib/drill/report.ts';
 import type { JanitorDeps, SweepResult } from '../functions/lib/drill/janitor.ts';
 import type { DrillDeps } from '../functions/lib/drill/steps.ts';
-import { drillRequestSchema, type DrillRequestInput } from '../functions/lib/drill/types.ts';
+import { drillRequestSchema, type DrillRequest, type DrillRequestInput } from '../functions/lib/drill/types.ts';
 
 /**
- * Runs the drill and janitor state machines locally on aws-local-stepfunctions
+ * Runs the drill (the run and its per-database children) and janitor state machines locally on aws-local-stepfunctions
  * with the real handlers: the same definitions CDK deploys. Used by the tests,
  * `lifeboat drill` and the demo.
  */
@@ -85,7 +84,12 @@ export interface DrillItemResult {
 }
 
 export interface LocalDrillResult {
+  /** The drill run (drill). */
   run: LocalRunResult;
+  /** Each database's drill (drill-database child executions), in the order they ended. */
+  children: LocalRunResult[];
+  /** Every event of the run and of its children. */
+  events: EventLog[];
   items: DrillItemResult[];
   /** The reports the drills wrote (read back from the first location of each). */
   reports: DrillReport[];
@@ -101,23 +105,54 @@ function recordingAlerts(alert: LocalDrillOptions['alert'], logger: Logger | und
   };
 }
 
-/** Runs the drill state machine locally and returns its results, reports and alerts. */
+/**
+ * What the plan function answers in a local drill run: the requests the caller
+ * built from its config (the deployed plan function builds the same from the
+ * deployed config object; see functions/lib/config/targets.ts).
+ */
+export function localDrillPlan(requests: DrillRequest[], maxConcurrency: number): TaskHandler {
+  const byId = new Map(requests.map((r) => [r.databaseId, r]));
+  return async (task) => {
+    const { workflow, input } = task as { workflow: string; input: { id?: string } };
+    if (workflow === 'drill') return { maxConcurrency, databases: requests.map((r) => ({ id: r.databaseId, ...(r.backupId ? { backupId: r.backupId } : {}) })) };
+    const request = workflow === 'drill-request' && input.id !== undefined ? byId.get(input.id) : undefined;
+    if (!request) throw Object.assign(new Error(`No drill request for ${JSON.stringify(task)}`), { name: 'UnknownTargetError' });
+    return request;
+  };
+}
+
+/** Runs the drill state machines locally (the run and a child execution per database) and returns their results, reports and alerts. */
 export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDrillResult> {
+  const planArn = localFunctionArn('plan');
   const drillArn = localFunctionArn('drill');
   const restoreArn = localFunctionArn('drill-restore');
   const alertArn = localFunctionArn('alert');
-  const definition = loadDefinition('drill', { DrillFunctionArn: drillArn, DrillRestoreFunctionArn: restoreArn, AlertFunctionArn: alertArn });
+  const childArn = localStateMachineArn('lifeboat-local-drill-database');
+  const definition = loadDefinition('drill', { PlanFunctionArn: planArn, AlertFunctionArn: alertArn, DrillDatabaseStateMachineArn: childArn });
+  const child = loadDefinition('drill-database', { PlanFunctionArn: planArn, DrillFunctionArn: drillArn, DrillRestoreFunctionArn: restoreArn, AlertFunctionArn: alertArn });
   const drill = asLocalTask('drill', createDrillHandler({ ...options.deps, logger: options.logger }));
   const alerts: AlertTaskInput[] = [];
   const requests = options.requests.map((r) => drillRequestSchema.parse(r));
-  const run = await runLocalStateMachine(definition, drillRunInput(requests, options.maxConcurrency ?? 2), {
-    resources: { [drillArn]: drill, [restoreArn]: drill, [alertArn]: recordingAlerts(options.alert, options.logger, alerts) },
-    timeScale: options.realTimings ? 1 : (options.timeScale ?? LOCAL_TIME_SCALE),
-    executionName: options.executionName,
-    onEvent: options.onEvent,
-  });
-  const mapExit = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'DrillEachDatabase');
-  const items = ((mapExit?.state?.output as { results?: DrillItemResult[] } | undefined)?.results ?? []) as DrillItemResult[];
+  const children: LocalRunResult[] = [];
+  const run = await runLocalStateMachine(
+    definition,
+    {},
+    {
+      resources: {
+        [planArn]: localDrillPlan(requests, options.maxConcurrency ?? 2),
+        [drillArn]: drill,
+        [restoreArn]: drill,
+        [alertArn]: recordingAlerts(options.alert, options.logger, alerts),
+      },
+      stateMachines: { [childArn]: { definition: child } },
+      timeScale: options.realTimings ? 1 : (options.timeScale ?? LOCAL_TIME_SCALE),
+      executionName: options.executionName,
+      onEvent: options.onEvent,
+      onChildExecution: (c) => children.push(c),
+    },
+  );
+  const outputs = children.map((c) => c.output as DrillItemResult | undefined).filter((o): o is DrillItemResult => Boolean(o));
+  const items = requests.flatMap((r) => outputs.filter((o) => o.databaseId === r.databaseId));
   const reports: DrillReport[] = [];
   const source = options.deps.storage.source;
   for (const item of items) {
@@ -125,7 +160,7 @@ export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDr
     const m = location && /^s3:\/\/([^/]+)\/(.+)$/.exec(location);
     if (m) reports.push(await readDrillReport(m[1] === source.bucket ? source.s3 : (options.deps.storage.vault?.s3 ?? source.s3), m[1]!, m[2]!));
   }
-  return { run, items, reports, alerts };
+  return { run, children, events: [...run.events, ...children.flatMap((c) => c.events)], items, reports, alerts };
 }
 
 export interface LocalJanitorOptions {

@@ -1,4 +1,4 @@
-import type { BackupRunInput } from '../functions/lib/config/targets.ts';
+import type { BackupRunInput, DrillRunInput } from '../functions/lib/config/targets.ts';
 import type { LifeboatConfig, PlanConfig } from '../functions/lib/config/schema.ts';
 import { RETENTION_LOCATIONS, type RetentionLocation } from '../functions/lib/retention/environment.ts';
 
@@ -41,6 +41,18 @@ function findPlan(config: LifeboatConfig, planId: string): PlanConfig {
 export function backupRunInput(config: LifeboatConfig, planId: string, databaseIds?: readonly string[]): BackupRunInput {
   const plan = findPlan(config, planId);
   return databaseIds && databaseIds.length > 0 ? { planId: plan.id, databaseIds: [...databaseIds] } : { planId: plan.id };
+}
+
+/**
+ * The drill run's execution input: names only (the plan function builds each
+ * database's request from the deployed config). Empty: every database the
+ * drills section covers, which is what the drill schedule starts.
+ */
+export function drillRunInput(options: { databaseIds?: readonly string[]; backupId?: string } = {}): DrillRunInput {
+  return {
+    ...(options.databaseIds && options.databaseIds.length > 0 ? { databaseIds: [...options.databaseIds] } : {}),
+    ...(options.backupId ? { backupId: options.backupId } : {}),
+  };
 }
 
 /** The schedules the source stack creates: one per plan that takes dumps, snapshots or both. */

@@ -7,10 +7,10 @@ import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { backupSchedules, retentionSchedules } from '../events/schedules.ts';
+import { backupSchedules, drillRunInput, retentionSchedules } from '../events/schedules.ts';
 import { parseConfig } from '../functions/lib/config/load.ts';
 import { drillsSchema, type DatabaseConfig, type LifeboatConfig, type LifeboatConfigInput } from '../functions/lib/config/schema.ts';
-import { drillRequestsFromConfig, drillRunInput } from '../functions/lib/drill/plan.ts';
+import { drillRequestsFromConfig } from '../functions/lib/drill/plan.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
 import { retentionFunctionEnvironment } from '../functions/lib/retention/environment.ts';
 import { snapshotFunctionEnvironment } from '../functions/lib/snapshots/environment.ts';
@@ -246,6 +246,8 @@ export class SourceStack extends Stack {
   /** The drill's restore and verify steps: the runner image, in the VPC. */
   public readonly drillRestoreFunction: ProjectFunction;
   public readonly drill: MonitoredStateMachine;
+  /** One database's drill, started by {@link drill} as a child execution. */
+  public readonly drillDatabase: MonitoredStateMachine;
   /** Every drill throwaway joins it: ingress PostgreSQL from the runners only. Present with `drills` (which then needs `source.network`). */
   public readonly drillSecurityGroup?: ec2.SecurityGroup;
   /** Present when the config has a `drills` section. */
@@ -517,25 +519,41 @@ export class SourceStack extends Stack {
     grantReadDrillSecrets(this.drillRestoreFunction.role);
 
     const rounds = Math.max(1, Math.ceil(drillRequests.length / drills.maxConcurrency));
-    this.drill = new MonitoredStateMachine(this, 'Drill', {
-      definition: 'drill',
+    // One database's drill may wait out the restore timeout, plus the steps around it.
+    const oneDrill = Duration.minutes(drills.restoreTimeoutMinutes + DRILL_OVERHEAD.toMinutes());
+    this.drillDatabase = new MonitoredStateMachine(this, 'DrillDatabase', {
+      definition: 'drill-database',
       substitutions: {
+        PlanFunctionArn: this.planFunction.functionArn,
         DrillFunctionArn: this.drillFunction.functionArn,
         DrillRestoreFunctionArn: this.drillRestoreFunction.functionArn,
         AlertFunctionArn: this.alertFunction.functionArn,
       },
-      invokedFunctions: [this.drillFunction.function, this.drillRestoreFunction.function, this.alertFunction.function],
+      invokedFunctions: [this.planFunction.function, this.drillFunction.function, this.drillRestoreFunction.function, this.alertFunction.function],
+      alert: { deploymentName: config.name, kind: 'drill-failed' },
+      ...deployedWorkflowNames(config.name, 'drill-database'),
+      timeout: oneDrill,
+    });
+    this.drill = new MonitoredStateMachine(this, 'Drill', {
+      definition: 'drill',
+      substitutions: {
+        PlanFunctionArn: this.planFunction.functionArn,
+        AlertFunctionArn: this.alertFunction.functionArn,
+        DrillDatabaseStateMachineArn: this.drillDatabase.stateMachine.stateMachineArn,
+      },
+      invokedFunctions: [this.planFunction.function, this.alertFunction.function],
+      startedStateMachines: [this.drillDatabase],
       alert: { deploymentName: config.name, kind: 'drill-failed' },
       ...deployedWorkflowNames(config.name, 'drill'),
-      // Each round of drills (maxConcurrency at a time) may wait out the restore timeout, plus the steps around it.
-      timeout: Duration.minutes(rounds * (drills.restoreTimeoutMinutes + DRILL_OVERHEAD.toMinutes())),
+      // Each round of drills (maxConcurrency at a time) may take as long as one drill.
+      timeout: Duration.minutes(rounds * oneDrill.toMinutes()),
     });
     if (config.drills) {
       this.drillSchedule = this.scheduleWorkflow(
         'DrillSchedule',
         this.drill,
         { expression: config.drills.schedule.cron, timeZone: config.drills.schedule.timezone, flexibleWindowMinutes: config.drills.schedule.flexibleWindowMinutes },
-        { ...drillRunInput(drillRequests, config.drills.maxConcurrency) },
+        { ...drillRunInput() },
         'nightly restore drills',
       );
       this.databaseAlarms.addDrillObjectiveAlarms(SERVICE_NAMES.drill);

@@ -9,6 +9,7 @@ export const stateMachineFiles = {
   backup: new URL('./backup.asl.json', import.meta.url),
   'backup-database': new URL('./backup-database.asl.json', import.meta.url),
   drill: new URL('./drill.asl.json', import.meta.url),
+  'drill-database': new URL('./drill-database.asl.json', import.meta.url),
   janitor: new URL('./janitor.asl.json', import.meta.url),
   retention: new URL('./retention.asl.json', import.meta.url),
 } as const;

@@ -10,8 +10,8 @@ import {
 import { createSfnClient } from '../../functions/lib/aws/clients.ts';
 import type { LifeboatConfig } from '../../functions/lib/config/schema.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { backupRunInput, retentionRunInput, SOURCE_RETENTION_LOCATIONS } from '../../events/schedules.ts';
-import { drillRequestsFromConfig, drillRunInput } from '../../functions/lib/drill/plan.ts';
+import { backupRunInput, drillRunInput, retentionRunInput, SOURCE_RETENTION_LOCATIONS } from '../../events/schedules.ts';
+import { drillRequestsFromConfig } from '../../functions/lib/drill/plan.ts';
 import { loadCliConfig, requireFlag } from '../context.ts';
 import { deployedWorkflowNames } from '../../state-machines/definitions.ts';
 import type { CommandResult } from '../main.ts';
@@ -40,7 +40,7 @@ async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {
 }
 
 /** The per-database workflow a run starts as child executions, if the workflow has one. */
-const CHILD_WORKFLOWS: Partial<Record<Workflow, string>> = { backup: 'backup-database' };
+const CHILD_WORKFLOWS: Partial<Record<Workflow, string>> = { backup: 'backup-database', drill: 'drill-database' };
 
 async function findOptionalStateMachine(sfn: SFNClient, name: string): Promise<string | undefined> {
   try {
@@ -77,7 +77,7 @@ async function childReports(sfn: SFNClient, childArn: string, parentArn: string,
       const output = JSON.parse(described.output ?? 'null') as { status?: string } | null;
       const status = described.status === 'SUCCEEDED' ? (output?.status ?? 'succeeded') : `execution ${described.status}`;
       const lines: string[] = [];
-      if (status !== 'succeeded') {
+      if (status === 'failed' || described.status !== 'SUCCEEDED') {
         let token: string | undefined;
         do {
           const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn: execution.executionArn!, nextToken: token, maxResults: 100 }));
@@ -98,8 +98,9 @@ async function childReports(sfn: SFNClient, childArn: string, parentArn: string,
 
 export function runInput(workflow: Workflow, config: LifeboatConfig, flags: Record<string, unknown>): unknown {
   if (workflow === 'drill') {
+    // Checked here as the plan function will check it, for a clear error before anything starts.
     const requests = drillRequestsFromConfig(config, { databaseId: flags.database as string | undefined, backupId: flags.backup as string | undefined });
-    return drillRunInput(requests, config.drills?.maxConcurrency);
+    return drillRunInput({ databaseIds: flags.database ? requests.map((r) => r.databaseId) : undefined, backupId: flags.backup as string | undefined });
   }
   const planId = (flags.plan as string | undefined) ?? (config.plans.length === 1 ? config.plans[0]!.id : undefined);
   const plan = requireFlag(planId, 'plan', `one of ${config.plans.map((p) => p.id).join(', ')}`);

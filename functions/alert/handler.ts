@@ -13,7 +13,7 @@ import { alarmEventToAlert, isAlarmStateChangeEvent } from './alarm-event.ts';
 
 /** What a state machine's Catch passes: the failed item plus Step Functions' `{ Error, Cause }`. */
 export const alertTaskInputSchema = z.object({
-  kind: z.enum(['backup-failed', 'backup-late', 'drill-failed', 'objective-missed', 'retention-failed', 'quota-warning']),
+  kind: z.enum(['backup-failed', 'backup-late', 'drill-failed', 'drill-teardown-incomplete', 'objective-missed', 'retention-failed', 'quota-warning']),
   databaseId: z.string().optional(),
   planId: z.string().optional(),
   executionId: z.string().optional(),
@@ -26,6 +26,8 @@ const DEFAULT_NEXT_STEP: Record<Alert['kind'], string> = {
   'backup-failed': 'fix the cause above, then rerun the plan with `lifeboat run backup --plan <plan>`.',
   'backup-late': 'check the last backup execution and the schedule; run `lifeboat status`.',
   'drill-failed': 'treat the backup as unproven; inspect the drill report and run `lifeboat drill`.',
+  'drill-teardown-incomplete':
+    'the drill\'s verdict stands; its throwaway (named above) may still be running and billing. The janitor deletes expired lifeboat-drill-* resources on its schedule: check that it ran, or delete the resource by hand.',
   'objective-missed': 'review the plan targets against the measured values in `lifeboat status`.',
   'retention-failed': 'inspect the retention audit log and rerun `lifeboat prune --dry-run`.',
   'quota-warning': 'raise the quota or tighten retention.',

@@ -6,17 +6,20 @@ import { z } from 'zod';
 import { createS3Client } from '../lib/aws/clients.ts';
 import { deploymentConfigEnvSchema, deploymentConfigLoader, type DeploymentConfig } from '../lib/config/deployment.ts';
 import { parseWith } from '../lib/config/load.ts';
-import { backupRunInputSchema, drillRunInputSchema, resolveBackupRun, resolveDrillRun, type BackupPlanRun, type DrillRun } from '../lib/config/targets.ts';
+import { backupRunInputSchema, drillRequestInputSchema, drillRunInputSchema, resolveBackupRun, resolveDrillRequest, resolveDrillRun, type BackupPlanRun, type DrillRun } from '../lib/config/targets.ts';
+import type { DrillRequest } from '../lib/drill/types.ts';
 import { readEnv } from '../shared/env.ts';
 import { logger as sharedLogger, tracer } from '../shared/powertools.ts';
 
 /**
  * The first step of the backup and drill workflows: what the run covers,
- * resolved from the deployed config (the execution input only names it).
+ * resolved from the deployed config (the execution input only names it); and
+ * the first step of each database's drill: its full drill request.
  */
 export const planTaskInputSchema = z.discriminatedUnion('workflow', [
   z.object({ workflow: z.literal('backup'), input: z.unknown() }).strict(),
   z.object({ workflow: z.literal('drill'), input: z.unknown() }).strict(),
+  z.object({ workflow: z.literal('drill-request'), input: z.unknown() }).strict(),
 ]);
 
 export interface PlanHandlerDeps {
@@ -35,7 +38,7 @@ export function createPlanHandler(injected?: PlanHandlerDeps) {
   return middy()
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
-    .handler(async (event: unknown): Promise<BackupPlanRun | DrillRun> => {
+    .handler(async (event: unknown): Promise<BackupPlanRun | DrillRun | DrillRequest> => {
       const deps = injected ?? depsFromEnvironment();
       const task = parseWith(planTaskInputSchema, event, 'plan task input');
       const deployed = await deps.config();
@@ -43,6 +46,11 @@ export function createPlanHandler(injected?: PlanHandlerDeps) {
         const run = resolveBackupRun(deployed, parseWith(backupRunInputSchema, task.input, 'the backup execution input'));
         logger.info('Backup run resolved', { planId: run.planId, databases: run.databases.length });
         return run;
+      }
+      if (task.workflow === 'drill-request') {
+        const request = resolveDrillRequest(deployed, parseWith(drillRequestInputSchema, task.input, 'the drill request input'));
+        logger.info('Drill request resolved', { databaseId: request.databaseId, backupKind: request.backupKind });
+        return request;
       }
       const run = resolveDrillRun(deployed, parseWith(drillRunInputSchema, task.input, 'the drill execution input'));
       logger.info('Drill run resolved', { databases: run.databases.length });

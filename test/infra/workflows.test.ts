@@ -4,7 +4,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { retentionRunInput } from '../../events/schedules.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
-import { drillRequestsFromConfig, drillRunInput } from '../../functions/lib/drill/plan.ts';
+import { drillRequestsFromConfig } from '../../functions/lib/drill/plan.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES } from '../../functions/lib/metrics/names.ts';
 import { retentionPlansOf } from '../../functions/lib/retention/environment.ts';
@@ -182,17 +182,31 @@ describe('restore drills', () => {
       StateMachineName: 'acme-lifeboat-drill',
       DefinitionString: withExecutionTimeout(readFileSync(stateMachinePath('drill'), 'utf8'), Duration.minutes(2 * (45 + 120)), 'drill'),
       DefinitionSubstitutions: {
+        PlanFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.planFunction.function), 'Arn'] },
+        AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
+        DrillDatabaseStateMachineArn: { Ref: logicalIdOf(stack.drillDatabase.stateMachine) },
+      },
+    });
+    // Two databases, one at a time: two rounds of (45 min restore timeout + 2 h).
+    expect(JSON.parse(machine.DefinitionString as string).TimeoutSeconds).toBe(2 * (45 * 60 + DRILL_OVERHEAD.toSeconds()));
+    // Each database's drill: one round.
+    const child = machineProps(stack.drillDatabase as never);
+    expect(child).toMatchObject({
+      StateMachineName: 'acme-lifeboat-drill-database',
+      DefinitionSubstitutions: {
+        PlanFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.planFunction.function), 'Arn'] },
         DrillFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.drillFunction.function), 'Arn'] },
         DrillRestoreFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.drillRestoreFunction.function), 'Arn'] },
         AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
       },
     });
-    // Two databases, one at a time: two rounds of (45 min restore timeout + 2 h).
-    expect(JSON.parse(machine.DefinitionString as string).TimeoutSeconds).toBe(2 * (45 * 60 + DRILL_OVERHEAD.toSeconds()));
+    expect(JSON.parse(child.DefinitionString as string).TimeoutSeconds).toBe(45 * 60 + DRILL_OVERHEAD.toSeconds());
     const [schedule, ...more] = scheduleOf(stack.drill as never);
     expect(more).toEqual([]);
     expect(schedule!.Properties).toMatchObject({ ScheduleExpression: 'cron(30 4 * * ? *)', ScheduleExpressionTimezone: 'Europe/Berlin' });
-    expect(JSON.parse(schedule!.Properties.Target.Input as string)).toEqual(JSON.parse(JSON.stringify(drillRunInput(drillRequestsFromConfig(config), 1))));
+    // The schedule names nothing: every database the drills section covers.
+    expect(JSON.parse(schedule!.Properties.Target.Input as string)).toEqual({});
+    expect(drillRequestsFromConfig(config)).toHaveLength(2);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'lifeboat/acme/drill-failed/drill-executions' });
     const objectives = resourcesOfType(templatesIn(synthesized.outdir), 'AWS::CloudWatch::Alarm').filter((a) => String(a.resource.Properties?.AlarmName).includes('/objective-missed/'));
     expect(objectives.map((a) => a.resource.Properties!.AlarmName).sort()).toEqual(['lifeboat/acme/objective-missed/billing', 'lifeboat/acme/objective-missed/orders']);

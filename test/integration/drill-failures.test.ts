@@ -178,7 +178,7 @@ describe('drill bad paths: each alerts clearly, reports the failed check and tea
 
   it('leaves no local cluster and never logs the throwaway credentials', () => {
     expect(readdirSync(registryDir)).toEqual([]);
-    const everything = JSON.stringify({ output, events: drill.run.events, reports: drill.reports, alerts });
+    const everything = JSON.stringify({ output, events: drill.events, reports: drill.reports, alerts });
     expect(everything).not.toContain(SENTINEL);
   });
 });

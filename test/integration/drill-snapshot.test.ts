@@ -129,7 +129,7 @@ describe('snapshot drill against moto', () => {
     expect(index('CreateSecretCommand')).toBeLessThan(index('ModifyDBInstanceCommand'));
     const secret = JSON.parse(call('CreateSecretCommand')!.input.SecretString as string);
     expect(secret).toMatchObject({ username: 'app_admin', password: SENTINEL, port: 5432 });
-    const everything = JSON.stringify({ output, events: drill.run.events, reports: drill.reports, alerts, items: drill.items });
+    const everything = JSON.stringify({ output, events: drill.events, reports: drill.reports, alerts, items: drill.items });
     expect(everything).not.toContain(SENTINEL);
   });
 

@@ -3,12 +3,11 @@ import { readdirSync, rmSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createDrillHandler } from '../../functions/drill/handler.ts';
-import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
-import { drillRunInput } from '../../functions/lib/drill/plan.ts';
+import { localDrillDeps, localDrillPlan, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
 import type { DrillDeps } from '../../functions/lib/drill/steps.ts';
 import { drillRequestSchema, type DrillRequestInput } from '../../functions/lib/drill/types.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
-import { LOCAL_TIME_SCALE, localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
+import { LOCAL_TIME_SCALE, localFunctionArn, localStateMachineArn, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
 import { loadDefinition } from '../../state-machines/definitions.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { listDrillReports } from '../../functions/lib/drill/report.ts';
@@ -159,7 +158,7 @@ describe('drill state machine, executed locally with the real handlers and a loc
   });
 
   it('sets fresh credentials after the instance is up and before the restore, and never logs them', () => {
-    const entered = drill.run.events
+    const entered = drill.events
       .filter((e) => e.type === 'StateEntered' && (e.state?.input as { request?: { databaseId?: string } })?.request?.databaseId === 'alpha')
       .map((e) => e.state!.name);
     const at = (name: string) => entered.indexOf(name);
@@ -168,7 +167,7 @@ describe('drill state machine, executed locally with the real handlers and a loc
     expect(at('SetCredentials')).toBeLessThan(at('RestoreBackup'));
     expect(entered.slice(at('RestoreBackup'))).toEqual(['RestoreBackup', 'VerifyRestore', 'MeasureDrill', 'TeardownInstance', 'WriteReport', 'DrillVerdict', 'DrillProven']);
     expect(passwords).toHaveLength(2);
-    const everything = JSON.stringify({ output, events: drill.run.events, reports: drill.reports, alerts, items: drill.items });
+    const everything = JSON.stringify({ output, events: drill.events, reports: drill.reports, alerts, items: drill.items });
     expect(everything).toContain('secretArn');
     for (const p of passwords) expect(everything).not.toContain(p);
     expect(everything).not.toContain(SENTINEL);
@@ -176,36 +175,52 @@ describe('drill state machine, executed locally with the real handlers and a loc
 });
 
 // Last: it adds a drill (a report, a password) that the tests above do not expect.
-describe('the drill definition the source stack deploys', () => {
-  const arns = { DrillFunctionArn: localFunctionArn('drill'), DrillRestoreFunctionArn: localFunctionArn('drill-restore'), AlertFunctionArn: localFunctionArn('alert') };
+describe('the drill definitions the source stack deploys', () => {
+  const CHILD = localStateMachineArn('acme-lifeboat-drill-database');
+  const arns = { PlanFunctionArn: localFunctionArn('plan'), AlertFunctionArn: localFunctionArn('alert'), DrillDatabaseStateMachineArn: CHILD };
+  const childArns = { PlanFunctionArn: localFunctionArn('plan'), DrillFunctionArn: localFunctionArn('drill'), DrillRestoreFunctionArn: localFunctionArn('drill-restore'), AlertFunctionArn: localFunctionArn('alert') };
 
-  it('is the one the local runs execute (runLocalDrill, lifeboat drill), with the execution timeout added', () => {
+  it('are the ones the local runs execute (runLocalDrill, lifeboat drill), with the execution timeouts added', () => {
     const { TimeoutSeconds, ...deployed } = synthesizedDefinition('drill', arns);
     expect(TimeoutSeconds).toBeGreaterThan(3600);
     expect(deployed).toEqual(loadDefinition('drill', arns));
+    const { TimeoutSeconds: childTimeout, ...child } = synthesizedDefinition('drill-database', childArns);
+    expect(childTimeout).toBeGreaterThan(3600);
+    expect(child).toEqual(loadDefinition('drill-database', childArns));
   });
 
-  it('runs a drill end to end, restore and verify on the restore function (the runner image), the other steps on the drill function', async () => {
-    // Prepare: the synthesized definition, each function's handler counting the steps it ran.
-    const definition = synthesizedDefinition('drill', arns);
+  it('runs a drill end to end in a child execution, restore and verify on the restore function (the runner image), the other steps on the drill function', async () => {
+    // Prepare: the synthesized definitions, each function's handler counting the steps it ran.
     const steps: Record<string, string[]> = { drill: [], restore: [] };
     const counted = (fn: keyof typeof steps) => {
       const run = asLocalTask(fn, createDrillHandler(deps));
       return async (event: unknown) => (steps[fn]!.push((event as { action: string }).action), run(event));
     };
+    const children: LocalRunResult[] = [];
 
     // Act
     const { result: run } = await capturingOutput(() =>
-      runLocalStateMachine(definition, drillRunInput([drillRequestSchema.parse(alphaRequest)], 1), {
-        resources: { [arns.DrillFunctionArn]: counted('drill'), [arns.DrillRestoreFunctionArn]: counted('restore'), [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }) },
-        timeScale: LOCAL_TIME_SCALE,
-      }),
+      runLocalStateMachine(
+        synthesizedDefinition('drill', arns),
+        {},
+        {
+          resources: {
+            [arns.PlanFunctionArn]: localDrillPlan([drillRequestSchema.parse(alphaRequest)], 1),
+            [childArns.DrillFunctionArn]: counted('drill'),
+            [childArns.DrillRestoreFunctionArn]: counted('restore'),
+            [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }),
+          },
+          stateMachines: { [CHILD]: { definition: synthesizedDefinition('drill-database', childArns) } },
+          onChildExecution: (c) => children.push(c),
+          timeScale: LOCAL_TIME_SCALE,
+        },
+      ),
     );
 
-    // Assess
+    // Assess: the run keeps the database id and status only; the child has the drill's result.
     expect(run.status, String(run.cause)).toBe('SUCCEEDED');
-    const results = (run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'DrillEachDatabase')?.state?.output as { results: Array<{ databaseId: string; status: string }> }).results;
-    expect(results).toEqual([expect.objectContaining({ databaseId: 'alpha', status: 'passed' })]);
+    expect(run.output).toEqual({ results: [{ databaseId: 'alpha', status: 'passed' }], anyFailed: false });
+    expect(children.map((c) => c.output)).toEqual([expect.objectContaining({ databaseId: 'alpha', status: 'passed', objectivesMet: true })]);
     expect([...new Set(steps.restore)].sort()).toEqual(['restore', 'verify']);
     expect(steps.drill).not.toContain('restore');
     expect(steps.drill).not.toContain('verify');

@@ -15,13 +15,14 @@ describe('lifeboat run inputs', () => {
     expect(runInput('retention', config, { plan: 'nightly' })).toEqual(retentionRunInput(config, 'nightly', { locations: SOURCE_RETENTION_LOCATIONS }));
     expect(retentionRunInput(config, 'nightly').targets.some((t) => t.location === 'vault')).toBe(true);
     expect((runInput('retention', config, { plan: 'nightly' }) as { targets: { location: string }[] }).targets.some((t) => t.location === 'vault')).toBe(false);
-    const drill = runInput('drill', config, {}) as { drills: { databaseId: string }[] };
-    expect(drill.drills.map((d) => d.databaseId).sort()).toEqual(['billing', 'orders']);
+    expect(runInput('drill', config, {})).toEqual({});
   });
 
   it('narrows every workflow to one database', () => {
     expect(runInput('backup', config, { plan: 'nightly', database: 'orders' })).toEqual({ planId: 'nightly', databaseIds: ['orders'] });
     expect((runInput('retention', config, { plan: 'nightly', database: 'orders' }) as { targets: { databaseId: string }[] }).targets.every((t) => t.databaseId === 'orders')).toBe(true);
-    expect((runInput('drill', config, { database: 'billing' }) as { drills: { databaseId: string }[] }).drills.map((d) => d.databaseId)).toEqual(['billing']);
+    expect(runInput('drill', config, { database: 'billing' })).toEqual({ databaseIds: ['billing'] });
+    expect(runInput('drill', config, { database: 'billing', backup: '20260301T000000Z-abcdef' })).toEqual({ databaseIds: ['billing'], backupId: '20260301T000000Z-abcdef' });
+    expect(() => runInput('drill', config, { database: 'ghost' })).toThrow(/--database: "ghost" is not in the config/);
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { drillRequestsFromConfig } from '../drill/plan.ts';
+import type { DrillRequest } from '../drill/types.ts';
 import { UnknownTargetError } from '../errors.ts';
 import type { DeploymentConfig } from './deployment.ts';
 
@@ -77,4 +78,23 @@ export function resolveDrillRun(deployed: DeploymentConfig, input: z.infer<typeo
     maxConcurrency: config.drills?.maxConcurrency ?? 2,
     databases: wanted.map((id) => ({ id, ...(input.backupId ? { backupId: input.backupId } : {}) })),
   };
+}
+
+/** One database of a drill run, as the drill run's Map hands it to its child execution. */
+export const drillRequestInputSchema = z
+  .object({
+    id: z.string().min(1),
+    backupId: z.string().min(1).optional(),
+  })
+  .strict();
+
+/**
+ * The full drill request of one database (backup kind, selection, targets,
+ * throwaway instance settings), built in the child execution from the deployed
+ * config, so the drill run itself only carries ids.
+ */
+export function resolveDrillRequest(deployed: DeploymentConfig, input: z.infer<typeof drillRequestInputSchema>): DrillRequest {
+  // The same checks as the run: the database exists and the drills section covers it.
+  resolveDrillRun(deployed, { databaseIds: [input.id], ...(input.backupId ? { backupId: input.backupId } : {}) });
+  return drillRequestsFromConfig(deployed.config, { databaseId: input.id, backupId: input.backupId })[0]!;
 }

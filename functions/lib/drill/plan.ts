@@ -58,8 +58,3 @@ export function drillRequestsFromConfig(config: LifeboatConfig, options: { datab
 function targets(plans: PlanConfig[]): DrillRequest['targets'] {
   return { rpoMinutes: Math.min(...plans.map((p) => p.rpoMinutes)), rtoMinutes: Math.min(...plans.map((p) => p.rtoMinutes)) };
 }
-
-/** The drill state machine's input for a set of requests. */
-export function drillRunInput(requests: DrillRequest[], maxConcurrency = 2): { maxConcurrency: number; drills: DrillRequest[] } {
-  return { maxConcurrency, drills: requests };
-}
