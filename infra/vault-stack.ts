@@ -334,6 +334,9 @@ export class VaultStack extends Stack {
       }),
     );
     role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeSnapshotKey', actions: ['kms:DescribeKey'], resources: [this.snapshotKey.keyArn] }));
+    // The vault's manual snapshot quota is checked before each copy in (a read of the account's attributes).
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadSnapshotQuota', actions: ['rds:DescribeAccountAttributes'], resources: ['*'] }));
+    acknowledge(role, 'AwsSolutions-IAM5[Resource::*]', 'rds:DescribeAccountAttributes has no resource-level permissions; it only reads the account\'s RDS quotas, for the manual snapshot quota check before each copy into the vault.');
     // The shared snapshot is encrypted under a production key (its policy grants
     // this account); RDS uses it on the copier's behalf only.
     const why: Array<[string, string]> = [

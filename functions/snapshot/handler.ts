@@ -147,7 +147,12 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
           }
           case 'copy': {
             const result = await copyToCopyRegion(job, input.source, context, input.backupId);
-            log.info(result.started ? 'Snapshot copy requested' : 'No snapshot copy configured', result.started ? { snapshot: result.poll.ref.id, region: result.poll.ref.region } : { reason: result.reason });
+            if (!result.started) {
+              log.info('No snapshot copy configured', { reason: result.reason });
+              return result;
+            }
+            log.info('Snapshot copy requested', { snapshot: result.poll.ref.id, region: result.poll.ref.region, quota: { used: result.quota.used, max: result.quota.max, source: result.quota.source } });
+            if (result.quota.warn) log.warn('Manual snapshot quota nearly used', { quota: result.quota });
             return result;
           }
           case 'share': {
@@ -156,9 +161,11 @@ export function createSnapshotHandler(injected?: SnapshotHandlerDeps) {
             return result;
           }
           case 'vault-copy': {
-            const poll = await copyIntoVault(job, input.shared, input.source, context, input.backupId);
-            log.info('Vault copy requested', { snapshot: poll.ref.id, account: poll.ref.account, region: poll.ref.region });
-            return { poll };
+            const result = await copyIntoVault(job, input.shared, input.source, context, input.backupId);
+            const { poll, quota } = result;
+            log.info('Vault copy requested', { snapshot: poll.ref.id, account: poll.ref.account, region: poll.ref.region, quota: { used: quota.used, max: quota.max, source: quota.source } });
+            if (quota.warn) log.warn('Manual snapshot quota nearly used', { quota });
+            return result;
           }
         }
       } catch (error) {

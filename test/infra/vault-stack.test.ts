@@ -117,7 +117,7 @@ describe('the copier role', () => {
     const template = vault.template.toJSON() as CfnTemplateJson;
     const grants = findGrants(template, copierId(), { actions: PROTECTED });
     expect(grants, describeGrants(grants)).toEqual([]);
-    for (const action of ['s3:PutObject', 'rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'kms:CreateGrant']) {
+    for (const action of ['s3:PutObject', 'rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'kms:CreateGrant', 'rds:DescribeAccountAttributes']) {
       expect(findGrants(template, copierId(), { actions: [action] }).length, action).toBeGreaterThan(0);
     }
     const deny = statementsForRole(template, copierId()).find((s) => s.statement.Effect === 'Deny' && s.statement.Resource === '*' && s.source.includes('CopierRole'));

@@ -8,7 +8,6 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { resolveSnapshotSettings, type LifeboatConfig, type LifeboatConfigInput, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
-import type { FaultProxy } from '../../local/fault-proxy.ts';
 import { actAsAccount, credentialsFor, failRds, snapshotStatus, throttleRds, type QuotaScript } from '../../local/moto-rds-compat.ts';
 import {
   backupDatabaseSubstitutions,
@@ -22,6 +21,7 @@ import {
   snapshotCopyKeyPolicy,
   startMotoCompatProxy,
   type AlertInbox,
+  type MotoCompatProxy,
 } from '../../local/nightly-environment.ts';
 import { waitUntilAvailable } from '../../local/strict-rds.ts';
 import { LOCAL_TIME_SCALE, localStateMachineArn, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
@@ -66,7 +66,7 @@ async function runBackup(plan: { id: string; dump: boolean; snapshot: boolean; m
   return { run, children };
 }
 
-let proxy: FaultProxy;
+let proxy: MotoCompatProxy;
 let upstream: string;
 const quota: QuotaScript = { max: () => 100 };
 const faults = { on: false };
@@ -217,6 +217,8 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     expect(run.status, JSON.stringify(run.cause)).toBe('SUCCEEDED');
     expect(run.output).toEqual({ planId: 'nightly', anyFailed: false, results: [{ databaseId: 'alpha', status: 'succeeded' }, { databaseId: 'bravo', status: 'succeeded' }] });
     const results = resultsOf(children);
+    // Assess: each child's output stays small with the three quota checks in it (its payload budget is its own).
+    for (const child of children) expect(JSON.stringify(child.output).length).toBeLessThan(4096);
     expect(results.map((r) => [r.databaseId, r.status, r.dump.status, r.dump.vault, r.snapshot.status])).toEqual([
       ['alpha', 'succeeded', 'succeeded', 'copied', 'succeeded'],
       ['bravo', 'succeeded', 'succeeded', 'copied', 'succeeded'],
@@ -249,14 +251,26 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     const [copied] = (await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: alpha.copy!.poll!.ref.id }))).DBSnapshots!;
     expect(copied).toMatchObject({ KmsKeyId: copyKey, DBSnapshotArn: expect.stringContaining(`:${PROD}:snapshot:`) });
 
-    // Assess: one quota warning per database, through the alert handler and SNS, and no failure alert.
-    const alerts = await drainAlerts(2);
+    // Assess: one quota warning per database and destination (the source, the copy region, the vault: each
+    // quota is full after its snapshot), through the alert handler and SNS, and no failure alert.
+    const alerts = await drainAlerts(6);
     expect(alerts.map((a) => a.subject).sort()).toEqual([
-      '[lifeboat] Quota nearly used up: database alpha, plan nightly: ManualSnapshotQuotaNearlyUsed',
-      '[lifeboat] Quota nearly used up: database bravo, plan nightly: ManualSnapshotQuotaNearlyUsed',
+      ...Array<string>(3).fill('[lifeboat] Quota nearly used up: database alpha, plan nightly: ManualSnapshotQuotaNearlyUsed'),
+      ...Array<string>(3).fill('[lifeboat] Quota nearly used up: database bravo, plan nightly: ManualSnapshotQuotaNearlyUsed'),
     ]);
-    expect(alerts.find((a) => a.subject.includes('alpha'))!.message).toMatch(/Manual DB instance snapshots in eu-west-1: \d+ of \d+ used after this snapshot \(100%, warning at 90%\)/);
-    expect(alerts[0]!.details).toMatchObject({ kind: 'quota-warning', details: { warn: true, source: 'DescribeAccountAttributes' } });
+    const alphaWarnings = alerts.filter((a) => a.subject.includes('alpha')).map((a) => a.message);
+    expect(alphaWarnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/Manual DB instance snapshots in account 333333333333, eu-west-1: \d+ of \d+ used after this snapshot \(100%, warning at 90%\)/),
+        expect.stringMatching(/Manual DB instance snapshots in the copy region \(account 333333333333, eu-central-1\): \d+ of \d+ used after this copy \(100%, warning at 90%\)/),
+        expect.stringMatching(/Manual DB instance snapshots in the vault \(account 222222222222, eu-central-1\): \d+ of \d+ used after this copy \(100%, warning at 90%\)/),
+      ]),
+    );
+    expect(alerts.filter((a) => a.subject.includes('bravo')).map((a) => a.message)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/Manual DB cluster snapshots in the vault \(account 222222222222, eu-central-1\): /)]),
+    );
+    expect(alerts.map((a) => (a.details.details as { location?: string }).location).sort()).toEqual(['copy', 'copy', 'source', 'source', 'vault', 'vault']);
+    for (const alert of alerts) expect(alert.details).toMatchObject({ kind: 'quota-warning', details: { warn: true, source: 'DescribeAccountAttributes' } });
 
     // Assess: the vault role's temporary credentials are nowhere: logs, events, output, alerts.
     expect(issued.length).toBeGreaterThanOrEqual(6);
@@ -300,6 +314,12 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     expect(bySubject.ghost!.message).toContain('"no-such-instance" (database "ghost", eu-west-1) does not exist');
     expect(bySubject.flaky!.message).toMatch(/ended in status 'failed'\. lifeboat deleted it, so the next run starts clean/);
     expect(bySubject.stuck!.message).toMatch(/cross-region copy lifeboat-stuck-\S+ \(eu-central-1\) of database "stuck" is still 'copying' after \d+ seconds; the limit is 0.02 minutes/);
+    // Assess: the abandoned copy was cancelled, not left running: RDS (the strict layer) no longer has it.
+    expect(bySubject.stuck!.message).toContain('lifeboat cancelled the copy (DeleteDBSnapshot), so it no longer takes a copy slot or counts toward the manual snapshot quota.');
+    const stuckCopy = /cross-region copy (lifeboat-stuck-\S+) \(eu-central-1\)/.exec(bySubject.stuck!.message)![1]!;
+    expect(proxy.rds!.statusOf({ account: PROD, region: VAULT_REGION, kind: 'snapshot', id: stuckCopy })).toBeUndefined();
+    const abandoned = await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: rdsIds.stuck, SnapshotType: 'manual' }));
+    expect(abandoned.DBSnapshots!.map((s) => s.DBSnapshotIdentifier)).toEqual([]);
     expect(bySubject.full!.message).toContain('manual snapshot quota of the account and region is used up');
     expect(bySubject.unshared!.message).toContain(`cannot use the KMS key ${copyKey}`);
 

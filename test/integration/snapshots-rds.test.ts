@@ -152,9 +152,9 @@ async function backUp(j: SnapshotJob, ctx: SnapshotContext) {
   const copied = copy.started ? { started: true as const, poll: { ready: true, waitSeconds: 0, ref: await untilReady(j, copy.poll, ctx, created.backupId) } } : copy;
   const share = await shareWithVault(j, source, copied, ctx);
   if (!share.shared) return { created, source, copy: copied, share };
-  const vaultPoll = await copyIntoVault(j, share.ref, source, ctx, created.backupId);
-  const vault = await untilReady(j, vaultPoll, ctx, created.backupId);
-  return { created, source, copy: copied, share, vault };
+  const vaultCopy = await copyIntoVault(j, share.ref, source, ctx, created.backupId);
+  const vault = await untilReady(j, vaultCopy.poll, ctx, created.backupId);
+  return { created, source, copy: copied, share, vaultCopy, vault };
 }
 
 const vaultRds = async () => createRdsClient({ region: VAULT_REGION, credentials: await credentialsFor(VAULT, 'vault-admin') });
@@ -228,7 +228,8 @@ describe('the manual snapshot quota', () => {
       // Assess
       expect(checked).toMatchObject({ quotaName: 'ManualSnapshots', source: 'DescribeAccountAttributes', percentAfter: 100, warn: true });
       expect(checked.alert?.Error).toBe('ManualSnapshotQuotaNearlyUsed');
-      expect(checked.alert?.Cause).toMatch(/Manual DB instance snapshots in eu-west-1: \d+ of \d+ used after this snapshot \(100%, warning at 90%\)\. .*Next step: /);
+      expect(checked).toMatchObject({ location: 'source', account: PROD, region: SOURCE_REGION });
+      expect(checked.alert?.Cause).toMatch(/Manual DB instance snapshots in account 111111111111, eu-west-1: \d+ of \d+ used after this snapshot \(100%, warning at 90%\)\. .*Next step: /);
     } finally {
       quota.max = () => 100;
     }
@@ -239,7 +240,7 @@ describe('the manual snapshot quota', () => {
     const before = actions('CreateDBSnapshot').length;
     try {
       await expect(createSourceSnapshot(job('orders', { instanceIdentifier: db.instance }), context())).rejects.toSatisfy(
-        (e: Error) => e instanceof SnapshotQuotaExceededError && /No room for another manual snapshot in eu-west-1: (\d+) of \1 Manual DB instance snapshots are used/.test(e.message) && /Next step: delete manual snapshots/.test(e.message),
+        (e: Error) => e instanceof SnapshotQuotaExceededError && /No room for another manual snapshot in account 111111111111, eu-west-1: (\d+) of \1 Manual DB instance snapshots are used/.test(e.message) && /Next step: delete manual snapshots/.test(e.message),
       );
     } finally {
       quota.max = () => 100;
@@ -268,6 +269,76 @@ describe('the manual snapshot quota', () => {
     await expect(createSourceSnapshot(job('quota', { instanceIdentifier: id }), context())).rejects.toSatisfy(
       (e: Error) => e instanceof SnapshotQuotaExceededError && /manual snapshot quota of the account and region is used up \(SnapshotQuotaExceeded(Fault)?\)/.test(e.message) && /Service Quotas/.test(e.message),
     );
+  });
+});
+
+describe('the manual snapshot quota of each destination', () => {
+  /** A context that remembers the access keys of the vault copier role's credentials (the vault account's, in moto). */
+  function recordingVaultKeys(base: SnapshotContext): { ctx: SnapshotContext; vaultKeys: Set<string> } {
+    const vaultKeys = new Set<string>();
+    return {
+      vaultKeys,
+      ctx: {
+        ...base,
+        rds: (region, credentials) => {
+          if (credentials) vaultKeys.add(credentials.accessKeyId);
+          return base.rds(region, credentials);
+        },
+      },
+    };
+  }
+  const copyRequests = () => proxy.seen.map(rdsRequest).filter((r) => r?.action === 'CopyDBSnapshot');
+
+  it('the vault region is full: SnapshotQuotaExceededError naming the vault account and region, before any copy into the vault is requested', async () => {
+    // Prepare: a snapshot shared with the vault; then the vault account's manual snapshot quota in its region is used up.
+    const { ctx, vaultKeys } = recordingVaultKeys(context());
+    const j = job('orders', { instanceIdentifier: db.instance });
+    const created = await createSourceSnapshot(j, ctx);
+    const source = await untilReady(j, created.poll, ctx, created.backupId);
+    const copy = await copyToCopyRegion(j, source, ctx, created.backupId);
+    if (!copy.started) throw new Error('expected a copy');
+    const copied = { started: true as const, poll: { ready: true, waitSeconds: 0, ref: await untilReady(j, copy.poll, ctx, created.backupId) } };
+    const share = await shareWithVault(j, source, copied, ctx);
+    if (!share.shared) throw new Error('expected a share');
+    quota.max = (used, scope) => (vaultKeys.has(scope.accessKey) ? used : 100);
+    const copiesBefore = copyRequests().length;
+    try {
+      // Act
+      const error = await copyIntoVault(j, share.ref, source, ctx, created.backupId).catch((e: unknown) => e);
+
+      // Assess: refused with the vault's account and region named, and no CopyDBSnapshot was sent.
+      expect(error).toBeInstanceOf(SnapshotQuotaExceededError);
+      expect((error as Error).message).toMatch(/^No room for another manual snapshot in the vault \(account 222222222222, eu-central-1\): (\d+) of \1 Manual DB instance snapshots are used \(DescribeAccountAttributes\)\./);
+      expect((error as Error).message).toMatch(/Next step: .*vault account 222222222222/);
+      expect(vaultKeys.size).toBeGreaterThan(0);
+      expect(copyRequests().length).toBe(copiesBefore);
+    } finally {
+      quota.max = () => 100;
+    }
+    const inVault = (await (await vaultRds()).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots!;
+    expect(inVault.map((s) => s.DBSnapshotIdentifier)).not.toContain(created.poll.ref.id);
+  });
+
+  it('the copy region is full: SnapshotQuotaExceededError naming the production account and the copy region, before CopyDBSnapshot', async () => {
+    // Prepare: an available source snapshot; then the production account's quota in the copy region is used up.
+    const ctx = context();
+    const j = job('orders', { instanceIdentifier: db.instance });
+    const created = await createSourceSnapshot(j, ctx);
+    const source = await untilReady(j, created.poll, ctx, created.backupId);
+    const production = process.env.AWS_ACCESS_KEY_ID;
+    quota.max = (used, scope) => (scope.region === VAULT_REGION && scope.accessKey === production ? used : 100);
+    const copiesBefore = copyRequests().length;
+    try {
+      // Act
+      const error = await copyToCopyRegion(j, source, ctx, created.backupId).catch((e: unknown) => e);
+
+      // Assess
+      expect(error).toBeInstanceOf(SnapshotQuotaExceededError);
+      expect((error as Error).message).toMatch(/^No room for another manual snapshot in the copy region \(account 111111111111, eu-central-1\): (\d+) of \1 Manual DB instance snapshots are used/);
+      expect(copyRequests().length).toBe(copiesBefore);
+    } finally {
+      quota.max = () => 100;
+    }
   });
 });
 
@@ -328,10 +399,28 @@ describe('bad paths', () => {
     expect(early.waitSeconds).toBeLessThanOrEqual(30 * 60 + 1);
     const later = context({ settings: { maxWaitMinutes: 30 }, now: () => new Date(Date.now() + 31 * 60_000) });
     await expect(checkSnapshot(j, copyRef, later, backupId)).rejects.toSatisfy(
-      (e: Error) => e instanceof SnapshotWaitTimeoutError && /cross-region copy .* is still 'copying' after 31 minutes; the limit is 30 minutes \(snapshots.maxWaitMinutes\)\. lifeboat deleted it/.test(e.message),
+      (e: Error) => e instanceof SnapshotWaitTimeoutError && /cross-region copy .* is still 'copying' after 31 minutes; the limit is 30 minutes \(snapshots.maxWaitMinutes\)\. lifeboat cancelled the copy \(DeleteDBSnapshot\)/.test(e.message),
     );
     const remaining = (await createRdsClient({ region: VAULT_REGION }).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots!;
     expect(remaining.map((s) => s.DBSnapshotIdentifier)).not.toContain(copyRef.id);
+  });
+
+  it('a source snapshot that never becomes available: a timeout that deletes it, so it does not hold a place in the quota', async () => {
+    // Prepare: a snapshot that stays 'creating'.
+    const j = job('orders', { instanceIdentifier: db.instance });
+    const ctx = context({ settings: { maxWaitMinutes: 30 } });
+    const { poll: { ref }, backupId } = await createSourceSnapshot(j, ctx);
+    proxy.addRule(snapshotStatus(inject('motoEndpoint'), (id, r) => id === ref.id && r.region === SOURCE_REGION, () => 'creating'));
+    const later = context({ settings: { maxWaitMinutes: 30 }, now: () => new Date(Date.now() + 31 * 60_000) });
+
+    // Act
+    const error = await checkSnapshot(j, ref, later, backupId).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SnapshotWaitTimeoutError);
+    expect((error as Error).message).toMatch(/DB snapshot \S+ \(eu-west-1\) of database "orders" is still 'creating' after 31 minutes; .*lifeboat deleted it \(DeleteDBSnapshot\)/);
+    const left = (await createRdsClient({ region: SOURCE_REGION }).send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: db.instance, SnapshotType: 'manual' }))).DBSnapshots!;
+    expect(left.map((s) => s.DBSnapshotIdentifier)).not.toContain(ref.id);
   });
 
   it('the copy key is not shared with the vault account: the vault copy fails naming the key and the policy to add', async () => {

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { resolveSnapshotSettings } from '../../functions/lib/config/schema.ts';
-import { SnapshotFailedError, SnapshotQuotaExceededError, SourceDatabaseBusyError, ThrottledError } from '../../functions/lib/errors.ts';
+import { SnapshotFailedError, SnapshotQuotaExceededError, SnapshotWaitTimeoutError, SourceDatabaseBusyError, ThrottledError, VaultAccessError } from '../../functions/lib/errors.ts';
 import { snapshotFunctionEnvironment, snapshotEnvironmentFrom, snapshotEnvSchema } from '../../functions/lib/snapshots/environment.ts';
 import { snapshotBackupId, snapshotIdentifier } from '../../functions/lib/snapshots/ids.ts';
 import { checkSnapshotQuota } from '../../functions/lib/snapshots/quota.ts';
 import { classifyRdsError } from '../../functions/lib/snapshots/rds-errors.ts';
-import { pollWaitSeconds } from '../../functions/lib/snapshots/workflow.ts';
+import { checkSnapshot, copyIntoVault, copyToCopyRegion, pollWaitSeconds, type SnapshotContext, type SnapshotJob, type SnapshotRef } from '../../functions/lib/snapshots/workflow.ts';
 import type { RdsApi } from '../../functions/lib/snapshots/rds.ts';
 import { vaultCopyEnvSchema, vaultCopyFunctionEnvironment, vaultDumpTargetFrom } from '../../functions/lib/vault/environment.ts';
 import { roleSessionName } from '../../functions/lib/vault/credentials.ts';
@@ -207,6 +207,29 @@ describe('the backup state machine definitions', () => {
       expect(choice.Choices![0]!.Variable).toMatch(/\.poll\.ready$/);
     }
   });
+  it('alerts a nearly used quota in the copy region and in the vault (quota-warning), then goes on waiting for the copy', () => {
+    // Prepare
+    const byName = Object.fromEntries(all(child.States)) as Record<string, State & { Parameters?: Record<string, unknown> }>;
+    const phases = [
+      { task: 'CopySnapshot', result: '$.copy', wait: 'WaitForCopy' },
+      { task: 'CopyIntoVault', result: '$.share.vault', wait: 'WaitForVaultCopy' },
+    ];
+    for (const { task, result, wait } of phases) {
+      // Act: follow the task (past the copy-started Choice) to the quota Choice.
+      const next = byName[task]!.Next!;
+      const afterStart = byName[next]!.Choices?.find((c) => c.Variable === '$.copy.started')?.Next ?? next;
+      const choice = byName[afterStart]!;
+
+      // Assess: warn → a quota-warning alert with the step's own check → the wait; otherwise straight to the wait.
+      expect(choice.Type, task).toBe('Choice');
+      expect(choice.Choices, task).toEqual([{ Variable: `${result}.quota.warn`, BooleanEquals: true, Next: expect.any(String) }]);
+      expect(choice.Default, task).toBe(wait);
+      const alert = byName[choice.Choices![0]!.Next]!;
+      expect(alert).toMatchObject({ Type: 'Task', Resource: '${AlertFunctionArn}', Next: wait, ResultPath: null });
+      expect(alert.Parameters, task).toMatchObject({ kind: 'quota-warning', 'error.$': `${result}.quota.alert`, 'details.$': `${result}.quota` });
+      expect(alert.Catch?.[0]?.Next, task).toBe(wait);
+    }
+  });
 });
 
 describe('snapshot poll intervals', () => {
@@ -222,5 +245,250 @@ describe('snapshot poll intervals', () => {
   it('waits no longer than one second past the deadline, so the last check sees that it was missed', () => {
     expect(pollWaitSeconds(ref, at('2026-12-03T03:59:00Z'))).toBe(61);
     expect(pollWaitSeconds(ref, at('2026-12-03T05:00:00Z'))).toBe(1);
+  });
+});
+
+/**
+ * The copy and vault-copy steps, and the status check past a deadline, against
+ * fake RDS clients per destination: production credentials in the copy region,
+ * the vault copier role's in the vault region.
+ */
+const PROD = '111111111111';
+const VAULT = '222222222222';
+const COPY_REGION = 'eu-central-1';
+const BACKUP_ID = '20261203T000000Z-abc123';
+const SNAPSHOT_ID = snapshotIdentifier('orders', BACKUP_ID);
+const stepJob: SnapshotJob = {
+  planId: 'nightly',
+  database: { id: 'orders', rds: { instanceIdentifier: 'orders-db' } },
+  executionId: `arn:aws:states:eu-west-1:${PROD}:execution:acme-lifeboat-backup:run-1`,
+  executionStartTime: '2026-12-03T00:00:00.000Z',
+};
+const sourceRef: SnapshotRef = {
+  location: 'source',
+  kind: 'instance',
+  region: 'eu-west-1',
+  id: SNAPSHOT_ID,
+  arn: `arn:aws:rds:eu-west-1:${PROD}:snapshot:${SNAPSHOT_ID}`,
+  status: 'available',
+  encrypted: true,
+  kmsKeyId: `arn:aws:kms:eu-west-1:${PROD}:key/source`,
+  startedAt: '2026-12-03T00:00:00.000Z',
+  deadline: '2026-12-03T04:00:00.000Z',
+};
+const copyRef: SnapshotRef = { ...sourceRef, location: 'copy', region: COPY_REGION, arn: `arn:aws:rds:${COPY_REGION}:${PROD}:snapshot:${SNAPSHOT_ID}`, kmsKeyId: `arn:aws:kms:${COPY_REGION}:${PROD}:key/copy` };
+const ownTags = [{ Key: 'lifeboat:backup-id', Value: BACKUP_ID }, { Key: 'lifeboat:plan', Value: 'nightly' }, { Key: 'lifeboat:database', Value: 'orders' }];
+
+/** A destination account and region: its manual snapshot quota, the snapshots it holds, and CopyDBSnapshot. */
+function destination(account: string, region: string, quota: { used: number; max: number }, held: Array<Record<string, unknown>> = []) {
+  return fakeRds({
+    DescribeAccountAttributes: () => ({ AccountQuotas: [{ AccountQuotaName: 'ManualSnapshots', Used: quota.used, Max: quota.max }] }),
+    DescribeDBSnapshots: (input) => ({ DBSnapshots: held.filter((s) => s.DBSnapshotIdentifier === input.DBSnapshotIdentifier) }),
+    CopyDBSnapshot: (input) => ({
+      DBSnapshot: { DBSnapshotIdentifier: input.TargetDBSnapshotIdentifier, DBSnapshotArn: `arn:aws:rds:${region}:${account}:snapshot:${String(input.TargetDBSnapshotIdentifier)}`, Status: 'pending', Encrypted: true, KmsKeyId: input.KmsKeyId },
+    }),
+    DeleteDBSnapshot: () => ({}),
+  });
+}
+
+/** A snapshot context whose RDS clients are the given fakes; `clients` records which client each step asked for. */
+function stepContext(rds: { source?: RdsApi; copy?: RdsApi; vault?: RdsApi }, now = '2026-12-03T01:00:00.000Z'): SnapshotContext & { clients: string[] } {
+  const clients: string[] = [];
+  const pick = (client: RdsApi | undefined, name: string) => {
+    if (!client) throw new Error(`unexpected RDS client ${name}`);
+    clients.push(name);
+    return client;
+  };
+  return {
+    clients,
+    rds: (region, credentials) => (credentials ? pick(region === COPY_REGION ? rds.vault : undefined, `vault copier:${region}`) : pick(region === COPY_REGION ? rds.copy : rds.source, `production:${region}`)),
+    kms: () => {
+      throw new Error('unexpected KMS client');
+    },
+    sts: {
+      send: (async () => ({
+        Credentials: { AccessKeyId: 'ASIAVAULTCOPIER', SecretAccessKey: 'not-a-secret', SessionToken: 'token' },
+        AssumedRoleUser: { Arn: `arn:aws:sts::${VAULT}:assumed-role/acme-lifeboat-vault-copier/lifeboat-orders` },
+      })) as unknown as SnapshotContext['sts']['send'],
+    },
+    sourceRegion: 'eu-west-1',
+    settings: resolveSnapshotSettings({ copy: { region: COPY_REGION, kmsKeyArn: `arn:aws:kms:${COPY_REGION}:${PROD}:key/copy` } }),
+    vault: { account: VAULT, region: COPY_REGION, copierRoleArn: `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-copier`, snapshotKmsKeyId: `arn:aws:kms:${COPY_REGION}:${VAULT}:key/vault` },
+    now: () => new Date(now),
+  };
+}
+
+describe('the manual snapshot quota of each destination, before copying into it', () => {
+  it('refuses the cross-region copy when the copy region is full, naming the account and region, before CopyDBSnapshot', async () => {
+    // Prepare: the production account's copy region has no room left.
+    const copy = destination(PROD, COPY_REGION, { used: 100, max: 100 });
+    const ctx = stepContext({ copy });
+
+    // Act
+    const error = await copyToCopyRegion(stepJob, sourceRef, ctx, BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess: checked with production credentials in the copy region, nothing copied.
+    expect(error).toBeInstanceOf(SnapshotQuotaExceededError);
+    expect((error as Error).message).toMatch(/^No room for another manual snapshot in the copy region \(account 111111111111, eu-central-1\): 100 of 100 Manual DB instance snapshots are used \(DescribeAccountAttributes\)\. .*Next step: delete manual snapshots/);
+    expect(copy.calls).toContain('DescribeAccountAttributes');
+    expect(copy.calls).not.toContain('CopyDBSnapshot');
+    expect(ctx.clients.every((c) => c === 'production:eu-central-1')).toBe(true);
+  });
+
+  it('returns the copy region\'s quota check with the copy it started, with a quota-warning alert when nearly used', async () => {
+    // Prepare
+    const copy = destination(PROD, COPY_REGION, { used: 89, max: 100 });
+
+    // Act
+    const result = await copyToCopyRegion(stepJob, sourceRef, stepContext({ copy }), BACKUP_ID);
+
+    // Assess: checked before the copy was requested, and reported with the copy.
+    expect(copy.calls.indexOf('DescribeAccountAttributes')).toBeLessThan(copy.calls.indexOf('CopyDBSnapshot'));
+    expect(result).toMatchObject({ started: true, poll: { ref: { location: 'copy', region: COPY_REGION } } });
+    const quota = (result as { quota?: Record<string, unknown> }).quota;
+    expect(quota).toMatchObject({ location: 'copy', account: PROD, region: COPY_REGION, used: 89, max: 100, percentAfter: 90, warn: true });
+    expect(quota?.alert).toEqual({
+      Error: 'ManualSnapshotQuotaNearlyUsed',
+      Cause: expect.stringMatching(/^Manual DB instance snapshots in the copy region \(account 111111111111, eu-central-1\): 90 of 100 used after this copy \(90%, warning at 90%\)\. Next step: /),
+    });
+  });
+
+  it('refuses the vault copy when the vault is full, checked as the vault copier role, naming the vault account and region, before CopyDBSnapshot', async () => {
+    // Prepare: the vault account's region has no room left.
+    const vault = destination(VAULT, COPY_REGION, { used: 100, max: 100 });
+    const ctx = stepContext({ vault });
+
+    // Act
+    const error = await copyIntoVault(stepJob, copyRef, sourceRef, ctx, BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess: the vault's own quota, through the copier role's credentials; nothing copied in.
+    expect(error).toBeInstanceOf(SnapshotQuotaExceededError);
+    expect((error as Error).message).toMatch(/^No room for another manual snapshot in the vault \(account 222222222222, eu-central-1\): 100 of 100 Manual DB instance snapshots are used/);
+    expect((error as Error).message).toMatch(/Next step: .*vault account 222222222222/);
+    expect(vault.calls).toContain('DescribeAccountAttributes');
+    expect(vault.calls).not.toContain('CopyDBSnapshot');
+    expect(ctx.clients.every((c) => c === 'vault copier:eu-central-1')).toBe(true);
+  });
+
+  it('returns the vault\'s quota check with the vault copy, warning when nearly used', async () => {
+    // Prepare
+    const vault = destination(VAULT, COPY_REGION, { used: 95, max: 100 });
+
+    // Act
+    const result = (await copyIntoVault(stepJob, copyRef, sourceRef, stepContext({ vault }), BACKUP_ID)) as unknown as { poll: { ref: SnapshotRef }; quota: Record<string, unknown> };
+
+    // Assess
+    expect(result.poll.ref).toMatchObject({ location: 'vault', account: VAULT, region: COPY_REGION, id: SNAPSHOT_ID });
+    expect(result.quota).toMatchObject({ location: 'vault', account: VAULT, region: COPY_REGION, percentAfter: 96, warn: true, alert: { Error: 'ManualSnapshotQuotaNearlyUsed' } });
+    expect((result.quota.alert as { Cause: string }).Cause).toMatch(/^Manual DB instance snapshots in the vault \(account 222222222222, eu-central-1\): 96 of 100 used after this copy/);
+  });
+
+  it('lets a retried copy step adopt the copy its first attempt made, even when that copy filled the quota', async () => {
+    // Prepare: the first attempt's copy exists (tagged with this backup id) and is the 100th of 100.
+    const ours = { DBSnapshotIdentifier: SNAPSHOT_ID, DBSnapshotArn: copyRef.arn, Status: 'copying', Encrypted: true, KmsKeyId: copyRef.kmsKeyId, TagList: ownTags };
+    const copy = destination(PROD, COPY_REGION, { used: 100, max: 100 }, [ours]);
+
+    // Act
+    const result = await copyToCopyRegion(stepJob, sourceRef, stepContext({ copy }), BACKUP_ID);
+
+    // Assess: no second copy, and the usage counts the existing copy once.
+    expect(result).toMatchObject({ started: true, poll: { ref: { id: SNAPSHOT_ID, status: 'copying' } }, quota: { used: 100, max: 100, percentAfter: 100, warn: true } });
+    expect(copy.calls).not.toContain('CopyDBSnapshot');
+  });
+
+  it('says to redeploy the vault stack when the copier role may not read the vault\'s quota, and copies nothing', async () => {
+    // Prepare: a vault stack from before the check: no rds:DescribeAccountAttributes, and listing all snapshots denied.
+    const vault = fakeRds({
+      DescribeAccountAttributes: () => Promise.reject(awsError('AccessDenied', 403)),
+      DescribeDBSnapshots: (input) => (input.SnapshotType === 'manual' ? Promise.reject(awsError('AccessDenied', 403)) : { DBSnapshots: [] }),
+    });
+
+    // Act
+    const error = await copyIntoVault(stepJob, copyRef, sourceRef, stepContext({ vault }), BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(VaultAccessError);
+    expect((error as Error).message).toMatch(/may not read the manual snapshot quota of the vault \(account 222222222222, eu-central-1\) \(AccessDenied\), so lifeboat did not copy into it\. Next step: redeploy the vault stack/);
+    expect(vault.calls).not.toContain('CopyDBSnapshot');
+  });
+
+  it('names the account in the source quota refusal when it is known', async () => {
+    // Prepare
+    const full = fakeRds({ DescribeAccountAttributes: () => ({ AccountQuotas: [{ AccountQuotaName: 'ManualClusterSnapshots', Used: 40, Max: 40 }] }) });
+
+    // Act
+    const error = await checkSnapshotQuota(full, 'cluster', 'eu-west-1', settings, { account: PROD, location: 'source' }).catch((e: unknown) => e);
+
+    // Assess
+    expect((error as Error).message).toMatch(/^No room for another manual snapshot in account 111111111111, eu-west-1: 40 of 40 Manual DB cluster snapshots are used/);
+  });
+});
+
+describe('what a missed deadline abandons', () => {
+  const pastDeadline = '2026-12-03T04:00:10.000Z';
+  const stillCopying = (overrides: Record<string, unknown> = {}) => ({ DBSnapshotIdentifier: SNAPSHOT_ID, DBSnapshotArn: copyRef.arn, Status: 'copying', PercentProgress: 40, Encrypted: true, TagList: ownTags, ...overrides });
+
+  it('cancels a cross-region copy still in progress at its deadline (DeleteDBSnapshot), and the error says it was cancelled', async () => {
+    // Prepare
+    const copy = destination(PROD, COPY_REGION, { used: 1, max: 100 }, [stillCopying()]);
+
+    // Act
+    const error = await checkSnapshot(stepJob, copyRef, stepContext({ copy }, pastDeadline), BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SnapshotWaitTimeoutError);
+    expect((error as Error).message).toMatch(/cross-region copy \S+ \(eu-central-1\) of database "orders" is still 'copying' \(40%\) after 240 minutes; the limit is 240 minutes \(snapshots\.maxWaitMinutes\)\. lifeboat cancelled the copy \(DeleteDBSnapshot\), so it no longer takes a copy slot or counts toward the manual snapshot quota\./);
+    expect(copy.calls).toEqual(['DescribeDBSnapshots', 'DeleteDBSnapshot']);
+  });
+
+  it('cancels an Aurora cluster snapshot copy with DeleteDBClusterSnapshot', async () => {
+    // Prepare
+    const copy = fakeRds({
+      DescribeDBClusterSnapshots: () => ({ DBClusterSnapshots: [{ DBClusterSnapshotIdentifier: SNAPSHOT_ID, DBClusterSnapshotArn: copyRef.arn, Status: 'copying', StorageEncrypted: true, TagList: ownTags }] }),
+      DeleteDBClusterSnapshot: () => ({}),
+    });
+
+    // Act
+    const error = await checkSnapshot(stepJob, { ...copyRef, kind: 'cluster' }, stepContext({ copy }, pastDeadline), BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess
+    expect((error as Error).message).toContain('lifeboat cancelled the copy (DeleteDBClusterSnapshot)');
+    expect(copy.calls).toEqual(['DescribeDBClusterSnapshots', 'DeleteDBClusterSnapshot']);
+  });
+
+  it('deletes a source snapshot that never became available, or says how to once RDS refuses while it is being created', async () => {
+    // Prepare: one RDS that lets the snapshot go, one that refuses while it is still being created (as AWS does).
+    const creating = { DBSnapshotIdentifier: SNAPSHOT_ID, DBSnapshotArn: sourceRef.arn, Status: 'creating', Encrypted: true, TagList: ownTags };
+    const deletes = fakeRds({ DescribeDBSnapshots: () => ({ DBSnapshots: [creating] }), DeleteDBSnapshot: () => ({}) });
+    const refuses = fakeRds({ DescribeDBSnapshots: () => ({ DBSnapshots: [creating] }), DeleteDBSnapshot: () => Promise.reject(awsError('InvalidDBSnapshotState')) });
+
+    // Act
+    const deleted = await checkSnapshot(stepJob, sourceRef, stepContext({ source: deletes }, pastDeadline), BACKUP_ID).catch((e: unknown) => e);
+    const refused = await checkSnapshot(stepJob, sourceRef, stepContext({ source: refuses }, pastDeadline), BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess
+    expect(deletes.calls).toEqual(['DescribeDBSnapshots', 'DeleteDBSnapshot']);
+    expect(deleted).toBeInstanceOf(SnapshotWaitTimeoutError);
+    expect((deleted as Error).message).toMatch(/DB snapshot \S+ \(eu-west-1\) of database "orders" is still 'creating' after 240 minutes; .* lifeboat deleted it \(DeleteDBSnapshot\), so it does not count toward the manual snapshot quota\./);
+    expect(refuses.calls).toEqual(['DescribeDBSnapshots', 'DeleteDBSnapshot']);
+    expect((refused as Error).message).toContain(
+      `RDS does not delete a snapshot while it is being created (InvalidDBSnapshotState), so lifeboat could not cancel it: once it is available, delete it (aws rds delete-db-snapshot --db-snapshot-identifier ${SNAPSHOT_ID} --region eu-west-1) or leave it to snapshot retention.`,
+    );
+  });
+
+  it('cannot cancel a vault copy (the copier role may not delete): it tries nothing and the error says who can cancel it', async () => {
+    // Prepare
+    const vault = fakeRds({ DescribeDBSnapshots: () => ({ DBSnapshots: [stillCopying({ DBSnapshotArn: `arn:aws:rds:${COPY_REGION}:${VAULT}:snapshot:${SNAPSHOT_ID}` })] }) });
+    const vaultRef: SnapshotRef = { ...copyRef, location: 'vault', account: VAULT, arn: `arn:aws:rds:${COPY_REGION}:${VAULT}:snapshot:${SNAPSHOT_ID}` };
+
+    // Act
+    const error = await checkSnapshot(stepJob, vaultRef, stepContext({ vault }, pastDeadline), BACKUP_ID).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SnapshotWaitTimeoutError);
+    expect(vault.calls).toEqual(['DescribeDBSnapshots']);
+    expect((error as Error).message).toContain(
+      `lifeboat did not cancel it: the vault copier role may not delete snapshots in the vault, so the copy goes on and counts toward the vault's copies in progress and manual snapshot quota. A vault admin may cancel it: aws rds delete-db-snapshot --db-snapshot-identifier ${SNAPSHOT_ID} --region eu-central-1, in account 222222222222.`,
+    );
   });
 });

@@ -10,6 +10,12 @@ import { countManualSnapshots, type RdsApi, type SnapshotKind } from './rds.ts';
  * that call is unavailable (denied, or an emulator that lacks it), lifeboat
  * counts the manual snapshots itself and compares with the configured quota,
  * and says so in `source` and `note`.
+ *
+ * A backup adds a manual snapshot in up to three places, each with its own
+ * quota: the source account and region, the copy region (same account,
+ * `snapshots.copy.region`) and the vault account's region. Each is checked
+ * before the snapshot or copy is requested there, with the credentials that
+ * will make it (the vault's with the vault copier role's).
  */
 export interface QuotaCheck {
   readonly quotaName: 'ManualSnapshots' | 'ManualClusterSnapshots';
@@ -23,8 +29,30 @@ export interface QuotaCheck {
   /** True when `percentAfter` reaches the warning threshold. */
   readonly warn: boolean;
   readonly region: string;
+  /** The account whose quota this is, when known. */
+  readonly account?: string;
+  /** Which of the backup's snapshots this check is for. */
+  readonly location?: QuotaLocation;
   /** Step Functions-style `{ Error, Cause }` for the quota-warning alert (present when `warn`). */
   readonly alert?: { readonly Error: string; readonly Cause: string };
+}
+
+export type QuotaLocation = 'source' | 'copy' | 'vault';
+
+/** Where the snapshot goes, for the check's messages, and whether it already exists (a retried step). */
+export interface QuotaTarget {
+  readonly account?: string;
+  readonly location?: QuotaLocation;
+  /** The snapshot is already there (a retried step found its own): it is counted in `used`, and never refused. */
+  readonly alreadyCounted?: boolean;
+}
+
+/** `the vault (account 222222222222, eu-central-1)`, `account 111111111111, eu-west-1`, or just the region. */
+function placeOf(region: string, target: QuotaTarget): string {
+  const at = target.account ? `account ${target.account}, ${region}` : region;
+  if (target.location === 'copy') return `the copy region (${at})`;
+  if (target.location === 'vault') return `the vault (${at})`;
+  return at;
 }
 
 export interface QuotaSettings {
@@ -48,11 +76,12 @@ async function fromAccountAttributes(rds: RdsApi, kind: SnapshotKind): Promise<{
 }
 
 /**
- * Checks the quota before a snapshot is taken. Throws SnapshotQuotaExceededError
- * when no room is left (nothing is created then); returns the usage otherwise,
- * with `warn` set at the configured threshold.
+ * Checks the quota before a snapshot or copy is made. Throws
+ * SnapshotQuotaExceededError when no room is left (nothing is created then),
+ * naming the account and region when `target` gives them; returns the usage
+ * otherwise, with `warn` set at the configured threshold.
  */
-export async function checkSnapshotQuota(rds: RdsApi, kind: SnapshotKind, region: string, settings: QuotaSettings): Promise<QuotaCheck> {
+export async function checkSnapshotQuota(rds: RdsApi, kind: SnapshotKind, region: string, settings: QuotaSettings, target: QuotaTarget = {}): Promise<QuotaCheck> {
   const quotaName = QUOTA_NAMES[kind];
   const reported = await fromAccountAttributes(rds, kind);
   let used: number;
@@ -68,25 +97,30 @@ export async function checkSnapshotQuota(rds: RdsApi, kind: SnapshotKind, region
     ({ used, max } = reported);
     source = 'DescribeAccountAttributes';
   }
-  if (used >= max) {
-    throw new SnapshotQuotaExceededError(
-      `No room for another manual snapshot in ${region}: ${used} of ${max} ${SERVICE_QUOTA_NAMES[kind]} are used (${source}).${note ? ` ${note}` : ''}`,
-      {
-        nextStep: `delete manual snapshots that retention no longer needs, or raise '${SERVICE_QUOTA_NAMES[kind]}' in Service Quotas (and snapshots.manualSnapshotQuota if lifeboat counts).`,
-      },
-    );
+  const place = placeOf(region, target);
+  const serviceQuota = SERVICE_QUOTA_NAMES[kind];
+  const inVault = target.location === 'vault';
+  if (used >= max && !target.alreadyCounted) {
+    const unchanged = target.location === 'copy' ? ' Nothing was copied; the source snapshot stays.' : inVault ? ' Nothing was copied into the vault; the production snapshots stay.' : '';
+    throw new SnapshotQuotaExceededError(`No room for another manual snapshot in ${place}: ${used} of ${max} ${serviceQuota} are used (${source}).${note ? ` ${note}` : ''}${unchanged}`, {
+      nextStep: inVault
+        ? `in the vault account${target.account ? ` ${target.account}` : ''} (${region}), a vault admin deletes manual snapshots that vault retention no longer needs, or raises '${serviceQuota}' in that account's Service Quotas (and snapshots.manualSnapshotQuota if lifeboat counts).`
+        : `delete manual snapshots that retention no longer needs, or raise '${serviceQuota}' in Service Quotas${target.location === 'copy' ? ` for ${region}` : ''} (and snapshots.manualSnapshotQuota if lifeboat counts).`,
+    });
   }
-  const percentAfter = Math.floor(((used + 1) * 100) / max);
+  const after = target.alreadyCounted ? used : used + 1;
+  const percentAfter = Math.floor((after * 100) / max);
   const warn = percentAfter >= settings.quotaWarningPercent;
-  const check: QuotaCheck = { quotaName, used, max, percentAfter, source, note, warn, region };
+  const check: QuotaCheck = { quotaName, used, max, percentAfter, source, note, warn, region, ...(target.account ? { account: target.account } : {}), ...(target.location ? { location: target.location } : {}) };
   if (!warn) return check;
+  const what = target.location === 'copy' || inVault ? 'copy' : 'snapshot';
   return {
     ...check,
     alert: {
       Error: 'ManualSnapshotQuotaNearlyUsed',
       Cause:
-        `${SERVICE_QUOTA_NAMES[kind]} in ${region}: ${used + 1} of ${max} used after this snapshot (${percentAfter}%, warning at ${settings.quotaWarningPercent}%).` +
-        `${note ? ` ${note}` : ''} Next step: tighten snapshot retention or raise '${SERVICE_QUOTA_NAMES[kind]}' in Service Quotas before snapshots start failing.`,
+        `${serviceQuota} in ${place}: ${after} of ${max} used after this ${what} (${percentAfter}%, warning at ${settings.quotaWarningPercent}%).` +
+        `${note ? ` ${note}` : ''} Next step: ${inVault ? `a vault admin tightens vault retention or raises '${serviceQuota}' in the vault account's Service Quotas` : `tighten snapshot retention or raise '${serviceQuota}' in Service Quotas`} before ${what === 'copy' ? 'copies' : 'snapshots'} start failing.`,
     },
   };
 }

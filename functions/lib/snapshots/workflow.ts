@@ -13,7 +13,7 @@ import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
 import { sameRegionCopyId, snapshotBackupId, snapshotIdentifier, snapshotTags, TAG, type SnapshotJobIdentity } from './ids.ts';
 import { describeSnapshotKey, type KmsApi } from './keys.ts';
 import { checkSnapshotQuota, type QuotaCheck } from './quota.ts';
-import { classifyRdsError, isAwsError } from './rds-errors.ts';
+import { awsErrorName, classifyRdsError, isAwsError } from './rds-errors.ts';
 import {
   copySnapshot,
   createSnapshot,
@@ -139,6 +139,25 @@ function describeLocation(ref: Pick<SnapshotRef, 'location' | 'kind' | 'id' | 'r
   return `vault copy ${ref.id} (account ${ref.account ?? '?'}, ${ref.region})`;
 }
 
+/** The account in an RDS ARN (`arn:aws:rds:<region>:<account>:...`), if there is one. */
+const accountOf = (arn: string): string | undefined => arn.split(':')[4] || undefined;
+
+/**
+ * The snapshot a first attempt of this step already made (same name, same
+ * backup id tag), so that a retried copy step neither copies twice nor counts
+ * its own copy as one more against the quota. A snapshot of that name that is
+ * not this backup's is left to the copy call, which refuses it (adoptExisting).
+ */
+async function ownSnapshot(rds: RdsApi, kind: SnapshotKind, id: string, backupId: string, where: string): Promise<SnapshotInfo | undefined> {
+  let existing: SnapshotInfo | undefined;
+  try {
+    existing = await describeSnapshot(rds, kind, id);
+  } catch (error) {
+    throw classifyRdsError(error, 'looking for a copy made by an earlier attempt', where);
+  }
+  return existing && existing.tags[TAG.backupId] === backupId ? existing : undefined;
+}
+
 /** A retried step finds the snapshot its first attempt made: same name, and the same backup id tag. */
 async function adoptExisting(rds: RdsApi, kind: SnapshotKind, id: string, backupId: string, where: string, cause: unknown): Promise<SnapshotInfo> {
   const existing = await describeSnapshot(rds, kind, id);
@@ -174,7 +193,7 @@ export async function createSourceSnapshot(job: SnapshotJob, ctx: SnapshotContex
       },
     );
   }
-  const quota = await checkSnapshotQuota(rds, source.kind, ctx.sourceRegion, ctx.settings);
+  const quota = await checkSnapshotQuota(rds, source.kind, ctx.sourceRegion, ctx.settings, { account: accountOf(info.arn), location: 'source' });
   const backupId = snapshotBackupId(id, now);
   const snapshotId = snapshotIdentifier(job.database.id, backupId);
   const where = `${describeKind(source.kind)} "${source.identifier}" (database "${job.database.id}", ${ctx.sourceRegion})`;
@@ -235,18 +254,35 @@ export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: Sna
   const current = { ...ref, status: info.status, encrypted: info.encrypted, ...(info.kmsKeyId ? { kmsKeyId: info.kmsKeyId } : {}), arn: info.arn || ref.arn };
   if (info.status === 'available') return { ready: true, ref: current, waitSeconds: 0 };
 
-  const cleanUp = async (): Promise<string> => {
-    if (ref.location === 'vault') return ' The vault copier cannot delete it; a vault admin may remove it.';
+  const deleteCall = ref.kind === 'instance' ? 'DeleteDBSnapshot' : 'DeleteDBClusterSnapshot';
+  const deleteByHand = `aws rds ${ref.kind === 'instance' ? 'delete-db-snapshot --db-snapshot-identifier' : 'delete-db-cluster-snapshot --db-cluster-snapshot-identifier'} ${ref.id} --region ${ref.region}`;
+  /**
+   * Deletes what this backup made and can no longer use: a failed snapshot, or
+   * one past its deadline, so that it holds no place in the manual snapshot
+   * quota; deleting a copy in progress cancels it, which also frees its slot
+   * among the copies in progress. Says what happened, for the alert.
+   */
+  const cleanUp = async (reason: 'failed' | 'timeout'): Promise<string> => {
+    if (ref.location === 'vault') {
+      if (reason === 'failed') return ' The vault copier cannot delete it; a vault admin may remove it.';
+      return ` lifeboat did not cancel it: the vault copier role may not delete snapshots in the vault, so the copy goes on and counts toward the vault's copies in progress and manual snapshot quota. A vault admin may cancel it: ${deleteByHand}, in account ${ref.account ?? '?'}.`;
+    }
     if (info.tags[TAG.backupId] !== backupId) return '';
     try {
       await deleteSnapshot(rds, ref.kind, ref.id);
-      return ' lifeboat deleted it, so the next run starts clean.';
-    } catch {
-      return ' Deleting it failed; delete it by hand.';
+    } catch (error) {
+      if (reason === 'timeout' && isAwsError(error, 'InvalidDBSnapshotState', 'InvalidDBClusterSnapshotStateFault', 'InvalidDBClusterSnapshotState')) {
+        return ` RDS does not delete a snapshot while it is being created (${awsErrorName(error)}), so lifeboat could not cancel it: once it is available, delete it (${deleteByHand}) or leave it to snapshot retention.`;
+      }
+      return ` Deleting it failed (${awsErrorName(error) ?? 'error'}); delete it by hand: ${deleteByHand}.`;
     }
+    if (reason === 'failed') return ' lifeboat deleted it, so the next run starts clean.';
+    return ref.location === 'copy'
+      ? ` lifeboat cancelled the copy (${deleteCall}), so it no longer takes a copy slot or counts toward the manual snapshot quota.`
+      : ` lifeboat deleted it (${deleteCall}), so it does not count toward the manual snapshot quota.`;
   };
   if (FAILED_STATES.has(info.status)) {
-    const cleaned = await cleanUp();
+    const cleaned = await cleanUp('failed');
     throw new SnapshotFailedError(`The ${what} of database "${job.database.id}" ended in status '${info.status}'.${cleaned}`, {
       nextStep: `read the RDS events for it (aws rds describe-events --source-type ${ref.kind === 'instance' ? 'db-snapshot' : 'db-cluster-snapshot'} --source-identifier ${ref.id}); the next scheduled run takes a fresh snapshot.`,
     });
@@ -256,7 +292,7 @@ export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: Sna
   if (now.getTime() >= new Date(ref.deadline).getTime()) {
     const waited = now.getTime() - new Date(ref.startedAt).getTime();
     const elapsed = waited < 120_000 ? `${Math.round(waited / 1000)} seconds` : `${Math.round(waited / 60_000)} minutes`;
-    const cancelled = ref.location === 'copy' ? await cleanUp() : '';
+    const cancelled = await cleanUp('timeout');
     throw new SnapshotWaitTimeoutError(
       `The ${what} of database "${job.database.id}" is still '${info.status}'${progress} after ${elapsed}; the limit is ${ctx.settings.maxWaitMinutes} minutes (snapshots.maxWaitMinutes).${cancelled}`,
       { nextStep: 'check the RDS events for a stuck copy; a first full copy of a large database may need a larger snapshots.maxWaitMinutes. The next run starts a fresh snapshot.' },
@@ -265,9 +301,14 @@ export async function checkSnapshot(job: SnapshotJob, ref: SnapshotRef, ctx: Sna
   return pending(current, now);
 }
 
-export type CopyResult = { readonly started: true; readonly poll: SnapshotPoll } | { readonly started: false; readonly reason: string };
+/** The copy step's answer: the copy and the copy region's quota check, checked before the copy was requested. */
+export type CopyResult = { readonly started: true; readonly quota: QuotaCheck; readonly poll: SnapshotPoll } | { readonly started: false; readonly reason: string };
 
-/** The production account's copy under `snapshots.copy.kmsKeyArn`, in `snapshots.copy.region`, tags copied. */
+/**
+ * The production account's copy under `snapshots.copy.kmsKeyArn`, in
+ * `snapshots.copy.region`, tags copied. The copy region's manual snapshot quota
+ * is checked first (SnapshotQuotaExceededError when it is full, and nothing is copied).
+ */
 export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<CopyResult> {
   const copy = ctx.settings.copy;
   if (!copy) return { started: false, reason: 'snapshots.copy is not configured' };
@@ -275,17 +316,21 @@ export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ct
   const targetId = crossRegion ? source.id : sameRegionCopyId(source.id);
   const rds = ctx.rds(copy.region);
   const where = `${copy.region} (copy of ${source.arn})`;
+  const earlier = await ownSnapshot(rds, source.kind, targetId, backupId, where);
+  const quota = await checkSnapshotQuota(rds, source.kind, copy.region, ctx.settings, { account: accountOf(source.arn), location: 'copy', alreadyCounted: earlier !== undefined });
   let info: SnapshotInfo;
   try {
-    info = await copySnapshot(rds, {
-      kind: source.kind,
-      source: crossRegion ? source.arn : source.id,
-      targetId,
-      // An unencrypted cluster snapshot cannot be encrypted by a copy; an instance snapshot can.
-      kmsKeyId: source.encrypted || source.kind === 'instance' ? copy.kmsKeyArn : undefined,
-      copyTags: true,
-      sourceRegion: crossRegion ? source.region : undefined,
-    });
+    info =
+      earlier ??
+      (await copySnapshot(rds, {
+        kind: source.kind,
+        source: crossRegion ? source.arn : source.id,
+        targetId,
+        // An unencrypted cluster snapshot cannot be encrypted by a copy; an instance snapshot can.
+        kmsKeyId: source.encrypted || source.kind === 'instance' ? copy.kmsKeyArn : undefined,
+        copyTags: true,
+        sourceRegion: crossRegion ? source.region : undefined,
+      }));
   } catch (error) {
     if (isAwsError(error, 'DBSnapshotAlreadyExists', 'DBClusterSnapshotAlreadyExistsFault')) {
       info = await adoptExisting(rds, source.kind, targetId, backupId, copy.region, error);
@@ -299,7 +344,7 @@ export async function copyToCopyRegion(job: SnapshotJob, source: SnapshotRef, ct
     }
   }
   const now = clock(ctx);
-  return { started: true, poll: pending(refOf(info, 'copy', copy.region, waitBudget(now, ctx.settings)), now) };
+  return { started: true, quota, poll: pending(refOf(info, 'copy', copy.region, waitBudget(now, ctx.settings)), now) };
 }
 
 export type ShareResult = { readonly shared: true; readonly ref: SnapshotRef } | { readonly shared: false; readonly reason: string };
@@ -310,7 +355,12 @@ export type ShareResult = { readonly shared: true; readonly ref: SnapshotRef } |
  * aws/rds key cannot be shared: that is refused with DefaultKeyNotShareableError
  * saying what to configure, since lifeboat re-encrypts only through snapshots.copy.
  */
-export async function shareWithVault(job: SnapshotJob, source: SnapshotRef, copy: CopyResult, ctx: SnapshotContext): Promise<ShareResult> {
+export async function shareWithVault(
+  job: SnapshotJob,
+  source: SnapshotRef,
+  copy: { readonly started: true; readonly poll: SnapshotPoll } | { readonly started: false; readonly reason: string },
+  ctx: SnapshotContext,
+): Promise<ShareResult> {
   const vault = ctx.vault;
   if (!vault) return { shared: false, reason: 'no vault is configured' };
   const copied = copy.started ? copy.poll.ref : undefined;
@@ -356,8 +406,19 @@ export async function shareWithVault(job: SnapshotJob, source: SnapshotRef, copy
   return { shared: true, ref: { ...candidate, status: info.status, ...(info.kmsKeyId ? { kmsKeyId: info.kmsKeyId } : {}) } };
 }
 
-/** The vault's copier role copies the shared snapshot in under the vault's own key, with self-describing tags. */
-export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<SnapshotPoll> {
+/** The vault-copy step's answer: the copy and the vault's quota check, checked before the copy was requested. */
+export interface VaultCopyResult {
+  readonly quota: QuotaCheck;
+  readonly poll: SnapshotPoll;
+}
+
+/**
+ * The vault's copier role copies the shared snapshot in under the vault's own
+ * key, with self-describing tags. The vault account's manual snapshot quota in
+ * its region is checked first, as the copier role (SnapshotQuotaExceededError
+ * when it is full, and nothing is copied).
+ */
+export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, source: SnapshotRef, ctx: SnapshotContext, backupId: string): Promise<VaultCopyResult> {
   const vault = requireVault(ctx);
   const credentials = await assumeVaultRole(ctx.sts, { roleArn: vault.copierRoleArn, account: vault.account }, `${job.database.id}-${backupId}`);
   const rds = ctx.rds(vault.region, credentials);
@@ -371,15 +432,30 @@ export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, sourc
     [TAG.sourceDatabase]: sourceDatabaseOf(job.database).identifier,
   };
   const where = `the vault (account ${vault.account}, ${vault.region})`;
+  const earlier = await ownSnapshot(rds, shared.kind, targetId, backupId, where);
+  let quota: QuotaCheck;
+  try {
+    quota = await checkSnapshotQuota(rds, shared.kind, vault.region, ctx.settings, { account: vault.account, location: 'vault', alreadyCounted: earlier !== undefined });
+  } catch (error) {
+    if (isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation')) {
+      throw new VaultAccessError(`The vault copier role may not read the manual snapshot quota of ${where} (${awsErrorName(error)}), so lifeboat did not copy into it.`, {
+        cause: error,
+        nextStep: 'redeploy the vault stack: its copier role grants rds:DescribeAccountAttributes for this check.',
+      });
+    }
+    throw classifyRdsError(error, 'checking the manual snapshot quota', where);
+  }
   let info: SnapshotInfo;
   try {
-    info = await copySnapshot(rds, {
-      kind: shared.kind,
-      source: shared.arn,
-      targetId,
-      kmsKeyId: shared.encrypted || shared.kind === 'instance' ? vault.snapshotKmsKeyId : undefined,
-      tags,
-    });
+    info =
+      earlier ??
+      (await copySnapshot(rds, {
+        kind: shared.kind,
+        source: shared.arn,
+        targetId,
+        kmsKeyId: shared.encrypted || shared.kind === 'instance' ? vault.snapshotKmsKeyId : undefined,
+        tags,
+      }));
   } catch (error) {
     if (isAwsError(error, 'DBSnapshotAlreadyExists', 'DBClusterSnapshotAlreadyExistsFault')) {
       info = await adoptExisting(rds, shared.kind, targetId, backupId, where, error);
@@ -414,5 +490,5 @@ export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, sourc
     }
   }
   const now = clock(ctx);
-  return pending(refOf(info, 'vault', vault.region, waitBudget(now, ctx.settings), vault.account), now);
+  return { quota, poll: pending(refOf(info, 'vault', vault.region, waitBudget(now, ctx.settings), vault.account), now) };
 }
