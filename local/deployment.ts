@@ -57,6 +57,8 @@ export interface LocalDeploymentOptions {
 export interface LocalDeployment {
   /** Placeholder → the running function. */
   readonly lambdas: Readonly<Record<string, LocalLambda>>;
+  /** Placeholder → the local ARN its definitions name it by (to put a stand-in in its place for one run). */
+  readonly functionArns: Readonly<Record<string, string>>;
   /** Workflow (`backup`, `backup-database`, ...) → its definition, substituted. */
   readonly definitions: Readonly<Record<string, Record<string, unknown>>>;
   /** Runs a workflow's execution to the end on the strict engine. */
@@ -148,6 +150,7 @@ export async function deployLocally(options: LocalDeploymentOptions): Promise<Lo
   const children: LocalRunResult[] = [];
   return {
     lambdas,
+    functionArns,
     definitions,
     children,
     run: (workflow, input, runOptions = {}) => {

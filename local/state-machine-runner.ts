@@ -86,6 +86,13 @@ export interface LocalRunOptions {
   taskToken?: string;
   /** Called when a child execution ends (tests collect their statistics). */
   onChildExecution?: (child: LocalRunResult) => void;
+  /**
+   * Keep every event of the execution (and of its children) in `events`. A
+   * fleet-size run turns this off: half a million events with their state
+   * payloads would be gigabytes. The statistics are kept either way.
+   * @default true
+   */
+  recordEvents?: boolean;
 }
 
 /** What the engine measured of one execution (its own history; children report theirs). */
@@ -441,7 +448,7 @@ export async function runLocalStateMachine(definition: Record<string, unknown>, 
   const waitTimeOverrides = new Proxy({}, { get: (_t, key) => (typeof key === 'string' ? tracker.waitMs(key) : undefined) });
   const retryIntervalOverrides = new Proxy({}, { get: (_t, key) => (typeof key === 'string' ? tracker.retryMs() : undefined) });
 
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: true } });
+  const machine = machineFor(definition);
   const events: EventLog[] = [];
   const execution = machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: localHandlers, waitTimeOverrides, retryIntervalOverrides },
@@ -449,8 +456,9 @@ export async function runLocalStateMachine(definition: Record<string, unknown>, 
     __lifeboat: tracker,
   } as never);
   const collect = (async () => {
+    const record = options.recordEvents ?? true;
     for await (const event of execution.eventLogs as unknown as AsyncIterable<EventLog>) {
-      events.push(event);
+      if (record) events.push(event);
       options.onEvent?.(event);
     }
   })();
@@ -466,6 +474,18 @@ export async function runLocalStateMachine(definition: Record<string, unknown>, 
     }
     throw error;
   }
+}
+
+/**
+ * One validated StateMachine per definition object: validating a definition
+ * compiles the ASL schema, which at fleet size (a child execution per
+ * database) would cost more than running the children.
+ */
+const machines = new WeakMap<object, StateMachine>();
+function machineFor(definition: Record<string, unknown>): StateMachine {
+  let machine = machines.get(definition);
+  if (!machine) machines.set(definition, (machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: true } })));
+  return machine;
 }
 
 /** Step Functions' own integrations the engine provides: child executions. */
