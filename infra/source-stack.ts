@@ -646,7 +646,8 @@ export class SourceStack extends Stack {
 
   /**
    * Retention at the source and in the copy region: the policies come from the
-   * function's environment (never from the input), without the vault target.
+   * deployed config object and the locations from the function's environment
+   * (never from the input), without the vault target.
    */
   private createRetentionFunction(config: LifeboatConfig, source: ProjectFunctionSource | undefined, placement: RunnerNetwork | undefined): ProjectFunction {
     const fn = new ProjectFunction(this, 'RetentionFunction', {
@@ -660,6 +661,8 @@ export class SourceStack extends Stack {
       placement,
       anyResourceReason: 'rds:DescribeDBSnapshots and DescribeDBClusterSnapshots are on "*": retention lists the manual snapshots of the account and region and keeps to lifeboat\'s by name and tag.',
     });
+    // The plans (every database): from the deployed config object, not the 4 KB environment.
+    this.readsDeploymentConfig(fn);
     const scope = this.backupBucketScope();
     fn.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, () => {
       grantPruneBackups(fn.role, scope);

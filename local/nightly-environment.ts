@@ -438,6 +438,7 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
     const vaultDump = vaultDumpTargetFrom(vaultCopyEnvSchema.parse(vaultCopyFunctionEnvironment(config)));
     const retentionSettings = retentionSettingsFromEnv(
       retentionEnvSchema.parse({ ...retentionFunctionEnvironment(config), BACKUP_BUCKET: bucket, BACKUP_PREFIX: storage.prefix, AWS_REGION: sourceRegion }),
+      config,
     );
     const retentionContext = (): RetentionContext => ({
       settings: retentionSettings,

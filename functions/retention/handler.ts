@@ -6,6 +6,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { createRdsClient, createS3Client, createStsClient } from '../lib/aws/clients.ts';
+import { deploymentConfigEnvSchema, deploymentConfigLoader } from '../lib/config/deployment.ts';
 import { parseWith } from '../lib/config/load.ts';
 import { RETENTION_LOCATIONS, retentionEnvSchema, retentionSettingsFromEnv } from '../lib/retention/environment.ts';
 import { runRetention, summariseRetention, type RetentionContext, type RetentionTaskOutput } from '../lib/retention/run.ts';
@@ -25,34 +26,38 @@ export type RetentionTaskInput = z.input<typeof retentionTaskInputSchema>;
 
 export interface RetentionHandlerDeps {
   context: RetentionContext;
-  logger: Logger;
-  metrics: Metrics;
+  logger?: Logger;
+  metrics?: Metrics;
 }
 
-let coldStartDeps: RetentionHandlerDeps | undefined;
-function depsFromEnvironment(): RetentionHandlerDeps {
-  coldStartDeps ??= (() => {
-    const settings = retentionSettingsFromEnv(readEnv(retentionEnvSchema));
+/**
+ * The deployed function's context, built once per cold start: the locations
+ * from the environment, the plans from the deployed config object (read and
+ * hash-checked on first use; a failed read is tried again next time).
+ */
+let coldStartContext: (() => Promise<RetentionContext>) | undefined;
+function contextFromEnvironment(): () => Promise<RetentionContext> {
+  coldStartContext ??= (() => {
+    const env = readEnv(retentionEnvSchema);
+    const s3 = createS3Client({ region: env.AWS_REGION });
+    const config = deploymentConfigLoader(s3, readEnv(deploymentConfigEnvSchema));
     const rdsClients = new Map<string, ReturnType<typeof createRdsClient>>();
-    return {
-      context: {
-        settings,
-        s3: createS3Client({ region: settings.sourceRegion }),
-        // Vault clients are built per run from fresh, short-lived credentials.
-        s3With: (region, credentials) => createS3Client({ region, credentials }),
-        rds: (region, credentials) => {
-          if (credentials) return createRdsClient({ region, credentials });
-          let client = rdsClients.get(region);
-          if (!client) rdsClients.set(region, (client = createRdsClient({ region })));
-          return client;
-        },
-        sts: createStsClient({ region: settings.sourceRegion }),
+    const base: Omit<RetentionContext, 'settings'> = {
+      s3,
+      // Vault clients are built per run from fresh, short-lived credentials.
+      s3With: (region, credentials) => createS3Client({ region, credentials }),
+      rds: (region, credentials) => {
+        if (credentials) return createRdsClient({ region, credentials });
+        let client = rdsClients.get(region);
+        if (!client) rdsClients.set(region, (client = createRdsClient({ region })));
+        return client;
       },
-      logger: sharedLogger,
-      metrics: sharedMetrics,
+      sts: createStsClient({ region: env.AWS_REGION }),
     };
+    let context: RetentionContext | undefined;
+    return async () => (context ??= { ...base, settings: retentionSettingsFromEnv(env, (await config()).config) });
   })();
-  return coldStartDeps;
+  return coldStartContext;
 }
 
 /**
@@ -69,7 +74,7 @@ export function createRetentionHandler(injected?: RetentionHandlerDeps) {
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger))
     .handler(async (event: unknown): Promise<RetentionTaskOutput> => {
-      const { context } = injected ?? depsFromEnvironment();
+      const context = injected?.context ?? (await contextFromEnvironment()());
       const input = parseWith(retentionTaskInputSchema, event, 'retention task input');
       const log = logger.createChild({ persistentKeys: { databaseId: input.databaseId, planId: input.planId, location: input.location } });
       const record = (name: string, value: number) => {

@@ -9,6 +9,7 @@ import type { LifeboatConfig } from '../../functions/lib/config/schema.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../../functions/lib/metrics/names.ts';
 import { retentionFunctionEnvironment, vaultRetentionRoleName } from '../../functions/lib/retention/environment.ts';
 import { AlarmRouting } from './alarm-routing.ts';
+import { DeploymentConfigObject } from './deployment-config.ts';
 import { Alerts } from './alerts.ts';
 import { MonitoredStateMachine } from './monitored-state-machine.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './project-function.ts';
@@ -46,6 +47,8 @@ export interface VaultRetentionProps {
  */
 export class VaultRetention extends Construct {
   public readonly function: ProjectFunction;
+  /** The config object the vault retention function reads its plans from. */
+  public readonly config: DeploymentConfigObject;
   /** Deletes expired vault backups; assumable by `function`'s role only. */
   public readonly retentionRole: iam.Role;
   public readonly alerts: Alerts;
@@ -89,6 +92,10 @@ export class VaultRetention extends Construct {
       grantReadDrillReports(this.function.role, bucketScope);
       grantWriteRetentionAudit(this.function.role, bucketScope);
     });
+    // The plans (every database) come from the config object the vault stack publishes itself, in the
+    // vault account's asset bucket: what the vault deployer reviewed, never what production wrote.
+    this.config = new DeploymentConfigObject(this, 'DeploymentConfig', { config: { ...config, snapshots: undefined } });
+    for (const [name, value] of Object.entries(this.config.environment())) this.function.addResourceEnvironment(name, value, (g) => this.config.grantRead(g));
 
     this.retentionRole = new iam.Role(this, 'RetentionRole', {
       roleName: vaultRetentionRoleName(config.name),

@@ -247,6 +247,10 @@ describe('vault-side retention (a plan with a vault policy)', () => {
     const env = pruning.template.findResources('AWS::Lambda::Function')[id(retention.function.function)]!.Properties.Environment.Variables as Record<string, unknown>;
     expect(env).toMatchObject({ BACKUP_BUCKET: { Ref: id(pruning.stack.bucket) }, BACKUP_PREFIX: 'backups/', VAULT_BUCKET: names.bucketName, VAULT_RETENTION_ROLE_ARN: 'arn:aws:iam::222222222222:role/acme-lifeboat-vault-retention' });
     expect(env.SNAPSHOT_COPY_REGION).toBeUndefined();
+    // Its plans come from the vault stack's own config object (what the vault deployer published), hash-checked.
+    expect(env.LIFEBOAT_CONFIG_SHA256).toBe(retention.config.sha256);
+    expect(env.LIFEBOAT_CONFIG_BUCKET).toEqual(pruning.stack.resolve(retention.config.asset.s3BucketName));
+    expect(JSON.stringify(env)).not.toContain('RETENTION_PLANS');
   });
 
   it('deletes through the vault retention role, which only the vault retention function may assume', () => {

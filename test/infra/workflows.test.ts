@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { App, Duration } from 'aws-cdk-lib';
+import { join } from 'node:path';
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { retentionRunInput } from '../../events/schedules.ts';
@@ -10,7 +12,7 @@ import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES } from '../.
 import { retentionPlansOf } from '../../functions/lib/retention/environment.ts';
 import { checkSourceStackSupport, drillRestoreStorageFromContext } from '../../infra/config.ts';
 import { withExecutionTimeout } from '../../infra/constructs/monitored-state-machine.ts';
-import { MAX_LAMBDA_ENVIRONMENT_BYTES } from '../../infra/constructs/project-function.ts';
+import { MAX_LAMBDA_ENVIRONMENT_BYTES, ProjectFunction } from '../../infra/constructs/project-function.ts';
 import { DRILL_OVERHEAD, JANITOR_SCHEDULE, type SourceStack } from '../../infra/source-stack.ts';
 import { stateMachinePath } from '../../state-machines/definitions.ts';
 import { exampleConfigJson, logicalIdOf, synthApp, type Synthesized } from './helpers/app.ts';
@@ -62,11 +64,16 @@ const objects = (suffix: string) => ({ 'Fn::Join': ['', [bucketArn(), `/${suffix
 const machineProps = (machine: { stateMachine: never }) => template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(machine.stateMachine)]!.Properties as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 describe('retention at the source and in the copy region', () => {
-  it('runs the retention handler for 15 minutes with the plans\' policies in its environment and no vault target', () => {
+  it('runs the retention handler for 15 minutes with the plans from the deployed config object, the locations in its environment, and no vault target', () => {
     const p = fnProps(stack.retentionFunction);
     expect(p).toMatchObject({ Runtime: 'nodejs22.x', Timeout: 900, MemorySize: 512, TracingConfig: { Mode: 'Active' } });
     const env = p.Environment.Variables as Record<string, unknown>;
-    expect(JSON.parse(env.RETENTION_PLANS as string)).toEqual(retentionPlansOf(parseConfig(workflowConfig())));
+    // The plans list every database: they come from the config object (hash-checked), not the 4 KB environment.
+    expect(env.RETENTION_PLANS).toBeUndefined();
+    expect(env.LIFEBOAT_CONFIG_SHA256).toBe(stack.deploymentConfig.sha256);
+    const stored = JSON.parse(readFileSync(join(synthesized.outdir, stack.deploymentConfig.asset.assetPath), 'utf8'));
+    expect(retentionPlansOf(stored)).toEqual(retentionPlansOf(parseConfig(workflowConfig())));
+    expect(findGrants(json, logicalIdOf(stack.retentionFunction.role), { actions: ['s3:GetObject'] }).length).toBeGreaterThan(0);
     expect(env).toMatchObject({ BACKUP_BUCKET: { Ref: logicalIdOf(stack.storage.bucket) }, BACKUP_PREFIX: 'backups/', SNAPSHOT_COPY_REGION: 'eu-central-1', POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.retention });
     expect(Object.keys(env).filter((k) => k.startsWith('VAULT_'))).toEqual([]);
   });
@@ -254,8 +261,20 @@ describe('what the workflows refuse at synth time', () => {
   });
 
   it('a function environment over Lambda\'s 4 KB, naming the largest variable', () => {
-    // RETENTION_PLANS lists every database of every plan: about 9 bytes a database here.
-    expect(() => synthApp({ config: fleetConfigJson(460) })).toThrow(new RegExp(`RetentionFunction: the function's environment is about \\d+ bytes; Lambda accepts at most ${MAX_LAMBDA_ENVIRONMENT_BYTES}\\. Largest: RETENTION_PLANS`));
+    const app = new App();
+    const stack = new Stack(app, 'Bare', { env: { account: '111111111111', region: 'eu-west-1' } });
+    new ProjectFunction(stack, 'Big', {
+      source: { kind: 'prebuilt', code: lambda.Code.fromInline('exports.handler = async () => 1'), handler: 'index.handler' },
+      serviceName: 'test',
+      metricsNamespace: 'test',
+      environment: { LARGE: 'x'.repeat(4500), SMALL: 'y' },
+    });
+    expect(() => app.synth()).toThrow(new RegExp(`Big: the function's environment is about \\d+ bytes; Lambda accepts at most ${MAX_LAMBDA_ENVIRONMENT_BYTES}\\. Largest: LARGE \\(4500 bytes\\)`));
+  });
+
+  it('nothing that grows with the fleet in any environment: 1,000 databases in one plan synthesize (retention read ~450 from its environment before)', () => {
+    const synthesized = synthApp({ config: fleetConfigJson(1000) });
+    expect(synthesized.stack.config.databases).toHaveLength(1000);
   });
 
   it('a drill restore /tmp outside Lambda\'s 512 MiB to 10 GiB', () => {

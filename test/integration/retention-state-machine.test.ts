@@ -121,6 +121,7 @@ describe('the retention state machine, executed locally with the real handlers',
     // Prepare: the function environment as the CDK app builds it from the config.
     const settings = retentionSettingsFromEnv(
       retentionEnvSchema.parse({ ...retentionFunctionEnvironment(config()), BACKUP_BUCKET: sourceBucket, BACKUP_PREFIX: PREFIX, AWS_REGION: REGION }),
+      config(),
     );
     const production = createS3Client();
     // A legal hold lands on alpha's oldest manifest after planning, just before its delete.
@@ -238,6 +239,7 @@ describe('the retention state machine, executed locally with the real handlers',
     // Prepare: the first call for bravo is throttled; "ghost" is not in the plan.
     const settings = retentionSettingsFromEnv(
       retentionEnvSchema.parse({ ...retentionFunctionEnvironment(config()), BACKUP_BUCKET: sourceBucket, BACKUP_PREFIX: PREFIX, AWS_REGION: REGION }),
+      config(),
     );
     const handler = createRetentionHandler({
       context: { settings, s3: createS3Client(), s3With: (region, credentials) => createS3Client({ region, credentials }), rds: (region, credentials) => createRdsClient({ region, credentials }), sts: createStsClient({ region: REGION }), now: () => NOW },

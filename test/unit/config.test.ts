@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import { parseConfig } from '../../functions/lib/config/load.ts';
+import { MAX_DATABASES_PER_PLAN } from '../../functions/lib/config/schema.ts';
 
 const example = JSON.parse(readFileSync(new URL('../../lifeboat.config.example.json', import.meta.url), 'utf8'));
 
@@ -71,5 +72,21 @@ describe('config limits', () => {
     expect(configError(bad).issues.join('\n')).toMatch(/plans\[0\]\.maxConcurrency: this plan copies Aurora cluster snapshots/);
     bad.plans[0].maxConcurrency = 5;
     expect(() => parseConfig(bad, 'ok')).not.toThrow();
+  });
+
+  it('refuses a plan with more databases than one retention run can prune within Step Functions\' history quota, naming the fix', () => {
+    // Prepare: MAX_DATABASES_PER_PLAN + 1 databases in one plan.
+    const big = structuredClone(example);
+    const ids = Array.from({ length: MAX_DATABASES_PER_PLAN + 1 }, (_, i) => `db-${i}`);
+    big.databases = ids.map((id) => ({ id, connection: { host: `${id}.example.internal`, database: id, secretArn: `arn:aws:secretsmanager:eu-west-1:111111111111:secret:${id}-AbCdEf` } }));
+    big.plans[0].databases = ids;
+
+    // Act / Assess
+    expect(configError(big).issues.join('\n')).toMatch(/plans\[0\]\.databases: at most 1000 databases per plan: .*Split the databases over several plans/);
+    big.plans = [
+      { ...big.plans[0], id: 'first', databases: ids.slice(0, MAX_DATABASES_PER_PLAN) },
+      { ...big.plans[0], id: 'rest', databases: ids.slice(MAX_DATABASES_PER_PLAN) },
+    ];
+    expect(parseConfig(big, 'ok').plans.map((p) => p.databases.length)).toEqual([MAX_DATABASES_PER_PLAN, 1]);
   });
 });

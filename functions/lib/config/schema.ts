@@ -157,6 +157,16 @@ export const retentionPolicySchema = z
   });
 export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
+/**
+ * Databases in one plan. The retention run is the binding limit: 11 history
+ * events per (database, location) target, two locations at most per run, so
+ * 1,000 databases take 22,014 of the 25,000 events an execution may have, with
+ * room for about a thousand throttling retries. Backup and drill runs start a
+ * child execution per database and would go further (8 events and about 85
+ * bytes of the parent's payload per database).
+ */
+export const MAX_DATABASES_PER_PLAN = 1000;
+
 export const scheduleSchema = z
   .object({
     /** EventBridge Scheduler cron expression, e.g. `cron(0 3 * * ? *)`. */
@@ -171,8 +181,15 @@ export const planSchema = z
   .object({
     id: identifier,
     schedule: scheduleSchema,
-    /** Database ids this plan backs up. */
-    databases: z.array(identifier).min(1),
+    /**
+     * Database ids this plan backs up: at most {@link MAX_DATABASES_PER_PLAN}, the
+     * size at which one run of each workflow is proven to stay inside Step
+     * Functions' limits (test/integration/fleet.test.ts, docs/limits.md "Fleet size").
+     */
+    databases: z
+      .array(identifier)
+      .min(1)
+      .max(MAX_DATABASES_PER_PLAN, `at most ${MAX_DATABASES_PER_PLAN} databases per plan: a retention run prunes every database at up to two locations in one execution, and ${MAX_DATABASES_PER_PLAN} is what fits its 25,000-event history. Split the databases over several plans (each runs as its own executions)`),
     /** Recovery point objective: the newest backup must never be older than this. */
     rpoMinutes: z.number().int().min(1),
     /** Recovery time objective: a drill must restore within this. */

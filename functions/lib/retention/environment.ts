@@ -1,13 +1,16 @@
 import { z } from 'zod';
-import { retentionPolicySchema, timeZone, type LifeboatConfig, type RetentionPolicy } from '../config/schema.ts';
+import type { LifeboatConfig, RetentionPolicy } from '../config/schema.ts';
 import { vaultNames } from '../vault/names.ts';
 
 /**
  * What the retention function (and `lifeboat prune`) needs from the config:
  * each plan's time zone, databases and policies, and where each location is.
- * The CDK app puts it in the function's environment with
- * {@link retentionFunctionEnvironment}; policies never travel in a payload, so
- * whoever can start the state machine cannot bring their own policy.
+ * The plans come from the deployed config object (hash-checked, see
+ * config/deployment.ts), the locations from the function's environment
+ * ({@link retentionFunctionEnvironment}); policies never travel in a payload,
+ * so whoever can start the state machine cannot bring their own policy. The
+ * plans are not in the environment: they list every database, and Lambda's
+ * 4 KB environment held about 450 of them.
  */
 
 export const RETENTION_LOCATIONS = ['source', 'copy-region', 'vault'] as const;
@@ -16,15 +19,12 @@ export type RetentionLocation = (typeof RETENTION_LOCATIONS)[number];
 /** Config key under `plans[].retention` for each location. */
 export const POLICY_KEY = { source: 'source', 'copy-region': 'copyRegion', vault: 'vault' } as const satisfies Record<RetentionLocation, string>;
 
-const planRetentionSchema = z.object({
-  timeZone,
-  databases: z.array(z.string().min(1)),
-  retention: z
-    .object({ source: retentionPolicySchema.optional(), copyRegion: retentionPolicySchema.optional(), vault: retentionPolicySchema.optional() })
-    .strict(),
-});
-export type PlanRetention = z.infer<typeof planRetentionSchema>;
-export const retentionPlansSchema = z.record(z.string(), planRetentionSchema);
+/** One plan as retention sees it: its time zone, databases and per-location policies. */
+export interface PlanRetention {
+  readonly timeZone: string;
+  readonly databases: readonly string[];
+  readonly retention: { readonly source?: RetentionPolicy; readonly copyRegion?: RetentionPolicy; readonly vault?: RetentionPolicy };
+}
 
 export interface VaultRetentionTarget {
   account: string;
@@ -74,13 +74,13 @@ function vaultTarget(config: Pick<LifeboatConfig, 'name' | 'vault'>, partition: 
 
 /**
  * The retention function's environment from the config, without the source
- * bucket (`BACKUP_BUCKET`, `BACKUP_PREFIX`), which the stack knows: `RETENTION_PLANS`
- * (JSON), `SNAPSHOT_COPY_REGION`, and `VAULT_ACCOUNT`, `VAULT_REGION`,
- * `VAULT_BUCKET`, `VAULT_RETENTION_ROLE_ARN` (all or none). Lambda caps the
- * whole environment at 4 KB; RETENTION_PLANS is about 250 bytes a plan.
+ * bucket (`BACKUP_BUCKET`, `BACKUP_PREFIX`) and the deployed config object
+ * (`LIFEBOAT_CONFIG_*`), which the stack adds: `SNAPSHOT_COPY_REGION`, and
+ * `VAULT_ACCOUNT`, `VAULT_REGION`, `VAULT_BUCKET`, `VAULT_RETENTION_ROLE_ARN`
+ * (all or none). Its size does not grow with the fleet.
  */
-export function retentionFunctionEnvironment(config: Pick<LifeboatConfig, 'name' | 'plans' | 'vault' | 'snapshots'>, partition = 'aws'): Record<string, string> {
-  const env: Record<string, string> = { RETENTION_PLANS: JSON.stringify(retentionPlansOf(config)) };
+export function retentionFunctionEnvironment(config: Pick<LifeboatConfig, 'name' | 'vault' | 'snapshots'>, partition = 'aws'): Record<string, string> {
+  const env: Record<string, string> = {};
   if (config.snapshots?.copy) env.SNAPSHOT_COPY_REGION = config.snapshots.copy.region;
   const vault = vaultTarget(config, partition);
   if (vault) {
@@ -92,25 +92,11 @@ export function retentionFunctionEnvironment(config: Pick<LifeboatConfig, 'name'
   return env;
 }
 
-/** An environment variable holding JSON that must match `schema`. */
-export function jsonEnv<S extends z.ZodType>(schema: S) {
-  const parse = (text: string, ctx: z.RefinementCtx) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-      return z.NEVER;
-    }
-  };
-  return z.string().transform(parse).pipe(schema);
-}
-
 export const retentionEnvSchema = z
   .object({
     BACKUP_BUCKET: z.string().min(3),
     BACKUP_PREFIX: z.string().default('backups/'),
     AWS_REGION: z.string().min(1),
-    RETENTION_PLANS: jsonEnv(retentionPlansSchema),
     SNAPSHOT_COPY_REGION: z.string().min(1).optional(),
     VAULT_ACCOUNT: z.string().regex(/^\d{12}$/).optional(),
     VAULT_REGION: z.string().min(1).optional(),
@@ -125,9 +111,10 @@ export const retentionEnvSchema = z
     { message: 'set all of VAULT_ACCOUNT, VAULT_REGION, VAULT_BUCKET and VAULT_RETENTION_ROLE_ARN, or none', path: ['VAULT_ACCOUNT'] },
   );
 
-export function retentionSettingsFromEnv(env: z.infer<typeof retentionEnvSchema>): RetentionSettings {
+/** The settings from the function's environment and the deployed config's plans. */
+export function retentionSettingsFromEnv(env: z.infer<typeof retentionEnvSchema>, config: Pick<LifeboatConfig, 'plans'>): RetentionSettings {
   return {
-    plans: env.RETENTION_PLANS,
+    plans: retentionPlansOf(config),
     sourceRegion: env.AWS_REGION,
     storage: { bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX },
     ...(env.SNAPSHOT_COPY_REGION ? { copyRegion: env.SNAPSHOT_COPY_REGION } : {}),
