@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { deploymentConfigBytes, deploymentConfigEnvironment, sha256Hex } from '../../functions/lib/config/deployment.ts';
+import { parseConfig } from '../../functions/lib/config/load.ts';
 import type { LifeboatConfig } from '../../functions/lib/config/schema.ts';
 
 export interface DeploymentConfigObjectProps {
@@ -27,6 +28,8 @@ export class DeploymentConfigObject extends Construct {
   constructor(scope: Construct, id: string, props: DeploymentConfigObjectProps) {
     super(scope, id);
     const bytes = deploymentConfigBytes(props.config);
+    // The functions parse these bytes with the same schema: a config they would refuse must not deploy.
+    parseConfig(JSON.parse(bytes.toString('utf8')), `the deployed config object of ${this.node.path}`);
     this.sha256 = sha256Hex(bytes);
     // Inside the cloud assembly, not a temp dir: it goes where the synth output goes.
     const dir = join(Stage.of(this)?.outdir ?? '.', 'lifeboat-config');

@@ -94,7 +94,8 @@ export class VaultRetention extends Construct {
     });
     // The plans (every database) come from the config object the vault stack publishes itself, in the
     // vault account's asset bucket: what the vault deployer reviewed, never what production wrote.
-    this.config = new DeploymentConfigObject(this, 'DeploymentConfig', { config: { ...config, snapshots: undefined } });
+    // The whole config, as validated: the function's environment (above) decides the location (the vault only).
+    this.config = new DeploymentConfigObject(this, 'DeploymentConfig', { config });
     for (const [name, value] of Object.entries(this.config.environment())) this.function.addResourceEnvironment(name, value, (g) => this.config.grantRead(g));
 
     this.retentionRole = new iam.Role(this, 'RetentionRole', {

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,8 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseConfig } from '../../functions/lib/config/load.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import { vaultNames } from '../../functions/lib/vault/names.ts';
+import { retentionPlansOf } from '../../functions/lib/retention/environment.ts';
+import { DeploymentConfigObject } from '../../infra/constructs/deployment-config.ts';
 import { addNagChecks, MIN_ACKNOWLEDGEMENT_REASON_LENGTH } from '../../infra/nag.ts';
 import { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS, VaultStack } from '../../infra/vault-stack.ts';
 import { SourceStack } from '../../infra/source-stack.ts';
@@ -251,6 +254,29 @@ describe('vault-side retention (a plan with a vault policy)', () => {
     expect(env.LIFEBOAT_CONFIG_SHA256).toBe(retention.config.sha256);
     expect(env.LIFEBOAT_CONFIG_BUCKET).toEqual(pruning.stack.resolve(retention.config.asset.s3BucketName));
     expect(JSON.stringify(env)).not.toContain('RETENTION_PLANS');
+  });
+
+  it('publishes a config object the vault retention function accepts, also for a plan that snapshots (stripped of its snapshot settings it was refused)', () => {
+    // Prepare: a snapshot plan copied into the vault's region, with vault retention.
+    const raw = withVaultRetention();
+    raw.plans[0].snapshot = true;
+    raw.snapshots = { copy: { region: 'eu-central-1', kmsKeyArn: 'arn:aws:kms:eu-central-1:111111111111:key/0b1c2d3e-0000-4000-8000-000000000001' } };
+
+    // Act
+    const synthesized = synthVault(raw);
+    const object = synthesized.stack.retention!.config;
+    const bytes = readFileSync(join(synthesized.app.outdir, object.asset.assetPath));
+
+    // Assess: the bytes parse as the function parses them, with their hash, and hold the plans.
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(object.sha256);
+    const parsed = parseConfig(JSON.parse(bytes.toString('utf8')), 'the vault config object');
+    expect(retentionPlansOf(parsed).nightly!.retention.vault).toMatchObject({ keepLast: 3, daily: 30 });
+  });
+
+  it('refuses at synth a config object the functions would refuse', () => {
+    const stack = new Stack(new App(), 'Broken', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const config = { ...parseConfig(withVaultRetention()), plans: [] } as never;
+    expect(() => new DeploymentConfigObject(stack, 'Config', { config })).toThrow(/deployed config object of Broken\/Config[\s\S]*plans/);
   });
 
   it('deletes through the vault retention role, which only the vault retention function may assume', () => {
