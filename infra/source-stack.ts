@@ -56,7 +56,7 @@ export const DUMP_IMAGE_EXCLUDES = [
 ];
 
 /** Placeholders of the backup definition's Fargate dump states (see FargateDumpRunner.substitutions). */
-export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 'DumpSubnetIds', 'DumpSecurityGroupIds'] as const;
+export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 'DumpSubnetIds', 'DumpSecurityGroupIds', 'VaultCopyTaskDefinitionArn'] as const;
 /** Where the drill restore's /tmp holds a downloaded dump: at most Lambda's 10 GiB unless told otherwise. */
 export const DEFAULT_DRILL_RESTORE_STORAGE = Size.gibibytes(10);
 /** Longest a backup run may take. */
@@ -223,6 +223,8 @@ export class SourceStack extends Stack {
   public readonly vaultCopyFunction?: ProjectFunction;
   /** Present when a database has `dump.runner: 'fargate'`. */
   public readonly fargateDump?: FargateDumpRunner;
+  /** The vault copy of those databases' dumps, on Fargate in the same cluster; present when they have a vault too. */
+  public readonly fargateVaultCopy?: FargateDumpRunner;
   /** The backup workflow of a plan: resolves it, then one child execution per database. */
   public readonly backup: MonitoredStateMachine;
   /** The backup of one database (dump, snapshot, copies), started by `backup` as a child execution. */
@@ -239,6 +241,8 @@ export class SourceStack extends Stack {
   /** Prunes dumps and snapshots at the source and in the copy region (never the vault: the vault stack prunes itself). */
   public readonly retentionFunction: ProjectFunction;
   public readonly retention: MonitoredStateMachine;
+  /** Prunes one (database, location) target; a child execution of `retention`. */
+  public readonly retentionTarget: MonitoredStateMachine;
   /** Plan id → its retention schedule (plans with a source or copy-region policy). */
   public readonly retentionSchedules: ReadonlyMap<string, ScheduledWorkflow>;
   /** The drill steps without pg_restore. */
@@ -377,6 +381,25 @@ export class SourceStack extends Stack {
       for (const [name, value, grant] of dumpResources) this.fargateDump.addResourceEnvironment(name, value, grant);
       readsConfig(this.fargateDump);
       grantDatabaseAccess(this.fargateDump.taskRole);
+      if (config.vault && this.vaultCopyFunction) {
+        // Their dumps are too big for the vault copy function as well: the same job on Fargate, with its grants.
+        this.fargateVaultCopy = new FargateDumpRunner(this, 'FargateVaultCopy', {
+          deploymentName: config.name,
+          job: 'vault-copy',
+          cluster: this.fargateDump.cluster,
+          image: ecs.ContainerImage.fromDockerImageAsset(this.runnerImage),
+          placement,
+          stateMachineName: backupDatabaseStateMachineName,
+          environment: {
+            ...vaultCopyFunctionEnvironment(config, this.partition),
+            POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.vaultCopy,
+            POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+            LOG_LEVEL: 'INFO',
+            POWERTOOLS_TRACE_ENABLED: 'false',
+          },
+        });
+        this.grantVaultCopy(this.fargateVaultCopy.taskRole, config);
+      }
     }
     const fargateInDefinition = FARGATE_PLACEHOLDERS.every((p) => needed.has(p));
     if (fargateDatabases.length > 0 && !fargateInDefinition) {
@@ -392,7 +415,7 @@ export class SourceStack extends Stack {
       AlertFunctionArn: this.alertFunction.functionArn,
       ...(this.snapshotFunction ? { SnapshotFunctionArn: this.snapshotFunction.functionArn } : {}),
       ...(this.vaultCopyFunction ? { VaultCopyFunctionArn: this.vaultCopyFunction.functionArn } : {}),
-      ...(fargateInDefinition ? (this.fargateDump?.substitutions() ?? this.inertFargateSubstitutions(config)) : {}),
+      ...(fargateInDefinition ? this.fargateSubstitutions(config) : {}),
     };
     this.backupDatabase = new MonitoredStateMachine(this, 'BackupDatabase', {
       definition: 'backup-database',
@@ -404,6 +427,7 @@ export class SourceStack extends Stack {
       timeout: BACKUP_TIMEOUT,
     });
     if (fargateInDefinition && this.fargateDump) this.fargateDump.grantRun(this.backupDatabase.stateMachine);
+    if (fargateInDefinition && this.fargateVaultCopy) this.fargateVaultCopy.grantRun(this.backupDatabase.stateMachine);
     this.backup = new MonitoredStateMachine(this, 'Backup', {
       definition: 'backup',
       substitutions: {
@@ -457,10 +481,19 @@ export class SourceStack extends Stack {
     // vault retention role (principle 3), so the vault is left out here, both
     // from the schedules and from the function's environment.
     this.retentionFunction = this.createRetentionFunction(config, code?.retention, placement);
-    this.retention = new MonitoredStateMachine(this, 'Retention', {
-      definition: 'retention',
+    // Each (database, location) target is pruned by its own child execution (fleet size: docs/limits.md).
+    this.retentionTarget = new MonitoredStateMachine(this, 'RetentionTarget', {
+      definition: 'retention-target',
       substitutions: { RetentionFunctionArn: this.retentionFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
       invokedFunctions: [this.retentionFunction.function, this.alertFunction.function],
+      alert: { deploymentName: config.name, kind: 'retention-failed' },
+      ...deployedWorkflowNames(config.name, 'retention-target'),
+    });
+    this.retention = new MonitoredStateMachine(this, 'Retention', {
+      definition: 'retention',
+      substitutions: { RetentionTargetStateMachineArn: this.retentionTarget.stateMachine.stateMachineArn, AlertFunctionArn: this.alertFunction.functionArn },
+      invokedFunctions: [this.alertFunction.function],
+      startedStateMachines: [this.retentionTarget],
       alert: { deploymentName: config.name, kind: 'retention-failed' },
       ...deployedWorkflowNames(config.name, 'retention'),
     });
@@ -620,19 +653,23 @@ export class SourceStack extends Stack {
   }
 
   /**
-   * Values for the backup definition's Fargate placeholders when no database
-   * dumps on Fargate: the Choice never routes there (the config has no such
-   * database), and a hand-made input that did would fail the task (no such
-   * cluster, no ecs:RunTask grant) and alert like any failed dump.
+   * Values for the backup definition's Fargate placeholders. Where a runner
+   * does not exist (no database dumps on Fargate, or no vault to copy to), the
+   * value is inert: the plan function never routes there (its runners come from
+   * the same config), and a hand-made input that did would fail the task (no
+   * such cluster or task definition, no ecs:RunTask grant) and alert like any
+   * failed dump.
    */
-  private inertFargateSubstitutions(config: LifeboatConfig): Record<(typeof FARGATE_PLACEHOLDERS)[number], string> {
+  private fargateSubstitutions(config: LifeboatConfig): Record<(typeof FARGATE_PLACEHOLDERS)[number], string> {
     const none = `${config.name}-lifeboat-no-fargate-runner`;
-    return {
+    const inertTask = this.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${none}:1`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const dump = this.fargateDump?.substitutions() ?? {
       DumpClusterArn: this.formatArn({ service: 'ecs', resource: 'cluster', resourceName: none, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
-      DumpTaskDefinitionArn: this.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${none}:1`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+      DumpTaskDefinitionArn: inertTask,
       DumpSubnetIds: 'none',
       DumpSecurityGroupIds: 'none',
     };
+    return { ...dump, VaultCopyTaskDefinitionArn: this.fargateVaultCopy?.taskDefinition.taskDefinitionArn ?? inertTask };
   }
 
   /** Names the deployed config object in a runner's environment, with read access to it. */
@@ -822,10 +859,15 @@ export class SourceStack extends Stack {
       environment: vaultCopyFunctionEnvironment(config, this.partition),
       placement,
     });
-    this.storage.grantReadBackupObjects(fn.role);
-    if (config.vault) {
-      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [vaultNames({ name: config.name, vault: config.vault }, this.partition).copierRoleArn] }));
-    }
+    this.grantVaultCopy(fn.role, config);
     return fn;
+  }
+
+  /** What a vault copy runner (the function, the Fargate task) needs: read backups (ciphertext) and assume the vault copier role. */
+  private grantVaultCopy(role: iam.IRole, config: LifeboatConfig): void {
+    this.storage.grantReadBackupObjects(role);
+    if (config.vault) {
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [vaultNames({ name: config.name, vault: config.vault }, this.partition).copierRoleArn] }));
+    }
   }
 }

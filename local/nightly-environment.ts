@@ -80,6 +80,7 @@ export const backupDatabaseSubstitutions = {
   DumpTaskDefinitionArn: 'arn:aws:ecs:eu-west-1:333333333333:task-definition/lifeboat-local-dump:1',
   DumpSubnetIds: 'subnet-local',
   DumpSecurityGroupIds: 'sg-local',
+  VaultCopyTaskDefinitionArn: 'arn:aws:ecs:eu-west-1:333333333333:task-definition/lifeboat-local-vault-copy:1',
 };
 
 /** The backup workflow's substitutions: its plan and alert functions, and the per-database workflow it starts. */
@@ -90,7 +91,7 @@ export function backupSubstitutions(backupDatabaseStateMachineArn: string): Reco
 /** Service integrations of the backup definition, run in-process locally. */
 const ECS_RUN_TASK = 'arn:aws:states:::ecs:runTask.waitForTaskToken';
 
-/** Task resources of the retention state machine in local runs. */
+/** Task resources of the retention target state machine in local runs (the run itself calls the alert function only). */
 export const retentionFunctionArns = { RetentionFunctionArn: localFunctionArn('retention'), AlertFunctionArn: localFunctionArn('alert') };
 
 /**
@@ -273,20 +274,24 @@ export function backupTaskResources(options: BackupTaskOptions): Record<string, 
     'dump',
     createDumpHandler({ clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms }, target: options.dumpTarget, config, logger, metrics }),
   );
+  const vaultCopy = asLocalTask(
+    'vault-copy',
+    createVaultCopyHandler({ sourceS3: clients.s3, sts, vaultS3: (region, credentials) => createS3Client({ region, credentials }), vault: options.vaultDump, logger, metrics }),
+  );
   return {
     [backupFunctionArns.PlanFunctionArn]: asLocalTask('plan', createPlanHandler({ config, logger })),
     [backupFunctionArns.DumpFunctionArn]: dump,
     // A dump on the Fargate runner: the same handler with the task's input, in-process instead of in a container.
+    // A job on the Fargate runner (the dump, or its vault copy): the same handler with the task's input, in-process instead of in a container.
     [ECS_RUN_TASK]: async (input) => {
-      const environment = (input as { Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] } }).Overrides?.ContainerOverrides?.[0]?.Environment ?? [];
-      const taskInput = environment.find((e) => e.Name === 'LIFEBOAT_TASK_INPUT')?.Value;
-      if (!taskInput) throw new Error('the Fargate dump task has no LIFEBOAT_TASK_INPUT');
-      return dump(JSON.parse(taskInput));
+      const container = (input as { Overrides?: { ContainerOverrides?: { Name?: string; Environment?: { Name: string; Value: string }[] }[] } }).Overrides?.ContainerOverrides?.[0];
+      const taskInput = container?.Environment?.find((e) => e.Name === 'LIFEBOAT_TASK_INPUT')?.Value;
+      if (!taskInput) throw new Error('the Fargate task has no LIFEBOAT_TASK_INPUT');
+      const job = container?.Name === 'vault-copy' ? vaultCopy : container?.Name === 'dump' ? dump : undefined;
+      if (!job) throw new Error(`the Fargate task runs no container named ${String(container?.Name)}`);
+      return job(JSON.parse(taskInput));
     },
-    [backupFunctionArns.VaultCopyFunctionArn]: asLocalTask(
-      'vault-copy',
-      createVaultCopyHandler({ sourceS3: clients.s3, sts, vaultS3: (region, credentials) => createS3Client({ region, credentials }), vault: options.vaultDump, logger, metrics }),
-    ),
+    [backupFunctionArns.VaultCopyFunctionArn]: vaultCopy,
     [backupFunctionArns.SnapshotFunctionArn]: asLocalTask('snapshot', snapshot),
     [backupFunctionArns.AlertFunctionArn]: asLocalTask('alert', createAlertHandler({ sns: clients.sns, topicArn: options.topicArn, logger })),
   };
@@ -459,6 +464,11 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
       metrics,
     });
     const backupDatabaseName = `${options.name}-lifeboat-backup-database`;
+    const retentionTargetName = `${options.name}-lifeboat-retention-target`;
+    const retentionResources = {
+      [retentionFunctionArns.RetentionFunctionArn]: asLocalTask('retention', createRetentionHandler({ context: retentionContext(), logger, metrics })),
+      [retentionFunctionArns.AlertFunctionArn]: alertTask,
+    };
     const machines: LocalMachine[] = [
       {
         name: `${options.name}-lifeboat-backup`,
@@ -474,11 +484,17 @@ export async function createNightlyEnvironment(options: NightlyEnvironmentOption
       },
       {
         name: `${options.name}-lifeboat-retention`,
-        definition: loadDefinition('retention', retentionFunctionArns),
-        resources: {
-          [retentionFunctionArns.RetentionFunctionArn]: asLocalTask('retention', createRetentionHandler({ context: retentionContext(), logger, metrics })),
-          [retentionFunctionArns.AlertFunctionArn]: alertTask,
-        },
+        definition: loadDefinition('retention', {
+          RetentionTargetStateMachineArn: localStepFunctionsArn(retentionTargetName, sourceRegion, LOCAL_ACCOUNTS.production),
+          AlertFunctionArn: retentionFunctionArns.AlertFunctionArn,
+        }),
+        resources: retentionResources,
+        timeScale: LOCAL_TIME_SCALE,
+      },
+      {
+        name: retentionTargetName,
+        definition: loadDefinition('retention-target', retentionFunctionArns),
+        resources: retentionResources,
         timeScale: LOCAL_TIME_SCALE,
       },
     ];

@@ -250,12 +250,6 @@ async function runWorkflow(sfn: Sfn, client: SFNClient, workflow: 'backup' | 're
   }
 }
 
-/** A Pass state's output from the history (the run's summary, also when the run failed). */
-function stateOutput<T>(run: Followed, name: string): T | undefined {
-  const exited = run.events.find((e) => e.stateExitedEventDetails?.name === name);
-  return exited?.stateExitedEventDetails?.output ? (JSON.parse(exited.stateExitedEventDetails.output) as T) : undefined;
-}
-
 interface BackupResult {
   databaseId: string;
   status: string;
@@ -507,15 +501,16 @@ async function main(): Promise<void> {
     return deletes;
   });
   const pruned = await step('run the retention state machine (for real: what the 05:30 schedule does)', (s) => runWorkflow(sfn, sfnClient, 'retention', retentionInput, s.line));
-  const summary = stateOutput<{ results: { databaseId: string; location: string; status: string; kept?: number; deleted?: number }[] }>(pruned, 'SummariseRun');
+  // Each target is pruned by its own child execution; its output says what it did.
+  const targets = sfn.childExecutions(pruned.executionArn).map((c) => c.output as { databaseId: string; location: string; status: string; deleted?: number }).filter(Boolean);
   expect(pruned.status === 'SUCCEEDED', `retention ended ${pruned.status} ${pruned.error ?? ''}`);
-  const deleted = (summary?.results ?? []).reduce((n, r) => n + (r.deleted ?? 0), 0);
+  const deleted = targets.reduce((n, r) => n + (r.deleted ?? 0), 0);
   expect(deleted === planned && planned > 0, `retention deleted ${deleted} backups, the plan said ${planned}`);
   const sourceDumps = await env.clients.s3.send(new ListObjectsV2Command({ Bucket: env.storage.bucket, Prefix: `${config.storage.prefix}shop/` }));
   const vaultDumps = await vaultS3.send(new ListObjectsV2Command({ Bucket: env.vault.bucket, Prefix: `${config.storage.prefix}shop/` }));
   const count = (l: typeof sourceDumps) => (l.Contents ?? []).filter((o) => o.Key!.endsWith('/manifest.json')).length;
   expect(count(sourceDumps) === 2 && count(vaultDumps) === 3, `expected 2 dumps of shop at the source and 3 in the vault, found ${count(sourceDumps)} and ${count(vaultDumps)}`);
-  write(`${INDENT}${summary!.results.map((r) => `${r.databaseId}@${r.location}: ${r.status}, ${r.deleted ?? 0} deleted`).join('; ')}\n`);
+  write(`${INDENT}${targets.map((r) => `${r.databaseId}@${r.location}: ${r.status}, ${r.deleted ?? 0} deleted`).join('; ')}\n`);
   write(`${INDENT}audit log of every deletion: s3://${env.storage.bucket}/${config.storage.prefix}_audit/retention/\n`);
   passed(`deleted exactly the ${planned} backups the planner marked; shop keeps 2 dumps at the source, all 3 vault copies stay under Object Lock`);
 

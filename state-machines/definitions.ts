@@ -12,6 +12,7 @@ export const stateMachineFiles = {
   'drill-database': new URL('./drill-database.asl.json', import.meta.url),
   janitor: new URL('./janitor.asl.json', import.meta.url),
   retention: new URL('./retention.asl.json', import.meta.url),
+  'retention-target': new URL('./retention-target.asl.json', import.meta.url),
 } as const;
 
 export type StateMachineName = keyof typeof stateMachineFiles;

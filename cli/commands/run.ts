@@ -39,8 +39,8 @@ async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {
   throw new ConfigError('command line', [`no deployed state machine named "${name}" in this account and region: deploy the stack, or pass --state-machine-arn`]);
 }
 
-/** The per-database workflow a run starts as child executions, if the workflow has one. */
-const CHILD_WORKFLOWS: Partial<Record<Workflow, string>> = { backup: 'backup-database', drill: 'drill-database' };
+/** The per-database (retention: per target) workflow a run starts as child executions, if the workflow has one. */
+const CHILD_WORKFLOWS: Partial<Record<Workflow, string>> = { backup: 'backup-database', drill: 'drill-database', retention: 'retention-target' };
 
 async function findOptionalStateMachine(sfn: SFNClient, name: string): Promise<string | undefined> {
   try {
@@ -72,7 +72,7 @@ async function childReports(sfn: SFNClient, childArn: string, parentArn: string,
     const recent = (page.executions ?? []).filter((e) => !e.startDate || new Date(e.startDate).getTime() >= since.getTime() - 1000);
     for (const execution of recent) {
       const described = await sfn.send(new DescribeExecutionCommand({ executionArn: execution.executionArn! }));
-      const input = JSON.parse(described.input ?? '{}') as { AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID?: string; databaseId?: string };
+      const input = JSON.parse(described.input ?? '{}') as { AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID?: string; databaseId?: string; location?: string };
       if (input.AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID !== parentArn) continue;
       const output = JSON.parse(described.output ?? 'null') as { status?: string } | null;
       const status = described.status === 'SUCCEEDED' ? (output?.status ?? 'succeeded') : `execution ${described.status}`;
@@ -88,7 +88,8 @@ async function childReports(sfn: SFNClient, childArn: string, parentArn: string,
           token = history.nextToken;
         } while (token);
       }
-      reports.push({ databaseId: input.databaseId ?? execution.name ?? '?', status, lines });
+      const target = input.databaseId ? `${input.databaseId}${input.location ? ` at ${input.location}` : ''}` : (execution.name ?? '?');
+      reports.push({ databaseId: target, status, lines });
     }
     // Listed newest first: once a page is older than the run, the rest are too.
     if (recent.length < (page.executions ?? []).length) break;

@@ -1,8 +1,11 @@
 /**
- * The dump as a Fargate task, for databases whose dump outlasts Lambda's 15
- * minutes (`dump.runner: 'fargate'`). Same image, same handler, same checks:
- * it runs createDumpHandler's handler in-process and reports the result to the
- * waiting state machine with its task token (`ecs:runTask.waitForTaskToken`):
+ * The runner image's jobs as Fargate tasks, for databases whose dump outlasts
+ * Lambda's 15 minutes (`dump.runner: 'fargate'`): the dump, and the copy of
+ * that dump into the vault (streamed in, read back and verified: too long for
+ * Lambda too). Same image, same handlers, same checks: the task runs the job
+ * named by LIFEBOAT_TASK_HANDLER (`dump` or `vault-copy`, set by its task
+ * definition) in-process and reports the result to the waiting state machine
+ * with its task token (`ecs:runTask.waitForTaskToken`):
  *
  * - success: SendTaskSuccess with the handler's output (what the Lambda returns);
  * - failure: SendTaskFailure with `error` = the error's class name, so the
@@ -19,10 +22,20 @@ import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessComman
 import { createSfnClient } from '../lib/aws/clients.ts';
 import { localLambdaContext } from '../shared/lambda-context.ts';
 import { redact } from '../lib/redact.ts';
-import { createDumpHandler, type DumpTaskOutput } from './handler.ts';
+import { createVaultCopyHandler } from '../vault-copy/handler.ts';
+import { createDumpHandler } from './handler.ts';
 
 export const TASK_INPUT_ENV = 'LIFEBOAT_TASK_INPUT';
 export const TASK_TOKEN_ENV = 'LIFEBOAT_TASK_TOKEN';
+/** Which job this task runs; set by its task definition, never by the execution input. */
+export const TASK_HANDLER_ENV = 'LIFEBOAT_TASK_HANDLER';
+
+/** The jobs a Fargate task can run, each with the handler its Lambda function runs. */
+export const FARGATE_JOBS = {
+  dump: () => createDumpHandler() as unknown as TaskRunner,
+  'vault-copy': () => createVaultCopyHandler() as unknown as TaskRunner,
+} as const;
+export type FargateJob = keyof typeof FARGATE_JOBS;
 
 /** Step Functions limits: `error` 256 characters, `cause` 32,768. */
 const MAX_ERROR = 256;
@@ -40,12 +53,13 @@ const TASK_CONTEXT_TIMEOUT_MS = 14 * 24 * 3600 * 1000;
 /** Errors that mean the state machine no longer waits for this task. */
 const ABANDONED = new Set(['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken']);
 
-export type DumpRunner = (event: unknown, context: Context) => Promise<DumpTaskOutput>;
+/** A job's handler, called as Lambda would call it. */
+export type TaskRunner = (event: unknown, context: Context) => Promise<unknown>;
 
 export interface FargateTaskDeps {
   readonly sfn: Pick<SFNClient, 'send'>;
-  /** The dump handler (createDumpHandler()); the same code the Lambda runs. */
-  readonly handler: DumpRunner;
+  /** The job's handler (createDumpHandler(), createVaultCopyHandler()); the same code the Lambda runs. */
+  readonly handler: TaskRunner;
   /** @default process.env */
   readonly env?: NodeJS.ProcessEnv;
   /** @default DEFAULT_HEARTBEAT_INTERVAL_MS */
@@ -61,7 +75,7 @@ export interface FargateTaskDeps {
 }
 
 export type FargateTaskOutcome =
-  | { readonly status: 'succeeded'; readonly output: DumpTaskOutput }
+  | { readonly status: 'succeeded'; readonly output: unknown }
   | { readonly status: 'failed'; readonly error: string; readonly cause: string }
   /** The state machine stopped waiting (timeout, execution stopped): nothing was reported. */
   | { readonly status: 'abandoned'; readonly reason: string };
@@ -83,8 +97,8 @@ function errorName(error: unknown): string {
   return (error as { name?: string } | undefined)?.name ?? 'Error';
 }
 
-/** Runs one dump with the task's input and reports the result with its task token. */
-export async function runFargateDumpTask(deps: FargateTaskDeps): Promise<FargateTaskOutcome> {
+/** Runs one job with the task's input and reports the result with its task token. */
+export async function runFargateTask(deps: FargateTaskDeps): Promise<FargateTaskOutcome> {
   const env = deps.env ?? process.env;
   const log = deps.log ?? ((entry) => console.log(JSON.stringify({ level: 'INFO', service: env.POWERTOOLS_SERVICE_NAME, ...entry })));
   const taskToken = env[TASK_TOKEN_ENV];
@@ -129,11 +143,11 @@ export async function runFargateDumpTask(deps: FargateTaskDeps): Promise<Fargate
     try {
       event = JSON.parse(env[TASK_INPUT_ENV] ?? '');
     } catch {
-      const failure = new Error(`${TASK_INPUT_ENV} is missing or not JSON. Next step: check the ContainerOverrides of the state machine's Fargate dump state.`);
+      const failure = new Error(`${TASK_INPUT_ENV} is missing or not JSON. Next step: check the ContainerOverrides of the state machine's Fargate state.`);
       failure.name = 'ConfigError';
       return await report({ status: 'failed', ...lambdaShapedFailure(failure) });
     }
-    log({ message: 'Dump task started', databaseId: (event as { database?: { id?: string } } | null)?.database?.id });
+    log({ message: 'Task started', job: env[TASK_HANDLER_ENV] ?? 'dump', databaseId: (event as { databaseId?: string } | null)?.databaseId });
     try {
       const output = await deps.handler(event, localLambdaContext(`${env.POWERTOOLS_SERVICE_NAME ?? 'lifeboat-dump'}-fargate`, TASK_CONTEXT_TIMEOUT_MS));
       if (abandoned) return { status: 'abandoned', reason: abandoned };
@@ -147,14 +161,30 @@ export async function runFargateDumpTask(deps: FargateTaskDeps): Promise<Fargate
   }
 }
 
+/**
+ * The handler of the job LIFEBOAT_TASK_HANDLER names (`dump` when unset). An
+ * unknown job is a deployment fault: its handler fails with ConfigError, which
+ * is reported like any other failure, so the state machine alerts at once.
+ */
+export function jobHandler(env: NodeJS.ProcessEnv = process.env): TaskRunner {
+  const job = env[TASK_HANDLER_ENV] ?? 'dump';
+  if (Object.hasOwn(FARGATE_JOBS, job)) return FARGATE_JOBS[job as FargateJob]();
+  return async () => {
+    const error = new Error(`${TASK_HANDLER_ENV} is "${job}", which is not a lifeboat Fargate job (${Object.keys(FARGATE_JOBS).join(', ')}). Next step: redeploy the source stack, whose task definitions set it.`);
+    error.name = 'ConfigError';
+    throw error;
+  };
+}
+
 /** Container entrypoint: `node functions/dump/fargate-task.mjs`. Exit 0 when the outcome was reported. */
 export async function main(): Promise<number> {
+  const job = process.env[TASK_HANDLER_ENV] ?? 'dump';
   try {
-    const outcome = await runFargateDumpTask({ sfn: createSfnClient(), handler: createDumpHandler() as unknown as DumpRunner });
-    console.log(JSON.stringify({ level: outcome.status === 'succeeded' ? 'INFO' : 'ERROR', message: `Dump task ${outcome.status}` }));
+    const outcome = await runFargateTask({ sfn: createSfnClient(), handler: jobHandler() });
+    console.log(JSON.stringify({ level: outcome.status === 'succeeded' ? 'INFO' : 'ERROR', message: `Task ${outcome.status}`, job }));
     return outcome.status === 'abandoned' ? 3 : 0;
   } catch (error) {
-    console.error(JSON.stringify({ level: 'ERROR', message: 'Dump task could not report', error: errorName(error), detail: redact((error as Error).message ?? String(error)) }));
+    console.error(JSON.stringify({ level: 'ERROR', message: 'Task could not report', job, error: errorName(error), detail: redact((error as Error).message ?? String(error)) }));
     return 2;
   }
 }

@@ -6,14 +6,24 @@ import { Construct } from 'constructs';
 import { acknowledge } from '../nag.ts';
 import type { RunnerPlacement } from './runner-network.ts';
 
-/** The container's name in the task definition (the ASL's ContainerOverrides name it). */
+/** The container's name in the dump task definition (the ASL's ContainerOverrides name it). */
 export const DUMP_CONTAINER_NAME = 'dump';
+/** The jobs a runner task definition can run (functions/dump/fargate-task.ts FARGATE_JOBS); each is also its container's name. */
+export type FargateRunnerJob = 'dump' | 'vault-copy';
 /** The entrypoint inside the runner image (functions/dump/fargate-task.ts, bundled next to the handlers). */
 export const FARGATE_TASK_COMMAND = ['node', 'functions/dump/fargate-task.mjs'];
 
 export interface FargateDumpRunnerProps {
   /** Deployment name, for the cluster and task family names. */
   readonly deploymentName: string;
+  /**
+   * The job the task runs (LIFEBOAT_TASK_HANDLER); also the container's name
+   * and the family's suffix.
+   * @default 'dump'
+   */
+  readonly job?: FargateRunnerJob;
+  /** Run in this cluster (another runner's). @default a new cluster */
+  readonly cluster?: ecs.Cluster;
   /** The runner image: the same asset as the dump function. */
   readonly image: ecs.ContainerImage;
   /** Private subnets and security groups (never a public IP: the ASL says `AssignPublicIp: DISABLED`). */
@@ -33,17 +43,21 @@ export interface FargateDumpRunnerProps {
 }
 
 /**
- * The dump for databases whose dump outlasts Lambda's 15 minutes: the same
- * image as the dump function, as an arm64 Fargate task in the configured
- * private subnets. The backup state machine starts it with
- * `ecs:runTask.waitForTaskToken`; the container runs the same handler and
+ * A job for databases whose dump outlasts Lambda's 15 minutes (the dump, and
+ * its copy into the vault): the runner image as an arm64 Fargate task in the
+ * configured private subnets. The backup state machine starts it with
+ * `ecs:runTask.waitForTaskToken`; the container runs the job's handler and
  * reports the result with SendTaskSuccess/SendTaskFailure.
  *
- * The task role gets exactly the dump function's grants (the stack applies
- * one list to both) plus the task-token callbacks on the backup state machine.
+ * Each job has its own task definition and role: the role gets exactly the
+ * grants of the job's Lambda function (the stack applies the same grants to
+ * both) plus the task-token callbacks on the backup state machine, so the
+ * dump task can still not read a backup and the copy task not write one.
  */
 export class FargateDumpRunner extends Construct {
   public readonly cluster: ecs.Cluster;
+  /** The job this task definition runs. */
+  public readonly job: FargateRunnerJob;
   public readonly taskDefinition: ecs.FargateTaskDefinition;
   public readonly container: ecs.ContainerDefinition;
   public readonly taskRole: iam.Role;
@@ -55,11 +69,15 @@ export class FargateDumpRunner extends Construct {
     const stack = Stack.of(this);
     this.placement = props.placement;
 
-    this.cluster = new ecs.Cluster(this, 'Cluster', {
-      clusterName: `${props.deploymentName}-lifeboat`,
-      vpc: props.placement.vpc,
-      containerInsightsV2: ecs.ContainerInsights.ENABLED,
-    });
+    const job = props.job ?? 'dump';
+    this.job = job;
+    this.cluster =
+      props.cluster ??
+      new ecs.Cluster(this, 'Cluster', {
+        clusterName: `${props.deploymentName}-lifeboat`,
+        vpc: props.placement.vpc,
+        containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      });
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
@@ -73,7 +91,7 @@ export class FargateDumpRunner extends Construct {
           ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'ecs', resource: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME }) },
         },
       }),
-      description: `lifeboat ${props.deploymentName}: the Fargate dump task (same grants as the dump function, plus its task-token callbacks).`,
+      description: `lifeboat ${props.deploymentName}: the Fargate ${job} task (same grants as the ${job} function, plus its task-token callbacks).`,
     });
     // Report the result of the run that started the task (its task token is the capability).
     this.taskRole.addToPrincipalPolicy(
@@ -84,7 +102,7 @@ export class FargateDumpRunner extends Construct {
     );
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: `${props.deploymentName}-lifeboat-dump`,
+      family: `${props.deploymentName}-lifeboat-${job}`,
       cpu: props.cpu ?? 1024,
       memoryLimitMiB: props.memoryLimitMiB ?? 4096,
       runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
@@ -92,15 +110,15 @@ export class FargateDumpRunner extends Construct {
     });
     // Read-only root file system; /tmp is writable scratch, as on Lambda.
     this.taskDefinition.addVolume({ name: 'tmp' });
-    this.container = this.taskDefinition.addContainer(DUMP_CONTAINER_NAME, {
+    this.container = this.taskDefinition.addContainer(job, {
       image: props.image,
       // The image is the Lambda base image: bypass its runtime interface client.
       entryPoint: [FARGATE_TASK_COMMAND[0]!],
       command: FARGATE_TASK_COMMAND.slice(1),
       workingDirectory: '/var/task',
       readonlyRootFilesystem: true,
-      environment: { ...props.environment, AWS_REGION: stack.region },
-      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'dump' }),
+      environment: { ...props.environment, AWS_REGION: stack.region, LIFEBOAT_TASK_HANDLER: job },
+      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: job }),
       stopTimeout: Duration.seconds(30),
     });
     this.container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
@@ -145,7 +163,7 @@ export class FargateDumpRunner extends Construct {
    * `${DumpClusterArn}`, `${DumpTaskDefinitionArn}`, and the comma-separated
    * `${DumpSubnetIds}` and `${DumpSecurityGroupIds}` (the ASL splits them with States.StringSplit).
    */
-  public substitutions(): Record<string, string> {
+  public substitutions(): Record<'DumpClusterArn' | 'DumpTaskDefinitionArn' | 'DumpSubnetIds' | 'DumpSecurityGroupIds', string> {
     return {
       DumpClusterArn: this.cluster.clusterArn,
       DumpTaskDefinitionArn: this.taskDefinition.taskDefinitionArn,

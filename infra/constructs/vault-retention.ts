@@ -55,6 +55,8 @@ export class VaultRetention extends Construct {
   public readonly alertFunction: ProjectFunction;
   public readonly alarmRouting: AlarmRouting;
   public readonly stateMachine: MonitoredStateMachine;
+  /** Prunes one vault target; a child execution of `stateMachine`. */
+  public readonly targetStateMachine: MonitoredStateMachine;
   public readonly schedulerRole: iam.Role;
   /** Plan id → its vault retention schedule. */
   public readonly schedules = new Map<string, ScheduledWorkflow>();
@@ -113,10 +115,20 @@ export class VaultRetention extends Construct {
     );
     this.function.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [this.retentionRole.roleArn] }));
 
-    this.stateMachine = new MonitoredStateMachine(this, 'StateMachine', {
-      definition: 'retention',
+    // Each vault target is pruned by its own child execution, as at the source (fleet size: docs/limits.md).
+    this.targetStateMachine = new MonitoredStateMachine(this, 'TargetStateMachine', {
+      definition: 'retention-target',
       substitutions: { RetentionFunctionArn: this.function.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
       invokedFunctions: [this.function.function, this.alertFunction.function],
+      alert: { deploymentName: config.name, kind: 'retention-failed' },
+      alarmLabel: 'vault-retention-target',
+      ...deployedWorkflowNames(config.name, 'vault-retention-target'),
+    });
+    this.stateMachine = new MonitoredStateMachine(this, 'StateMachine', {
+      definition: 'retention',
+      substitutions: { RetentionTargetStateMachineArn: this.targetStateMachine.stateMachine.stateMachineArn, AlertFunctionArn: this.alertFunction.functionArn },
+      invokedFunctions: [this.alertFunction.function],
+      startedStateMachines: [this.targetStateMachine],
       alert: { deploymentName: config.name, kind: 'retention-failed' },
       alarmLabel: 'vault-retention',
       ...deployedWorkflowNames(config.name, 'vault-retention'),

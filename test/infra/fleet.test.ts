@@ -46,8 +46,8 @@ describe(`a plan with ${FLEET} databases`, () => {
 
     // Assess
     for (const [file, n] of Object.entries(counts)) expect(n, `${file} has ${n} resources`).toBeLessThan(250);
-    // backup, backup-database, retention, drill, drill-database and janitor executions; alert errors; undelivered
-    expect(count(source, 'AWS::CloudWatch::Alarm')).toBe(8);
+    // backup, backup-database, retention, retention-target, drill, drill-database and janitor executions; alert errors; undelivered
+    expect(count(source, 'AWS::CloudWatch::Alarm')).toBe(9);
     expect(nested.length).toBeLessThanOrEqual(ALARM_SHARDS + FRESHNESS_SHARDS);
     // Per database: the dead man's switch and, the example having a vault, the vault copy's staleness alarm.
     expect(nested.reduce((sum, t) => sum + count(t, 'AWS::CloudWatch::Alarm'), 0)).toBe(2 * FLEET);

@@ -300,8 +300,9 @@ describe('database access', () => {
 describe('Fargate dump task', () => {
   it('runs the runner image (the dump function\'s asset) on arm64 Fargate with a read-only root and its own log group', () => {
     const taskDefinitions = template.findResources('AWS::ECS::TaskDefinition');
-    expect(Object.keys(taskDefinitions)).toHaveLength(1);
-    const task = Object.values(taskDefinitions)[0]!.Properties;
+    // The dump, and the vault copy of its dumps.
+    expect(Object.keys(taskDefinitions).sort()).toEqual([logicalIdOf(primary.fargateDump!.taskDefinition), logicalIdOf(primary.fargateVaultCopy!.taskDefinition)].sort());
+    const task = taskDefinitions[logicalIdOf(primary.fargateDump!.taskDefinition)]!.Properties;
     expect(task).toMatchObject({
       RequiresCompatibilities: ['FARGATE'],
       NetworkMode: 'awsvpc',
@@ -329,12 +330,12 @@ describe('Fargate dump task', () => {
   it('has the dump function\'s settings and exactly the dump function\'s grants', () => {
     // Settings: the same names and values (Powertools service "lifeboat-dump": the dead man's switch sees both runners).
     const lambdaEnv = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.dumpFunction.function)]?.Properties.Environment.Variables as Record<string, unknown>;
-    const container = (Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0]!.Properties.ContainerDefinitions as Array<{ Environment: Array<{ Name: string; Value: unknown }> }>)[0]!;
-    const taskEnv = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+    const taskEnv = containerEnvironment(primary.fargateDump!);
     for (const name of ['BACKUP_BUCKET', 'BACKUP_PREFIX', 'BACKUP_KMS_KEY_ARN', 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE']) {
       expect(taskEnv[name], name).toEqual(lambdaEnv[name]);
     }
     expect(taskEnv.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAMES.dump);
+    expect(taskEnv.LIFEBOAT_TASK_HANDLER).toBe('dump');
     // Grants: identical once each runner's plumbing (logs, X-Ray, network interfaces, task callbacks) is set aside.
     expect(accessStatements(logicalIdOf(primary.fargateDump!.taskRole))).toEqual(accessStatements(logicalIdOf(primary.dumpFunction.role)));
     expect(accessStatements(logicalIdOf(primary.dumpFunction.role)).length).toBeGreaterThan(5);
@@ -365,25 +366,100 @@ describe('Fargate dump task', () => {
       .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
 
     // Assess: the definition gets the real cluster, task definition, subnets and security groups.
-    expect(Object.keys(stack.fargateDump!.substitutions()).sort()).toEqual([...FARGATE_PLACEHOLDERS].sort());
+    expect(Object.keys(machine.Properties.DefinitionSubstitutions)).toEqual(expect.arrayContaining([...FARGATE_PLACEHOLDERS]));
     expect(machine.Properties.DefinitionSubstitutions).toMatchObject({
       DumpClusterArn: { 'Fn::GetAtt': [logicalIdOf(stack.fargateDump!.cluster), 'Arn'] },
       DumpTaskDefinitionArn: { Ref: logicalIdOf(stack.fargateDump!.taskDefinition) },
       DumpSubnetIds: PRODUCTION.subnetIds.join(','),
       DumpSecurityGroupIds: PRODUCTION.securityGroupIds[0],
     });
-    expect(statements).toContainEqual({
-      Effect: 'Allow',
-      Action: 'ecs:RunTask',
-      Resource: { Ref: logicalIdOf(stack.fargateDump!.taskDefinition) },
-      Condition: { ArnEquals: { 'ecs:cluster': { 'Fn::GetAtt': [logicalIdOf(stack.fargateDump!.cluster), 'Arn'] } } },
-    });
+    // RunTask on the dump's and the vault copy's task definitions (one statement), in that cluster only.
+    const runTask = statements.filter((st) => statementCoversAction(st, 'ecs:RunTask'));
+    expect(runTask).toHaveLength(1);
+    expect(runTask[0]!.Condition).toEqual({ ArnEquals: { 'ecs:cluster': { 'Fn::GetAtt': [logicalIdOf(stack.fargateDump!.cluster), 'Arn'] } } });
+    expect(asArray(runTask[0]!.Resource as unknown[])).toEqual(expect.arrayContaining([{ Ref: logicalIdOf(stack.fargateDump!.taskDefinition) }]));
     const passRole = statements.find((st) => statementCoversAction(st, 'iam:PassRole'))!;
     expect(passRole.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } });
-    expect(asArray(passRole.Resource as unknown[])).toHaveLength(2);
+    // Each runner's task role and execution role, nothing else.
+    expect(asArray(passRole.Resource as unknown[])).toHaveLength(4);
     Annotations.fromStack(primary).hasNoWarning('*', Match.stringLikeRegexp('no Fargate states'));
   });
 });
+
+describe('Fargate vault copy task (the dumps of Fargate databases are too big for the vault copy function too)', () => {
+  it('runs the vault copy job of the runner image in the dump\'s cluster, with the vault copy function\'s settings', () => {
+    // Prepare
+    const task = template.findResources('AWS::ECS::TaskDefinition')[logicalIdOf(primary.fargateVaultCopy!.taskDefinition)]!.Properties;
+    const container = (task.ContainerDefinitions as Array<Record<string, unknown>>)[0]!;
+    const lambdaEnv = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.vaultCopyFunction!.function)]?.Properties.Environment.Variables as Record<string, unknown>;
+    const taskEnv = containerEnvironment(primary.fargateVaultCopy!);
+
+    // Assess
+    expect(task).toMatchObject({ Family: 'acme-lifeboat-vault-copy', RuntimePlatform: { CpuArchitecture: 'ARM64' }, TaskRoleArn: { 'Fn::GetAtt': [logicalIdOf(primary.fargateVaultCopy!.taskRole), 'Arn'] } });
+    expect(container).toMatchObject({ Name: 'vault-copy', EntryPoint: [FARGATE_TASK_COMMAND[0]], Command: FARGATE_TASK_COMMAND.slice(1), ReadonlyRootFilesystem: true });
+    expect(JSON.stringify(container.Image)).toContain(primary.runnerImage.assetHash);
+    expect(primary.fargateVaultCopy!.cluster).toBe(primary.fargateDump!.cluster);
+    expect(taskEnv.LIFEBOAT_TASK_HANDLER).toBe('vault-copy');
+    expect(taskEnv.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAMES.vaultCopy);
+    for (const name of ['VAULT_ACCOUNT', 'VAULT_REGION', 'VAULT_BUCKET', 'VAULT_COPIER_ROLE_ARN', 'POWERTOOLS_METRICS_NAMESPACE']) expect(taskEnv[name], name).toEqual(lambdaEnv[name]);
+  });
+
+  it('has exactly the vault copy function\'s grants: it reads ciphertext, assumes the copier role, and can neither write a backup nor decrypt one', () => {
+    // Prepare
+    const role = logicalIdOf(primary.fargateVaultCopy!.taskRole);
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(role))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+    const envelopeKey = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(primary.storage.envelopeKey), 'Arn'] });
+
+    // Assess
+    expect(accessStatements(role)).toEqual(accessStatements(logicalIdOf(primary.vaultCopyFunction!.role)));
+    expect(statements.some((st) => statementCoversAction(st, 'sts:AssumeRole') && JSON.stringify(st.Resource).includes('acme-lifeboat-vault-copier'))).toBe(true);
+    expect(statements.filter((st) => statementCoversAction(st, 's3:PutObject') || statementCoversAction(st, 's3:DeleteObject'))).toEqual([]);
+    expect(statements.filter((st) => statementCoversAction(st, 'kms:Decrypt') && JSON.stringify(st.Resource).includes(envelopeKey))).toEqual([]);
+    expect(statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('states:'))).map((st) => st.Resource)).toEqual(['arn:aws:states:eu-west-1:111111111111:stateMachine:acme-lifeboat-backup-database']);
+  });
+
+  it('is what the per-database backup definition starts for the vault copy, with RunTask on it in that cluster', () => {
+    // Prepare
+    const machine = template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(primary.backupDatabase.stateMachine)]!;
+    const backupRole = logicalIdOf(primary.backupDatabase.stateMachine.role);
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: backupRole }]))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+
+    // Assess
+    expect(machine.Properties.DefinitionSubstitutions).toMatchObject({ VaultCopyTaskDefinitionArn: { Ref: logicalIdOf(primary.fargateVaultCopy!.taskDefinition) } });
+    const runTask = statements.filter((st) => statementCoversAction(st, 'ecs:RunTask'));
+    expect(runTask).toHaveLength(1);
+    expect(asArray(runTask[0]!.Resource as unknown[])).toEqual(expect.arrayContaining([{ Ref: logicalIdOf(primary.fargateVaultCopy!.taskDefinition) }]));
+    expect(runTask[0]!.Condition).toEqual({ ArnEquals: { 'ecs:cluster': { 'Fn::GetAtt': [logicalIdOf(primary.fargateDump!.cluster), 'Arn'] } } });
+  });
+
+  it('is not created without a vault, and the definition then names an inert task definition', () => {
+    // Prepare: the production config without its vault.
+    const raw = productionConfigJson() as Record<string, unknown> & { plans: Array<Record<string, unknown>> };
+    delete raw.vault;
+    for (const plan of raw.plans) delete (plan.retention as Record<string, unknown> | undefined)?.vault;
+
+    // Act
+    const { stack, template: t } = synthApp({ config: raw });
+
+    // Assess
+    expect(stack.fargateDump).toBeDefined();
+    expect(stack.fargateVaultCopy).toBeUndefined();
+    expect(Object.keys(t.findResources('AWS::ECS::TaskDefinition'))).toHaveLength(1);
+    const substitutions = t.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(stack.backupDatabase.stateMachine)]!.Properties.DefinitionSubstitutions;
+    expect(JSON.stringify(substitutions.VaultCopyTaskDefinitionArn)).toContain('lifeboat-no-fargate-runner');
+  });
+});
+
+/** A Fargate runner's container environment, by name. */
+function containerEnvironment(runner: { taskDefinition: unknown }): Record<string, unknown> {
+  const task = template.findResources('AWS::ECS::TaskDefinition')[logicalIdOf(runner.taskDefinition as never)]!.Properties;
+  const container = (task.ContainerDefinitions as Array<{ Environment: Array<{ Name: string; Value: unknown }> }>)[0]!;
+  return Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+}
 
 describe('additional sources', () => {
   it('backs up each database from its own source stack only', () => {

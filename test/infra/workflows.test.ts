@@ -84,10 +84,22 @@ describe('retention at the source and in the copy region', () => {
       StateMachineName: 'acme-lifeboat-retention',
       DefinitionString: withExecutionTimeout(readFileSync(stateMachinePath('retention'), 'utf8'), Duration.hours(12), 'retention'),
       DefinitionSubstitutions: {
+        RetentionTargetStateMachineArn: { Ref: logicalIdOf(stack.retentionTarget.stateMachine) },
+        AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
+      },
+    });
+    // Each target runs as a child execution of the deployed target definition, which calls the retention function.
+    expect(machineProps(stack.retentionTarget as never)).toMatchObject({
+      StateMachineName: 'acme-lifeboat-retention-target',
+      DefinitionString: withExecutionTimeout(readFileSync(stateMachinePath('retention-target'), 'utf8'), Duration.hours(12), 'retention-target'),
+      DefinitionSubstitutions: {
         RetentionFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.retentionFunction.function), 'Arn'] },
         AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
       },
     });
+    const starts = findGrants(json, logicalIdOf(stack.retention.stateMachine.role), { actions: ['states:StartExecution'] });
+    expect(starts.map((g) => g.statement.Resource)).toEqual([{ Ref: logicalIdOf(stack.retentionTarget.stateMachine) }]);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'lifeboat/acme/retention-failed/retention-target-executions' });
     const [schedule, ...more] = scheduleOf(stack.retention as never);
     expect(more).toEqual([]);
     const input = JSON.parse(schedule!.Properties.Target.Input as string) as ReturnType<typeof retentionRunInput>;

@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
-import { runFargateDumpTask, TASK_INPUT_ENV, TASK_TOKEN_ENV, type DumpRunner } from '../../functions/dump/fargate-task.ts';
+import { runFargateTask, TASK_INPUT_ENV, TASK_TOKEN_ENV, type TaskRunner } from '../../functions/dump/fargate-task.ts';
 import { deployedConfig } from '../harness/config.ts';
 import { createDumpHandler, type DumpTaskOutput } from '../../functions/dump/handler.ts';
 import { manifestSchema } from '../../functions/lib/backup/manifest.ts';
@@ -40,14 +40,14 @@ function capturingSfn() {
   return { sent, client: { send: async (command: SendTaskSuccessCommand | SendTaskFailureCommand) => (sent.push(command), {}) } as never };
 }
 
-function handler(secretArn = goodSecret): DumpRunner {
+function handler(secretArn = goodSecret): TaskRunner {
   return createDumpHandler({
     clients: { s3: clients.s3, secrets: clients.secrets, keyringKms: clients.keyringKms },
     target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
     config: deployedConfig([{ id: 'orders', connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 }, dump: { runner: 'fargate' } }]),
     logger: new Logger({ serviceName: 'lifeboat-dump', logLevel: 'CRITICAL' }),
     metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-dump' }),
-  }) as unknown as DumpRunner;
+  }) as unknown as TaskRunner;
 }
 
 function taskEnv(): NodeJS.ProcessEnv {
@@ -61,7 +61,7 @@ describe('Fargate dump task with the real dump handler', () => {
     const sfn = capturingSfn();
 
     // Act
-    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler: handler(goodSecret), env: taskEnv(), log: () => undefined });
+    const outcome = await runFargateTask({ sfn: sfn.client, handler: handler(goodSecret), env: taskEnv(), log: () => undefined });
 
     // Assess: one SendTaskSuccess whose output names a committed backup.
     expect(outcome.status).toBe('succeeded');
@@ -83,7 +83,7 @@ describe('Fargate dump task with the real dump handler', () => {
     const sfn = capturingSfn();
 
     // Act
-    const outcome = await runFargateDumpTask({ sfn: sfn.client, handler: handler(badSecret), env: taskEnv(), log: () => undefined });
+    const outcome = await runFargateTask({ sfn: sfn.client, handler: handler(badSecret), env: taskEnv(), log: () => undefined });
 
     // Assess
     expect(outcome.status).toBe('failed');

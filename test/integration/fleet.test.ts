@@ -368,10 +368,12 @@ afterAll(async () => {
 const byArn = (standIns: Record<string, TaskHandler>) => Object.fromEntries(Object.entries(standIns).map(([placeholder, handler]) => [deployment!.functionArns[placeholder]!, handler]));
 
 /** The retention step of one (database, location), in the shape the retention function returns. */
-function retentionStandIn(calls: string[]): Record<string, TaskHandler> {
+function retentionStandIn(calls: string[], alerts: unknown[]): Record<string, TaskHandler> {
   const retention: TaskHandler = async (raw) => {
     const { planId, databaseId, location } = raw as { planId: string; databaseId: string; location: RetentionTaskOutput['location'] };
     calls.push(`${databaseId}@${location}`);
+    // The worst night: the copy region cannot be listed at all (an outage, a broken role), for every database.
+    if (location === 'copy-region') throw Object.assign(new Error('RDS in eu-central-1 did not answer DescribeDBSnapshots.'), { name: 'RetentionListingError' });
     const deletedIds = ['20261130T020000Z-0a1b2c'];
     return {
       runId: `20261207T053000Z-${databaseId}`,
@@ -393,7 +395,7 @@ function retentionStandIn(calls: string[]): Record<string, TaskHandler> {
       auditKeys: [`backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-dumps.jsonl`, `backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-snapshots.jsonl`],
     } satisfies RetentionTaskOutput;
   };
-  return { RetentionFunctionArn: retention, AlertFunctionArn: async () => ({ published: true }) };
+  return { RetentionFunctionArn: retention, AlertFunctionArn: async (input) => (alerts.push(input), { published: true }) };
 }
 
 describe('the deployed workflows at fleet size, on the strict engine', () => {
@@ -460,20 +462,32 @@ describe('the deployed workflows at fleet size, on the strict engine', () => {
     expect(f.children.totalHistoryEvents).toBeGreaterThan(AWS_STEP_FUNCTIONS_LIMITS.historyEvents);
   }, 300_000);
 
-  it(`prunes ${BACKUP_FLEET} databases at the source and in the copy region in one run, within every Step Functions limit`, async () => {
-    // Prepare: what the plan's retention schedule sends.
+  it(`prunes ${BACKUP_FLEET} databases at the source and in the copy region in one run, each target in its own child execution, within every limit even when a whole location fails`, async () => {
+    // Prepare: what the plan's retention schedule sends; every copy-region target fails after its retries.
     const input = retentionRunInput(deployment!.stack.config, 'nightly');
     const calls: string[] = [];
+    const alerts: unknown[] = [];
+    const children: LocalRunResult[] = [];
 
     // Act
-    const run = await deployment!.run('retention', input, { timeScale: TIME_SCALE, recordEvents: false, resources: byArn(retentionStandIn(calls)) });
+    const run = await deployment!.run('retention', input, { timeScale: TIME_SCALE, recordEvents: false, resources: byArn(retentionStandIn(calls, alerts)), onChildExecution: (c) => children.push(c) });
 
-    // Assess: every target pruned once, within the limits.
-    expect(run.status, JSON.stringify({ error: run.error, cause: run.cause })).toBe('SUCCEEDED');
-    expect(calls).toHaveLength(2 * BACKUP_FLEET);
-    expect(new Set(calls).size).toBe(2 * BACKUP_FLEET);
-    console.log(`[fleet] retention of ${BACKUP_FLEET} databases at 2 locations: ${JSON.stringify(run.stats)}`);
-    expect(run.stats.historyEvents).toBeLessThan(AWS_STEP_FUNCTIONS_LIMITS.historyEvents);
-    expect(run.stats.peakPayloadBytes).toBeLessThan(AWS_STEP_FUNCTIONS_LIMITS.payloadBytes);
+    // Assess: the run ends incomplete, the source was pruned everywhere, each failed target retried and alerted once.
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toBe('RetentionIncomplete');
+    expect(children).toHaveLength(2 * BACKUP_FLEET);
+    expect(calls.filter((c) => c.endsWith('@source'))).toHaveLength(BACKUP_FLEET);
+    // The first try and its three retries (RetentionListingError is retried).
+    expect(calls.filter((c) => c.endsWith('@copy-region'))).toHaveLength(4 * BACKUP_FLEET);
+    expect(alerts).toHaveLength(BACKUP_FLEET);
+
+    // Assess: the limits, with the failure path's retries and alerts in the children's histories.
+    const f = figures(run, children);
+    console.log(`[fleet] retention of ${BACKUP_FLEET} databases at 2 locations, the copy region failing: ${JSON.stringify(f)}`);
+    expect(f.parent.historyEvents).toBeLessThan(AWS_STEP_FUNCTIONS_LIMITS.historyEvents);
+    expect(f.parent.peakPayloadBytes).toBeLessThan(AWS_STEP_FUNCTIONS_LIMITS.payloadBytes);
+    expect(f.children.peakHistoryEvents).toBeLessThan(100);
+    // The same run as one execution would have passed the quota (what the inline Map did before).
+    expect(f.children.totalHistoryEvents).toBeGreaterThan(AWS_STEP_FUNCTIONS_LIMITS.historyEvents);
   }, 300_000);
 });

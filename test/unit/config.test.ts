@@ -74,7 +74,7 @@ describe('config limits', () => {
     expect(() => parseConfig(bad, 'ok')).not.toThrow();
   });
 
-  it('refuses a plan with more databases than one retention run can prune within Step Functions\' history quota, naming the fix', () => {
+  it('refuses a plan with more databases than the size proven inside Step Functions\' limits, naming the fix', () => {
     // Prepare: MAX_DATABASES_PER_PLAN + 1 databases in one plan.
     const big = structuredClone(example);
     const ids = Array.from({ length: MAX_DATABASES_PER_PLAN + 1 }, (_, i) => `db-${i}`);
@@ -82,7 +82,7 @@ describe('config limits', () => {
     big.plans[0].databases = ids;
 
     // Act / Assess
-    expect(configError(big).issues.join('\n')).toMatch(/plans\[0\]\.databases: at most 1000 databases per plan: .*Split the databases over several plans/);
+    expect(configError(big).issues.join('\n')).toMatch(/plans\[0\]\.databases: at most 1000 databases per plan, the size proven .*Split the databases over several plans/);
     big.plans = [
       { ...big.plans[0], id: 'first', databases: ids.slice(0, MAX_DATABASES_PER_PLAN) },
       { ...big.plans[0], id: 'rest', databases: ids.slice(MAX_DATABASES_PER_PLAN) },

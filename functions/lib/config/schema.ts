@@ -158,12 +158,14 @@ export const retentionPolicySchema = z
 export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
 /**
- * Databases in one plan. The retention run is the binding limit: 11 history
- * events per (database, location) target, two locations at most per run, so
- * 1,000 databases take 22,014 of the 25,000 events an execution may have, with
- * room for about a thousand throttling retries. Backup and drill runs start a
- * child execution per database and would go further (8 events and about 85
- * bytes of the parent's payload per database).
+ * Databases in one plan: the size at which every run is proven inside Step
+ * Functions' limits, failures included (test/integration/fleet.test.ts). Each
+ * run starts a child execution per database (retention: per database and
+ * location) and keeps 8 history events and a short result per child: at 1,000
+ * databases the backup run takes 8,017 events and 112 KB, the retention run
+ * (two locations, one of them failing everywhere) 16,013 events and 116 KB,
+ * and its schedule input lists 2,000 targets (at most 176 KB with 48-character
+ * ids, under EventBridge Scheduler's 256 KB).
  */
 export const MAX_DATABASES_PER_PLAN = 1000;
 
@@ -189,7 +191,7 @@ export const planSchema = z
     databases: z
       .array(identifier)
       .min(1)
-      .max(MAX_DATABASES_PER_PLAN, `at most ${MAX_DATABASES_PER_PLAN} databases per plan: a retention run prunes every database at up to two locations in one execution, and ${MAX_DATABASES_PER_PLAN} is what fits its 25,000-event history. Split the databases over several plans (each runs as its own executions)`),
+      .max(MAX_DATABASES_PER_PLAN, `at most ${MAX_DATABASES_PER_PLAN} databases per plan, the size proven to run inside Step Functions' history and payload limits (docs/limits.md, "Fleet size"). Split the databases over several plans (each runs as its own executions)`),
     /** Recovery point objective: the newest backup must never be older than this. */
     rpoMinutes: z.number().int().min(1),
     /** Recovery time objective: a drill must restore within this. */

@@ -26,7 +26,21 @@ export interface BackupPlanRun {
   readonly maxConcurrency: number;
   readonly dump: boolean;
   readonly snapshot: boolean;
-  readonly databases: ReadonlyArray<{ readonly id: string; readonly dumpRunner: 'lambda' | 'fargate' }>;
+  readonly databases: ReadonlyArray<{
+    readonly id: string;
+    readonly dumpRunner: 'lambda' | 'fargate';
+    /**
+     * Where the dump's vault copy runs: on Fargate when the dump does and a
+     * vault is configured (a dump that outlasts Lambda is too big to stream
+     * into the vault, read back and verify within 15 minutes), else the function.
+     */
+    readonly vaultCopyRunner: 'lambda' | 'fargate';
+  }>;
+}
+
+/** A dump on Fargate is copied to the vault on Fargate too; without a vault the function answers "skipped". */
+export function vaultCopyRunnerOf(deployed: DeploymentConfig, databaseId: string): 'lambda' | 'fargate' {
+  return deployed.config.vault && deployed.database(databaseId).dump.runner === 'fargate' ? 'fargate' : 'lambda';
 }
 
 export function resolveBackupRun(deployed: DeploymentConfig, input: z.infer<typeof backupRunInputSchema>): BackupPlanRun {
@@ -43,7 +57,7 @@ export function resolveBackupRun(deployed: DeploymentConfig, input: z.infer<type
     maxConcurrency: plan.maxConcurrency,
     dump: plan.dump,
     snapshot: plan.snapshot,
-    databases: wanted.map((id) => ({ id, dumpRunner: deployed.database(id).dump.runner })),
+    databases: wanted.map((id) => ({ id, dumpRunner: deployed.database(id).dump.runner, vaultCopyRunner: vaultCopyRunnerOf(deployed, id) })),
   };
 }
 

@@ -24,7 +24,8 @@ export interface QuotaCheck {
   readonly max: number;
   /** Usage after the snapshot about to be taken, in percent of `max` (rounded down). */
   readonly percentAfter: number;
-  readonly source: 'DescribeAccountAttributes' | 'counted';
+  /** `unknown`: the caller may not read the quota (see {@link unreadableQuota}); `used` and `max` are 0 then. */
+  readonly source: 'DescribeAccountAttributes' | 'counted' | 'unknown';
   readonly note?: string;
   /** True when `percentAfter` reaches the warning threshold. */
   readonly warn: boolean;
@@ -121,6 +122,34 @@ export async function checkSnapshotQuota(rds: RdsApi, kind: SnapshotKind, region
       Cause:
         `${serviceQuota} in ${place}: ${after} of ${max} used after this ${what} (${percentAfter}%, warning at ${settings.quotaWarningPercent}%).` +
         `${note ? ` ${note}` : ''} Next step: ${inVault ? `a vault admin tightens vault retention or raises '${serviceQuota}' in the vault account's Service Quotas` : `tighten snapshot retention or raise '${serviceQuota}' in Service Quotas`} before ${what === 'copy' ? 'copies' : 'snapshots'} start failing.`,
+    },
+  };
+}
+
+/**
+ * A quota the caller may not read (the vault copier role of a vault stack
+ * deployed before it was granted rds:DescribeAccountAttributes). The copy goes
+ * ahead: RDS refuses a copy past the quota itself (SnapshotQuotaExceeded,
+ * reported as SnapshotQuotaExceededError), and a vault deployed by another
+ * team must not stop production's copies until it is redeployed. The check
+ * comes back with a warning that says so, for the quota-warning alert.
+ */
+export function unreadableQuota(kind: SnapshotKind, region: string, target: QuotaTarget, reason: string, nextStep: string): QuotaCheck {
+  const place = placeOf(region, target);
+  return {
+    quotaName: QUOTA_NAMES[kind],
+    used: 0,
+    max: 0,
+    percentAfter: 0,
+    source: 'unknown',
+    note: reason,
+    warn: true,
+    region,
+    ...(target.account ? { account: target.account } : {}),
+    ...(target.location ? { location: target.location } : {}),
+    alert: {
+      Error: 'ManualSnapshotQuotaUnknown',
+      Cause: `lifeboat could not check the ${SERVICE_QUOTA_NAMES[kind]} quota in ${place} (${reason}) and copied anyway; RDS refuses a copy past the quota itself. Next step: ${nextStep}`,
     },
   };
 }

@@ -12,7 +12,7 @@ import {
 import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
 import { sameRegionCopyId, snapshotBackupId, snapshotIdentifier, snapshotTags, TAG, type SnapshotJobIdentity } from './ids.ts';
 import { describeSnapshotKey, type KmsApi } from './keys.ts';
-import { checkSnapshotQuota, type QuotaCheck } from './quota.ts';
+import { checkSnapshotQuota, unreadableQuota, type QuotaCheck } from './quota.ts';
 import { awsErrorName, classifyRdsError, isAwsError } from './rds-errors.ts';
 import {
   copySnapshot,
@@ -433,17 +433,14 @@ export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, sourc
   };
   const where = `the vault (account ${vault.account}, ${vault.region})`;
   const earlier = await ownSnapshot(rds, shared.kind, targetId, backupId, where);
+  const target = { account: vault.account, location: 'vault' as const, alreadyCounted: earlier !== undefined };
   let quota: QuotaCheck;
   try {
-    quota = await checkSnapshotQuota(rds, shared.kind, vault.region, ctx.settings, { account: vault.account, location: 'vault', alreadyCounted: earlier !== undefined });
+    quota = await checkSnapshotQuota(rds, shared.kind, vault.region, ctx.settings, target);
   } catch (error) {
-    if (isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation')) {
-      throw new VaultAccessError(`The vault copier role may not read the manual snapshot quota of ${where} (${awsErrorName(error)}), so lifeboat did not copy into it.`, {
-        cause: error,
-        nextStep: 'redeploy the vault stack: its copier role grants rds:DescribeAccountAttributes for this check.',
-      });
-    }
-    throw classifyRdsError(error, 'checking the manual snapshot quota', where);
+    if (!isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation')) throw classifyRdsError(error, 'checking the manual snapshot quota', where);
+    // A vault stack from before this check: copy anyway (RDS enforces the quota), and say how to restore the check.
+    quota = unreadableQuota(shared.kind, vault.region, target, `the vault copier role may not read it: ${awsErrorName(error)}`, 'a vault admin redeploys the vault stack, whose copier role grants rds:DescribeAccountAttributes for this check.');
   }
   let info: SnapshotInfo;
   try {
