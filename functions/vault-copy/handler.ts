@@ -6,9 +6,9 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { createS3Client, createStsClient, type AwsCredentials } from '../lib/aws/clients.ts';
+import { createS3Client, createStsClient, type AwsCredentials, type AwsCredentialsProvider } from '../lib/aws/clients.ts';
 import { parseWith } from '../lib/config/load.ts';
-import { assumeVaultRole, type StsApi } from '../lib/vault/credentials.ts';
+import { renewingVaultCredentials, type StsApi } from '../lib/vault/credentials.ts';
 import { copyDumpToVault, type VaultDumpCopyResult } from '../lib/vault/dump-copy.ts';
 import { vaultCopyEnvSchema, vaultDumpTargetFrom, type VaultDumpTarget } from '../lib/vault/environment.ts';
 import { readEnv } from '../shared/env.ts';
@@ -30,7 +30,7 @@ export interface VaultCopyHandlerDeps {
   sourceS3: S3Client;
   sts: StsApi;
   /** S3 client in the vault region with the copier role's credentials. */
-  vaultS3: (region: string, credentials: AwsCredentials) => S3Client;
+  vaultS3: (region: string, credentials: AwsCredentials | AwsCredentialsProvider) => S3Client;
   vault?: VaultDumpTarget;
   logger: Logger;
   metrics: Metrics;
@@ -76,8 +76,9 @@ export function createVaultCopyHandler(injected?: VaultCopyHandlerDeps) {
       };
       const started = Date.now();
       try {
-        // The credentials stay in this scope: never logged, returned or put in an error.
-        const credentials = await assumeVaultRole(deps.sts, { roleArn: deps.vault.copierRoleArn, account: deps.vault.account }, `${input.databaseId}-vault-copy`);
+        // The credentials stay in this scope: never logged, returned or put in an error. They renew
+        // themselves before each session expires: a copy on Fargate may run for hours.
+        const credentials = await renewingVaultCredentials(deps.sts, { roleArn: deps.vault.copierRoleArn, account: deps.vault.account }, `${input.databaseId}-vault-copy`);
         const result = await copyDumpToVault(
           { sourceBucket: input.bucket, manifestKey: input.manifestKey, databaseId: input.databaseId, executionId: input.executionId },
           { sourceS3: deps.sourceS3, vaultS3: deps.vaultS3(deps.vault.region, credentials), vaultBucket: deps.vault.bucket },

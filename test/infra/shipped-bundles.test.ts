@@ -9,6 +9,7 @@ import { repoRoot, runnerBundleDir, shippedModulePath, SHIPPED_FUNCTIONS, type S
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { logicalIdOf, synthApp } from './helpers/app.ts';
 import { bundle } from './helpers/bundles.ts';
+import { stateMachineFiles, type StateMachineName } from '../../state-machines/definitions.ts';
 
 /**
  * The artifact, not the sources: what CDK bundles is what the tests run, and
@@ -16,7 +17,8 @@ import { bundle } from './helpers/bundles.ts';
  * bundled code throws (Lambda reports `error.name` as `errorType`).
  */
 
-const WORKFLOWS = ['backup', 'backup-database', 'retention', 'drill', 'drill-database', 'janitor'] as const;
+/** Every definition the stacks deploy: a new one is covered without being listed here. */
+const WORKFLOWS = Object.keys(stateMachineFiles) as StateMachineName[];
 
 /** Errors Step Functions itself raises, and the service errors of its Lambda and ECS integrations. */
 const STATES_ERRORS = new Set(['States.ALL', 'States.TaskFailed', 'States.Timeout', 'States.HeartbeatTimeout', 'States.Permissions', 'States.ResultPathMatchFailure']);
@@ -49,7 +51,10 @@ function taskMatchers(workflow: string, states: Record<string, AnyState>, out: M
       const resource = state.Resource ?? '';
       const lambda = resource.startsWith(MARK) ? resource.slice(MARK.length) : undefined;
       const task = resource.includes(':ecs:runTask') ? String(state.Parameters?.TaskDefinition ?? '') : undefined;
-      const placeholder = lambda ?? (task === 'local-DumpTaskDefinitionArn' ? 'DumpTaskDefinitionArn' : undefined);
+      // A Fargate task: synthesizedDefinition leaves its task definition as `local-<Placeholder>`.
+      const taskPlaceholder = task?.startsWith('local-') ? task.slice('local-'.length) : undefined;
+      if (task !== undefined && !taskPlaceholder) throw new Error(`${workflow}.${name}: unexpected task definition ${task}`);
+      const placeholder = lambda ?? taskPlaceholder;
       const names = [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((r) => r.ErrorEquals);
       // SDK integrations (aws-sdk:s3:getObject ...) raise service errors, not ours.
       if (placeholder) out.push({ workflow, state: name, placeholder, names });

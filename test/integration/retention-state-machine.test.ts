@@ -213,6 +213,8 @@ describe('the retention state machine, executed locally with the real handlers',
     expect(partial!.message).toContain(`dump ${heldId}`);
     expect(partial!.message).toContain(run.executionArn);
     expect(partial!.details).toMatchObject({ kind: 'retention-failed', databaseId: alpha, planId: 'nightly', details: { location: 'source', deleted: 2, failedCount: 1 } });
+    // It names the run (executionId) and the target's own execution, whose history has the details.
+    expect((partial!.details as unknown as { details: { targetExecutionId: string } }).details.targetExecutionId).toMatch(/:execution:lifeboat-local-retention-target:/);
     const { failed, auditKeys, auditBucket } = (partial!.details as unknown as { details: { failed: { id: string; error: string }[]; auditKeys: string[]; auditBucket: string } }).details;
     expect(failed).toEqual([{ backup: 'dump', id: heldId, error: expect.stringMatching(/AccessDenied.*manifest not deleted, so the data was left in place/) }]);
     expect(auditBucket).toBe(sourceBucket);

@@ -398,10 +398,13 @@ describe('the manual snapshot quota of each destination, before copying into it'
   });
 
   it('copies into a vault whose copier role may not read its quota (a vault stack from before the check), with a warning that says to redeploy it', async () => {
-    // Prepare: a vault stack from before the check: no rds:DescribeAccountAttributes, and listing all snapshots denied.
+    // Prepare: a vault stack from before the check: no rds:DescribeAccountAttributes, while listing the vault
+    // account's manual snapshots works and finds more than production's snapshots.manualSnapshotQuota (100):
+    // counting them would refuse a copy the vault has room for.
+    const many = Array.from({ length: 150 }, (_, i) => ({ DBSnapshotIdentifier: `other-team-${i}`, SnapshotType: 'manual', Status: 'available' }));
     const vault = fakeRds({
       DescribeAccountAttributes: () => Promise.reject(awsError('AccessDenied', 403)),
-      DescribeDBSnapshots: (input) => (input.SnapshotType === 'manual' ? Promise.reject(awsError('AccessDenied', 403)) : { DBSnapshots: [] }),
+      DescribeDBSnapshots: (input) => (input.SnapshotType === 'manual' ? { DBSnapshots: many } : { DBSnapshots: [] }),
       CopyDBSnapshot: (input) => ({ DBSnapshot: { DBSnapshotIdentifier: input.TargetDBSnapshotIdentifier, DBSnapshotArn: `arn:aws:rds:eu-central-1:222222222222:snapshot:${String(input.TargetDBSnapshotIdentifier)}`, Status: 'pending', Encrypted: true } }),
     });
 

@@ -19,10 +19,13 @@ export interface AwsCredentials {
   readonly expiration?: Date;
 }
 
+/** Credentials that renew themselves (an assumed role over a long copy); the SDK calls it before each signing. */
+export type AwsCredentialsProvider = () => Promise<AwsCredentials>;
+
 export interface ClientOptions {
   region?: string;
-  /** Explicit credentials (e.g. an assumed vault role); default: the standard provider chain. */
-  credentials?: AwsCredentials;
+  /** Explicit credentials (e.g. an assumed vault role), or a provider that renews them; default: the standard provider chain. */
+  credentials?: AwsCredentials | AwsCredentialsProvider;
   /** SDK attempts per call, first included. @default 6 */
   maxAttempts?: number;
 }

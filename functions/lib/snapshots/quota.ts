@@ -64,7 +64,9 @@ export interface QuotaSettings {
 const QUOTA_NAMES = { instance: 'ManualSnapshots', cluster: 'ManualClusterSnapshots' } as const;
 const SERVICE_QUOTA_NAMES = { instance: 'Manual DB instance snapshots', cluster: 'Manual DB cluster snapshots' } as const;
 
-async function fromAccountAttributes(rds: RdsApi, kind: SnapshotKind): Promise<{ used: number; max: number } | { unavailable: string }> {
+const isDenied = (error: unknown) => ['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation'].includes(awsErrorName(error) ?? '');
+
+async function fromAccountAttributes(rds: RdsApi, kind: SnapshotKind): Promise<{ used: number; max: number } | { unavailable: string; denied?: string }> {
   try {
     const out = await rds.send(new DescribeAccountAttributesCommand({}));
     const quota = out.AccountQuotas?.find((q) => q.AccountQuotaName === QUOTA_NAMES[kind]);
@@ -72,7 +74,7 @@ async function fromAccountAttributes(rds: RdsApi, kind: SnapshotKind): Promise<{
     return { used: quota.Used, max: quota.Max };
   } catch (error) {
     if (isThrottling(error)) throw new ThrottledError(`RDS throttled DescribeAccountAttributes: ${awsErrorName(error)}.`, { cause: error });
-    return { unavailable: `DescribeAccountAttributes failed (${awsErrorName(error) ?? 'error'})` };
+    return { unavailable: `DescribeAccountAttributes failed (${awsErrorName(error) ?? 'error'})`, ...(isDenied(error) ? { denied: awsErrorName(error)! } : {}) };
   }
 }
 
@@ -89,8 +91,18 @@ export async function checkSnapshotQuota(rds: RdsApi, kind: SnapshotKind, region
   let max: number;
   let source: QuotaCheck['source'];
   let note: string | undefined;
+  if ('unavailable' in reported && target.location === 'vault' && reported.denied) {
+    // The vault's copier role could not read it: counting with it would compare the vault account's
+    // snapshots with production's setting. Copy anyway and say so (unreadableQuota).
+    return unreadableQuota(kind, region, target, `the vault copier role may not read it: ${reported.denied}`, VAULT_QUOTA_NEXT_STEP);
+  }
   if ('unavailable' in reported) {
-    used = await countManualSnapshots(rds, kind);
+    try {
+      used = await countManualSnapshots(rds, kind);
+    } catch (error) {
+      if (target.location === 'vault' && isDenied(error)) return unreadableQuota(kind, region, target, `the vault copier role may not count its snapshots: ${awsErrorName(error)}`, VAULT_QUOTA_NEXT_STEP);
+      throw error;
+    }
     max = settings.manualSnapshotQuota;
     source = 'counted';
     note = `${reported.unavailable}; counted ${used} manual snapshots and assumed a quota of ${max} (snapshots.manualSnapshotQuota).`;
@@ -125,6 +137,9 @@ export async function checkSnapshotQuota(rds: RdsApi, kind: SnapshotKind, region
     },
   };
 }
+
+/** What a vault admin does when the copier role may not read the vault's quota. */
+const VAULT_QUOTA_NEXT_STEP = 'a vault admin redeploys the vault stack, whose copier role grants rds:DescribeAccountAttributes for this check.';
 
 /**
  * A quota the caller may not read (the vault copier role of a vault stack

@@ -12,7 +12,7 @@ import {
 import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
 import { sameRegionCopyId, snapshotBackupId, snapshotIdentifier, snapshotTags, TAG, type SnapshotJobIdentity } from './ids.ts';
 import { describeSnapshotKey, type KmsApi } from './keys.ts';
-import { checkSnapshotQuota, unreadableQuota, type QuotaCheck } from './quota.ts';
+import { checkSnapshotQuota, type QuotaCheck } from './quota.ts';
 import { awsErrorName, classifyRdsError, isAwsError } from './rds-errors.ts';
 import {
   copySnapshot,
@@ -434,13 +434,12 @@ export async function copyIntoVault(job: SnapshotJob, shared: SnapshotRef, sourc
   const where = `the vault (account ${vault.account}, ${vault.region})`;
   const earlier = await ownSnapshot(rds, shared.kind, targetId, backupId, where);
   const target = { account: vault.account, location: 'vault' as const, alreadyCounted: earlier !== undefined };
+  // A vault stack from before this check (the copier may not read the quota): copied anyway, with a warning (unreadableQuota).
   let quota: QuotaCheck;
   try {
     quota = await checkSnapshotQuota(rds, shared.kind, vault.region, ctx.settings, target);
   } catch (error) {
-    if (!isAwsError(error, 'AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation')) throw classifyRdsError(error, 'checking the manual snapshot quota', where);
-    // A vault stack from before this check: copy anyway (RDS enforces the quota), and say how to restore the check.
-    quota = unreadableQuota(shared.kind, vault.region, target, `the vault copier role may not read it: ${awsErrorName(error)}`, 'a vault admin redeploys the vault stack, whose copier role grants rds:DescribeAccountAttributes for this check.');
+    throw classifyRdsError(error, 'checking the manual snapshot quota', where);
   }
   let info: SnapshotInfo;
   try {

@@ -1,5 +1,5 @@
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
-import type { AwsCredentials } from '../aws/clients.ts';
+import type { AwsCredentials, AwsCredentialsProvider } from '../aws/clients.ts';
 import { ThrottledError, VaultAccessError } from '../errors.ts';
 import { awsErrorName, isThrottling } from '../snapshots/rds-errors.ts';
 
@@ -51,5 +51,32 @@ export async function assumeVaultRole(sts: StsApi, role: VaultRole, sessionName:
     secretAccessKey: credentials.SecretAccessKey,
     sessionToken: credentials.SessionToken,
     expiration: credentials.Expiration,
+  };
+}
+
+/** Renew assumed credentials this long before they expire (the SDK's own margin is 5 minutes). */
+export const RENEW_BEFORE_EXPIRY_MS = 10 * 60_000;
+
+/**
+ * The vault role's credentials for work that may outlast one session (a
+ * vault copy on Fargate runs for hours; an assumed role's session lasts at
+ * most an hour, and lifeboat asks for 30 minutes): assumes the role now, so
+ * a denied role fails at once with VaultAccessError, then hands the SDK a
+ * provider that assumes it again shortly before each session expires.
+ */
+export async function renewingVaultCredentials(sts: StsApi, role: VaultRole, sessionName: string, now: () => number = Date.now): Promise<AwsCredentialsProvider> {
+  let current = await assumeVaultRole(sts, role, sessionName);
+  let renewing: Promise<AwsCredentials> | undefined;
+  return async () => {
+    const expires = current.expiration?.getTime();
+    if (expires === undefined || expires - now() > RENEW_BEFORE_EXPIRY_MS) return current;
+    renewing ??= assumeVaultRole(sts, role, sessionName).then(
+      (fresh) => ((current = fresh), (renewing = undefined), fresh),
+      (error: unknown) => {
+        renewing = undefined;
+        throw error;
+      },
+    );
+    return renewing;
   };
 }
