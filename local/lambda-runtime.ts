@@ -37,7 +37,11 @@ interface Environment {
   child: ChildProcess;
   ready: Promise<void>;
   busy: boolean;
+  /** Timed out: being killed, never to be used again (the kill completes asynchronously). */
+  dead?: boolean;
 }
+
+const isGone = (e: Environment) => e.dead === true || e.child.exitCode !== null || e.child.signalCode !== null;
 
 const WORKER = fileURLToPath(new URL('./lambda-worker.mjs', import.meta.url));
 
@@ -98,14 +102,14 @@ export class LocalLambda {
 
   async #acquire(): Promise<Environment> {
     for (;;) {
-      const idle = this.#pool.find((e) => !e.busy && e.child.exitCode === null && e.child.signalCode === null);
+      const idle = this.#pool.find((e) => !e.busy && !isGone(e));
       if (idle) {
         idle.busy = true;
         await idle.ready;
         return idle;
       }
       // Drop dead environments (timed out, crashed) before counting.
-      for (let i = this.#pool.length - 1; i >= 0; i--) if (this.#pool[i]!.child.exitCode !== null || this.#pool[i]!.child.signalCode !== null) this.#pool.splice(i, 1);
+      for (let i = this.#pool.length - 1; i >= 0; i--) if (isGone(this.#pool[i]!)) this.#pool.splice(i, 1);
       if (this.#pool.length < (this.spec.maxConcurrency ?? 8)) {
         const env = this.#spawn();
         env.busy = true;
@@ -175,6 +179,7 @@ export class LocalLambda {
       };
       const timer = setTimeout(() => {
         done();
+        env.dead = true;
         void kill(env.child);
         reject(new LocalLambdaError('Sandbox.Timedout', `RequestId: ${id} Error: Task timed out after ${this.spec.timeoutSeconds.toFixed(2)} seconds`));
       }, timeoutMs);
