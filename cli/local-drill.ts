@@ -121,6 +121,17 @@ export function localDrillPlan(requests: DrillRequest[], maxConcurrency: number)
   };
 }
 
+/**
+ * The drill definition's Fargate placeholders in local runs: `local-<Name>`, as
+ * test/harness/synthesized.ts fills them; local drills never route there.
+ */
+export const LOCAL_FARGATE_PLACEHOLDERS = {
+  DumpClusterArn: 'local-DumpClusterArn',
+  DumpSubnetIds: 'local-DumpSubnetIds',
+  DumpSecurityGroupIds: 'local-DumpSecurityGroupIds',
+  DrillRestoreTaskDefinitionArn: 'local-DrillRestoreTaskDefinitionArn',
+} as const;
+
 /** Runs the drill state machines locally (the run and a child execution per database) and returns their results, reports and alerts. */
 export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDrillResult> {
   const planArn = localFunctionArn('plan');
@@ -129,10 +140,11 @@ export async function runLocalDrill(options: LocalDrillOptions): Promise<LocalDr
   const alertArn = localFunctionArn('alert');
   const childArn = localStateMachineArn('lifeboat-local-drill-database');
   const definition = loadDefinition('drill', { PlanFunctionArn: planArn, AlertFunctionArn: alertArn, DrillDatabaseStateMachineArn: childArn });
-  const child = loadDefinition('drill-database', { PlanFunctionArn: planArn, DrillFunctionArn: drillArn, DrillRestoreFunctionArn: restoreArn, AlertFunctionArn: alertArn });
+  const child = loadDefinition('drill-database', { PlanFunctionArn: planArn, DrillFunctionArn: drillArn, DrillRestoreFunctionArn: restoreArn, AlertFunctionArn: alertArn, ...LOCAL_FARGATE_PLACEHOLDERS });
   const drill = asLocalTask('drill', createDrillHandler({ ...options.deps, logger: options.logger }));
   const alerts: AlertTaskInput[] = [];
-  const requests = options.requests.map((r) => drillRequestSchema.parse(r));
+  // Here the restore runs in this process, whatever its size: no Lambda limit to route around.
+  const requests = options.requests.map((r) => drillRequestSchema.parse({ ...r, restoreRunner: 'lambda' }));
   const children: LocalRunResult[] = [];
   const run = await runLocalStateMachine(
     definition,

@@ -56,6 +56,9 @@ export const DUMP_IMAGE_EXCLUDES = [
 ];
 
 /** Placeholders of the backup definition's Fargate dump states (see FargateDumpRunner.substitutions). */
+/** Ephemeral storage of the Fargate drill restore (Fargate's most): the dump is downloaded and verified in /tmp first. */
+export const FARGATE_DRILL_RESTORE_STORAGE_GIB = 200;
+
 export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 'DumpSubnetIds', 'DumpSecurityGroupIds', 'VaultCopyTaskDefinitionArn'] as const;
 /** Where the drill restore's /tmp holds a downloaded dump: at most Lambda's 10 GiB unless told otherwise. */
 export const DEFAULT_DRILL_RESTORE_STORAGE = Size.gibibytes(10);
@@ -225,6 +228,8 @@ export class SourceStack extends Stack {
   public readonly fargateDump?: FargateDumpRunner;
   /** The vault copy of those databases' dumps, on Fargate in the same cluster; present when they have a vault too. */
   public readonly fargateVaultCopy?: FargateDumpRunner;
+  /** The restore of their dump drills, on Fargate in the same cluster; present when the drills cover them. */
+  public readonly fargateDrillRestore?: FargateDumpRunner;
   /** The backup workflow of a plan: resolves it, then one child execution per database. */
   public readonly backup: MonitoredStateMachine;
   /** The backup of one database (dump, snapshot, copies), started by `backup` as a child execution. */
@@ -550,6 +555,30 @@ export class SourceStack extends Stack {
     this.drillRestoreFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantReadBackupObjects(g));
     iam.Grant.addToPrincipal({ grantee: this.drillRestoreFunction.role, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
     grantReadDrillSecrets(this.drillRestoreFunction.role);
+    if (this.fargateDump && drillRequests.some((r) => r.restoreRunner === 'fargate')) {
+      // Databases dumped on Fargate restore there too: the same job, with the drill restore function's settings and grants.
+      this.fargateDrillRestore = new FargateDumpRunner(this, 'FargateDrillRestore', {
+        deploymentName: config.name,
+        job: 'drill-restore',
+        cluster: this.fargateDump.cluster,
+        image: ecs.ContainerImage.fromDockerImageAsset(this.runnerImage),
+        placement: placement!,
+        stateMachineName: deployedWorkflowNames(config.name, 'drill-database').stateMachineName,
+        // The download is verified in /tmp before pg_restore reads it: room for a large dump.
+        ephemeralStorageGiB: FARGATE_DRILL_RESTORE_STORAGE_GIB,
+        environment: {
+          BACKUP_PREFIX: config.storage.prefix,
+          DRILL_DUMP_PROVISIONER: 'rds',
+          POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.drill,
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+          LOG_LEVEL: 'INFO',
+          POWERTOOLS_TRACE_ENABLED: 'false',
+        },
+      });
+      this.fargateDrillRestore.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantReadBackupObjects(g));
+      iam.Grant.addToPrincipal({ grantee: this.fargateDrillRestore.taskRole, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
+      grantReadDrillSecrets(this.fargateDrillRestore.taskRole);
+    }
 
     const rounds = Math.max(1, Math.ceil(drillRequests.length / drills.maxConcurrency));
     // One database's drill may wait out the restore timeout, plus the steps around it.
@@ -561,12 +590,14 @@ export class SourceStack extends Stack {
         DrillFunctionArn: this.drillFunction.functionArn,
         DrillRestoreFunctionArn: this.drillRestoreFunction.functionArn,
         AlertFunctionArn: this.alertFunction.functionArn,
+        ...this.drillRestoreSubstitutions(config),
       },
       invokedFunctions: [this.planFunction.function, this.drillFunction.function, this.drillRestoreFunction.function, this.alertFunction.function],
       alert: { deploymentName: config.name, kind: 'drill-failed' },
       ...deployedWorkflowNames(config.name, 'drill-database'),
       timeout: oneDrill,
     });
+    this.fargateDrillRestore?.grantRun(this.drillDatabase.stateMachine);
     this.drill = new MonitoredStateMachine(this, 'Drill', {
       definition: 'drill',
       substitutions: {
@@ -652,6 +683,16 @@ export class SourceStack extends Stack {
     });
   }
 
+  /** The drill definition's Fargate restore placeholders, inert where no database restores on Fargate (see fargateSubstitutions). */
+  private drillRestoreSubstitutions(config: LifeboatConfig): Record<string, string> {
+    const { DumpClusterArn, DumpSubnetIds, DumpSecurityGroupIds } = this.fargateSubstitutions(config);
+    return { DumpClusterArn, DumpSubnetIds, DumpSecurityGroupIds, DrillRestoreTaskDefinitionArn: this.fargateDrillRestore?.taskDefinition.taskDefinitionArn ?? this.inertTaskDefinition(config) };
+  }
+
+  private inertTaskDefinition(config: LifeboatConfig): string {
+    return this.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${config.name}-lifeboat-no-fargate-runner:1`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+  }
+
   /**
    * Values for the backup definition's Fargate placeholders. Where a runner
    * does not exist (no database dumps on Fargate, or no vault to copy to), the
@@ -662,7 +703,7 @@ export class SourceStack extends Stack {
    */
   private fargateSubstitutions(config: LifeboatConfig): Record<(typeof FARGATE_PLACEHOLDERS)[number], string> {
     const none = `${config.name}-lifeboat-no-fargate-runner`;
-    const inertTask = this.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${none}:1`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const inertTask = this.inertTaskDefinition(config);
     const dump = this.fargateDump?.substitutions() ?? {
       DumpClusterArn: this.formatArn({ service: 'ecs', resource: 'cluster', resourceName: none, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
       DumpTaskDefinitionArn: inertTask,

@@ -1,9 +1,10 @@
 /**
  * The runner image's jobs as Fargate tasks, for databases whose dump outlasts
- * Lambda's 15 minutes (`dump.runner: 'fargate'`): the dump, and the copy of
- * that dump into the vault (streamed in, read back and verified: too long for
- * Lambda too). Same image, same handlers, same checks: the task runs the job
- * named by LIFEBOAT_TASK_HANDLER (`dump` or `vault-copy`, set by its task
+ * Lambda's 15 minutes (`dump.runner: 'fargate'`): the dump, the copy of that
+ * dump into the vault (streamed in, read back and verified) and the restore of
+ * its drill, each too long for Lambda too. Same image, same handlers, same
+ * checks: the task runs the job named by LIFEBOAT_TASK_HANDLER (`dump`,
+ * `vault-copy` or `drill-restore`, set by its task
  * definition) in-process and reports the result to the waiting state machine
  * with its task token (`ecs:runTask.waitForTaskToken`):
  *
@@ -22,6 +23,7 @@ import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessComman
 import { createSfnClient } from '../lib/aws/clients.ts';
 import { localLambdaContext } from '../shared/lambda-context.ts';
 import { redact } from '../lib/redact.ts';
+import { createDrillHandler } from '../drill/handler.ts';
 import { createVaultCopyHandler } from '../vault-copy/handler.ts';
 import { createDumpHandler } from './handler.ts';
 
@@ -34,6 +36,7 @@ export const TASK_HANDLER_ENV = 'LIFEBOAT_TASK_HANDLER';
 export const FARGATE_JOBS = {
   dump: () => createDumpHandler() as unknown as TaskRunner,
   'vault-copy': () => createVaultCopyHandler() as unknown as TaskRunner,
+  'drill-restore': () => createDrillHandler() as unknown as TaskRunner,
 } as const;
 export type FargateJob = keyof typeof FARGATE_JOBS;
 

@@ -9,7 +9,7 @@ import type { RunnerPlacement } from './runner-network.ts';
 /** The container's name in the dump task definition (the ASL's ContainerOverrides name it). */
 export const DUMP_CONTAINER_NAME = 'dump';
 /** The jobs a runner task definition can run (functions/dump/fargate-task.ts FARGATE_JOBS); each is also its container's name. */
-export type FargateRunnerJob = 'dump' | 'vault-copy';
+export type FargateRunnerJob = 'dump' | 'vault-copy' | 'drill-restore';
 /** The entrypoint inside the runner image (functions/dump/fargate-task.ts, bundled next to the handlers). */
 export const FARGATE_TASK_COMMAND = ['node', 'functions/dump/fargate-task.mjs'];
 
@@ -36,6 +36,8 @@ export interface FargateDumpRunnerProps {
   readonly cpu?: number;
   /** @default 4096 */
   readonly memoryLimitMiB?: number;
+  /** Ephemeral storage (/tmp), 21–200 GiB. @default 20 GiB, Fargate's own */
+  readonly ephemeralStorageGiB?: number;
   /** @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
   /** @default RemovalPolicy.RETAIN */
@@ -105,6 +107,7 @@ export class FargateDumpRunner extends Construct {
       family: `${props.deploymentName}-lifeboat-${job}`,
       cpu: props.cpu ?? 1024,
       memoryLimitMiB: props.memoryLimitMiB ?? 4096,
+      ...(props.ephemeralStorageGiB ? { ephemeralStorageGiB: props.ephemeralStorageGiB } : {}),
       runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
       taskRole: this.taskRole,
     });

@@ -19,7 +19,7 @@ export interface ShippedFunction {
   readonly entry: string;
 }
 
-/** Each Lambda a definition names by placeholder, and the Fargate tasks (dump, vault copy), with the code the stack deploys for it. */
+/** Each Lambda a definition names by placeholder, and the Fargate tasks (dump, vault copy, drill restore), with the code the stack deploys for it. */
 export const SHIPPED_FUNCTIONS: Readonly<Record<string, ShippedFunction>> = {
   AlertFunctionArn: { packaging: 'nodejs', entry: 'functions/alert/handler.ts' },
   PlanFunctionArn: { packaging: 'nodejs', entry: 'functions/plan/handler.ts' },
@@ -32,6 +32,7 @@ export const SHIPPED_FUNCTIONS: Readonly<Record<string, ShippedFunction>> = {
   DrillRestoreFunctionArn: { packaging: 'image', entry: 'functions/drill/handler.ts' },
   DumpTaskDefinitionArn: { packaging: 'image', entry: 'functions/dump/fargate-task.ts' },
   VaultCopyTaskDefinitionArn: { packaging: 'image', entry: 'functions/dump/fargate-task.ts' },
+  DrillRestoreTaskDefinitionArn: { packaging: 'image', entry: 'functions/dump/fargate-task.ts' },
 };
 
 let runnerDir: string | undefined;

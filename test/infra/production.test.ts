@@ -300,8 +300,8 @@ describe('database access', () => {
 describe('Fargate dump task', () => {
   it('runs the runner image (the dump function\'s asset) on arm64 Fargate with a read-only root and its own log group', () => {
     const taskDefinitions = template.findResources('AWS::ECS::TaskDefinition');
-    // The dump, and the vault copy of its dumps.
-    expect(Object.keys(taskDefinitions).sort()).toEqual([logicalIdOf(primary.fargateDump!.taskDefinition), logicalIdOf(primary.fargateVaultCopy!.taskDefinition)].sort());
+    // The dump, the vault copy of its dumps, and the restore of its drills.
+    expect(Object.keys(taskDefinitions).sort()).toEqual([primary.fargateDump!, primary.fargateVaultCopy!, primary.fargateDrillRestore!].map((r) => logicalIdOf(r.taskDefinition)).sort());
     const task = taskDefinitions[logicalIdOf(primary.fargateDump!.taskDefinition)]!.Properties;
     expect(task).toMatchObject({
       RequiresCompatibilities: ['FARGATE'],
@@ -448,9 +448,48 @@ describe('Fargate vault copy task (the dumps of Fargate databases are too big fo
     // Assess
     expect(stack.fargateDump).toBeDefined();
     expect(stack.fargateVaultCopy).toBeUndefined();
-    expect(Object.keys(t.findResources('AWS::ECS::TaskDefinition'))).toHaveLength(1);
+    expect(Object.keys(t.findResources('AWS::ECS::TaskDefinition'))).toHaveLength(2);
     const substitutions = t.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(stack.backupDatabase.stateMachine)]!.Properties.DefinitionSubstitutions;
     expect(JSON.stringify(substitutions.VaultCopyTaskDefinitionArn)).toContain('lifeboat-no-fargate-runner');
+  });
+});
+
+describe('Fargate drill restore task (a database dumped on Fargate is restored there too)', () => {
+  it('runs the drill restore job with the drill restore function\'s settings and exactly its grants: it may decrypt, and never write or delete a backup', () => {
+    // Prepare
+    const runner = primary.fargateDrillRestore!;
+    const task = template.findResources('AWS::ECS::TaskDefinition')[logicalIdOf(runner.taskDefinition)]!.Properties;
+    const taskEnv = containerEnvironment(runner);
+    const lambdaEnv = template.findResources('AWS::Lambda::Function')[logicalIdOf(primary.drillRestoreFunction.function)]?.Properties.Environment.Variables as Record<string, unknown>;
+    const role = logicalIdOf(runner.taskRole);
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(role))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+    const envelopeKey = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(primary.storage.envelopeKey), 'Arn'] });
+
+    // Assess
+    expect(task).toMatchObject({ Family: 'acme-lifeboat-drill-restore', EphemeralStorage: { SizeInGiB: 200 } });
+    expect((task.ContainerDefinitions as Array<{ Name: string }>)[0]!.Name).toBe('drill-restore');
+    expect(taskEnv.LIFEBOAT_TASK_HANDLER).toBe('drill-restore');
+    for (const name of ['BACKUP_BUCKET', 'BACKUP_PREFIX', 'DRILL_DUMP_PROVISIONER', 'POWERTOOLS_SERVICE_NAME']) expect(taskEnv[name], name).toEqual(lambdaEnv[name]);
+    expect(accessStatements(role)).toEqual(accessStatements(logicalIdOf(primary.drillRestoreFunction.role)));
+    expect(statements.some((st) => statementCoversAction(st, 'kms:Decrypt') && JSON.stringify(st.Resource).includes(envelopeKey))).toBe(true);
+    expect(statements.filter((st) => statementCoversAction(st, 's3:PutObject') || statementCoversAction(st, 's3:DeleteObject'))).toEqual([]);
+    expect(statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('states:'))).map((st) => st.Resource)).toEqual(['arn:aws:states:eu-west-1:111111111111:stateMachine:acme-lifeboat-drill-database']);
+  });
+
+  it('is what the per-database drill definition starts for the restore, with RunTask on it in the dump\'s cluster', () => {
+    const machine = template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(primary.drillDatabase.stateMachine)]!;
+    expect(machine.Properties.DefinitionSubstitutions).toMatchObject({
+      DrillRestoreTaskDefinitionArn: { Ref: logicalIdOf(primary.fargateDrillRestore!.taskDefinition) },
+      DumpClusterArn: { 'Fn::GetAtt': [logicalIdOf(primary.fargateDump!.cluster), 'Arn'] },
+    });
+    const role = logicalIdOf(primary.drillDatabase.stateMachine.role);
+    const runTask = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: role }]))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as PolicyStatementJson[])
+      .filter((st) => statementCoversAction(st, 'ecs:RunTask'));
+    expect(runTask.map((st) => st.Resource)).toEqual([{ Ref: logicalIdOf(primary.fargateDrillRestore!.taskDefinition) }]);
   });
 });
 

@@ -3,7 +3,8 @@ import { readdirSync, rmSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createDrillHandler } from '../../functions/drill/handler.ts';
-import { localDrillDeps, localDrillPlan, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
+import { runFargateTask, type TaskRunner } from '../../functions/dump/fargate-task.ts';
+import { LOCAL_FARGATE_PLACEHOLDERS, localDrillDeps, localDrillPlan, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
 import type { DrillDeps } from '../../functions/lib/drill/steps.ts';
 import { drillRequestSchema, type DrillRequestInput } from '../../functions/lib/drill/types.ts';
 import { asLocalTask } from '../../local/lambda-task.ts';
@@ -178,7 +179,7 @@ describe('drill state machine, executed locally with the real handlers and a loc
 describe('the drill definitions the source stack deploys', () => {
   const CHILD = localStateMachineArn('acme-lifeboat-drill-database');
   const arns = { PlanFunctionArn: localFunctionArn('plan'), AlertFunctionArn: localFunctionArn('alert'), DrillDatabaseStateMachineArn: CHILD };
-  const childArns = { PlanFunctionArn: localFunctionArn('plan'), DrillFunctionArn: localFunctionArn('drill'), DrillRestoreFunctionArn: localFunctionArn('drill-restore'), AlertFunctionArn: localFunctionArn('alert') };
+  const childArns = { PlanFunctionArn: localFunctionArn('plan'), DrillFunctionArn: localFunctionArn('drill'), DrillRestoreFunctionArn: localFunctionArn('drill-restore'), AlertFunctionArn: localFunctionArn('alert'), ...LOCAL_FARGATE_PLACEHOLDERS };
 
   it('are the ones the local runs execute (runLocalDrill, lifeboat drill), with the execution timeouts added', () => {
     const { TimeoutSeconds, ...deployed } = synthesizedDefinition('drill', arns);
@@ -225,6 +226,60 @@ describe('the drill definitions the source stack deploys', () => {
     expect(steps.drill).not.toContain('restore');
     expect(steps.drill).not.toContain('verify');
     expect(steps.drill).toEqual(expect.arrayContaining(['select', 'provision', 'poll', 'credentials', 'measure', 'teardown', 'report']));
+    expect(readdirSync(registryDir)).toEqual([]);
+  }, 120_000);
+
+  it('restores a database dumped on Fargate with the drill restore task (the image entrypoint, its task token), and verifies with the function', async () => {
+    // Prepare: the request of a database with dump.runner "fargate"; RunTask runs the container's entrypoint in-process.
+    const restoreCalls: string[] = [];
+    const tasks: Array<{ parameters: { TaskDefinition: string; Overrides: { ContainerOverrides: Array<{ Name: string; Environment: Array<{ Name: string; Value: string }> }> } }; reported: string }> = [];
+    const restore = asLocalTask('drill-restore', createDrillHandler(deps));
+    const runTask = async (parameters: unknown) => {
+      const p = parameters as (typeof tasks)[number]['parameters'];
+      const container = p.Overrides.ContainerOverrides.find((c) => c.Name === 'drill-restore');
+      if (!container) throw Object.assign(new Error('no drill-restore container in the overrides'), { name: 'ECS.InvalidParameterException' });
+      const env = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+      let reported: { output?: string; error?: string; cause?: string } = {};
+      await runFargateTask({
+        sfn: { send: async (command: { input: typeof reported }) => ((reported = command.input), {}) } as never,
+        handler: createDrillHandler(deps) as unknown as TaskRunner,
+        env,
+        log: () => undefined,
+      });
+      tasks.push({ parameters: p, reported: reported.output ? 'success' : `failure ${reported.error}` });
+      if (reported.output) return JSON.parse(reported.output) as unknown;
+      throw Object.assign(new Error(reported.cause), { name: reported.error });
+    };
+
+    // Act
+    const { result: run } = await capturingOutput(() =>
+      runLocalStateMachine(
+        synthesizedDefinition('drill', arns),
+        {},
+        {
+          resources: {
+            [arns.PlanFunctionArn]: localDrillPlan([drillRequestSchema.parse({ ...alphaRequest, restoreRunner: 'fargate' })], 1),
+            [childArns.DrillFunctionArn]: asLocalTask('drill', createDrillHandler(deps)),
+            [childArns.DrillRestoreFunctionArn]: async (event: unknown) => (restoreCalls.push((event as { action: string }).action), restore(event)),
+            [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }),
+            'arn:aws:states:::ecs:runTask.waitForTaskToken': runTask,
+          },
+          stateMachines: { [CHILD]: { definition: synthesizedDefinition('drill-database', childArns) } },
+          timeScale: LOCAL_TIME_SCALE,
+        },
+      ),
+    );
+
+    // Assess: passed, the restore on the task, the verification on the function.
+    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
+    expect(run.output).toEqual({ results: [{ databaseId: 'alpha', status: 'passed' }], anyFailed: false });
+    expect(tasks.map((t) => [t.parameters.TaskDefinition, t.reported])).toEqual([['local-DrillRestoreTaskDefinitionArn', 'success']]);
+    expect(restoreCalls).toEqual(['verify']);
+    // Assess: the task input is the restore step's part of the state, well inside RunTask's 8 KiB of overrides, with no password.
+    const input = tasks[0]!.parameters.Overrides.ContainerOverrides[0]!.Environment.find((e) => e.Name === 'LIFEBOAT_TASK_INPUT')!.Value;
+    expect(JSON.parse(input)).toMatchObject({ action: 'restore', drill: { request: { databaseId: 'alpha', restoreRunner: 'fargate' }, selection: expect.any(Object), instance: expect.any(Object), credentials: { secretArn: expect.any(String) } } });
+    expect(JSON.stringify(tasks[0]!.parameters.Overrides).length).toBeLessThan(4096);
+    for (const password of passwords) expect(input).not.toContain(password);
     expect(readdirSync(registryDir)).toEqual([]);
   }, 120_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadDefinition, placeholders } from '../../state-machines/definitions.ts';
+import { LOCAL_FARGATE_PLACEHOLDERS } from '../../cli/local-drill.ts';
 
 interface State {
   Type: string;
@@ -17,7 +18,7 @@ const fake = (name: string) => `arn:aws:lambda:eu-west-1:000000000000:function:$
 const drill = loadDefinition('drill', { PlanFunctionArn: fake('plan'), AlertFunctionArn: fake('alert'), DrillDatabaseStateMachineArn: 'arn:aws:states:eu-west-1:000000000000:stateMachine:acme-lifeboat-drill-database' }) as {
   States: Record<string, State & { ItemSelector?: unknown; Parameters?: unknown }>;
 };
-const child = loadDefinition('drill-database', { PlanFunctionArn: fake('plan'), DrillFunctionArn: fake('drill'), DrillRestoreFunctionArn: fake('restore'), AlertFunctionArn: fake('alert') }) as { StartAt: string; States: Record<string, State> };
+const child = loadDefinition('drill-database', { PlanFunctionArn: fake('plan'), DrillFunctionArn: fake('drill'), DrillRestoreFunctionArn: fake('restore'), AlertFunctionArn: fake('alert'), ...LOCAL_FARGATE_PLACEHOLDERS }) as { StartAt: string; States: Record<string, State> };
 const states = child.States;
 
 function successors(state: State): string[] {
@@ -29,7 +30,7 @@ const isTerminal = (s: State) => s.End === true || s.Type === 'Succeed' || s.Typ
 describe('drill state machine definition', () => {
   it('has exactly the placeholders CDK must substitute', () => {
     expect(placeholders('drill')).toEqual(['AlertFunctionArn', 'DrillDatabaseStateMachineArn', 'PlanFunctionArn']);
-    expect(placeholders('drill-database')).toEqual(['AlertFunctionArn', 'DrillFunctionArn', 'DrillRestoreFunctionArn', 'PlanFunctionArn']);
+    expect(placeholders('drill-database')).toEqual(['AlertFunctionArn', 'DrillFunctionArn', 'DrillRestoreFunctionArn', 'DrillRestoreTaskDefinitionArn', 'DumpClusterArn', 'DumpSecurityGroupIds', 'DumpSubnetIds', 'PlanFunctionArn']);
     expect(placeholders('janitor')).toEqual(['AlertFunctionArn', 'JanitorFunctionArn']);
   });
 
@@ -45,7 +46,7 @@ describe('drill state machine definition', () => {
   });
 
   it('catches every error of every step before the report and sends it to teardown', () => {
-    const steps = ['SelectBackup', 'ProvisionInstance', 'CheckInstance', 'SetCredentials', 'RestoreBackup', 'VerifyRestore', 'MeasureDrill', 'WriteReport'];
+    const steps = ['SelectBackup', 'ProvisionInstance', 'CheckInstance', 'SetCredentials', 'RestoreBackup', 'RestoreBackupOnFargate', 'VerifyRestore', 'MeasureDrill', 'WriteReport'];
     const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task').map(([n]) => n);
     const others = ['BuildRequest', 'TeardownInstance', 'TeardownAfterFailure', 'ReportFailure', 'AlertDrillFailed', 'AlertObjectiveMissed', 'AlertRequestFailed', 'AlertTeardownIncomplete', 'AlertTeardownAfterFailureIncomplete'];
     expect(tasks.filter((n) => !others.includes(n)).sort()).toEqual([...steps].sort());
@@ -89,7 +90,10 @@ describe('drill state machine definition', () => {
   it('waits with a Wait state in the poll loop, never in a function, and bounds every retry', () => {
     expect(states.WaitForInstance).toMatchObject({ Type: 'Wait', SecondsPath: '$.request.pollIntervalSeconds', Next: 'CheckInstance' });
     expect(states.CheckInstance!.Next).toBe('IsInstanceReady');
-    expect(successors(states.IsInstanceReady!)).toEqual(['RestoreBackup', 'WaitForInstance', 'SetCredentials']);
+    expect(successors(states.IsInstanceReady!)).toEqual(['ChooseRestoreRunner', 'WaitForInstance', 'SetCredentials']);
+    // The restore runs in the function, or on Fargate for a database dumped there; both retry an instance not ready yet.
+    expect(successors(states.ChooseRestoreRunner!).sort()).toEqual(['PrepareFargateRestore', 'RestoreBackup']);
+    expect(states.RestoreBackupOnFargate!.Retry![0]!.ErrorEquals).toEqual(['InstanceNotReadyError']);
     expect(states.SetCredentials!.Next).toBe('WaitForInstance');
     for (const [name, s] of Object.entries(states)) {
       for (const [i, r] of (s.Retry ?? []).entries()) {

@@ -159,7 +159,7 @@ describe('the job a Fargate task runs (LIFEBOAT_TASK_HANDLER, set by its task de
     // Assess
     expect(outcome).toMatchObject({ status: 'failed', error: 'ConfigError' });
     const failure = sfn.sent.find((c) => c instanceof SendTaskFailureCommand) as SendTaskFailureCommand;
-    expect(failure.input.cause).toMatch(/LIFEBOAT_TASK_HANDLER is \\"restore-everything\\", which is not a lifeboat Fargate job \(dump, vault-copy\)/);
+    expect(failure.input.cause).toMatch(/LIFEBOAT_TASK_HANDLER is \\"restore-everything\\", which is not a lifeboat Fargate job \(dump, vault-copy, drill-restore\)/);
   });
 });
 

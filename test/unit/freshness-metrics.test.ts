@@ -12,7 +12,7 @@ import { drillStateSchema } from '../../functions/lib/drill/types.ts';
 import { METRIC_NAMES } from '../../functions/lib/metrics/names.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
 import { checkSnapshot } from '../../functions/lib/snapshots/workflow.ts';
-import { assumeVaultRole } from '../../functions/lib/vault/credentials.ts';
+import { renewingVaultCredentials } from '../../functions/lib/vault/credentials.ts';
 import { copyDumpToVault } from '../../functions/lib/vault/dump-copy.ts';
 import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
 import { exampleConfigJson } from '../infra/helpers/app.ts';
@@ -23,7 +23,7 @@ import { exampleConfigJson } from '../infra/helpers/app.ts';
 
 vi.mock('../../functions/lib/backup/dump-pipeline.ts', async (original) => ({ ...(await original<object>()), runDumpBackup: vi.fn() }));
 vi.mock('../../functions/lib/snapshots/workflow.ts', async (original) => ({ ...(await original<object>()), checkSnapshot: vi.fn() }));
-vi.mock('../../functions/lib/vault/credentials.ts', async (original) => ({ ...(await original<object>()), assumeVaultRole: vi.fn() }));
+vi.mock('../../functions/lib/vault/credentials.ts', async (original) => ({ ...(await original<object>()), renewingVaultCredentials: vi.fn() }));
 vi.mock('../../functions/lib/vault/dump-copy.ts', async (original) => ({ ...(await original<object>()), copyDumpToVault: vi.fn() }));
 
 interface Emitted {
@@ -54,7 +54,7 @@ const failure = Object.assign(new Error('RDS said no'), { name: 'SnapshotFailedE
 beforeEach(() => {
   vi.mocked(runDumpBackup).mockReset();
   vi.mocked(checkSnapshot).mockReset();
-  vi.mocked(assumeVaultRole).mockReset();
+  vi.mocked(renewingVaultCredentials).mockReset();
   vi.mocked(copyDumpToVault).mockReset();
 });
 
@@ -139,7 +139,7 @@ describe('the vault-copy handler', () => {
   it('emits VaultCopySucceeded for the database when the dump is copied and verified', async () => {
     // Prepare
     const { metrics, emitted } = recordingMetrics();
-    vi.mocked(assumeVaultRole).mockResolvedValue({ accessKeyId: 'a', secretAccessKey: 's', sessionToken: 't' } as never);
+    vi.mocked(renewingVaultCredentials).mockResolvedValue(async () => ({ accessKeyId: 'a', secretAccessKey: 's', sessionToken: 't' }));
     vi.mocked(copyDumpToVault).mockResolvedValue({ status: 'copied', vaultBucket: 'acme-lifeboat-vault', manifestKey: input.manifestKey, sha256: 'x', storedBytes: 1 } as never);
 
     // Act
@@ -152,7 +152,7 @@ describe('the vault-copy handler', () => {
   it('emits no VaultCopySucceeded when the copy fails, only VaultCopyFailed', async () => {
     // Prepare
     const { metrics, names } = recordingMetrics();
-    vi.mocked(assumeVaultRole).mockResolvedValue({ accessKeyId: 'a', secretAccessKey: 's', sessionToken: 't' } as never);
+    vi.mocked(renewingVaultCredentials).mockResolvedValue(async () => ({ accessKeyId: 'a', secretAccessKey: 's', sessionToken: 't' }));
     vi.mocked(copyDumpToVault).mockRejectedValue(Object.assign(new Error('checksum differs'), { name: 'VaultCopyVerificationError' }));
 
     // Act

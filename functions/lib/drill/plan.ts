@@ -49,6 +49,7 @@ export function drillRequestsFromConfig(config: LifeboatConfig, options: { datab
         securityGroupIds: drills.securityGroupIds,
       },
       restoreTimeoutSeconds: drills.restoreTimeoutMinutes * 60,
+      restoreRunner: backupKind === 'dump' && database.dump.runner === 'fargate' ? 'fargate' : 'lambda',
       pollIntervalSeconds: drills.pollIntervalSeconds,
       expiresAfterMinutes: drills.expiresAfterMinutes,
     });

@@ -40,6 +40,11 @@ export const drillRequestSchema = z
       .strict()
       .default({ instanceClass: 'db.t4g.micro', securityGroupIds: [] }),
     restoreTimeoutSeconds: z.number().int().positive().default(3600),
+    /**
+     * Where a dump drill's restore runs: on Fargate for a database dumped on
+     * Fargate (its restore outlasts Lambda's 15 minutes as its dump does).
+     */
+    restoreRunner: z.enum(['lambda', 'fargate']).default('lambda'),
     /** Wait between availability polls (a Wait state, not a sleeping Lambda). */
     pollIntervalSeconds: z.number().int().min(0).default(30),
     expiresAfterMinutes: z.number().positive().default(360),
