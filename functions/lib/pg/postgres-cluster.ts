@@ -63,6 +63,9 @@ export interface StartClusterOptions {
  * loopback only, on a free port, with password auth for TCP connections.
  * Stopping it removes the data directory.
  */
+/** Longest Unix domain socket path PostgreSQL accepts (sun_path is 108 bytes with its terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
 export async function startLocalPostgres(options: StartClusterOptions = {}): Promise<LocalPostgresCluster> {
   const initdb = postgresBinary('initdb');
   const pgCtl = postgresBinary('pg_ctl');
@@ -97,7 +100,9 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
     const settings: Record<string, string | number> = {
       listen_addresses: "'127.0.0.1'",
       port,
-      unix_socket_directories: `'${socketDir}'`,
+      // A Unix socket path may hold 107 bytes: under a long temp dir (a test run's own TMPDIR, macOS's
+      // /var/folders/...) the cluster listens on TCP only, which is all lifeboat connects with.
+      unix_socket_directories: `${join(socketDir, `.s.PGSQL.${port}`).length <= MAX_SOCKET_PATH ? `'${socketDir}'` : "''"}`,
       fsync: 'off',
       synchronous_commit: 'off',
       full_page_writes: 'off',
