@@ -26,6 +26,7 @@ import { BackupStorage } from './constructs/backup-storage.ts';
 import { ShardedDatabaseAlarms, type MonitoredDatabase } from './constructs/database-alarms.ts';
 import { createDrillSecurityGroup, grantDrillProvisioning, grantJanitor, grantReadDrillSecrets, POSTGRES_PORT } from './constructs/drill-access.ts';
 import { FargateDumpRunner } from './constructs/fargate-dump-runner.ts';
+import { retentionStateMachines } from './constructs/retention-workflow.ts';
 import { MonitoredStateMachine } from './constructs/monitored-state-machine.ts';
 import { DeploymentConfigObject } from './constructs/deployment-config.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
@@ -314,11 +315,6 @@ export class SourceStack extends Stack {
 
     // The dump runner's settings and access, applied alike to the Lambda
     // function and the Fargate task so both run with the same grants.
-    const dumpSettings = {
-      BACKUP_PREFIX: config.storage.prefix,
-      POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.dump,
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-    };
     const dumpResources: Array<[name: string, value: string, grant: (grantee: iam.IGrantable) => void]> = [
       ['BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantWriteBackups(g)],
       ['BACKUP_KMS_KEY_ARN', this.storage.envelopeKey.keyArn, (g) => this.storage.grantEnvelopeEncrypt(g)],
@@ -381,7 +377,9 @@ export class SourceStack extends Stack {
         image: ecs.ContainerImage.fromDockerImageAsset(this.runnerImage),
         placement,
         stateMachineName: backupDatabaseStateMachineName,
-        environment: { ...dumpSettings, LOG_LEVEL: 'INFO', POWERTOOLS_TRACE_ENABLED: 'false' },
+        serviceName: SERVICE_NAMES.dump,
+        metricsNamespace: METRICS_NAMESPACE,
+        environment: { BACKUP_PREFIX: config.storage.prefix },
       });
       for (const [name, value, grant] of dumpResources) this.fargateDump.addResourceEnvironment(name, value, grant);
       readsConfig(this.fargateDump);
@@ -395,13 +393,9 @@ export class SourceStack extends Stack {
           image: ecs.ContainerImage.fromDockerImageAsset(this.runnerImage),
           placement,
           stateMachineName: backupDatabaseStateMachineName,
-          environment: {
-            ...vaultCopyFunctionEnvironment(config, this.partition),
-            POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.vaultCopy,
-            POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-            LOG_LEVEL: 'INFO',
-            POWERTOOLS_TRACE_ENABLED: 'false',
-          },
+          serviceName: SERVICE_NAMES.vaultCopy,
+          metricsNamespace: METRICS_NAMESPACE,
+          environment: vaultCopyFunctionEnvironment(config, this.partition),
         });
         this.grantVaultCopy(this.fargateVaultCopy.taskRole, config);
       }
@@ -487,21 +481,15 @@ export class SourceStack extends Stack {
     // from the schedules and from the function's environment.
     this.retentionFunction = this.createRetentionFunction(config, code?.retention, placement);
     // Each (database, location) target is pruned by its own child execution (fleet size: docs/limits.md).
-    this.retentionTarget = new MonitoredStateMachine(this, 'RetentionTarget', {
-      definition: 'retention-target',
-      substitutions: { RetentionFunctionArn: this.retentionFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
-      invokedFunctions: [this.retentionFunction.function, this.alertFunction.function],
-      alert: { deploymentName: config.name, kind: 'retention-failed' },
-      ...deployedWorkflowNames(config.name, 'retention-target'),
+    const retention = retentionStateMachines(this, {
+      deploymentName: config.name,
+      workflow: 'retention',
+      retentionFunction: this.retentionFunction,
+      alertFunction: this.alertFunction,
+      ids: { run: 'Retention', target: 'RetentionTarget' },
     });
-    this.retention = new MonitoredStateMachine(this, 'Retention', {
-      definition: 'retention',
-      substitutions: { RetentionTargetStateMachineArn: this.retentionTarget.stateMachine.stateMachineArn, AlertFunctionArn: this.alertFunction.functionArn },
-      invokedFunctions: [this.alertFunction.function],
-      startedStateMachines: [this.retentionTarget],
-      alert: { deploymentName: config.name, kind: 'retention-failed' },
-      ...deployedWorkflowNames(config.name, 'retention'),
-    });
+    this.retention = retention.run;
+    this.retentionTarget = retention.target;
     const retentionRuns = new Map<string, ScheduledWorkflow>();
     for (const run of retentionSchedules(config, { locations: SOURCE_RETENTION_LOCATIONS })) {
       retentionRuns.set(
@@ -540,6 +528,8 @@ export class SourceStack extends Stack {
       this.drillFunction.addResourceEnvironment('DRILL_SECURITY_GROUP_IDS', this.drillSecurityGroup.securityGroupId, () => undefined);
     }
 
+    // The drill restore's settings and access, applied alike to the function and the Fargate task.
+    const drillRestoreSettings = { BACKUP_PREFIX: config.storage.prefix, DRILL_DUMP_PROVISIONER: 'rds' };
     this.drillRestoreFunction = new ProjectFunction(this, 'DrillRestoreFunction', {
       source: code?.drillRestore ?? { kind: 'imageAsset', asset: this.runnerImage, cmd: ['functions/drill/handler.handler'] },
       description: `lifeboat ${config.name}: restore drill restore and verify steps (pg_restore into the throwaway, verification suite).`,
@@ -548,13 +538,10 @@ export class SourceStack extends Stack {
       timeout: Duration.minutes(15),
       memorySize: 2048,
       ephemeralStorageSize: drillRestoreStorage ?? DEFAULT_DRILL_RESTORE_STORAGE,
-      environment: { BACKUP_PREFIX: config.storage.prefix, DRILL_DUMP_PROVISIONER: 'rds' },
+      environment: drillRestoreSettings,
       placement,
     });
-    // Principle 4: the restore (and only a drill or restore role) decrypts.
-    this.drillRestoreFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantReadBackupObjects(g));
-    iam.Grant.addToPrincipal({ grantee: this.drillRestoreFunction.role, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
-    grantReadDrillSecrets(this.drillRestoreFunction.role);
+    this.drillRestoreFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, () => this.grantDrillRestore(this.drillRestoreFunction.role));
     if (this.fargateDump && drillRequests.some((r) => r.restoreRunner === 'fargate')) {
       // Databases dumped on Fargate restore there too: the same job, with the drill restore function's settings and grants.
       this.fargateDrillRestore = new FargateDumpRunner(this, 'FargateDrillRestore', {
@@ -566,18 +553,12 @@ export class SourceStack extends Stack {
         stateMachineName: deployedWorkflowNames(config.name, 'drill-database').stateMachineName,
         // The download is verified in /tmp before pg_restore reads it: room for a large dump.
         ephemeralStorageGiB: FARGATE_DRILL_RESTORE_STORAGE_GIB,
-        environment: {
-          BACKUP_PREFIX: config.storage.prefix,
-          DRILL_DUMP_PROVISIONER: 'rds',
-          POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.drill,
-          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-          LOG_LEVEL: 'INFO',
-          POWERTOOLS_TRACE_ENABLED: 'false',
-        },
+        serviceName: SERVICE_NAMES.drill,
+        metricsNamespace: METRICS_NAMESPACE,
+        environment: drillRestoreSettings,
       });
-      this.fargateDrillRestore.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.storage.grantReadBackupObjects(g));
-      iam.Grant.addToPrincipal({ grantee: this.fargateDrillRestore.taskRole, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
-      grantReadDrillSecrets(this.fargateDrillRestore.taskRole);
+      const taskRole = this.fargateDrillRestore.taskRole;
+      this.fargateDrillRestore.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, () => this.grantDrillRestore(taskRole));
     }
 
     const rounds = Math.max(1, Math.ceil(drillRequests.length / drills.maxConcurrency));
@@ -902,6 +883,17 @@ export class SourceStack extends Stack {
     });
     this.grantVaultCopy(fn.role, config);
     return fn;
+  }
+
+  /**
+   * What a drill restore runner (the function, the Fargate task) needs: read
+   * backups and decrypt them (principle 4: only a drill or restore role
+   * decrypts), and read the throwaway's credentials.
+   */
+  private grantDrillRestore(role: iam.Role): void {
+    this.storage.grantReadBackupObjects(role);
+    iam.Grant.addToPrincipal({ grantee: role, actions: ['kms:Decrypt'], resourceArns: [this.storage.envelopeKey.keyArn] });
+    grantReadDrillSecrets(role);
   }
 
   /** What a vault copy runner (the function, the Fargate task) needs: read backups (ciphertext) and assume the vault copier role. */

@@ -24,6 +24,10 @@ export interface FargateDumpRunnerProps {
   readonly job?: FargateRunnerJob;
   /** Run in this cluster (another runner's). @default a new cluster */
   readonly cluster?: ecs.Cluster;
+  /** Powertools service name (`POWERTOOLS_SERVICE_NAME`): the job's function's, so its metrics and alarms see both runners. */
+  readonly serviceName: string;
+  /** Powertools metrics namespace (`POWERTOOLS_METRICS_NAMESPACE`). */
+  readonly metricsNamespace: string;
   /** The runner image: the same asset as the dump function. */
   readonly image: ecs.ContainerImage;
   /** Private subnets and security groups (never a public IP: the ASL says `AssignPublicIp: DISABLED`). */
@@ -45,16 +49,17 @@ export interface FargateDumpRunnerProps {
 }
 
 /**
- * A job for databases whose dump outlasts Lambda's 15 minutes (the dump, and
- * its copy into the vault): the runner image as an arm64 Fargate task in the
- * configured private subnets. The backup state machine starts it with
- * `ecs:runTask.waitForTaskToken`; the container runs the job's handler and
- * reports the result with SendTaskSuccess/SendTaskFailure.
+ * A job for databases whose dump outlasts Lambda's 15 minutes (the dump, its
+ * copy into the vault, its drill's restore): the runner image as an arm64
+ * Fargate task in the configured private subnets. The state machine named by
+ * `stateMachineName` starts it with `ecs:runTask.waitForTaskToken`; the
+ * container runs the job's handler and reports the result with
+ * SendTaskSuccess/SendTaskFailure.
  *
  * Each job has its own task definition and role: the role gets exactly the
  * grants of the job's Lambda function (the stack applies the same grants to
- * both) plus the task-token callbacks on the backup state machine, so the
- * dump task can still not read a backup and the copy task not write one.
+ * both) plus the task-token callbacks on that state machine, so the dump task
+ * can still not read a backup and the copy task not write one.
  */
 export class FargateDumpRunner extends Construct {
   public readonly cluster: ecs.Cluster;
@@ -120,7 +125,16 @@ export class FargateDumpRunner extends Construct {
       command: FARGATE_TASK_COMMAND.slice(1),
       workingDirectory: '/var/task',
       readonlyRootFilesystem: true,
-      environment: { ...props.environment, AWS_REGION: stack.region, LIFEBOAT_TASK_HANDLER: job },
+      environment: {
+        ...props.environment,
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
+        // No X-Ray daemon beside the container; INFO as the functions log.
+        POWERTOOLS_TRACE_ENABLED: 'false',
+        LOG_LEVEL: 'INFO',
+        AWS_REGION: stack.region,
+        LIFEBOAT_TASK_HANDLER: job,
+      },
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: job }),
       stopTimeout: Duration.seconds(30),
     });

@@ -1,4 +1,3 @@
-import { deployedWorkflowNames } from '../../state-machines/definitions.ts';
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -11,7 +10,8 @@ import { retentionFunctionEnvironment, vaultRetentionRoleName } from '../../func
 import { AlarmRouting } from './alarm-routing.ts';
 import { DeploymentConfigObject } from './deployment-config.ts';
 import { Alerts } from './alerts.ts';
-import { MonitoredStateMachine } from './monitored-state-machine.ts';
+import type { MonitoredStateMachine } from './monitored-state-machine.ts';
+import { retentionStateMachines } from './retention-workflow.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './project-function.ts';
 import { grantPruneBackups, grantPruneSnapshots, grantReadDrillReports, grantWriteRetentionAudit, type BackupBucketScope } from './retention-access.ts';
 import { ScheduledWorkflow } from './scheduled-workflow.ts';
@@ -115,24 +115,16 @@ export class VaultRetention extends Construct {
     );
     this.function.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [this.retentionRole.roleArn] }));
 
-    // Each vault target is pruned by its own child execution, as at the source (fleet size: docs/limits.md).
-    this.targetStateMachine = new MonitoredStateMachine(this, 'TargetStateMachine', {
-      definition: 'retention-target',
-      substitutions: { RetentionFunctionArn: this.function.functionArn, AlertFunctionArn: this.alertFunction.functionArn },
-      invokedFunctions: [this.function.function, this.alertFunction.function],
-      alert: { deploymentName: config.name, kind: 'retention-failed' },
-      alarmLabel: 'vault-retention-target',
-      ...deployedWorkflowNames(config.name, 'vault-retention-target'),
+    // The same workflow as at the source: each vault target in its own child execution.
+    const machines = retentionStateMachines(this, {
+      deploymentName: config.name,
+      workflow: 'vault-retention',
+      retentionFunction: this.function,
+      alertFunction: this.alertFunction,
+      ids: { run: 'StateMachine', target: 'TargetStateMachine' },
     });
-    this.stateMachine = new MonitoredStateMachine(this, 'StateMachine', {
-      definition: 'retention',
-      substitutions: { RetentionTargetStateMachineArn: this.targetStateMachine.stateMachine.stateMachineArn, AlertFunctionArn: this.alertFunction.functionArn },
-      invokedFunctions: [this.alertFunction.function],
-      startedStateMachines: [this.targetStateMachine],
-      alert: { deploymentName: config.name, kind: 'retention-failed' },
-      alarmLabel: 'vault-retention',
-      ...deployedWorkflowNames(config.name, 'vault-retention'),
-    });
+    this.stateMachine = machines.run;
+    this.targetStateMachine = machines.target;
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
       description: `lifeboat ${config.name} vault: lets EventBridge Scheduler start vault retention, nothing else.`,

@@ -149,7 +149,7 @@ const VAULT_QUOTA_NEXT_STEP = 'a vault admin redeploys the vault stack, whose co
  * team must not stop production's copies until it is redeployed. The check
  * comes back with a warning that says so, for the quota-warning alert.
  */
-export function unreadableQuota(kind: SnapshotKind, region: string, target: QuotaTarget, reason: string, nextStep: string): QuotaCheck {
+function unreadableQuota(kind: SnapshotKind, region: string, target: QuotaTarget, reason: string, nextStep: string): QuotaCheck {
   const place = placeOf(region, target);
   return {
     quotaName: QUOTA_NAMES[kind],
