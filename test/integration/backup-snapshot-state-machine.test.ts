@@ -1,70 +1,38 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CreateKeyCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { CreateDBClusterCommand, CreateDBInstanceCommand, DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import type { STSClient } from '@aws-sdk/client-sts';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createKmsClient, createRdsClient, createS3Client, createStsClient } from '../../functions/lib/aws/clients.ts';
-import { parseConfig } from '../../functions/lib/config/load.ts';
-import { resolveSnapshotSettings, type LifeboatConfig, type LifeboatConfigInput, type SnapshotSettings } from '../../functions/lib/config/schema.ts';
+import { createKmsClient, createRdsClient, createS3Client } from '../../functions/lib/aws/clients.ts';
+import type { LifeboatConfigInput } from '../../functions/lib/config/schema.ts';
+import { vaultNames } from '../../functions/lib/vault/names.ts';
 import { actAsAccount, credentialsFor, failRds, snapshotStatus, throttleRds, type QuotaScript } from '../../local/moto-rds-compat.ts';
-import {
-  backupDatabaseSubstitutions,
-  backupFunctionArns as arns,
-  backupSubstitutions,
-  backupTaskResources,
-  createAlertInbox,
-  createLocalVault,
-  LOCAL_ACCOUNTS,
-  LOCAL_REGIONS,
-  snapshotCopyKeyPolicy,
-  startMotoCompatProxy,
-  type AlertInbox,
-  type MotoCompatProxy,
-} from '../../local/nightly-environment.ts';
+import { createAlertInbox, createLocalVault, LOCAL_ACCOUNTS, LOCAL_REGIONS, snapshotCopyKeyPolicy, startMotoCompatProxy, type AlertInbox, type MotoCompatProxy } from '../../local/nightly-environment.ts';
 import { waitUntilAvailable } from '../../local/strict-rds.ts';
-import { LOCAL_TIME_SCALE, localStateMachineArn, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
+import type { LocalRunResult } from '../../local/state-machine-runner.ts';
 import { capturingOutput } from '../harness/capture.ts';
-import { synthesizedDefinition } from '../harness/synthesized.ts';
-import { createTestBucket, createTestKey, createTestSecret, testClients, uniqueName } from '../harness/aws.ts';
+import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
+import { createTestBucket, createTestKey, createTestSecret, localAwsEnvironment, testClients, uniqueName } from '../harness/aws.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 
 /**
- * The backup state machine with its snapshot and copy steps, executed on
- * aws-local-stepfunctions, as synthesized into the source stack, with the real
- * handlers against moto: production
+ * The backup state machine with its snapshot and copy steps, as synthesized
+ * into the source stack and run from what ships: every Lambda task is the
+ * bundle CDK deploys, in its own processes, with the template's environment
+ * (deployForTest), against moto behind the strict RDS layer. Production
  * account 333333333333 (eu-west-1, copy region eu-central-1), vault account
- * 222222222222 (eu-central-1). The fault proxy supplies what moto lacks and
- * the scripted faults (see local/moto-rds-compat.ts); the
- * accounts, vault and handler wiring are the demo's (nightly-environment.ts).
+ * 222222222222 (eu-central-1), created as the vault stack names its
+ * resources (vaultNames). The fault proxy supplies what moto lacks and the
+ * scripted faults (see local/moto-rds-compat.ts).
  */
 const PROD = LOCAL_ACCOUNTS.production;
 const VAULT = LOCAL_ACCOUNTS.vault;
 const SOURCE_REGION = LOCAL_REGIONS.source;
 const VAULT_REGION = LOCAL_REGIONS.vault;
 type DatabaseInput = LifeboatConfigInput['databases'][number];
-const COPIER_ROLE = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-copier`;
-
-/** Exactly what the source stack deploys (the synthesized templates' definitions), with local ARNs: the plan's run and the per-database child it starts. */
-const CHILD_ARN = localStateMachineArn('acme-lifeboat-backup-database', SOURCE_REGION, PROD);
-const definition = () => synthesizedDefinition('backup', backupSubstitutions(CHILD_ARN));
-const stateMachines = () => ({ [CHILD_ARN]: { definition: synthesizedDefinition('backup-database', backupDatabaseSubstitutions) } });
-
-/**
- * Runs one scheduled backup of the given plan (the execution input names the
- * plan only, as the schedule does), with those databases deployed; each
- * database's result is its child execution's output.
- */
-async function runBackup(plan: { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number }, databases: DatabaseInput[], resources: ReturnType<typeof handlers>['resources']) {
-  const children: LocalRunResult[] = [];
-  const run = await runLocalStateMachine(
-    definition(),
-    { planId: plan.id },
-    { resources: resources(databases, plan), stateMachines: stateMachines(), timeScale: LOCAL_TIME_SCALE, account: PROD, onChildExecution: (c) => children.push(c) },
-  );
-  return { run, children };
-}
+type Plan = { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number };
+/** The deployment's name: the vault's bucket, copier role and key aliases are named after it. */
+const NAME = uniqueName('snapsm').replace(/[^a-z0-9-]/g, '');
+const names = vaultNames({ name: NAME, vault: { account: VAULT, region: VAULT_REGION } });
 
 let proxy: MotoCompatProxy;
 let upstream: string;
@@ -73,14 +41,14 @@ const faults = { on: false };
 let inbox: AlertInbox;
 let bucket: string;
 let envelopeKey: string;
-let vaultBucket: string;
 let copyKey: string;
 let vaultKey: string;
 let secretArn: string;
 const pgDatabases: Awaited<ReturnType<typeof createTestDatabase>>[] = [];
 const rdsIds: Record<string, string> = {};
-/** Every credential STS handed out to the handlers: none may appear in any output. */
+/** Every credential STS handed out (seen on the wire, as the functions run in their own processes): none may appear in any output. */
 const issued: string[] = [];
+let deployment: TestDeployment | undefined;
 
 const keyPolicy = (sharedWithVault: boolean) => snapshotCopyKeyPolicy(PROD, VAULT, sharedWithVault);
 
@@ -96,6 +64,18 @@ beforeAll(async () => {
   proxy.addRule(snapshotStatus(upstream, (id, r) => named('flaky')(id) && r.region === SOURCE_REGION, (n) => (n === 0 ? 'creating' : 'failed')));
   proxy.addRule(snapshotStatus(upstream, (id, r) => named('stuck')(id) && r.region === VAULT_REGION && isProd(r.accessKey), () => 'copying'));
   proxy.addRule(failRds('CreateDBSnapshot', 'SnapshotQuotaExceeded', 'Cannot create more than 100 manual snapshots', (r) => faults.on && r.params.get('DBInstanceIdentifier') === rdsIds.full));
+  // The credentials STS issues, read from its answers (AssumeRole in the copy steps).
+  proxy.addLayer({
+    handles: (req) => req.body.toString('utf8').includes('Action=AssumeRole'),
+    handle: async (_req, next) => {
+      const answer = await next();
+      for (const tag of ['AccessKeyId', 'SecretAccessKey', 'SessionToken']) {
+        const value = new RegExp(`<${tag}>([^<]+)</${tag}>`).exec(answer.body)?.[1];
+        if (value) issued.push(value);
+      }
+      return answer;
+    },
+  });
 
   inbox = await createAlertInbox(testClients().sns, { topic: uniqueName('lifeboat-alerts'), queue: uniqueName('oncall') });
 
@@ -124,73 +104,61 @@ beforeAll(async () => {
   // The instances are available before the runs (the strict RDS layer makes them wait); the cluster is still being created when the first run snapshots it.
   await waitUntilAvailable(rds, { instances: Object.values(rdsIds).filter((id) => id !== rdsIds.bravo) });
 
-  // The vault account's side, as its stack would create it.
-  const vault = await createLocalVault({ bucket: uniqueName('acme-lifeboat-vault'), retentionDays: 1, productionAccounts: [PROD] });
+  // The vault account's side, as its stack creates it, under the names the source stack derives.
+  const vault = await createLocalVault({
+    bucket: names.bucketName,
+    retentionDays: 1,
+    productionAccounts: [PROD],
+    aliases: { snapshotKey: names.snapshotKeyAlias, recoveryKey: names.recoveryKeyAlias },
+  });
   vaultKey = vault.snapshotKeyArn;
-  vaultBucket = vault.bucket;
+});
+afterEach(async () => {
+  await deployment?.stop();
+  deployment = undefined;
 });
 afterAll(async () => {
   for (const db of pgDatabases) await db.drop();
   await proxy?.stop();
 });
 
-/** STS that records the credentials it hands out, so the test can look for them everywhere. */
-function recordingSts(): Pick<STSClient, 'send'> {
-  const sts = createStsClient({ region: SOURCE_REGION });
-  return {
-    send: (async (command: never) => {
-      const out = (await sts.send(command)) as { Credentials?: { AccessKeyId?: string; SecretAccessKey?: string; SessionToken?: string } };
-      if (out.Credentials) issued.push(out.Credentials.AccessKeyId!, out.Credentials.SecretAccessKey!, out.Credentials.SessionToken!);
-      return out;
-    }) as STSClient['send'],
-  };
-}
-
-function handlers(settings: Partial<SnapshotSettings> = {}) {
-  const creates: string[] = [];
-  const resources = (databases: DatabaseInput[], plan: { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number }) => {
-  const tasks = backupTaskResources({
-    config: deployedConfig(databases, plan),
-    clients: testClients(),
-    dumpTarget: { bucket, prefix: 'backups/', kmsKeyArn: envelopeKey },
-    vaultDump: { account: VAULT, region: VAULT_REGION, bucket: vaultBucket, copierRoleArn: COPIER_ROLE },
-    snapshot: {
-      rds: (region, credentials) => createRdsClient({ region, credentials, maxAttempts: 3 }),
-      sourceRegion: SOURCE_REGION,
-      settings: { ...resolveSnapshotSettings({ copy: { region: VAULT_REGION, kmsKeyArn: copyKey } }), ...settings },
-      vault: { account: VAULT, region: VAULT_REGION, copierRoleArn: COPIER_ROLE, snapshotKmsKeyId: vaultKey },
-    },
-    sts: recordingSts(),
-    topicArn: inbox.topicArn,
-    logger: new Logger({ serviceName: 'lifeboat-test' }),
-    metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
-  });
-  const snapshotTask = tasks[arns.SnapshotFunctionArn]!;
-  tasks[arns.SnapshotFunctionArn] = async (input: unknown) => {
-    const i = input as { action: string; databaseId: string };
-    if (i.action === 'create') creates.push(i.databaseId);
-    return snapshotTask(input);
-  };
-  return tasks;
-  };
-  return { creates, resources };
-}
-
 function database(id: string, rds?: DatabaseInput['rds'], pgName?: string): DatabaseInput {
   return { id, connection: { database: pgName ?? 'unused', secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, ...(rds ? { rds } : {}) };
 }
 
-/** The deployed config: these databases in one plan, parsed by the real schema. */
-function deployedConfig(databases: DatabaseInput[], plan: { id: string; dump: boolean; snapshot: boolean; maxConcurrency: number }): LifeboatConfig {
-  return parseConfig(
-    {
-      name: 'acme',
-      source: { region: SOURCE_REGION },
-      databases,
-      plans: [{ id: plan.id, schedule: { cron: 'cron(0 3 * * ? *)' }, databases: databases.map((d) => d.id), rpoMinutes: 1440, rtoMinutes: 60, dump: plan.dump, snapshot: plan.snapshot, maxConcurrency: plan.maxConcurrency }],
-    },
-    'test config',
-  );
+/** The config a user would deploy: these databases in one plan, a vault, copies into the vault's region. */
+function config(databases: DatabaseInput[], plan: Plan, snapshots: { maxWaitMinutes?: number } = {}) {
+  return {
+    name: NAME,
+    source: { account: PROD, region: SOURCE_REGION },
+    databases,
+    plans: [{ id: plan.id, schedule: { cron: 'cron(0 3 * * ? *)' }, databases: databases.map((d) => d.id), rpoMinutes: 1440, rtoMinutes: 60, dump: plan.dump, snapshot: plan.snapshot, maxConcurrency: plan.maxConcurrency }],
+    storage: { prefix: 'backups/', kmsKeyArn: envelopeKey },
+    snapshots: { copy: { region: VAULT_REGION, kmsKeyArn: copyKey }, ...snapshots },
+    vault: { account: VAULT, region: VAULT_REGION, retentionDays: 1 },
+    alerts: { subscribers: [{ protocol: 'email', endpoint: 'oncall@example.com' }] },
+  };
+}
+
+/**
+ * Synthesizes the source stack for this plan and runs one scheduled backup
+ * (the execution input names the plan only, as the schedule does). Each
+ * database's result is its child execution's output; `creates` lists the
+ * snapshot function's `create` invocations by database.
+ */
+async function runBackup(plan: Plan, databases: DatabaseInput[], snapshots: { maxWaitMinutes?: number } = {}) {
+  deployment = await deployForTest({ config: config(databases, plan, snapshots), values: { BACKUP_BUCKET: bucket, ALERT_TOPIC_ARN: inbox.topicArn }, awsEnvironment: localAwsEnvironment(), onLog: () => {} });
+  const creates: string[] = [];
+  const snapshotFunction = deployment.lambdas.SnapshotFunctionArn!.asTask();
+  const counting = async (input: unknown) => {
+    const i = input as { action: string; databaseId: string };
+    if (i.action === 'create') creates.push(i.databaseId);
+    return snapshotFunction(input);
+  };
+  const children: LocalRunResult[] = [];
+  const run = await deployment.run('backup', { planId: plan.id }, { resources: { [deployment.functionArns.SnapshotFunctionArn!]: counting }, onChildExecution: (c) => children.push(c) });
+  const logs = Object.values(deployment.lambdas).flatMap((l) => l.logs);
+  return { run, children, creates, logs };
 }
 
 const drainAlerts = (expected: number) => inbox.drain(expected);
@@ -202,15 +170,15 @@ const failedResultsOf = (children: LocalRunResult[]) => resultsOf(children).filt
 
 describe('the backup state machine with snapshot and copy steps (local engine, moto, two accounts, two regions)', () => {
   it('dumps and snapshots each database, copies both into the vault, warns on the quota, retries throttling, and leaks no credential', async () => {
-    // Prepare: this snapshot fills the quota (warning), and alpha's first CreateDBSnapshot attempts are throttled.
+    // Prepare: this snapshot fills the quota (warning), and alpha's first CreateDBSnapshot attempts are throttled:
+    // more than the shipped SDK's six attempts (functions/lib/aws/clients.ts), so the state machine's Retry is needed too.
     quota.max = (used) => used + 1;
-    const throttle = throttleRds('CreateDBSnapshot', 4, (r) => r.params.get('DBInstanceIdentifier') === rdsIds.alpha);
+    const throttle = throttleRds('CreateDBSnapshot', 7, (r) => r.params.get('DBInstanceIdentifier') === rdsIds.alpha);
     proxy.addRule(throttle);
-    const { resources, creates } = handlers();
     const databases = [database('alpha', { instanceIdentifier: rdsIds.alpha! }, pgDatabases[0]!.name), database('bravo', { clusterIdentifier: rdsIds.bravo! }, pgDatabases[1]!.name)];
 
     // Act
-    const { result: { run, children }, output } = await capturingOutput(() => runBackup({ id: 'nightly', maxConcurrency: 2, dump: true, snapshot: true }, databases, resources));
+    const { result: { run, children, creates, logs }, output } = await capturingOutput(() => runBackup({ id: 'nightly', maxConcurrency: 2, dump: true, snapshot: true }, databases));
     quota.max = () => 100;
 
     // Assess: the run succeeded for both databases, both ways, each in its own child execution.
@@ -225,14 +193,14 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     ]);
 
     // Assess: throttling was retried by the SDK and then by the state machine's Retry (a second Lambda attempt).
-    expect(throttle.count()).toBe(5);
+    expect(throttle.count()).toBe(8);
     expect(creates.filter((d) => d === 'alpha')).toHaveLength(2);
     // Assess: bravo's cluster was still being created: RDS refused the snapshot (busy), the create step retried until it was available.
     expect(creates.filter((d) => d === 'bravo').length).toBeGreaterThan(1);
 
     // Assess: the dumps' data and manifests are in the vault bucket.
     const vaultAdmin = await credentialsFor(VAULT, 'vault-admin');
-    const listed = await createS3Client({ region: VAULT_REGION, credentials: vaultAdmin }).send(new ListObjectsV2Command({ Bucket: vaultBucket, Prefix: 'backups/' }));
+    const listed = await createS3Client({ region: VAULT_REGION, credentials: vaultAdmin }).send(new ListObjectsV2Command({ Bucket: names.bucketName, Prefix: 'backups/' }));
     const keys = (listed.Contents ?? []).map((o) => o.Key!);
     for (const db of ['alpha', 'bravo']) {
       expect(keys.filter((k) => k.startsWith(`backups/${db}/`)).map((k) => k.split('/').pop()).sort()).toEqual(['dump.enc', 'manifest.json']);
@@ -274,7 +242,7 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
 
     // Assess: the vault role's temporary credentials are nowhere: logs, events, output, alerts.
     expect(issued.length).toBeGreaterThanOrEqual(6);
-    const everything = JSON.stringify({ output, events: [run.events, children.map((c) => c.events)], result: [run.output, children.map((c) => c.output)], alerts });
+    const everything = JSON.stringify({ output, logs, events: [run.events, children.map((c) => c.events)], result: [run.output, children.map((c) => c.output)], alerts });
     for (const secret of issued) expect(everything).not.toContain(secret);
   });
 
@@ -285,11 +253,10 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(false) }));
     const names = ['ghost', 'flaky', 'stuck', 'full', 'unshared'] as const;
     const hourly = { id: 'hourly', maxConcurrency: 5, dump: false, snapshot: true };
-    const failing = handlers({ maxWaitMinutes: 0.02 });
     const dbs = names.map((n) => database(n, { instanceIdentifier: n === 'ghost' ? 'no-such-instance' : rdsIds[n]! }));
 
     // Act
-    const { run, children } = await runBackup(hourly, dbs, failing.resources);
+    const { run, children, logs } = await runBackup(hourly, dbs, { maxWaitMinutes: 0.02 });
 
     // Assess: the run fails at the end, every database failed with its own named error and alert.
     expect(run.status).toBe('FAILED');
@@ -322,13 +289,16 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     expect(abandoned.DBSnapshots!.map((s) => s.DBSnapshotIdentifier)).toEqual([]);
     expect(bySubject.full!.message).toContain('manual snapshot quota of the account and region is used up');
     expect(bySubject.unshared!.message).toContain(`cannot use the KMS key ${copyKey}`);
+    // Assess: the functions' own logs name the failures, and no issued credential is in them or in the alerts.
+    expect(logs.join('\n')).toContain('SnapshotKeyNotSharedError');
+    for (const secret of issued) expect(JSON.stringify({ logs, alerts })).not.toContain(secret);
 
     // Prepare: the faults are fixed (ghost's config too: it is left out).
     faults.on = false;
     await kms.send(new PutKeyPolicyCommand({ KeyId: copyKey, PolicyName: 'default', Policy: keyPolicy(true) }));
 
     // Act: the next scheduled run.
-    const { run: next, children: nextChildren } = await runBackup(hourly, dbs.slice(1), handlers().resources);
+    const { run: next, children: nextChildren } = await runBackup(hourly, dbs.slice(1));
 
     // Assess: it succeeds with fresh snapshots, and the failed run left nothing behind in production.
     expect(next.status, JSON.stringify(next.cause)).toBe('SUCCEEDED');
