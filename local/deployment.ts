@@ -61,6 +61,8 @@ export interface LocalDeployment {
   readonly functionArns: Readonly<Record<string, string>>;
   /** Workflow (`backup`, `backup-database`, ...) → its definition, substituted. */
   readonly definitions: Readonly<Record<string, Record<string, unknown>>>;
+  /** The execution inputs the stack's EventBridge schedules send to a workflow, in template order. */
+  scheduledInputs(workflow: string): unknown[];
   /** Runs a workflow's execution to the end on the strict engine. */
   run(workflow: string, input: unknown, options?: Partial<LocalRunOptions>): Promise<LocalRunResult>;
   /** Every child execution that ended, newest last. */
@@ -148,11 +150,21 @@ export async function deployLocally(options: LocalDeploymentOptions): Promise<Lo
   const taskHandlers: Record<string, TaskHandler> = { ...options.taskResources };
   for (const [placeholder, fn] of Object.entries(lambdas)) taskHandlers[functionArns[placeholder]!] = fn.asTask();
   const children: LocalRunResult[] = [];
+  const workflowByLogicalId = new Map(machines.map(([logicalId, r]) => [logicalId, workflowOf(String(r.Properties?.StateMachineName ?? ''))]));
+  const schedules = Object.values(resources).filter((r) => r.Type === 'AWS::Scheduler::Schedule');
   return {
     lambdas,
     functionArns,
     definitions,
     children,
+    scheduledInputs: (workflow) =>
+      schedules.flatMap((r) => {
+        const target = r.Properties?.Target as { Arn?: { Ref?: string }; Input?: unknown } | undefined;
+        const ref = target?.Arn?.Ref;
+        if (!ref || workflowByLogicalId.get(ref) !== workflow) return [];
+        if (typeof target.Input !== 'string') throw new Error(`The schedule of ${workflow} has an input that is not a literal JSON string.`);
+        return [JSON.parse(target.Input) as unknown];
+      }),
     run: (workflow, input, runOptions = {}) => {
       const definition = definitions[workflow];
       if (!definition) throw new Error(`No "${workflow}" state machine in the template (found: ${Object.keys(definitions).join(', ')}).`);

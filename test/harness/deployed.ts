@@ -1,7 +1,10 @@
 import { join } from 'node:path';
+import { Template } from 'aws-cdk-lib/assertions';
 import { createS3Client } from '../../functions/lib/aws/clients.ts';
 import type { ProjectFunction } from '../../infra/constructs/project-function.ts';
 import type { SourceStack } from '../../infra/source-stack.ts';
+import type { VaultStack } from '../../infra/vault-stack.ts';
+import type { AwsCredentials } from '../../functions/lib/aws/clients.ts';
 import { deployLocally, type DeployedFunction, type LocalDeployment, type LocalDeploymentOptions, type TemplateJson } from '../../local/deployment.ts';
 import { logicalIdOf, synthApp, type SynthOptions, type Synthesized } from '../infra/helpers/app.ts';
 import { runnerBundleDir, shippedModulePath, SHIPPED_FUNCTIONS } from './shipped.ts';
@@ -13,6 +16,7 @@ import { runnerBundleDir, shippedModulePath, SHIPPED_FUNCTIONS } from './shipped
  */
 export interface TestDeployment extends LocalDeployment {
   readonly synthesized: Synthesized;
+  /** The primary source stack (also when the vault stack is the one deployed). */
   readonly stack: SourceStack;
 }
 
@@ -20,6 +24,14 @@ export interface TestDeploymentOptions extends Omit<LocalDeploymentOptions, 'tem
   /** The raw config to synthesize. */
   readonly config: unknown;
   readonly synth?: Omit<SynthOptions, 'config'>;
+  /**
+   * Which stack to run: the primary source stack, or the vault stack (in the
+   * vault account: give `awsEnvironment` and `credentials` of that account).
+   * @default 'source'
+   */
+  readonly deploy?: 'source' | 'vault';
+  /** Credentials the config object is published with (the deploying account's). @default the process's */
+  readonly credentials?: AwsCredentials;
 }
 
 /** The stack's functions by the placeholder the definitions name them with. */
@@ -37,12 +49,20 @@ function stackFunctions(stack: SourceStack): Record<string, ProjectFunction | un
   };
 }
 
+/** The vault stack's functions (its retention workflow's), by the placeholder the definitions name them with. */
+function vaultFunctions(vault: VaultStack): Record<string, ProjectFunction | undefined> {
+  return { RetentionFunctionArn: vault.retention?.function, AlertFunctionArn: vault.retention?.alertFunction };
+}
+
 export async function deployForTest(options: TestDeploymentOptions): Promise<TestDeployment> {
   const synthesized = synthApp({ ...options.synth, config: options.config });
-  const { stack } = synthesized;
-  const template = synthesized.template.toJSON() as TemplateJson;
+  const { stack, vault } = synthesized;
+  if (options.deploy === 'vault' && !vault) throw new Error('deployForTest: the config has no vault, so there is no vault stack to deploy.');
+  const deployed = options.deploy === 'vault' ? vault! : stack;
+  const template = (options.deploy === 'vault' ? Template.fromStack(vault!) : synthesized.template).toJSON() as TemplateJson;
+  const published = options.deploy === 'vault' ? { config: vault!.config, sha256: vault!.retention!.config.sha256 } : { config: stack.config, sha256: stack.deploymentConfig.sha256 };
   const functions: Record<string, DeployedFunction> = {};
-  for (const [placeholder, fn] of Object.entries(stackFunctions(stack))) {
+  for (const [placeholder, fn] of Object.entries(options.deploy === 'vault' ? vaultFunctions(vault!) : stackFunctions(stack))) {
     if (!fn) continue;
     const logicalId = logicalIdOf(fn.function);
     const props = template.Resources[logicalId]?.Properties ?? {};
@@ -60,10 +80,10 @@ export async function deployForTest(options: TestDeploymentOptions): Promise<Tes
   const deployment = await deployLocally({
     ...options,
     template,
-    config: stack.config,
-    configSha256: stack.deploymentConfig.sha256,
+    config: published.config,
+    configSha256: published.sha256,
     functions,
-    s3: createS3Client({ region: stack.region }),
+    s3: createS3Client({ region: deployed.region, ...(options.credentials ? { credentials: options.credentials } : {}) }),
   });
   return { ...deployment, synthesized, stack };
 }

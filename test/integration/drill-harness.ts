@@ -23,7 +23,8 @@ export interface ReceivedAlert {
 /** An SNS topic with an SQS subscription, as an on-call inbox. */
 export async function alertInbox() {
   const { sns } = testClients();
-  const sqs = new SQSClient({});
+  // The queue URL names moto's own port; keep every call on the configured endpoint (a test's proxy, if any).
+  const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
   const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('lifeboat-drill-alerts') }))).TopicArn!;
   const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('drill-oncall') }))).QueueUrl!;
   const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;

@@ -1,87 +1,99 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import {
-  CreateBucketCommand,
-  ListObjectsV2Command,
-  PutObjectLegalHoldCommand,
-  PutObjectRetentionCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListObjectsV2Command, PutObjectLegalHoldCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateDBInstanceCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { retentionRunInput } from '../../events/schedules.ts';
-import { createAlertHandler } from '../../functions/alert/handler.ts';
-import { createRetentionHandler } from '../../functions/retention/handler.ts';
+import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import type { RetentionRunInput } from '../../events/schedules.ts';
 import { ThrottledError } from '../../functions/lib/errors.ts';
-import { createRdsClient, createS3Client, createStsClient, type AwsCredentials } from '../../functions/lib/aws/clients.ts';
+import { createRdsClient, createS3Client, type AwsCredentials } from '../../functions/lib/aws/clients.ts';
 import { newBackupId } from '../../functions/lib/backup/manifest.ts';
-import { parseConfig } from '../../functions/lib/config/load.ts';
-import { asLocalTask } from '../../local/lambda-task.ts';
-import { LOCAL_TIME_SCALE, localFunctionArn, localStateMachineArn, runLocalStateMachine, type TaskHandler } from '../../local/state-machine-runner.ts';
-import { retentionEnvSchema, retentionFunctionEnvironment, retentionSettingsFromEnv } from '../../functions/lib/retention/environment.ts';
 import type { AuditLine } from '../../functions/lib/retention/s3-executor.ts';
 import type { SnapshotAuditLine } from '../../functions/lib/retention/snapshot-executor.ts';
 import { vaultNames } from '../../functions/lib/vault/names.ts';
-import { uniqueName } from '../harness/aws.ts';
-import { synthesizedDefinition } from '../harness/synthesized.ts';
+import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
+import { credentialsFor } from '../../local/moto-rds-compat.ts';
+import { createTestSecret, localAwsEnvironment, uniqueName } from '../harness/aws.ts';
+import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
 import { alertInbox, type ReceivedAlert } from './drill-harness.ts';
 import { createRetentionBucket, createSnapshot, lifeboatTags, putBackup, readJsonLines, REGION } from './retention-fixtures.ts';
-import { credentialsFor } from '../../local/moto-rds-compat.ts';
 
 /**
- * The retention state machine definition as the stacks deploy it, executed on aws-local-stepfunctions
- * with the real retention and alert handlers against moto. Two databases,
- * each at the source and in the vault (another account): alpha has dumps, and
- * one of its deletions is denied by a legal hold placed after planning; bravo
- * has dumps and RDS snapshots. Alpha's vault copies are under Object Lock.
+ * The retention workflow as the source stack deploys it (the run, and each
+ * target's child execution), executed on the strict local engine with the
+ * retention and alert functions run from their shipped bundles
+ * (deployForTest), against moto behind the fault proxy. Two databases, each
+ * at the source and in the vault (another account): alpha has dumps, and one
+ * of its deletions is denied by a legal hold placed after planning; bravo has
+ * dumps and RDS snapshots. Alpha's vault copies are under Object Lock. The
+ * functions run on the real clock, so the fixtures are dated in the past.
  */
 const VAULT = '555555555555';
 const PREFIX = 'backups/';
 const DAY = 86_400_000;
-// Planning "now" is a month ahead, so moto's snapshots (stamped now) are old enough to prune.
-const NOW = new Date(Date.now() + 30 * DAY);
+const NOW = new Date();
 const name = `rt${randomBytes(3).toString('hex')}`;
 const alpha = uniqueName('alpha');
 const bravo = uniqueName('bravo');
 
+let proxy: FaultProxy;
 let sourceBucket: string;
 let vaultBucket: string;
 let vaultCredentials: AwsCredentials;
+let secretArn: string;
 const stored: Record<string, { id: string; time: Date; keys: { data: string; manifest: string } }[]> = {};
 let heldId: string;
 let snapshotIds: string[];
+let deployment: TestDeployment | undefined;
+/** Other deployments a test made (the vault stack), stopped after it. */
+const extra: TestDeployment[] = [];
+/** Set by a test: the manifest key whose DeleteObjects gets a legal hold placed first (after planning). */
+let holdOnDelete: { bucket: string; key: string } | undefined;
 
 async function keysOf(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
   return (out.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-const config = () =>
-  parseConfig({
-    name,
-    source: { region: REGION },
-    databases: [alpha, bravo].map((id) => ({ id, connection: { host: 'localhost', database: id, passwordEnv: 'UNUSED' }, rds: { instanceIdentifier: `${id}-db` } })),
-    plans: [
-      {
-        id: 'nightly',
-        schedule: { cron: 'cron(0 3 * * ? *)', timezone: 'Europe/Berlin' },
-        databases: [alpha, bravo],
-        rpoMinutes: 1440,
-        rtoMinutes: 60,
-        snapshot: true,
-        maxConcurrency: 2,
-        retention: {
-          source: { keepLast: 2, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 1 },
-          vault: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 1 },
-        },
+/** The config a user would deploy. Snapshots are stamped "now" by moto, so they may be pruned at any age (minAgeDays 0). */
+const rawConfig = () => ({
+  name,
+  source: { account: '123456789012', region: REGION },
+  databases: [alpha, bravo].map((id) => ({ id, connection: { database: id, secretArn }, rds: { instanceIdentifier: `${id}-db` } })),
+  plans: [
+    {
+      id: 'nightly',
+      schedule: { cron: 'cron(0 3 * * ? *)', timezone: 'Europe/Berlin' },
+      databases: [alpha, bravo],
+      rpoMinutes: 1440,
+      rtoMinutes: 60,
+      snapshot: true,
+      maxConcurrency: 2,
+      retention: {
+        source: { keepLast: 2, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 0 },
+        vault: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 0 },
       },
-    ],
-    storage: { bucketName: 'placeholder-bucket' },
-    vault: { account: VAULT, region: REGION, retentionDays: 30 },
-  });
+    },
+  ],
+  storage: { prefix: PREFIX, kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555' },
+  vault: { account: VAULT, region: REGION, retentionDays: 30 },
+  alerts: { subscribers: [{ protocol: 'email', endpoint: 'oncall@example.com' }] },
+});
 
 beforeAll(async () => {
+  const upstream = inject('motoEndpoint');
+  proxy = await startFaultProxy(upstream);
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  // A legal hold lands on a manifest after planning, just before its DeleteObjects (placed on moto directly).
+  const holder = new S3Client({ region: REGION, endpoint: upstream, forcePathStyle: true });
+  proxy.addRule(async (req) => {
+    const hold = holdOnDelete;
+    if (hold && req.method === 'POST' && req.url.includes('delete') && req.url.includes(hold.bucket) && req.body.toString('utf8').includes(`<Key>${hold.key}</Key>`)) {
+      await holder.send(new PutObjectLegalHoldCommand({ Bucket: hold.bucket, Key: hold.key, LegalHold: { Status: 'ON' } }));
+    }
+    return undefined;
+  });
+
+  secretArn = await createTestSecret({ username: 'unused', password: 'unused', host: 'localhost', port: 5432 });
   const s3 = createS3Client();
   sourceBucket = await createRetentionBucket(s3, true);
   // The vault bucket, in the vault account, named as the vault stack names it.
@@ -99,13 +111,15 @@ beforeAll(async () => {
     }
   }
   heldId = stored[alpha]![4]!.id;
-  // Alpha's three oldest, copied to the vault under compliance-mode retention that outlives the plan's "now".
+  // Alpha's three oldest, copied to the vault under compliance-mode retention.
   for (const { id, time } of stored[alpha]!.slice(2)) {
     const keys = await putBackup(vaultS3, { bucket: vaultBucket, prefix: PREFIX, databaseId: alpha }, id, time);
     for (const key of [keys.data, keys.manifest]) {
       await vaultS3.send(new PutObjectRetentionCommand({ Bucket: vaultBucket, Key: key, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(NOW.getTime() + 60 * DAY) } }));
     }
   }
+  // Bravo's two newest, copied to the vault with no lock: the older one is past the vault's keepLast 1.
+  for (const { id, time } of stored[bravo]!.slice(1)) await putBackup(vaultS3, { bucket: vaultBucket, prefix: PREFIX, databaseId: bravo }, id, time);
   // Bravo's RDS snapshots, tagged as the snapshot workflow tags them.
   const rds = createRdsClient({ region: REGION });
   await rds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: `${bravo}-db`, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1' }));
@@ -115,82 +129,61 @@ beforeAll(async () => {
     await createSnapshot(rds, { instance: `${bravo}-db` }, snapshotIds[i]!, lifeboatTags('nightly', bravo, `backup-${i}`));
   }
 });
+afterEach(async () => {
+  holdOnDelete = undefined;
+  await deployment?.stop();
+  deployment = undefined;
+  for (const d of extra.splice(0)) await d.stop();
+});
+afterAll(async () => {
+  await proxy?.stop();
+  process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');
+});
 
-const retentionArn = localFunctionArn('retention');
-const alertArn = localFunctionArn('alert');
-const targetArn = localStateMachineArn('retention-target');
-
-/**
- * Exactly what the source stack deploys (the vault stack deploys the same
- * definitions): the run, and each target's child execution.
- */
-function runRetention(input: unknown, resources: Record<string, TaskHandler>) {
-  return runLocalStateMachine(synthesizedDefinition('retention', { RetentionTargetStateMachineArn: targetArn, AlertFunctionArn: alertArn }), input, {
-    resources,
-    stateMachines: { [targetArn]: { definition: synthesizedDefinition('retention-target', { RetentionFunctionArn: retentionArn, AlertFunctionArn: alertArn }) } },
-    timeScale: LOCAL_TIME_SCALE,
-  });
+/** Synthesizes the source stack and deploys it locally, alerts going to the inbox's topic. */
+async function deploy(topicArn: string): Promise<TestDeployment> {
+  deployment = await deployForTest({ config: rawConfig(), values: { BACKUP_BUCKET: sourceBucket, ALERT_TOPIC_ARN: topicArn }, awsEnvironment: localAwsEnvironment(), onLog: () => {} });
+  return deployment;
 }
 
-describe('the retention state machine, executed locally with the real handlers', () => {
-  it('prunes every target, reports and alerts the one denied delete, never attempts locked vault objects, and writes the audit log', async () => {
-    // Prepare: the function environment as the CDK app builds it from the config.
-    const settings = retentionSettingsFromEnv(
-      retentionEnvSchema.parse({ ...retentionFunctionEnvironment(config()), BACKUP_BUCKET: sourceBucket, BACKUP_PREFIX: PREFIX, AWS_REGION: REGION }),
-      config(),
-    );
-    const production = createS3Client();
-    // A legal hold lands on alpha's oldest manifest after planning, just before its delete.
-    const holder = createS3Client();
-    production.middlewareStack.add(
-      (next, context) => async (args) => {
-        const objects = (args.input as { Delete?: { Objects?: { Key?: string }[] } }).Delete?.Objects ?? [];
-        if (context.commandName === 'DeleteObjectsCommand' && objects.some((o) => o.Key === stored[alpha]![4]!.keys.manifest)) {
-          await holder.send(new PutObjectLegalHoldCommand({ Bucket: sourceBucket, Key: stored[alpha]![4]!.keys.manifest, LegalHold: { Status: 'ON' } }));
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'legalHoldAfterPlanning' },
-    );
-    const vaultCalls: string[] = [];
-    const retention = createRetentionHandler({
-      context: {
-        settings,
-        s3: production,
-        s3With: (region, credentials) => {
-          const client = createS3Client({ region, credentials });
-          client.middlewareStack.add((next, context) => async (args) => (vaultCalls.push(context.commandName ?? '?'), next(args)), { step: 'initialize', name: 'vaultCalls' });
-          return client;
-        },
-        rds: (region, credentials) => createRdsClient({ region, credentials }),
-        sts: createStsClient({ region: REGION }),
-        now: () => NOW,
-        retry: { sleep: async () => undefined },
-      },
-      logger: new Logger({ serviceName: 'lifeboat-test' }),
-      metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
-    });
+/** Requests (as seen by the proxy) that addressed the vault bucket. */
+const vaultRequests = () => proxy.seen.filter((r) => r.url.includes(`/${vaultBucket}`));
+
+describe('the retention workflows of the source and vault stacks, executed locally from the shipped bundles', () => {
+  it('prunes every target from both stacks as deployed, reports and alerts the one denied delete, never attempts locked vault objects, and writes the audit logs', async () => {
+    // Prepare: the source stack and the vault stack deployed locally (the vault's in the vault account); a legal
+    // hold lands on alpha's oldest manifest after planning, just before its delete.
     const inbox = await alertInbox();
-    const alert = createAlertHandler({ sns: inbox.sns, topicArn: inbox.topicArn, logger: new Logger({ serviceName: 'lifeboat-test' }) });
-    const input = retentionRunInput(config(), 'nightly');
+    const source = await deploy(inbox.topicArn);
+    const vaultSns = new SNSClient({ region: REGION, credentials: vaultCredentials });
+    const vaultTopic = (await vaultSns.send(new CreateTopicCommand({ Name: uniqueName('vault-alerts') }))).TopicArn!;
+    const vault = await deployForTest({
+      config: rawConfig(),
+      deploy: 'vault',
+      credentials: vaultCredentials,
+      values: { BACKUP_BUCKET: vaultBucket, ALERT_TOPIC_ARN: vaultTopic },
+      awsEnvironment: localAwsEnvironment({ AWS_ACCESS_KEY_ID: vaultCredentials.accessKeyId, AWS_SECRET_ACCESS_KEY: vaultCredentials.secretAccessKey, AWS_SESSION_TOKEN: vaultCredentials.sessionToken! }),
+      onLog: () => {},
+    });
+    extra.push(vault);
+    holdOnDelete = { bucket: sourceBucket, key: stored[alpha]![4]!.keys.manifest };
+    // What each stack's schedule sends: the source stack prunes the source, the vault stack the vault.
+    const input = source.scheduledInputs('retention')[0] as RetentionRunInput;
+    const vaultInput = vault.scheduledInputs('vault-retention')[0] as RetentionRunInput;
+    const seenBefore = proxy.seen.length;
 
     // Act
-    const run = await runRetention(input, { [retentionArn]: asLocalTask('retention', retention), [alertArn]: asLocalTask('alert', alert) });
+    const run = await source.run('retention', input);
+    const vaultRun = await vault.run('vault-retention', vaultInput);
     const alerts: ReceivedAlert[] = await inbox.receiveAll();
+    const vaultCalls = vaultRequests().filter((r) => proxy.seen.indexOf(r) >= seenBefore);
 
-    // Assess: the schedule input names each database at each location once; the run ends incomplete.
-    expect(input).toEqual({
-      planId: 'nightly',
-      maxConcurrency: 2,
-      targets: [
-        { databaseId: alpha, location: 'source' },
-        { databaseId: alpha, location: 'vault' },
-        { databaseId: bravo, location: 'source' },
-        { databaseId: bravo, location: 'vault' },
-      ],
-    });
+    // Assess: each schedule names each database once, at its own stack's location; the source run ends incomplete.
+    expect(input).toEqual({ planId: 'nightly', maxConcurrency: 2, targets: [{ databaseId: alpha, location: 'source' }, { databaseId: bravo, location: 'source' }] });
+    expect(vaultInput).toEqual({ planId: 'nightly', maxConcurrency: 2, targets: [{ databaseId: alpha, location: 'vault' }, { databaseId: bravo, location: 'vault' }] });
     expect(run.status).toBe('FAILED');
     expect(run.error).toBe('RetentionIncomplete');
+    expect(vaultRun.status, JSON.stringify(vaultRun.cause)).toBe('SUCCEEDED');
 
     // Assess: everything else was pruned. Alpha keeps its 2 newest plus the held one; bravo its 2 newest dumps and snapshots.
     const s3 = createS3Client();
@@ -202,10 +195,14 @@ describe('the retention state machine, executed locally with the real handlers',
     // moto stamps creation times in call order, so the last two created are the newest.
     expect((snapshots.DBSnapshots ?? []).map((s) => s.DBSnapshotIdentifier!).filter((id) => id.startsWith(`lifeboat-${bravo}`)).sort()).toEqual(snapshotIds.slice(2));
 
-    // Assess: the locked vault copies were kept and never sent to S3 for deletion.
-    expect(await keysOf(createS3Client({ credentials: vaultCredentials }), vaultBucket, `${PREFIX}${alpha}/`)).toEqual(keysFor(alpha, [2, 3, 4]));
-    expect(vaultCalls.length).toBeGreaterThan(0);
-    expect(vaultCalls).not.toContain('DeleteObjectsCommand');
+    // Assess: in the vault, bravo's older unlocked copy was pruned (keepLast 1); alpha's locked copies were kept
+    // and never sent to S3 for deletion.
+    const vaultS3 = createS3Client({ credentials: vaultCredentials });
+    expect(await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`)).toEqual(keysFor(bravo, [1]));
+    expect(await keysOf(vaultS3, vaultBucket, `${PREFIX}${alpha}/`)).toEqual(keysFor(alpha, [2, 3, 4]));
+    const vaultDeletes = vaultCalls.filter((r) => r.method === 'POST' && /[?&]delete/.test(r.url)).map((r) => r.body.toString('utf8'));
+    expect(vaultDeletes.join('')).toContain(stored[bravo]![2]!.keys.manifest);
+    expect(vaultDeletes.join('')).not.toContain(`${PREFIX}${alpha}/`);
 
     // Assess: exactly one alert, for the denied delete, naming the backup and the audit log.
     expect(alerts.map((a) => a.subject)).toEqual([`[lifeboat] Retention failed: database ${alpha}, plan nightly: RetentionPartialFailure`]);
@@ -214,12 +211,12 @@ describe('the retention state machine, executed locally with the real handlers',
     expect(partial!.message).toContain(run.executionArn);
     expect(partial!.details).toMatchObject({ kind: 'retention-failed', databaseId: alpha, planId: 'nightly', details: { location: 'source', deleted: 2, failedCount: 1 } });
     // It names the run (executionId) and the target's own execution, whose history has the details.
-    expect((partial!.details as unknown as { details: { targetExecutionId: string } }).details.targetExecutionId).toMatch(/:execution:lifeboat-local-retention-target:/);
+    expect((partial!.details as unknown as { details: { targetExecutionId: string } }).details.targetExecutionId).toMatch(/:execution:[^:]*-lifeboat-retention-target:/);
     const { failed, auditKeys, auditBucket } = (partial!.details as unknown as { details: { failed: { id: string; error: string }[]; auditKeys: string[]; auditBucket: string } }).details;
     expect(failed).toEqual([{ backup: 'dump', id: heldId, error: expect.stringMatching(/AccessDenied.*manifest not deleted, so the data was left in place/) }]);
     expect(auditBucket).toBe(sourceBucket);
 
-    // Assess: the audit log of every pruned target is in the source bucket, with each outcome.
+    // Assess: the audit log of every pruned target is in its own location's bucket, with each outcome.
     const alphaAudit = await readJsonLines<AuditLine>(s3, sourceBucket, auditKeys[0]!);
     expect(alphaAudit.map((l) => [l.backupId, l.outcome]).sort()).toEqual(
       [[stored[alpha]![2]!.id, 'deleted'], [stored[alpha]![3]!.id, 'deleted'], [heldId, 'failed']].sort(),
@@ -234,42 +231,36 @@ describe('the retention state machine, executed locally with the real handlers',
       [snapshotIds[0], 'deleted'],
       [snapshotIds[1], 'deleted'],
     ]);
+    const vaultAudit = (await keysOf(vaultS3, vaultBucket, `${PREFIX}_audit/retention/`)).find((k) => k.endsWith(`.vault.${bravo}.jsonl`))!;
+    expect((await readJsonLines<AuditLine>(vaultS3, vaultBucket, vaultAudit)).map((l) => [l.backupId, l.outcome])).toEqual([[stored[bravo]![2]!.id, 'deleted']]);
 
     // Assess: the run's summary stays small: each target's status, in the order of the targets; each target ran as its own execution.
     const summary = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'SummariseRun')!.state!.output as { results: string[] };
     expect(input.targets.map((t, i) => [t.databaseId, t.location, summary.results[i]])).toEqual([
       [alpha, 'source', 'partial'],
-      [alpha, 'vault', 'succeeded'],
       [bravo, 'source', 'succeeded'],
-      [bravo, 'vault', 'succeeded'],
     ]);
     expect(JSON.stringify(summary).length).toBeLessThan(1_000);
-    expect(run.stats.childExecutions).toBe(4);
+    expect(run.stats.childExecutions).toBe(2);
+    expect(vaultRun.stats.childExecutions).toBe(2);
   });
 
   it('retries a throttled target, alerts a target that cannot run at all, and carries on with the rest', async () => {
-    // Prepare: the first call for bravo is throttled; "ghost" is not in the plan.
-    const settings = retentionSettingsFromEnv(
-      retentionEnvSchema.parse({ ...retentionFunctionEnvironment(config()), BACKUP_BUCKET: sourceBucket, BACKUP_PREFIX: PREFIX, AWS_REGION: REGION }),
-      config(),
-    );
-    const handler = createRetentionHandler({
-      context: { settings, s3: createS3Client(), s3With: (region, credentials) => createS3Client({ region, credentials }), rds: (region, credentials) => createRdsClient({ region, credentials }), sts: createStsClient({ region: REGION }), now: () => NOW },
-      logger: new Logger({ serviceName: 'lifeboat-test' }),
-      metrics: new Metrics({ namespace: 'lifeboat-test', serviceName: 'lifeboat-test' }),
-    });
-    let throttled = 0;
-    const retention = async (event: { databaseId: string }, context: Parameters<typeof handler>[1]) => {
-      if (event.databaseId === bravo && throttled++ === 0) throw new ThrottledError('RDS throttled DescribeDBSnapshots.');
-      return handler(event, context);
-    };
+    // Prepare: the first call for bravo is throttled (the function reports ThrottledError, as it does when RDS or S3 throttle it past the SDK's retries); "ghost" is not in the plan.
     const inbox = await alertInbox();
-    const alert = createAlertHandler({ sns: inbox.sns, topicArn: inbox.topicArn, logger: new Logger({ serviceName: 'lifeboat-test' }) });
+    const deployed = await deploy(inbox.topicArn);
+    const retentionFunction = deployed.lambdas.RetentionFunctionArn!.asTask();
+    let throttled = 0;
+    const retention = async (event: unknown) => {
+      if ((event as { databaseId: string }).databaseId === bravo && throttled++ === 0) throw new ThrottledError('RDS throttled DescribeDBSnapshots.');
+      return retentionFunction(event);
+    };
 
     // Act
-    const run = await runRetention(
+    const run = await deployed.run(
+      'retention',
       { planId: 'nightly', maxConcurrency: 1, targets: [{ databaseId: 'ghost', location: 'source' }, { databaseId: bravo, location: 'source' }] },
-      { [retentionArn]: asLocalTask('retention', retention), [alertArn]: asLocalTask('alert', alert) },
+      { resources: { [deployed.functionArns.RetentionFunctionArn!]: retention } },
     );
     const alerts = await inbox.receiveAll();
 

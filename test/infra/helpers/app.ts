@@ -8,6 +8,7 @@ import { parseConfig } from '../../../functions/lib/config/load.ts';
 import type { LifeboatConfigInput } from '../../../functions/lib/config/schema.ts';
 import { addLifeboatStacks, type LifeboatAppOptions } from '../../../infra/lifeboat-app.ts';
 import type { SourceStack } from '../../../infra/source-stack.ts';
+import type { VaultStack } from '../../../infra/vault-stack.ts';
 import { prebundledCode } from './bundles.ts';
 
 export const repoRoot = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -44,6 +45,8 @@ export interface Synthesized {
   /** Every source stack, the primary first. */
   readonly stacks: readonly SourceStack[];
   readonly template: Template;
+  /** The vault stack, when the config has a vault. */
+  readonly vault?: VaultStack;
   readonly outdir: string;
 }
 
@@ -61,9 +64,9 @@ export function synthApp(options: SynthOptions = {}): Synthesized {
   });
   const config = parseConfig(options.config ?? exampleConfigJson(), 'test config');
   const code = options.code ?? (options.realBundling ? undefined : prebundledCode());
-  const { source, sources } = addLifeboatStacks(app, { ...options, code, config, nag: options.nag ?? false });
+  const { source, sources, vault } = addLifeboatStacks(app, { ...options, code, config, nag: options.nag ?? false });
   app.synth();
-  return { app, stack: source, stacks: sources, template: Template.fromStack(source), outdir };
+  return { app, stack: source, stacks: sources, template: Template.fromStack(source), vault, outdir };
 }
 
 /** Logical id of a construct's CloudFormation resource (its default child). */
