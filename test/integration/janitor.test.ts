@@ -1,20 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { existsSync, rmSync } from 'node:fs';
 import { CreateDBInstanceCommand, DeleteDBInstanceCommand, DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
-import { CreateSecretCommand, DeleteSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { LocalPostgresProvisioner } from '../../functions/lib/drill/local-provisioner.ts';
-import { createJanitorHandler } from '../../functions/janitor/handler.ts';
 import { runLocalJanitor } from '../../cli/local-drill.ts';
-import { asLocalTask } from '../../local/lambda-task.ts';
-import { localFunctionArn, runLocalStateMachine } from '../../local/state-machine-runner.ts';
+import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
+import { failRds } from '../../local/moto-rds-compat.ts';
+import { localFunctionArn } from '../../local/state-machine-runner.ts';
 import { loadDefinition } from '../../state-machines/definitions.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
+import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
+import { exampleConfigJson } from '../infra/helpers/app.ts';
 import type { JanitorProvisioner } from '../../functions/lib/drill/janitor.ts';
 import { drillTagList, type DrillResource } from '../../functions/lib/drill/provisioner.ts';
 import { RdsProvisioner } from '../../functions/lib/drill/rds-provisioner.ts';
 import type { InstanceRef } from '../../functions/lib/drill/types.ts';
-import { testClients, uniqueName } from '../harness/aws.ts';
+import { localAwsEnvironment, testClients, uniqueName } from '../harness/aws.ts';
 import { alertInbox, portClosed, tempRegistry } from './drill-harness.ts';
 
 const rds = new RDSClient({});
@@ -118,18 +120,69 @@ describe('janitor state machine', () => {
 });
 
 describe('the janitor definition the source stack deploys', () => {
-  const arns = { JanitorFunctionArn: localFunctionArn('janitor'), AlertFunctionArn: localFunctionArn('alert') };
-
   it('is the one the local runs execute (runLocalJanitor), with the execution timeout added', () => {
+    const arns = { JanitorFunctionArn: localFunctionArn('janitor'), AlertFunctionArn: localFunctionArn('alert') };
     const { TimeoutSeconds, ...deployed } = synthesizedDefinition('janitor', arns);
     expect(TimeoutSeconds).toBe(3600);
     expect(deployed).toEqual(loadDefinition('janitor', arns));
   });
+});
 
-  it('sweeps and succeeds when nothing has expired', async () => {
-    const nothing: JanitorProvisioner = { provider: 'rds', listDrillResources: async () => [], deleteResource: async () => ({ type: 'x', id: 'x', outcome: 'absent' }) };
-    const janitor = asLocalTask('janitor', createJanitorHandler({ provisioners: [nothing], logger: new Logger({ serviceName: 'lifeboat-test', logLevel: 'CRITICAL' }) }));
-    const run = await runLocalStateMachine(synthesizedDefinition('janitor', arns), {}, { resources: { [arns.JanitorFunctionArn]: janitor } });
-    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
+describe('the janitor the source stack deploys, run from its shipped bundle', () => {
+  let proxy: FaultProxy | undefined;
+  let deployment: TestDeployment | undefined;
+  afterAll(async () => {
+    await deployment?.stop();
+    await proxy?.stop();
+    process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');
+  });
+
+  it('deletes expired drill instances and secrets, keeps live drills and production, and alerts the one it may not delete', async () => {
+    // Prepare: moto behind the fault proxy, where RDS denies deleting one expired drill instance.
+    proxy = await startFaultProxy(inject('motoEndpoint'));
+    process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+    const planted = {
+      expired: `lifeboat-drill-old-${suffix}`,
+      stuck: `lifeboat-drill-stuck-${suffix}`,
+      live: `lifeboat-drill-now-${suffix}`,
+      production: `orders-${suffix}`,
+    };
+    proxy.addRule(failRds('DeleteDBInstance', 'AccessDenied', 'User is not authorized to perform: rds:DeleteDBInstance', (r) => r.params.get('DBInstanceIdentifier') === planted.stuck));
+    const rdsViaProxy = new RDSClient({ endpoint: proxy.endpoint });
+    const create = (id: string, expiresAt: string) =>
+      rdsViaProxy.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, DBInstanceClass: 'db.t4g.micro', Engine: 'postgres', MasterUsername: 'x', MasterUserPassword: 'planted-orphan', AllocatedStorage: 20, Tags: tags(id, expiresAt) }));
+    await Promise.all([create(planted.expired, past), create(planted.stuck, past), create(planted.live, future), create(planted.production, past)]);
+    const secretArn = (await secrets.send(new CreateSecretCommand({ Name: `lifeboat/drill/old-${suffix}`, SecretString: '{}', Tags: tags(`old-${suffix}`, past) }))).ARN!;
+    const inbox = await alertInbox();
+    deployment = await deployForTest({
+      config: { ...exampleConfigJson(), name: uniqueName('jan').replace(/[^a-z0-9-]/g, ''), source: { account: '123456789012', region: 'eu-west-1' } },
+      values: { BACKUP_BUCKET: 'unused-by-the-janitor', ALERT_TOPIC_ARN: inbox.topicArn, BACKUP_KMS_KEY_ARN: 'arn:aws:kms:eu-west-1:123456789012:key/unused' },
+      awsEnvironment: localAwsEnvironment(),
+      onLog: () => {},
+    });
+    const [input] = deployment.scheduledInputs('janitor');
+
+    // Act: what the janitor's schedule sends.
+    const run = await deployment.run('janitor', input);
+    const received = await inbox.receiveAll();
+
+    // Assess: the expired drill instance and secret are gone; the live drill and production are untouched.
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toBe('JanitorIncomplete');
+    expect(await instanceExists(planted.expired)).toBe(false);
+    expect(await instanceExists(planted.stuck)).toBe(true);
+    expect(await instanceExists(planted.live)).toBe(true);
+    expect(await instanceExists(planted.production)).toBe(true);
+    // The drill secret was force-deleted (no recovery window): Secrets Manager no longer knows it.
+    const secret = await secrets.send(new DescribeSecretCommand({ SecretId: secretArn })).then(() => 'still there', (error: Error) => error.name);
+    expect(secret).toBe('ResourceNotFoundException');
+
+    // Assess: one alert, through the deployed alert function, naming what could not be deleted and why.
+    expect(received.map((r) => r.subject)).toEqual(['[lifeboat] Restore drill failed: deployment: JanitorIncomplete']);
+    expect(received[0]!.message).toContain(`rds-instance ${planted.stuck}: DrillProvisioningError: DeleteDBInstance ${planted.stuck} failed: AccessDenied: User is not authorized to perform: rds:DeleteDBInstance`);
+    expect(received[0]!.message).toMatch(/Next step: check the janitor role's permissions/);
+    expect(received[0]!.message).not.toContain(planted.production);
+
+    for (const id of Object.values(planted)) await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true })).catch(() => undefined);
   });
 });

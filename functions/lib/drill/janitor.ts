@@ -71,7 +71,9 @@ export async function sweepExpiredDrillResources(deps: JanitorDeps): Promise<Swe
       else if (item.outcome === 'kept') result.kept.push(entry);
       else result.deleted.push(entry);
     } catch (error) {
-      result.failed.push({ ...base, outcome: 'failed', detail: `${(error as Error).name}: ${(error as Error).message}` });
+      // What failed, without the error's own next step (a provisioning hint): the summary gives the janitor's.
+      const what = (error as Error).message.split(/\s*Next step:/)[0]!.replace(/\.$/, '');
+      result.failed.push({ ...base, outcome: 'failed', detail: `${(error as Error).name}: ${what}` });
     }
   }
   result.failedCount = result.failed.length;
