@@ -72,6 +72,8 @@ export interface StrictRdsOptions {
 export interface InstanceHooks {
   /** An instance was created or restored (its identifier, and the password it was created with, if any). */
   created(instance: InstanceInfo, masterPassword: string | undefined): void;
+  /** False while the server behind the instance is still starting: the instance stays in its last transitional status. */
+  ready?(instance: InstanceInfo): boolean;
   /** The instance became available: its endpoint, if a real server backs it. */
   endpoint(instance: InstanceInfo): { host: string; port: number } | undefined;
   /** A new master password finished applying (at the end of resetting-master-credentials). */
@@ -363,6 +365,8 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     t.seen++;
     t.donePolls++;
     if (t.seen < phase.polls || Date.now() - t.since < minMillis) return;
+    // A real server behind the instance must be up before RDS would call it available.
+    if (t.kind === 'instance' && t.end === 'available' && t.phases.length === 1 && hooks?.ready?.(info(t)) === false) return;
     if (t.kind === 'cluster' && t.end === 'gone' && t.phases.length === 1 && members.some((m) => tracked.has(key(m.arn)))) return;
     t.phases.shift();
     t.seen = 0;

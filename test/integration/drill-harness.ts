@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -91,4 +92,33 @@ export async function teardownProven(report: DrillReport): Promise<{ portClosed:
 
 export function tempRegistry(): string {
   return mkdtempSync(join(tmpdir(), 'lifeboat-drill-registry-'));
+}
+
+/** One EC2 query API call to moto: the values of the first group of `pattern` in its answer. */
+async function ec2Query(action: string, pattern: RegExp, params: Record<string, string> = {}): Promise<string[]> {
+  const response = await fetch(inject('motoEndpoint'), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: 'AWS4-HMAC-SHA256 Credential=testing/20240101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=0',
+    },
+    body: new URLSearchParams({ Action: action, Version: '2016-11-15', ...params }).toString(),
+  });
+  return [...(await response.text()).matchAll(pattern)].map((m) => m[1]!);
+}
+
+/** A new security group in a VPC of moto's (as a stack would create one): its id. */
+export async function createSecurityGroup(vpcId: string, name: string): Promise<string> {
+  const [id] = await ec2Query('CreateSecurityGroup', /<groupId>([^<]+)</g, { GroupName: name, GroupDescription: name, VpcId: vpcId });
+  if (!id) throw new Error(`moto created no security group ${name}`);
+  return id;
+}
+
+/** moto's default VPC: its subnets and security group, through the EC2 query API. */
+export async function defaultNetwork(): Promise<{ vpcId: string; subnets: string[]; securityGroup: string }> {
+  const query = ec2Query;
+  const subnets = await query('DescribeSubnets', /<subnetId>([^<]+)</g);
+  const groups = await query('DescribeSecurityGroups', /<groupId>([^<]+)</g);
+  const [vpcId] = await query('DescribeVpcs', /<vpcId>([^<]+)</g);
+  return { vpcId: vpcId!, subnets: subnets.slice(0, 2), securityGroup: groups[0]! };
 }

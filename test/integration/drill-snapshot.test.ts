@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { rmSync } from 'node:fs';
 import { CreateDBClusterCommand, CreateDBClusterSnapshotCommand, CreateDBInstanceCommand, CreateDBSnapshotCommand, DeleteDBClusterCommand, DeleteDBInstanceCommand, DeleteDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -8,7 +7,7 @@ import { localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../cli/
 import { DRILL_TAG, drillResourceName } from '../../functions/lib/drill/provisioner.ts';
 import { RdsProvisioner } from '../../functions/lib/drill/rds-provisioner.ts';
 import { createTestBucket, testClients, uniqueName } from '../harness/aws.ts';
-import { alertInbox, capturingOutput, secretExists, tempRegistry, type ReceivedAlert } from './drill-harness.ts';
+import { alertInbox, capturingOutput, defaultNetwork, secretExists, tempRegistry, type ReceivedAlert } from './drill-harness.ts';
 
 const SENTINEL = 'S3NTINEL-snapshot-master-pw';
 const calls: { command: string; input: Record<string, unknown> }[] = [];
@@ -23,24 +22,6 @@ function recording<T extends RDSClient | SecretsManagerClient>(client: T): T {
     { step: 'initialize', name: 'recordCalls' },
   );
   return client;
-}
-
-/** moto's default VPC: its subnets and security group, through the EC2 query API. */
-async function defaultNetwork(): Promise<{ subnets: string[]; securityGroup: string }> {
-  const query = async (action: string, pattern: RegExp) => {
-    const response = await fetch(inject('motoEndpoint'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: 'AWS4-HMAC-SHA256 Credential=testing/20240101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=0',
-      },
-      body: `Action=${action}&Version=2016-11-15`,
-    });
-    return [...(await response.text()).matchAll(pattern)].map((m) => m[1]!);
-  };
-  const subnets = await query('DescribeSubnets', /<subnetId>([^<]+)</g);
-  const groups = await query('DescribeSecurityGroups', /<groupId>([^<]+)</g);
-  return { subnets: subnets.slice(0, 2), securityGroup: groups[0]! };
 }
 
 const rds = recording(new RDSClient({}));

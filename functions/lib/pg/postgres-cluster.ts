@@ -56,6 +56,8 @@ export interface StartClusterOptions {
   superuser?: string;
   /** Directory to create the cluster's `lifeboat-pg-*` directory in. @default os.tmpdir() */
   parentDir?: string;
+  /** Serve TLS with this certificate and key (PEM); clients may still connect without TLS. @default no TLS */
+  tls?: { readonly certPem: string; readonly keyPem: string };
 }
 
 /**
@@ -82,6 +84,15 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
     for (const p of [root, socketDir, pwFile]) chownSync(p, user.uid, user.gid);
   }
   chmodSync(root, 0o700);
+  const tlsSettings: Record<string, string> = {};
+  if (options.tls) {
+    // PostgreSQL refuses a key file others can read; it must belong to the server's OS user.
+    for (const [name, pem, mode] of [['server.crt', options.tls.certPem, 0o644], ['server.key', options.tls.keyPem, 0o600]] as const) {
+      writeFileSync(join(root, name), pem, { mode });
+      if (user) chownSync(join(root, name), user.uid, user.gid);
+    }
+    Object.assign(tlsSettings, { ssl: 'on', ssl_cert_file: `'${join(root, 'server.crt')}'`, ssl_key_file: `'${join(root, 'server.key')}'` });
+  }
 
   const port = await freePort();
   let started = false;
@@ -108,6 +119,7 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
       full_page_writes: 'off',
       max_connections: 100,
       shared_buffers: "'128MB'",
+      ...tlsSettings,
       ...options.settings,
     };
     const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
