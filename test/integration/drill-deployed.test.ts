@@ -142,4 +142,40 @@ describe('the nightly drill the source stack deploys, from its shipped bundles, 
     const everything = JSON.stringify({ logs: Object.values(deployment.lambdas).flatMap((l) => l.logs), events: run.events, children: deployment.children.map((c) => [c.events, c.output]), report });
     for (const password of passwords) expect(everything).not.toContain(password);
   });
+
+  it('fails at once, names the certificate problem and still tears down when the runner does not trust the server certificate', async () => {
+    // Prepare: the same stack, its runner without the CA that signed the servers' certificates.
+    const inbox = await alertInbox();
+    const drillGroup = await createSecurityGroup(network.vpcId, uniqueName('lifeboat-drill'));
+    await deployment?.stop();
+    deployment = await deployForTest({
+      config: config(),
+      values: { BACKUP_BUCKET: bucket, ALERT_TOPIC_ARN: inbox.topicArn, DRILL_SECURITY_GROUP_IDS: drillGroup },
+      awsEnvironment: localAwsEnvironment(),
+      onLog: () => {},
+    });
+    const restoreFunction = deployment.lambdas.DrillRestoreFunctionArn!.asTask();
+    const restoreCalls: string[] = [];
+    const counting = async (event: unknown) => (restoreCalls.push((event as { action: string }).action), restoreFunction(event));
+    const startedBefore = servers.started.length;
+
+    // Act
+    const run = await deployment.run('drill', deployment.scheduledInputs('drill')[0], { resources: { [deployment.functionArns.DrillRestoreFunctionArn!]: counting } });
+    const alerts = await inbox.receiveAll();
+
+    // Assess: one restore attempt (no retry on a certificate), a failed drill whose alert names the certificate and the CA bundle.
+    expect(run.status).toBe('FAILED');
+    expect(restoreCalls).toEqual(['restore']);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.details).toMatchObject({ kind: 'drill-failed', databaseId: 'alpha', failure: 'DatabaseConnectionError' });
+    expect(alerts[0]!.message).toMatch(/Next step: the server's TLS certificate was not trusted \(sslMode verify-full\): check that PGSSLROOTCERT/);
+
+    // Assess: the throwaway and its server are gone all the same.
+    const [server] = servers.started.slice(startedBefore);
+    expect(server).toBeDefined();
+    expect(servers.running()).toEqual([]);
+    expect(await portClosed(server!.port)).toBe(true);
+    const instance = await createRdsClient({ region: 'eu-west-1' }).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: server!.id })).then(() => 'still there', (e: Error) => e.name);
+    expect(instance).toBe('DBInstanceNotFoundFault');
+  });
 });

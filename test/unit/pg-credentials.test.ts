@@ -3,7 +3,7 @@ import { DescribeDBClustersCommand, DescribeDBInstancesCommand } from '@aws-sdk/
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { connectionSchema } from '../../functions/lib/config/schema.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { resolveConnection } from '../../functions/lib/pg/connection.ts';
+import { connectionFailure, isTlsTrustFailure, resolveConnection } from '../../functions/lib/pg/connection.ts';
 import { IamAuthUnavailableError, rdsSignerTokens, type IamAuthTokenRequest } from '../../functions/lib/pg/iam-auth.ts';
 import { lookupRdsEndpoint } from '../../functions/lib/pg/rds-endpoint.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
@@ -120,5 +120,31 @@ describe('RDS-managed master secrets (no host in the secret)', () => {
     const resolved = await resolveConnection('reports', connection, { secrets, registry: new SecretRegistry(), env, endpoint: async () => ((called = true), { host: 'x', port: 1 }) });
     expect(called).toBe(false);
     expect(resolved.host).toBe('reports.internal');
+  });
+});
+
+describe('a connection the server certificate check refused', () => {
+  const resolved = { host: 'lifeboat-drill-x.abc.eu-west-1.rds.amazonaws.com', port: 5432, database: 'postgres', user: 'lifeboat_drill', password: 'pw', sslMode: 'verify-full', connectTimeoutSeconds: 10, sslRootCert: '/opt/rds-ca/global-bundle.pem' } as const;
+
+  it.each([
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'],
+    ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'unable to get local issuer certificate'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"],
+    ['CERT_HAS_EXPIRED', 'certificate has expired'],
+  ])('is named a TLS trust failure (%s) with the CA bundle as next step, not an unreachable host', (code, message) => {
+    // Act
+    const failure = connectionFailure('orders', resolved, Object.assign(new Error(message), { code }));
+
+    // Assess
+    expect(isTlsTrustFailure(failure)).toBe(true);
+    expect(failure.nextStep).toMatch(/TLS certificate .* not trusted/);
+    expect(failure.nextStep).toContain('PGSSLROOTCERT (/opt/rds-ca/global-bundle.pem)');
+    expect(failure.message).toContain(message);
+  });
+
+  it('leaves a refused connection a reachability problem', () => {
+    const failure = connectionFailure('orders', resolved, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    expect(isTlsTrustFailure(failure)).toBe(false);
+    expect(failure.nextStep).toMatch(/did not accept connections/);
   });
 });

@@ -6,7 +6,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { newBackupId } from '../backup/manifest.ts';
 import type { ConnectionConfig } from '../config/schema.ts';
 import { DatabaseConnectionError, DrillProvisioningError, InstanceNotReadyError, ManifestMismatchError, RestoreTimeoutError, TeardownIncompleteError } from '../errors.ts';
-import { connect, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
+import { connect, isTlsTrustFailure, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
 import { quoteIdent } from '../pg/inventory.ts';
 import type { SecretRegistry } from '../redact.ts';
 import { readManifest } from '../restore/fetch.ts';
@@ -133,12 +133,15 @@ async function throwaway(state: DrillState, deps: DrillDeps, registry: SecretReg
   return resolveConnection(state.request.databaseId, connection as ConnectionConfig, { secrets: deps.secrets, registry });
 }
 
-/** A throwaway that refuses connections right after "available" is not ready yet: Step Functions retries. */
+/**
+ * A throwaway that refuses connections right after "available" is not ready yet: Step Functions retries.
+ * A certificate the runner does not trust is no such wait: it fails the drill at once, with its own next step.
+ */
 async function whenReachable<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    if (error instanceof DatabaseConnectionError) throw new InstanceNotReadyError(`${what}: ${error.message}`, { cause: error });
+    if (error instanceof DatabaseConnectionError && !isTlsTrustFailure(error)) throw new InstanceNotReadyError(`${what}: ${error.message}`, { cause: error });
     throw error;
   }
 }

@@ -163,13 +163,40 @@ function readCa(path: string): string {
   return caCache.pem;
 }
 
+/** Node's TLS codes for a server certificate the client does not trust (chain, name or dates). */
+const TLS_TRUST_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * True when a connection failed because the server's certificate was not
+ * trusted: waiting does not help (unlike a server still starting), so a drill
+ * fails at once instead of retrying.
+ */
+export function isTlsTrustFailure(error: unknown): boolean {
+  const code = ((error as { cause?: { code?: string } }).cause ?? (error as { code?: string }))?.code;
+  return code !== undefined && TLS_TRUST_CODES.has(code);
+}
+
 /** Classifies a pg connection failure into a clear, redacted message. */
 export function connectionFailure(databaseId: string, c: ResolvedConnection, error: unknown): DatabaseConnectionError {
   const e = error as { code?: string; message?: string };
   const where = describeTarget(databaseId, c);
   const detail = e.message ?? String(error);
   let nextStep = 'check that the database is reachable from the backup runner and the credentials are current.';
-  if (e.code === '28P01' || e.code === '28000') nextStep = 'the password or user was rejected: rotate or fix the secret, then rerun the backup.';
+  if (e.code && TLS_TRUST_CODES.has(e.code)) {
+    nextStep =
+      `the server's TLS certificate was not trusted (sslMode ${c.sslMode}): check that PGSSLROOTCERT (${c.sslRootCert ?? 'not set: the system CA store'}) holds the CA that signed it ` +
+      '(the runner image ships the RDS CA bundle) and that the host name is the one in the certificate. Do not lower sslMode to get past it.';
+  } else if (e.code === '28P01' || e.code === '28000') nextStep = 'the password or user was rejected: rotate or fix the secret, then rerun the backup.';
   else if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'ETIMEDOUT' || e.code === 'EHOSTUNREACH' || /timeout/i.test(detail)) {
     nextStep = 'the host did not accept connections: check the host, port, security groups and that the database is running.';
   } else if (e.code === '3D000') nextStep = 'the database name does not exist on that server: fix connection.database.';
