@@ -6,6 +6,7 @@ import type { SourceStack } from '../../infra/source-stack.ts';
 import type { VaultStack } from '../../infra/vault-stack.ts';
 import type { AwsCredentials } from '../../functions/lib/aws/clients.ts';
 import { deployLocally, type DeployedFunction, type LocalDeployment, type LocalDeploymentOptions, type TemplateJson } from '../../local/deployment.ts';
+import { startLocalFargate, type LocalFargate } from '../../local/fargate.ts';
 import { logicalIdOf, synthApp, type SynthOptions, type Synthesized } from '../infra/helpers/app.ts';
 import { runnerBundleDir, shippedModulePath, SHIPPED_FUNCTIONS } from './shipped.ts';
 
@@ -16,6 +17,8 @@ import { runnerBundleDir, shippedModulePath, SHIPPED_FUNCTIONS } from './shipped
  */
 export interface TestDeployment extends LocalDeployment {
   readonly synthesized: Synthesized;
+  /** The stack's Fargate tasks, run from the runner image's bundles, when it has any. */
+  readonly fargate?: LocalFargate;
   /** The primary source stack (also when the vault stack is the one deployed). */
   readonly stack: SourceStack;
 }
@@ -33,6 +36,8 @@ export interface TestDeploymentOptions extends Omit<LocalDeploymentOptions, 'tem
   /** Credentials the config object is published with (the deploying account's). @default the process's */
   readonly credentials?: AwsCredentials;
 }
+
+const ECS_RUN_TASK_WAIT = 'arn:aws:states:::ecs:runTask.waitForTaskToken';
 
 /** The stack's functions by the placeholder the definitions name them with. */
 function stackFunctions(stack: SourceStack): Record<string, ProjectFunction | undefined> {
@@ -77,13 +82,30 @@ export async function deployForTest(options: TestDeploymentOptions): Promise<Tes
       functions[placeholder] = { logicalId, modulePath: shippedModulePath(shipped) };
     }
   }
+  // The Fargate runners' task definitions, by the placeholder value their RunTask states pass.
+  const runners = options.deploy === 'vault' ? {} : { DumpTaskDefinitionArn: stack.fargateDump, VaultCopyTaskDefinitionArn: stack.fargateVaultCopy, DrillRestoreTaskDefinitionArn: stack.fargateDrillRestore };
+  const taskDefinitions = Object.fromEntries(Object.entries(runners).flatMap(([placeholder, runner]) => (runner ? [[`local-${placeholder}`, logicalIdOf(runner.taskDefinition)]] : [])));
+  const fargate =
+    Object.keys(taskDefinitions).length > 0
+      ? await startLocalFargate({ template, taskDefinitions, values: options.values, awsEnvironment: options.awsEnvironment, imageDir: runnerBundleDir(), onLog: options.onLog })
+      : undefined;
   const deployment = await deployLocally({
     ...options,
+    taskResources: { ...(fargate ? { [ECS_RUN_TASK_WAIT]: fargate.task } : {}), ...options.taskResources },
     template,
     config: published.config,
     configSha256: published.sha256,
     functions,
     s3: createS3Client({ region: deployed.region, ...(options.credentials ? { credentials: options.credentials } : {}) }),
   });
-  return { ...deployment, synthesized, stack };
+  return {
+    ...deployment,
+    synthesized,
+    stack,
+    fargate,
+    stop: async () => {
+      await deployment.stop();
+      await fargate?.stop();
+    },
+  };
 }
