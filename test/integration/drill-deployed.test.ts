@@ -66,11 +66,11 @@ afterAll(async () => {
 });
 
 /** A deployment that dumps and drills one database, its throwaways in moto's default VPC. */
-function config() {
+function config(runner: 'lambda' | 'fargate' = 'lambda') {
   return {
     name: uniqueName('drdep').replace(/[^a-z0-9-]/g, ''),
     source: { account: '123456789012', region: 'eu-west-1', network: { vpcId: network.vpcId, subnetIds: network.subnets, securityGroupIds: [network.securityGroup], egress: 'user-managed' } },
-    databases: [{ id: 'alpha', connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } }],
+    databases: [{ id: 'alpha', connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, dump: { runner } }],
     plans: [{ id: 'nightly', schedule: { cron: 'cron(0 3 * * ? *)' }, databases: ['alpha'], rpoMinutes: 1440, rtoMinutes: 60, dump: true, snapshot: false }],
     storage: { prefix: 'backups/', kmsKeyArn: keyArn },
     drills: {
@@ -177,5 +177,36 @@ describe('the nightly drill the source stack deploys, from its shipped bundles, 
     expect(await portClosed(server!.port)).toBe(true);
     const instance = await createRdsClient({ region: 'eu-west-1' }).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: server!.id })).then(() => 'still there', (e: Error) => e.name);
     expect(instance).toBe('DBInstanceNotFoundFault');
+  });
+
+  it('restores a database dumped on Fargate with the drill restore task (the image entry point, its task token) and verifies with the function', async () => {
+    // Prepare: alpha on dump.runner "fargate": the plan function gives its drill restoreRunner "fargate".
+    const inbox = await alertInbox();
+    const drillGroup = await createSecurityGroup(network.vpcId, uniqueName('lifeboat-drill'));
+    await deployment?.stop();
+    deployment = await deployForTest({
+      config: config('fargate'),
+      values: { BACKUP_BUCKET: bucket, ALERT_TOPIC_ARN: inbox.topicArn, DRILL_SECURITY_GROUP_IDS: drillGroup },
+      awsEnvironment: localAwsEnvironment({ PGSSLROOTCERT: ca.caPath }),
+      onLog: () => {},
+    });
+    const restoreFunction = deployment.lambdas.DrillRestoreFunctionArn!.asTask();
+    const functionCalls: string[] = [];
+    const counting = async (event: unknown) => (functionCalls.push((event as { action: string }).action), restoreFunction(event));
+
+    // Act
+    const run = await deployment.run('drill', deployment.scheduledInputs('drill')[0], { resources: { [deployment.functionArns.DrillRestoreFunctionArn!]: counting } });
+
+    // Assess: passed; the restore ran as the Fargate task from the image, the verification on the function.
+    expect(run.status, JSON.stringify({ cause: run.cause, children: deployment.children.map((c) => c.output), tasks: deployment.fargate?.runs.map((t) => t.outcome) })).toBe('SUCCEEDED');
+    expect(run.output).toEqual({ results: [{ databaseId: 'alpha', status: 'passed' }], anyFailed: false });
+    expect(deployment.fargate!.runs.map((t) => [t.taskDefinition, t.container, t.outcome?.kind, t.exitCode])).toEqual([['local-DrillRestoreTaskDefinitionArn', 'drill-restore', 'success', 0]]);
+    expect(functionCalls).toEqual(['verify']);
+    // Assess: the task input is the restore step's part of the state, well inside RunTask's 8 KiB of overrides, with no password.
+    const task = deployment.fargate!.runs[0]!;
+    expect(JSON.parse(task.environment.LIFEBOAT_TASK_INPUT!)).toMatchObject({ action: 'restore', drill: { request: { databaseId: 'alpha', restoreRunner: 'fargate' } } });
+    expect(JSON.stringify((task.parameters as { Overrides: unknown }).Overrides).length).toBeLessThan(8192);
+    for (const password of passwords) expect(JSON.stringify({ overrides: task.parameters, logs: task.logs })).not.toContain(password);
+    expect(servers.running()).toEqual([]);
   });
 });

@@ -2,13 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createDrillHandler } from '../../functions/drill/handler.ts';
-import { runFargateTask, type TaskRunner } from '../../functions/dump/fargate-task.ts';
-import { LOCAL_FARGATE_PLACEHOLDERS, localDrillDeps, localDrillPlan, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
+import { LOCAL_FARGATE_PLACEHOLDERS, localDrillDeps, runLocalDrill, type LocalDrillResult } from '../../cli/local-drill.ts';
 import type { DrillDeps } from '../../functions/lib/drill/steps.ts';
-import { drillRequestSchema, type DrillRequestInput } from '../../functions/lib/drill/types.ts';
-import { asLocalTask } from '../../local/lambda-task.ts';
-import { LOCAL_TIME_SCALE, localFunctionArn, localStateMachineArn, runLocalStateMachine, type LocalRunResult } from '../../local/state-machine-runner.ts';
+import { localFunctionArn, localStateMachineArn } from '../../local/state-machine-runner.ts';
 import { loadDefinition } from '../../state-machines/definitions.ts';
 import { synthesizedDefinition } from '../harness/synthesized.ts';
 import { listDrillReports } from '../../functions/lib/drill/report.ts';
@@ -28,7 +24,6 @@ let output: string[];
 let alerts: ReceivedAlert[];
 const passwords: string[] = [];
 let deps: DrillDeps;
-let alphaRequest: DrillRequestInput;
 
 function report(databaseId: string): DrillReport {
   const found = drill.reports.find((r) => r.databaseId === databaseId);
@@ -72,7 +67,6 @@ beforeAll(async () => {
     assertions: [{ name: 'all orders restored', sql: 'SELECT count(*) = 500 FROM orders' }],
     freshness: { table: 'public.orders', column: 'created_at' },
   };
-  alphaRequest = { ...common, databaseId: 'alpha', targets: { rpoMinutes: 60, rtoMinutes: 10 } };
   ({ result: drill, output } = await capturingOutput(() =>
     runLocalDrill({
       requests: [
@@ -175,7 +169,7 @@ describe('drill state machine, executed locally with the real handlers and a loc
   });
 });
 
-// Last: it adds a drill (a report, a password) that the tests above do not expect.
+// The deployed drill itself runs from the shipped bundles in drill-deployed.test.ts.
 describe('the drill definitions the source stack deploys', () => {
   const CHILD = localStateMachineArn('acme-lifeboat-drill-database');
   const arns = { PlanFunctionArn: localFunctionArn('plan'), AlertFunctionArn: localFunctionArn('alert'), DrillDatabaseStateMachineArn: CHILD };
@@ -189,97 +183,4 @@ describe('the drill definitions the source stack deploys', () => {
     expect(childTimeout).toBeGreaterThan(3600);
     expect(child).toEqual(loadDefinition('drill-database', childArns));
   });
-
-  it('runs a drill end to end in a child execution, restore and verify on the restore function (the runner image), the other steps on the drill function', async () => {
-    // Prepare: the synthesized definitions, each function's handler counting the steps it ran.
-    const steps: Record<string, string[]> = { drill: [], restore: [] };
-    const counted = (fn: keyof typeof steps) => {
-      const run = asLocalTask(fn, createDrillHandler(deps));
-      return async (event: unknown) => (steps[fn]!.push((event as { action: string }).action), run(event));
-    };
-    const children: LocalRunResult[] = [];
-
-    // Act
-    const { result: run } = await capturingOutput(() =>
-      runLocalStateMachine(
-        synthesizedDefinition('drill', arns),
-        {},
-        {
-          resources: {
-            [arns.PlanFunctionArn]: localDrillPlan([drillRequestSchema.parse(alphaRequest)], 1),
-            [childArns.DrillFunctionArn]: counted('drill'),
-            [childArns.DrillRestoreFunctionArn]: counted('restore'),
-            [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }),
-          },
-          stateMachines: { [CHILD]: { definition: synthesizedDefinition('drill-database', childArns) } },
-          onChildExecution: (c) => children.push(c),
-          timeScale: LOCAL_TIME_SCALE,
-        },
-      ),
-    );
-
-    // Assess: the run keeps the database id and status only; the child has the drill's result.
-    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
-    expect(run.output).toEqual({ results: [{ databaseId: 'alpha', status: 'passed' }], anyFailed: false });
-    expect(children.map((c) => c.output)).toEqual([expect.objectContaining({ databaseId: 'alpha', status: 'passed', objectivesMet: true })]);
-    expect([...new Set(steps.restore)].sort()).toEqual(['restore', 'verify']);
-    expect(steps.drill).not.toContain('restore');
-    expect(steps.drill).not.toContain('verify');
-    expect(steps.drill).toEqual(expect.arrayContaining(['select', 'provision', 'poll', 'credentials', 'measure', 'teardown', 'report']));
-    expect(readdirSync(registryDir)).toEqual([]);
-  }, 120_000);
-
-  it('restores a database dumped on Fargate with the drill restore task (the image entrypoint, its task token), and verifies with the function', async () => {
-    // Prepare: the request of a database with dump.runner "fargate"; RunTask runs the container's entrypoint in-process.
-    const restoreCalls: string[] = [];
-    const tasks: Array<{ parameters: { TaskDefinition: string; Overrides: { ContainerOverrides: Array<{ Name: string; Environment: Array<{ Name: string; Value: string }> }> } }; reported: string }> = [];
-    const restore = asLocalTask('drill-restore', createDrillHandler(deps));
-    const runTask = async (parameters: unknown) => {
-      const p = parameters as (typeof tasks)[number]['parameters'];
-      const container = p.Overrides.ContainerOverrides.find((c) => c.Name === 'drill-restore');
-      if (!container) throw Object.assign(new Error('no drill-restore container in the overrides'), { name: 'ECS.InvalidParameterException' });
-      const env = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
-      let reported: { output?: string; error?: string; cause?: string } = {};
-      await runFargateTask({
-        sfn: { send: async (command: { input: typeof reported }) => ((reported = command.input), {}) } as never,
-        handler: createDrillHandler(deps) as unknown as TaskRunner,
-        env,
-        log: () => undefined,
-      });
-      tasks.push({ parameters: p, reported: reported.output ? 'success' : `failure ${reported.error}` });
-      if (reported.output) return JSON.parse(reported.output) as unknown;
-      throw Object.assign(new Error(reported.cause), { name: reported.error });
-    };
-
-    // Act
-    const { result: run } = await capturingOutput(() =>
-      runLocalStateMachine(
-        synthesizedDefinition('drill', arns),
-        {},
-        {
-          resources: {
-            [arns.PlanFunctionArn]: localDrillPlan([drillRequestSchema.parse({ ...alphaRequest, restoreRunner: 'fargate' })], 1),
-            [childArns.DrillFunctionArn]: asLocalTask('drill', createDrillHandler(deps)),
-            [childArns.DrillRestoreFunctionArn]: async (event: unknown) => (restoreCalls.push((event as { action: string }).action), restore(event)),
-            [arns.AlertFunctionArn]: async () => ({ messageId: 'not-sent' }),
-            'arn:aws:states:::ecs:runTask.waitForTaskToken': runTask,
-          },
-          stateMachines: { [CHILD]: { definition: synthesizedDefinition('drill-database', childArns) } },
-          timeScale: LOCAL_TIME_SCALE,
-        },
-      ),
-    );
-
-    // Assess: passed, the restore on the task, the verification on the function.
-    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
-    expect(run.output).toEqual({ results: [{ databaseId: 'alpha', status: 'passed' }], anyFailed: false });
-    expect(tasks.map((t) => [t.parameters.TaskDefinition, t.reported])).toEqual([['local-DrillRestoreTaskDefinitionArn', 'success']]);
-    expect(restoreCalls).toEqual(['verify']);
-    // Assess: the task input is the restore step's part of the state, well inside RunTask's 8 KiB of overrides, with no password.
-    const input = tasks[0]!.parameters.Overrides.ContainerOverrides[0]!.Environment.find((e) => e.Name === 'LIFEBOAT_TASK_INPUT')!.Value;
-    expect(JSON.parse(input)).toMatchObject({ action: 'restore', drill: { request: { databaseId: 'alpha', restoreRunner: 'fargate' }, selection: expect.any(Object), instance: expect.any(Object), credentials: { secretArn: expect.any(String) } } });
-    expect(JSON.stringify(tasks[0]!.parameters.Overrides).length).toBeLessThan(4096);
-    for (const password of passwords) expect(input).not.toContain(password);
-    expect(readdirSync(registryDir)).toEqual([]);
-  }, 120_000);
 });
