@@ -8,6 +8,7 @@ import type { LifeboatConfig, LifeboatConfigInput } from '../functions/lib/confi
 import { ConfigError } from '../functions/lib/errors.ts';
 import { retentionSchedules } from '../events/schedules.ts';
 import { vaultRetentionRoleArn } from '../functions/lib/retention/environment.ts';
+import { TAG } from '../functions/lib/snapshots/ids.ts';
 import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
 import type { ProjectFunctionSource } from './constructs/project-function.ts';
 import { VaultRetention } from './constructs/vault-retention.ts';
@@ -323,6 +324,17 @@ export class VaultStack extends Stack {
         sid: 'CopySharedSnapshotsIn',
         actions: ['rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'rds:AddTagsToResource', 'rds:DescribeDBSnapshots', 'rds:DescribeDBClusterSnapshots'],
         resources: [...vaultSnapshots, ...sharedSnapshots],
+      }),
+    );
+    // A copy's lifeboat tags (its backup, plan and database: what vault retention groups by) are set when it is
+    // created, never changed after: tagging a snapshot that already carries lifeboat:managed is denied.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagVaultCopiesOnlyOnCreate',
+        effect: iam.Effect.DENY,
+        actions: ['rds:AddTagsToResource'],
+        resources: vaultSnapshots,
+        conditions: { Null: { [`aws:ResourceTag/${TAG.managed}`]: 'false' } },
       }),
     );
     role.addToPrincipalPolicy(

@@ -1,0 +1,142 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS } from '../../infra/vault-stack.ts';
+import { logicalIdOf, synthApp, type Synthesized } from './helpers/app.ts';
+import { PRODUCTION, productionConfigJson } from './helpers/configs.ts';
+import { evaluate, resourcePoliciesOf, rolesOf, TemplateResolver, type CfnTemplate, type DeployedTemplate, type EvaluatedResourcePolicy, type EvaluatedRole } from './helpers/iam-evaluator.ts';
+
+/**
+ * The vault's promise, evaluated: every dangerous action by every production
+ * principal on every vault resource is denied by the policies the templates
+ * deploy (identity policies, bucket and key policies, evaluated by an IAM
+ * policy simulator, not walked), and the paths lifeboat needs are allowed, so
+ * the table can fail both ways.
+ */
+const PROD = '111111111111';
+const US = PRODUCTION.usAccount;
+const VAULT = '222222222222';
+const VAULT_REGION = 'eu-central-1';
+const ADMIN = { name: 'AdministratorAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } };
+
+let synth: Synthesized;
+let sourceRoles: EvaluatedRole[];
+let vaultRoles: EvaluatedRole[];
+let vaultPolicies: EvaluatedResourcePolicy[];
+const vaultResources: { bucket: string; logs: string; keys: Record<'bucket' | 'snapshot' | 'recovery', string> } = { bucket: '', logs: '', keys: { bucket: '', snapshot: '', recovery: '' } };
+
+const deployedOf = (stack: Stack, physicalIds?: Record<string, string>): DeployedTemplate => ({
+  template: Template.fromStack(stack).toJSON() as CfnTemplate,
+  stackName: stack.stackName,
+  account: stack.account,
+  region: stack.region,
+  physicalIds,
+});
+
+beforeAll(() => {
+  synth = synthApp({ config: productionConfigJson() });
+  const vault = synth.vault!;
+  // The recovery key is the one the config names (deployed first, then set in the config).
+  const vaultDeployed = deployedOf(vault, { [logicalIdOf(vault.recoveryKey)]: PRODUCTION.recoveryKeyArn.split('/').pop()! });
+  sourceRoles = synth.stacks.flatMap((s) => rolesOf(deployedOf(s)));
+  vaultRoles = rolesOf(vaultDeployed);
+  vaultPolicies = resourcePoliciesOf(vaultDeployed);
+  vaultResources.bucket = `arn:aws:s3:::${vault.names.bucketName}`;
+  vaultResources.logs = `arn:aws:s3:::${vault.names.accessLogsBucketName}`;
+  const resolver = new TemplateResolver(vaultDeployed);
+  vaultResources.keys = {
+    bucket: resolver.getAtt(logicalIdOf(vault.bucketKey), 'Arn'),
+    snapshot: resolver.getAtt(logicalIdOf(vault.snapshotKey), 'Arn'),
+    recovery: resolver.getAtt(logicalIdOf(vault.recoveryKey), 'Arn'),
+  };
+}, 120_000);
+
+/** The resource policy that governs an ARN (bucket policies cover the bucket and its objects). */
+function policyFor(arn: string): unknown {
+  const matches = (pattern: string) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(arn);
+  return vaultPolicies.find((p) => p.arns.some(matches))?.policy;
+}
+
+/** Production's principals: every role of every source stack, its CDK deployment role and an account administrator, and the copier role as production assumes it. */
+function productionPrincipals() {
+  const admins = [PROD, US].flatMap((account) => [
+    { name: `cdk-cfn-exec-role (${account})`, arn: `arn:aws:iam::${account}:role/cdk-hnb659fds-cfn-exec-role-${account}-eu-west-1`, identityPolicies: [ADMIN] },
+    { name: `account administrator (${account})`, arn: `arn:aws:iam::${account}:role/OrganizationAccountAccessRole`, identityPolicies: [ADMIN] },
+  ]);
+  const copier = vaultRoles.find((r) => r.logicalId.startsWith('CopierRole'))!;
+  return [
+    ...sourceRoles.map((r) => ({ name: `${r.stack}/${r.logicalId}`, arn: r.arn, identityPolicies: r.identityPolicies })),
+    ...admins,
+    { name: 'vault copier role (assumed by production)', arn: copier.arn, identityPolicies: copier.identityPolicies },
+  ];
+}
+
+const OBJECT_ACTION = /^s3:(DeleteObject|PutObject|BypassGovernanceRetention|GetObject|RestoreObject)/;
+const s3Target = (bucketArn: string, action: string) => (OBJECT_ACTION.test(action) ? `${bucketArn}/backups/orders/20261207T030000Z-abc123/dump.enc` : bucketArn);
+const vaultSnapshot = `arn:aws:rds:${VAULT_REGION}:${VAULT}:snapshot:lifeboat-orders-20261207t030000z-abc123`;
+const vaultClusterSnapshot = `arn:aws:rds:${VAULT_REGION}:${VAULT}:cluster-snapshot:lifeboat-ledger-20261207t030000z-abc123`;
+const snapshotTarget = (action: string) => (/Cluster/.test(action) ? vaultClusterSnapshot : vaultSnapshot);
+
+/** Every dangerous request on a vault resource. */
+function dangerousRequests(): { action: string; resource: string; context?: Record<string, string | string[]> }[] {
+  const bucketActions = [...VAULT_BUCKET_PROTECTED_ACTIONS, 's3:PutBucketLogging', 's3:PutBucketPublicAccessBlock', 's3:PutBucketAcl', 's3:PutObjectAcl'];
+  const keyActions = [...VAULT_KEY_PROTECTED_ACTIONS, 'kms:CreateGrant', 'kms:RevokeGrant', 'kms:RetireGrant', 'kms:TagResource', 'kms:UntagResource'];
+  return [
+    ...bucketActions.flatMap((action) => [vaultResources.bucket, vaultResources.logs].map((b) => ({ action, resource: s3Target(b, action) }))),
+    // Overwriting an existing key (a PUT without If-None-Match).
+    { action: 's3:PutObject', resource: s3Target(vaultResources.bucket, 's3:PutObject'), context: { 's3:ObjectCreationOperation': 'true' } },
+    ...keyActions.flatMap((action) => Object.values(vaultResources.keys).map((resource) => ({ action, resource }))),
+    // Reading what the recovery key protects.
+    { action: 'kms:Decrypt', resource: vaultResources.keys.recovery },
+    ...VAULT_SNAPSHOT_PROTECTED_ACTIONS.flatMap((action) => (action === 'rds:RemoveTagsFromResource' ? [vaultSnapshot, vaultClusterSnapshot] : [snapshotTarget(action)]).map((resource) => ({ action, resource }))),
+    // Changing the membership of an existing vault copy (its lifeboat tags).
+    ...[vaultSnapshot, vaultClusterSnapshot].map((resource) => ({ action: 'rds:AddTagsToResource', resource, context: { 'aws:ResourceTag/lifeboat:managed': 'true', 'aws:ResourceTag/lifeboat:backup-id': '20261207T030000Z-abc123' } })),
+  ];
+}
+
+describe('the vault against every production principal (IAM policy simulator over the synthesized templates)', () => {
+  it('denies every dangerous action on every vault resource to every production principal', async () => {
+    // Act
+    const allowed: string[] = [];
+    const principals = productionPrincipals();
+    for (const principal of principals) {
+      for (const request of dangerousRequests()) {
+        const account = request.resource.startsWith('arn:aws:s3') ? VAULT : request.resource.split(':')[4]!;
+        const decision = await evaluate({ principal, action: request.action, resource: request.resource, resourceAccount: account, resourcePolicy: policyFor(request.resource), context: request.context });
+        if (decision === 'Allowed') allowed.push(`${principal.name}: ${request.action} on ${request.resource}${request.context ? ` ${JSON.stringify(request.context)}` : ''}`);
+      }
+    }
+
+    // Assess
+    expect(principals.length).toBeGreaterThan(20);
+    expect(allowed).toEqual([]);
+  });
+
+  it('allows what lifeboat needs: the copier adds objects and snapshot copies, production wraps keys to the recovery key, vault retention deletes', async () => {
+    // Prepare
+    const copier = vaultRoles.find((r) => r.logicalId.startsWith('CopierRole'))!;
+    const retention = vaultRoles.find((r) => r.logicalId.startsWith('RetentionRetentionRole'))!;
+    const dumpRole = sourceRoles.find((r) => r.stack.endsWith('-lifeboat-source') && r.logicalId.startsWith('DumpFunction'))!;
+    const object = s3Target(vaultResources.bucket, 's3:PutObject');
+    const cases: { who: EvaluatedRole; action: string; resource: string; context?: Record<string, string | string[]> }[] = [
+      { who: copier, action: 's3:PutObject', resource: object, context: { 's3:if-none-match': '*', 's3:ObjectCreationOperation': 'true' } },
+      { who: copier, action: 'rds:CopyDBSnapshot', resource: vaultSnapshot },
+      // Tags set with the copy: the new snapshot has no tags yet.
+      { who: copier, action: 'rds:AddTagsToResource', resource: vaultSnapshot, context: { 'aws:RequestTag/lifeboat:managed': 'true', 'aws:TagKeys': ['lifeboat:managed', 'lifeboat:backup-id'] } },
+      { who: copier, action: 'kms:CreateGrant', resource: vaultResources.keys.snapshot, context: { 'kms:GrantIsForAWSResource': 'true' } },
+      { who: retention, action: 's3:DeleteObjectVersion', resource: object },
+      { who: dumpRole, action: 'kms:Encrypt', resource: vaultResources.keys.recovery },
+    ];
+    expect(cases.every((c) => c.who !== undefined)).toBe(true);
+
+    // Act
+    const decisions = [];
+    for (const c of cases) {
+      const account = c.resource.startsWith('arn:aws:s3') ? VAULT : c.resource.split(':')[4]!;
+      decisions.push(`${c.who.logicalId}: ${c.action} ${await evaluate({ principal: c.who, action: c.action, resource: c.resource, resourceAccount: account, resourcePolicy: policyFor(c.resource), context: c.context })}`);
+    }
+
+    // Assess
+    expect(decisions).toEqual(cases.map((c) => `${c.who.logicalId}: ${c.action} Allowed`));
+  });
+});
