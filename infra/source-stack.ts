@@ -26,6 +26,7 @@ import { BackupStorage } from './constructs/backup-storage.ts';
 import { ShardedDatabaseAlarms, type MonitoredDatabase } from './constructs/database-alarms.ts';
 import { createDrillSecurityGroup, grantDrillProvisioning, grantJanitor, grantReadDrillSecrets, POSTGRES_PORT } from './constructs/drill-access.ts';
 import { FargateDumpRunner } from './constructs/fargate-dump-runner.ts';
+import { KeyWatch } from './constructs/key-watch.ts';
 import { retentionStateMachines } from './constructs/retention-workflow.ts';
 import { MonitoredStateMachine } from './constructs/monitored-state-machine.ts';
 import { DeploymentConfigObject } from './constructs/deployment-config.ts';
@@ -244,6 +245,8 @@ export class SourceStack extends Stack {
   /** Plan id → its backup schedule. */
   public readonly schedules: ReadonlyMap<string, ScheduledWorkflow>;
   public readonly alarmRouting: AlarmRouting;
+  /** Alerts on ScheduleKeyDeletion, DisableKey, PutKeyPolicy (and tries) on the envelope and bucket keys. */
+  public readonly keyWatch: KeyWatch;
   /** Prunes dumps and snapshots at the source and in the copy region (never the vault: the vault stack prunes itself). */
   public readonly retentionFunction: ProjectFunction;
   public readonly retention: MonitoredStateMachine;
@@ -446,6 +449,13 @@ export class SourceStack extends Stack {
       deploymentName: config.name,
       alertFunction: this.alertFunction.function,
       topic: this.alerts.topic,
+    });
+    // The keys the backups here depend on: the envelope key (given or created) and the bucket key.
+    this.keyWatch = new KeyWatch(this, 'KeyWatch', {
+      deploymentName: config.name,
+      keyArns: [this.storage.envelopeKey.keyArn, this.storage.bucketKey.keyArn],
+      alertFunction: this.alertFunction.function,
+      deadLetterQueue: this.alarmRouting.deadLetterQueue,
     });
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {

@@ -10,7 +10,11 @@ import { retentionSchedules } from '../events/schedules.ts';
 import { vaultRetentionRoleArn } from '../functions/lib/retention/environment.ts';
 import { TAG } from '../functions/lib/snapshots/ids.ts';
 import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
-import type { ProjectFunctionSource } from './constructs/project-function.ts';
+import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
+import { AlarmRouting } from './constructs/alarm-routing.ts';
+import { Alerts } from './constructs/alerts.ts';
+import { KeyWatch } from './constructs/key-watch.ts';
+import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
 import { VaultRetention } from './constructs/vault-retention.ts';
 import { acknowledge } from './nag.ts';
 import { REPO_ROOT, sourceStackName } from './source-stack.ts';
@@ -113,6 +117,14 @@ export class VaultStack extends Stack {
   public readonly recoveryKey: kms.Key;
   /** Assumed by production to copy in; no delete, overwrite, lock or key rights. */
   public readonly copierRole: iam.Role;
+  /** The vault's alert topic (config.alerts.subscribers), independent of production's. */
+  public readonly alerts: Alerts;
+  /** Publishes the vault's alerts in the one alert format. */
+  public readonly alertFunction: ProjectFunction;
+  /** Routes the vault's alarms through the alert function. */
+  public readonly alarmRouting: AlarmRouting;
+  /** Alerts on ScheduleKeyDeletion, DisableKey, PutKeyPolicy (and tries) on the three vault keys. */
+  public readonly keyWatch: KeyWatch;
   /** Roles exempt from the bucket's and keys' deny statements. */
   public readonly adminRoleArns: readonly string[];
   /**
@@ -267,8 +279,28 @@ export class VaultStack extends Stack {
         conditions: { ArnNotLike: { 'aws:PrincipalArn': deleters } },
       }),
     );
+    // The vault's own alerting, which works without production: its topic, alert function and alarm routing,
+    // and a watch on its keys (deletion, disabling, policy changes, and attempts at them).
+    this.alerts = new Alerts(this, 'Alerts', { aliasPrefix: `lifeboat/${config.name}/vault`, subscribers: config.alerts.subscribers });
+    this.alertFunction = new ProjectFunction(this, 'AlertFunction', {
+      source: code?.alert ?? { kind: 'nodejs', entry: `${REPO_ROOT}/functions/alert/handler.ts`, handler: 'handler', projectRoot: REPO_ROOT },
+      description: `lifeboat ${config.name} vault: publish vault alerts to SNS.`,
+      serviceName: SERVICE_NAMES.alert,
+      metricsNamespace: METRICS_NAMESPACE,
+      timeout: Duration.seconds(30),
+      memorySize: 256,
+    });
+    this.alertFunction.addResourceEnvironment('ALERT_TOPIC_ARN', this.alerts.topic.topicArn, (g) => this.alerts.grantPublish(g));
+    this.alarmRouting = new AlarmRouting(this, 'AlarmRouting', { deploymentName: config.name, alertFunction: this.alertFunction.function, topic: this.alerts.topic });
+    this.keyWatch = new KeyWatch(this, 'KeyWatch', {
+      deploymentName: config.name,
+      keyArns: [this.bucketKey.keyArn, this.snapshotKey.keyArn, this.recoveryKey.keyArn],
+      alertFunction: this.alertFunction.function,
+      deadLetterQueue: this.alarmRouting.deadLetterQueue,
+    });
     if (retentionRuns.length > 0) {
-      this.retention = new VaultRetention(this, 'Retention', { config, bucket: this.bucket, bucketKey: this.bucketKey, runs: retentionRuns, code, projectRoot: REPO_ROOT });
+      const alerting = { alerts: this.alerts, alertFunction: this.alertFunction, alarmRouting: this.alarmRouting };
+      this.retention = new VaultRetention(this, 'Retention', { config, bucket: this.bucket, bucketKey: this.bucketKey, runs: retentionRuns, code, projectRoot: REPO_ROOT, alerting });
     }
     // Writes must be If-None-Match: * (PutObject and CompleteMultipartUpload), so
     // nothing can be put on top of an existing key. The parts of a multipart

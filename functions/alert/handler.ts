@@ -10,6 +10,7 @@ import { parseWith } from '../lib/config/load.ts';
 import { readEnv } from '../shared/env.ts';
 import { logger as sharedLogger, tracer } from '../shared/powertools.ts';
 import { alarmEventToAlert, isAlarmStateChangeEvent } from './alarm-event.ts';
+import { isKeyEvent, keyEventToAlert } from './key-event.ts';
 
 /** What a state machine's Catch passes: the failed item plus Step Functions' `{ Error, Cause }`. */
 export const alertTaskInputSchema = z.object({
@@ -31,6 +32,7 @@ const DEFAULT_NEXT_STEP: Record<Alert['kind'], string> = {
   'objective-missed': 'review the plan targets against the measured values in `lifeboat status`.',
   'retention-failed': 'inspect the retention audit log and rerun `lifeboat prune --dry-run`.',
   'quota-warning': 'raise the quota or tighten retention.',
+  'key-at-risk': 'check who changed the key and undo it if nobody planned it.',
 };
 
 export interface AlertHandlerDeps {
@@ -61,9 +63,13 @@ export function createAlertHandler(injected?: AlertHandlerDeps) {
     .use(injectLambdaContext(logger))
     .handler(async (event: unknown): Promise<{ messageId: string; subject: string }> => {
       const { sns, topicArn } = injected ?? depsFromEnvironment();
-      let input: { kind: AlertTaskInput['kind']; databaseId?: string };
+      let input: { kind: Alert['kind']; databaseId?: string };
       let alert: ReturnType<typeof formatAlert>;
-      if (isAlarmStateChangeEvent(event)) {
+      if (isKeyEvent(event)) {
+        const keyAlert = keyEventToAlert(event);
+        input = keyAlert;
+        alert = formatAlert(keyAlert);
+      } else if (isAlarmStateChangeEvent(event)) {
         const alarm = alarmEventToAlert(event);
         input = alarm;
         alert = formatAlert({ ...alarm, nextStep: alarm.nextStep ?? DEFAULT_NEXT_STEP[alarm.kind] });

@@ -25,16 +25,18 @@ export interface VaultRetentionProps {
   /** The plans' vault retention runs (retentionSchedules with locations ['vault']); at least one. */
   readonly runs: readonly RetentionSchedule[];
   /** @default functions/retention/handler.ts and functions/alert/handler.ts bundled with the local esbuild */
-  readonly code?: { readonly retention?: ProjectFunctionSource; readonly alert?: ProjectFunctionSource };
+  readonly code?: { readonly retention?: ProjectFunctionSource };
   /** The repository root (esbuild project root). */
   readonly projectRoot: string;
+  /** The vault stack's alert topic, alert function and alarm routing. */
+  readonly alerting: { readonly alerts: Alerts; readonly alertFunction: ProjectFunction; readonly alarmRouting: AlarmRouting };
 }
 
 /**
  * Vault-side retention, run by the vault account alone (principle 3): the same
  * retention function and state machine as the source, at location `vault`
- * only, on its own EventBridge Scheduler schedules, with its own alert topic,
- * alert function and alarm routing (the vault must work without production).
+ * only, on its own EventBridge Scheduler schedules, alerting through the vault
+ * stack's own topic and alert function (the vault must work without production).
  *
  * Two roles keep "who runs" apart from "who deletes":
  *
@@ -68,17 +70,10 @@ export class VaultRetention extends Construct {
     const nodejs = (path: string): ProjectFunctionSource => ({ kind: 'nodejs', entry: `${props.projectRoot}/${path}`, handler: 'handler', projectRoot: props.projectRoot });
     const bucketScope: BackupBucketScope = { bucket, bucketKeyArn: bucketKey.keyArn, prefix: config.storage.prefix };
 
-    this.alerts = new Alerts(this, 'Alerts', { aliasPrefix: `lifeboat/${config.name}/vault`, subscribers: config.alerts.subscribers });
-    this.alertFunction = new ProjectFunction(this, 'AlertFunction', {
-      source: props.code?.alert ?? nodejs('functions/alert/handler.ts'),
-      description: `lifeboat ${config.name} vault: publish vault retention alerts to SNS.`,
-      serviceName: SERVICE_NAMES.alert,
-      metricsNamespace: METRICS_NAMESPACE,
-      timeout: Duration.seconds(30),
-      memorySize: 256,
-    });
-    this.alertFunction.addResourceEnvironment('ALERT_TOPIC_ARN', this.alerts.topic.topicArn, (g) => this.alerts.grantPublish(g));
-    this.alarmRouting = new AlarmRouting(this, 'AlarmRouting', { deploymentName: config.name, alertFunction: this.alertFunction.function, topic: this.alerts.topic });
+    // The vault stack's own alerting (one topic, alert function and routing for everything in the vault).
+    this.alerts = props.alerting.alerts;
+    this.alertFunction = props.alerting.alertFunction;
+    this.alarmRouting = props.alerting.alarmRouting;
 
     this.function = new ProjectFunction(this, 'Function', {
       source: props.code?.retention ?? nodejs('functions/retention/handler.ts'),

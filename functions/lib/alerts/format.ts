@@ -5,7 +5,7 @@ import { redact } from '../redact.ts';
  * (what failed, on which database and plan), a body with what happened, a link
  * to the execution and the next step, and the same facts as JSON for machines.
  */
-export type AlertKind = 'backup-failed' | 'backup-late' | 'drill-failed' | 'drill-teardown-incomplete' | 'objective-missed' | 'retention-failed' | 'quota-warning';
+export type AlertKind = 'backup-failed' | 'backup-late' | 'drill-failed' | 'drill-teardown-incomplete' | 'objective-missed' | 'retention-failed' | 'quota-warning' | 'key-at-risk';
 
 export interface Alert {
   kind: AlertKind;
@@ -35,6 +35,7 @@ const KIND_TITLES: Record<AlertKind, string> = {
   'objective-missed': 'RTO/RPO target missed',
   'retention-failed': 'Retention failed',
   'quota-warning': 'Quota nearly used up',
+  'key-at-risk': 'Encryption key at risk',
 };
 
 /** Console link for a Step Functions execution ARN. */
