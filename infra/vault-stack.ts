@@ -334,6 +334,33 @@ export class VaultStack extends Stack {
       );
     }
 
+    // What is written into the vault: STANDARD storage (a DEEP_ARCHIVE copy takes 12 hours or more to read
+    // back), under the vault's bucket key only (no SSE-S3, SSE-C or another key): denied to all but the vault
+    // admins when the request names anything else (absent headers mean the bucket's defaults). The proofs
+    // vault retention trusts are never the copier's: `<prefix>_*` is closed to it, and the audit logs are
+    // written by vault retention alone.
+    const objects = this.bucket.arnForObjects('*');
+    const notAdmin = { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } };
+    const present = (key: string) => ({ Null: { [key]: 'false' } });
+    const writeDenies: Array<{ sid: string; conditions: Record<string, Record<string, string | string[]>>; resources?: string[] }> = [
+      { sid: 'WritesOnlyStandardStorage', conditions: { ...present('s3:x-amz-storage-class'), StringNotEquals: { 's3:x-amz-storage-class': 'STANDARD' }, ...notAdmin } },
+      { sid: 'WritesOnlySseKms', conditions: { ...present('s3:x-amz-server-side-encryption'), StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' }, ...notAdmin } },
+      { sid: 'WritesNoSseC', conditions: { ...present('s3:x-amz-server-side-encryption-customer-algorithm'), ...notAdmin } },
+      {
+        sid: 'WritesOnlyUnderTheBucketKey',
+        conditions: { ...present('s3:x-amz-server-side-encryption-aws-kms-key-id'), StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.bucketKey.keyArn }, ...notAdmin },
+      },
+      { sid: 'CopierNeverWritesProofs', conditions: { ArnEquals: { 'aws:PrincipalArn': names.copierRoleArn } }, resources: [this.bucket.arnForObjects(`${config.storage.prefix}_*`)] },
+      {
+        sid: 'AuditLogsOnlyByVaultRetention',
+        conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns, ...auditWriter] } },
+        resources: [this.bucket.arnForObjects(`${config.storage.prefix}_audit/*`)],
+      },
+    ];
+    for (const { sid, conditions, resources } of writeDenies) {
+      this.bucket.addToResourcePolicy(new iam.PolicyStatement({ sid, effect: iam.Effect.DENY, principals: [new iam.AnyPrincipal()], actions: ['s3:PutObject'], resources: resources ?? [objects], conditions }));
+    }
+
     const patterns =
       copierPrincipalPatterns ?? sources.map((s) => `arn:${this.partition}:iam::${s.account}:role/${sourceStackName(config, s.id)}-*`);
     this.copierRole = new iam.Role(this, 'CopierRole', {

@@ -73,6 +73,8 @@ function productionPrincipals() {
 
 const OBJECT_ACTION = /^s3:(DeleteObject|PutObject|BypassGovernanceRetention|GetObject|RestoreObject)/;
 const s3Target = (bucketArn: string, action: string) => (OBJECT_ACTION.test(action) ? `${bucketArn}/backups/orders/20261207T030000Z-abc123/dump.enc` : bucketArn);
+/** A new object, written as lifeboat writes: If-None-Match: * on a creating call. */
+const NEW_OBJECT = { 's3:if-none-match': '*', 's3:ObjectCreationOperation': 'true' };
 const vaultSnapshot = `arn:aws:rds:${VAULT_REGION}:${VAULT}:snapshot:lifeboat-orders-20261207t030000z-abc123`;
 const vaultClusterSnapshot = `arn:aws:rds:${VAULT_REGION}:${VAULT}:cluster-snapshot:lifeboat-ledger-20261207t030000z-abc123`;
 const snapshotTarget = (action: string) => (/Cluster/.test(action) ? vaultClusterSnapshot : vaultSnapshot);
@@ -86,6 +88,15 @@ function dangerousRequests(): { action: string; resource: string; context?: Reco
     ...bucketActions.flatMap((action) => [vaultResources.bucket, vaultResources.logs].map((b) => ({ action, resource: s3Target(b, action) }))),
     // Overwriting an existing key (a PUT without If-None-Match).
     { action: 's3:PutObject', resource: s3Target(vaultResources.bucket, 's3:PutObject'), context: { 's3:ObjectCreationOperation': 'true' } },
+    // New objects that wreck the RTO, escape the vault's key, or forge the proofs vault retention trusts.
+    ...[
+      { 's3:x-amz-storage-class': 'DEEP_ARCHIVE' },
+      { 's3:x-amz-storage-class': 'GLACIER' },
+      { 's3:x-amz-server-side-encryption': 'AES256' },
+      { 's3:x-amz-server-side-encryption-customer-algorithm': 'AES256' },
+      { 's3:x-amz-server-side-encryption': 'aws:kms', 's3:x-amz-server-side-encryption-aws-kms-key-id': `arn:aws:kms:${VAULT_REGION}:${PROD}:key/11111111-2222-3333-4444-555555555555` },
+    ].map((headers) => ({ action: 's3:PutObject', resource: s3Target(vaultResources.bucket, 's3:PutObject'), context: { ...NEW_OBJECT, ...headers } })),
+    ...['backups/_drills/orders/20261207T040000Z-abc123.json', 'backups/_audit/retention/2026/12/07/x.vault.orders.jsonl'].map((key) => ({ action: 's3:PutObject', resource: `${vaultResources.bucket}/${key}`, context: NEW_OBJECT })),
     ...keyActions.flatMap((action) => Object.values(vaultResources.keys).map((resource) => ({ action, resource }))),
     // Reading what the recovery key protects.
     { action: 'kms:Decrypt', resource: vaultResources.keys.recovery },
@@ -120,7 +131,11 @@ describe('the vault against every production principal (IAM policy simulator ove
     const dumpRole = sourceRoles.find((r) => r.stack.endsWith('-lifeboat-source') && r.logicalId.startsWith('DumpFunction'))!;
     const object = s3Target(vaultResources.bucket, 's3:PutObject');
     const cases: { who: EvaluatedRole; action: string; resource: string; context?: Record<string, string | string[]> }[] = [
-      { who: copier, action: 's3:PutObject', resource: object, context: { 's3:if-none-match': '*', 's3:ObjectCreationOperation': 'true' } },
+      { who: copier, action: 's3:PutObject', resource: object, context: NEW_OBJECT },
+      // The same with the headers spelled out as the defaults they are.
+      { who: copier, action: 's3:PutObject', resource: object, context: { ...NEW_OBJECT, 's3:x-amz-storage-class': 'STANDARD', 's3:x-amz-server-side-encryption': 'aws:kms', 's3:x-amz-server-side-encryption-aws-kms-key-id': vaultResources.keys.bucket } },
+      // A multipart upload's parts carry no headers.
+      { who: copier, action: 's3:PutObject', resource: object, context: { 's3:ObjectCreationOperation': 'false' } },
       { who: copier, action: 'rds:CopyDBSnapshot', resource: vaultSnapshot },
       // Tags set with the copy: the new snapshot has no tags yet.
       { who: copier, action: 'rds:AddTagsToResource', resource: vaultSnapshot, context: { 'aws:RequestTag/lifeboat:managed': 'true', 'aws:TagKeys': ['lifeboat:managed', 'lifeboat:backup-id'] } },
@@ -144,8 +159,14 @@ describe('the vault against every production principal (IAM policy simulator ove
   it("denies the vault's protections to every vault-account principal but its named admins: its own roles and an account administrator not named in vault.adminRoleArns", async () => {
     // Prepare: the vault stack's roles (retention may delete expired objects: that is its job) and an in-account administrator.
     const principals = [
-      ...vaultRoles.map((r) => ({ name: `${r.stack}/${r.logicalId}`, arn: r.arn, identityPolicies: r.identityPolicies, deletes: r.logicalId.startsWith('RetentionRetentionRole') })),
-      { name: 'vault-account administrator (not a vault admin)', arn: `arn:aws:iam::${VAULT}:role/PlatformAdmin`, identityPolicies: [ADMIN], deletes: false },
+      ...vaultRoles.map((r) => ({
+        name: `${r.stack}/${r.logicalId}`,
+        arn: r.arn,
+        identityPolicies: r.identityPolicies,
+        deletes: r.logicalId.startsWith('RetentionRetentionRole'),
+        writesAudit: r.logicalId.startsWith('RetentionFunctionRole'),
+      })),
+      { name: 'vault-account administrator (not a vault admin)', arn: `arn:aws:iam::${VAULT}:role/PlatformAdmin`, identityPolicies: [ADMIN], deletes: false, writesAudit: false },
     ];
     // Bucket and key protections (resource policies govern them; RDS snapshots have none, see docs/security.md).
     const requests = dangerousRequests().filter((r) => !r.resource.startsWith('arn:aws:rds') && !(r.action === 'kms:Decrypt'));
@@ -155,6 +176,9 @@ describe('the vault against every production principal (IAM policy simulator ove
     for (const principal of principals) {
       for (const request of requests) {
         if (principal.deletes && /^s3:DeleteObject(Version)?$/.test(request.action) && request.resource.startsWith(vaultResources.bucket + '/')) continue;
+        // Vault retention writes its audit logs; vault-account operators write vault drill reports (lifeboat drill with vault credentials).
+        if (principal.writesAudit && request.resource.includes('/backups/_audit/')) continue;
+        if (request.resource.includes('/backups/_drills/')) continue;
         const decision = await evaluate({ principal, action: request.action, resource: request.resource, resourceAccount: VAULT, resourcePolicy: policyFor(request.resource), context: request.context });
         if (decision === 'Allowed') allowed.push(`${principal.name}: ${request.action} on ${request.resource}`);
       }
