@@ -38,6 +38,26 @@ export function drillRestoreStorageFromContext(scope: IConstruct): Size | undefi
   return Size.mebibytes(mib);
 }
 
+/** CDK context key choosing which side to synthesize (`-c deploy=vault`, `-c deploy=source`). */
+export const DEPLOY_CONTEXT_KEY = 'deploy';
+export const DEPLOY_TARGETS = ['all', 'source', 'vault'] as const;
+export type DeployTarget = (typeof DEPLOY_TARGETS)[number];
+
+/**
+ * Which stacks the app synthesizes. The vault is deployed with vault-account
+ * credentials only (`-c deploy=vault`), the source stacks with production's
+ * (`-c deploy=source`); `all` (the default) is for synth, diff and review, and
+ * is not how a deployment is meant to run (docs/deployment.md).
+ */
+export function deployTargetFromContext(scope: IConstruct): DeployTarget {
+  const raw: unknown = scope.node.tryGetContext(DEPLOY_CONTEXT_KEY);
+  if (raw === undefined) return 'all';
+  if (typeof raw !== 'string' || !(DEPLOY_TARGETS as readonly string[]).includes(raw)) {
+    throw new ConfigError(`CDK context "${DEPLOY_CONTEXT_KEY}"`, [`must be one of ${DEPLOY_TARGETS.join(', ')}: "vault" with vault-account credentials, "source" with production's`]);
+  }
+  return raw as DeployTarget;
+}
+
 /** Loads and validates the config file the CDK context names; throws ConfigError naming every bad field. */
 export function loadConfigFromContext(scope: IConstruct, cwd?: string): LifeboatConfig {
   return loadConfigFile(configPathFromContext(scope, cwd));

@@ -1,6 +1,7 @@
-import type { App, Size } from 'aws-cdk-lib';
+import { Annotations, type App, type Size } from 'aws-cdk-lib';
+import { ConfigError } from '../functions/lib/errors.ts';
 import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
-import { configForSource, loadConfigFromContext, sourcesOf } from './config.ts';
+import { configForSource, loadConfigFromContext, sourcesOf, type DeployTarget } from './config.ts';
 import { addNagChecks } from './nag.ts';
 import { SourceStack, sourceStackName, type SourceStackCode } from './source-stack.ts';
 import { VaultStack } from './vault-stack.ts';
@@ -17,13 +18,19 @@ export interface LifeboatAppOptions {
   readonly defaultAccount?: string;
   /** See SourceStackProps.drillRestoreStorage. @default 10 GiB */
   readonly drillRestoreStorage?: Size;
+  /**
+   * Which side to synthesize: the vault (deployed with vault-account
+   * credentials), the source stacks (production's), or both for synth and review.
+   * @default 'all'
+   */
+  readonly deploy?: DeployTarget;
 }
 
 export interface LifeboatStacks {
   readonly config: LifeboatConfig;
-  /** The primary source's stack (`config.source`). */
-  readonly source: SourceStack;
-  /** Every source stack: the primary first, then one per `additionalSources` entry. */
+  /** The primary source's stack (`config.source`); absent with `deploy: 'vault'`. */
+  readonly source?: SourceStack;
+  /** Every source stack: the primary first, then one per `additionalSources` entry (none with `deploy: 'vault'`). */
   readonly sources: readonly SourceStack[];
   /** The vault stack (the vault account and region), when the config has a vault. */
   readonly vault?: VaultStack;
@@ -37,8 +44,18 @@ export interface LifeboatStacks {
  */
 export function addLifeboatStacks(app: App, options: LifeboatAppOptions = {}): LifeboatStacks {
   const config = options.config ?? loadConfigFromContext(app);
+  const deploy = options.deploy ?? 'all';
+  if (deploy === 'vault' && !config.vault) throw new ConfigError('the config', ['vault: "-c deploy=vault" needs a vault section (account, region, retentionDays)']);
+  // Without the vault's recovery key, vault copies decrypt only with production's envelope key, which
+  // production can schedule for deletion: the source side is not deployed without it.
+  const noRecoveryKey = config.vault && !config.vault.recoveryKmsKeyArn;
+  if (deploy === 'source' && noRecoveryKey) {
+    throw new ConfigError('the config', [
+      'vault.recoveryKmsKeyArn: deploy the vault first ("-c deploy=vault" with vault-account credentials) and set this to its RecoveryKeyArn output; without it vault copies can be decrypted only with the production envelope key, which production can delete',
+    ]);
+  }
   if (options.nag ?? true) addNagChecks(app);
-  const sources = sourcesOf(config).map((source, index) => {
+  const sources = (deploy === 'vault' ? [] : sourcesOf(config)).map((source, index) => {
     const additional = index > 0;
     return new SourceStack(app, sourceStackName(config, additional ? source.id : undefined), {
       config: configForSource(config, source.id),
@@ -49,11 +66,16 @@ export function addLifeboatStacks(app: App, options: LifeboatAppOptions = {}): L
     });
   });
   // The vault trusts the production account(s); an environment-agnostic source gets the deploying account.
-  const vault = config.vault
+  const vault = config.vault && deploy !== 'source'
     ? new VaultStack(app, vaultNames({ name: config.name, vault: config.vault }).stackName, {
         config: config.source.account || !options.defaultAccount ? config : { ...config, source: { ...config.source, account: options.defaultAccount } },
         code: options.code && { retention: options.code.retention, alert: options.code.alert },
       })
     : undefined;
-  return { config, source: sources[0]!, sources, vault };
+  if (noRecoveryKey && sources[0]) {
+    Annotations.of(sources[0]).addWarning(
+      'vault.recoveryKmsKeyArn is not set: vault copies can be decrypted only with the production envelope key. Deploy the vault first (-c deploy=vault, vault credentials) and set it to the RecoveryKeyArn output; "-c deploy=source" refuses to deploy without it.',
+    );
+  }
+  return { config, source: sources[0], sources, vault };
 }

@@ -427,12 +427,15 @@ async function smokeMain(ctx: MainContext, signal: AbortSignal): Promise<void> {
   const names = vaultNames({ name, vault: { account: meta.vaultAccount, region: vaultRegion } }, meta.partition);
   const vaultOut = join(workDir, 'cdk.out-vault');
   const lifeboatContext = { config: configFile };
+  // Each side is synthesized alone and deployed with its own account's credentials only (docs/deployment.md).
+  const vaultContext = { ...lifeboatContext, deploy: 'vault' };
+  const sourceContext = { ...lifeboatContext, deploy: 'source' };
   registry.record({
     id: 'stack/vault',
     kind: 'cdk-stack',
     order: ORDER.vaultStack,
     description: `stack ${names.stackName} (vault account)`,
-    params: { side: 'vault', stack: names.stackName, context: lifeboatContext, outdir: vaultOut, retries: 3, retryWaitMs: 120_000, unprotectApp: TEARDOWN_APP },
+    params: { side: 'vault', stack: names.stackName, context: vaultContext, outdir: vaultOut, retries: 3, retryWaitMs: 120_000, unprotectApp: TEARDOWN_APP },
   });
   registry.record({ id: 'bucket/vault', kind: 'bucket', order: ORDER.vaultBucket, description: `vault bucket ${names.bucketName}`, params: { side: 'vault', region: vaultRegion, bucket: names.bucketName } });
   registry.record({ id: 'bucket/vault-logs', kind: 'bucket', order: ORDER.vaultLogsBucket, description: `vault access-log bucket ${names.accessLogsBucketName}`, params: { side: 'vault', region: vaultRegion, bucket: names.accessLogsBucketName } });
@@ -440,7 +443,7 @@ async function smokeMain(ctx: MainContext, signal: AbortSignal): Promise<void> {
   recordLogGroups(registry, meta, 'vault');
   step(`vault stack ${names.stackName} (account ${meta.vaultAccount}, ${vaultRegion})`);
   const vaultOutputs = join(workDir, 'outputs-vault.json');
-  await runCdk({ action: 'deploy', stacks: [names.stackName], context: lifeboatContext, profile: options.vault.profile, outdir: vaultOut, outputsFile: vaultOutputs }, cdk);
+  await runCdk({ action: 'deploy', stacks: [names.stackName], context: vaultContext, profile: options.vault.profile, outdir: vaultOut, outputsFile: vaultOutputs }, cdk);
   const vaultValues = readOutputs(vaultOutputs)[names.stackName] ?? {};
   const recoveryKeyArn = vaultValues.RecoveryKeyArn;
   const vaultSnapshotKeyArn = vaultValues.SnapshotKeyArn;
@@ -457,7 +460,7 @@ async function smokeMain(ctx: MainContext, signal: AbortSignal): Promise<void> {
     kind: 'cdk-stack',
     order: ORDER.sourceStack,
     description: `stack ${stackName}`,
-    params: { side: 'source', stack: stackName, context: lifeboatContext, outdir: join(workDir, 'cdk.out-source'), retries: 2, retryWaitMs: 120_000 },
+    params: { side: 'source', stack: stackName, context: sourceContext, outdir: join(workDir, 'cdk.out-source'), retries: 2, retryWaitMs: 120_000 },
   });
   registry.record({ id: 'buckets/source', kind: 'retained-buckets', order: ORDER.sourceBuckets, description: `backup and access-log buckets of ${stackName}`, params: { side: 'source', region: srcRegion, stackName, deployment: name } });
   registry.record({ id: 'keys/source', kind: 'retained-keys', order: ORDER.sourceKeys, description: `KMS keys of ${stackName} (${srcRegion})`, params: { side: 'source', region: srcRegion, deployment: name } });
@@ -473,7 +476,7 @@ async function smokeMain(ctx: MainContext, signal: AbortSignal): Promise<void> {
     });
   }
   step(`source stack ${stackName} (builds the arm64 runner image with Docker): about 15 min`);
-  await runCdk({ action: 'deploy', stacks: [stackName], context: lifeboatContext, profile: options.source.profile, outdir: join(workDir, 'cdk.out-source') }, cdk);
+  await runCdk({ action: 'deploy', stacks: [stackName], context: sourceContext, profile: options.source.profile, outdir: join(workDir, 'cdk.out-source') }, cdk);
   const retained = await findRetainedBuckets(source.s3(srcRegion), srcRegion, stackName, name);
   const backupBucket = await backupBucketOf(source.s3(srcRegion), retained);
   if (!backupBucket) throw new Error(`cannot find the backup bucket of ${stackName} (buckets found: ${retained.join(', ') || 'none'})`);

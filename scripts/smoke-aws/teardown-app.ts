@@ -5,12 +5,12 @@
  */
 import { App } from 'aws-cdk-lib';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { drillRestoreStorageFromContext } from '../../infra/config.ts';
+import { deployTargetFromContext, drillRestoreStorageFromContext } from '../../infra/config.ts';
 import { addLifeboatStacksForTeardown } from './teardown-stacks.ts';
 
 const app = new App();
 try {
-  addLifeboatStacksForTeardown(app, { defaultAccount: process.env.CDK_DEFAULT_ACCOUNT, drillRestoreStorage: drillRestoreStorageFromContext(app) });
+  addLifeboatStacksForTeardown(app, { defaultAccount: process.env.CDK_DEFAULT_ACCOUNT, drillRestoreStorage: drillRestoreStorageFromContext(app), deploy: deployTargetFromContext(app) });
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(error.message);

@@ -2,10 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, Stack } from 'aws-cdk-lib';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../functions/lib/errors.ts';
-import { DEFAULT_CONFIG_PATH, configPathFromContext } from '../../infra/config.ts';
+import { DEFAULT_CONFIG_PATH, configPathFromContext, deployTargetFromContext } from '../../infra/config.ts';
+import { parseConfig } from '../../functions/lib/config/load.ts';
+import { prebundledCode } from './helpers/bundles.ts';
 import { addLifeboatStacks } from '../../infra/lifeboat-app.ts';
 import { SourceStack } from '../../infra/source-stack.ts';
 import { cdkJsonContext, exampleConfigJson, repoRoot } from './helpers/app.ts';
@@ -121,5 +124,53 @@ describe('config at synth time', () => {
     expect(result.stderr).toContain(`Invalid lifeboat config in ${path}`);
     expect(result.stderr).toMatch(/databases\[0\]\.connection\.port/);
     expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('one side per deploy (-c deploy=vault|source)', () => {
+  const withRecoveryKey = () => {
+    const raw = exampleConfigJson() as Record<string, unknown> & { vault: Record<string, unknown> };
+    raw.vault = { ...raw.vault, recoveryKmsKeyArn: `arn:aws:kms:${String(raw.vault.region)}:${String(raw.vault.account)}:key/99999999-8888-7777-6666-555555555555` };
+    return raw;
+  };
+  const stackNames = (app: App) => app.node.children.filter((c) => c instanceof Stack).map((s) => (s as Stack).stackName);
+  const code = prebundledCode();
+
+  it('synthesizes only the vault stack for the vault-account deploy', () => {
+    const app = new App({ context: { ...cdkJsonContext(), deploy: 'vault' } });
+    const stacks = addLifeboatStacks(app, { config: parseConfig(exampleConfigJson(), 'example'), deploy: deployTargetFromContext(app), nag: false, code });
+    expect(stacks.sources).toEqual([]);
+    expect(stackNames(app)).toEqual(['acme-lifeboat-vault']);
+  });
+
+  it("refuses the production deploy while the vault's recovery key is not in the config, naming the field and the order", () => {
+    const app = new App({ context: cdkJsonContext() });
+    const error = thrownBy(() => addLifeboatStacks(app, { config: parseConfig(exampleConfigJson(), 'example'), deploy: 'source', nag: false, code }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues).toEqual([expect.stringMatching(/^vault\.recoveryKmsKeyArn: deploy the vault first \("-c deploy=vault" with vault-account credentials\) and set this to its RecoveryKeyArn output/)]);
+    expect(stackNames(app)).toEqual([]);
+  });
+
+  it('synthesizes only the source stacks for the production deploy once the recovery key is set', () => {
+    const app = new App({ context: cdkJsonContext() });
+    const stacks = addLifeboatStacks(app, { config: parseConfig(withRecoveryKey(), 'example'), deploy: 'source', nag: false, code });
+    expect(stacks.vault).toBeUndefined();
+    expect(stackNames(app)).toEqual(['acme-lifeboat-source']);
+  });
+
+  it('warns at synth of both sides that the recovery key is missing', () => {
+    const app = new App({ context: cdkJsonContext() });
+    const stacks = addLifeboatStacks(app, { config: parseConfig(exampleConfigJson(), 'example'), nag: false, code });
+    const warnings = Annotations.fromStack(stacks.source!).findWarning('*', Match.stringLikeRegexp('vault\\.recoveryKmsKeyArn is not set'));
+    expect(warnings).toHaveLength(1);
+    const clean = new App({ context: cdkJsonContext() });
+    const ok = addLifeboatStacks(clean, { config: parseConfig(withRecoveryKey(), 'example'), nag: false, code });
+    expect(Annotations.fromStack(ok.source!).findWarning('*', Match.stringLikeRegexp('recoveryKmsKeyArn'))).toEqual([]);
+  });
+
+  it('refuses a deploy context that names no side', () => {
+    const error = thrownBy(() => deployTargetFromContext(new App({ context: { deploy: 'prod' } })));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(/CDK context "deploy"[\s\S]*must be one of all, source, vault/);
   });
 });

@@ -65,6 +65,7 @@ export function synthApp(options: SynthOptions = {}): Synthesized {
   const config = parseConfig(options.config ?? exampleConfigJson(), 'test config');
   const code = options.code ?? (options.realBundling ? undefined : prebundledCode());
   const { source, sources, vault } = addLifeboatStacks(app, { ...options, code, config, nag: options.nag ?? false });
+  if (!source) throw new Error('synthApp builds the source stacks (deploy "all" or "source")');
   app.synth();
   return { app, stack: source, stacks: sources, template: Template.fromStack(source), vault, outdir };
 }
