@@ -389,7 +389,7 @@ function retentionStandIn(calls: string[], alerts: unknown[]): Record<string, Ta
       failedCount: 0,
       failed: [],
       skippedLocked: 0,
-      dumps: { kept: 7, deleted: 1, failed: 0, skippedLocked: 0, incomplete: { found: 0, deleted: 0 }, unreadable: 0, auditKey: `backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-dumps.jsonl` },
+      dumps: { kept: 7, deleted: 1, failed: 0, skippedLocked: 0, incomplete: { found: 0, deleted: 0 }, unreadable: 0, suspicious: 0, auditKey: `backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-dumps.jsonl` },
       snapshots: { kept: 7, deleted: 0, failed: 0, untouchable: 0, auditKey: `backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-snapshots.jsonl` },
       auditBucket: 'acme-lifeboat-source-backupbucket-0123456789ab',
       auditKeys: [`backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-dumps.jsonl`, `backups/_audit/retention/2026/12/07/20261207T053000Z-${databaseId}-${location}-snapshots.jsonl`],

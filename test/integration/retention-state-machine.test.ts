@@ -41,6 +41,8 @@ let vaultBucket: string;
 let vaultCredentials: AwsCredentials;
 let secretArn: string;
 const stored: Record<string, { id: string; time: Date; keys: { data: string; manifest: string } }[]> = {};
+/** The vault's copies, by database, newest first. */
+const vaultStored: Record<string, { id: string; time: Date; keys: { data: string; manifest: string } }[]> = {};
 let heldId: string;
 let snapshotIds: string[];
 let deployment: TestDeployment | undefined;
@@ -111,15 +113,21 @@ beforeAll(async () => {
     }
   }
   heldId = stored[alpha]![4]!.id;
-  // Alpha's three oldest, copied to the vault under compliance-mode retention.
-  for (const { id, time } of stored[alpha]!.slice(2)) {
-    const keys = await putBackup(vaultS3, { bucket: vaultBucket, prefix: PREFIX, databaseId: alpha }, id, time);
-    for (const key of [keys.data, keys.manifest]) {
-      await vaultS3.send(new PutObjectRetentionCommand({ Bucket: vaultBucket, Key: key, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(NOW.getTime() + 60 * DAY) } }));
+  // The vault's copies, each written (as a real copy is) within hours of its dump: S3 says when. Alpha's three
+  // are under compliance-mode retention; bravo's two are not, and the older is past the vault's keepLast 1.
+  for (const [db, hours, locked] of [[alpha, [1, 2, 3], true], [bravo, [1, 5], false]] as const) {
+    vaultStored[db] = [];
+    for (const h of hours) {
+      const time = new Date(NOW.getTime() - h * 3_600_000);
+      const id = newBackupId(time, randomBytes(3).toString('hex'));
+      const keys = await putBackup(vaultS3, { bucket: vaultBucket, prefix: PREFIX, databaseId: db }, id, time);
+      vaultStored[db].push({ id, time, keys });
+      if (!locked) continue;
+      for (const key of [keys.data, keys.manifest]) {
+        await vaultS3.send(new PutObjectRetentionCommand({ Bucket: vaultBucket, Key: key, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(NOW.getTime() + 60 * DAY) } }));
+      }
     }
   }
-  // Bravo's two newest, copied to the vault with no lock: the older one is past the vault's keepLast 1.
-  for (const { id, time } of stored[bravo]!.slice(1)) await putBackup(vaultS3, { bucket: vaultBucket, prefix: PREFIX, databaseId: bravo }, id, time);
   // Bravo's RDS snapshots, tagged as the snapshot workflow tags them.
   const rds = createRdsClient({ region: REGION });
   await rds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: `${bravo}-db`, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1' }));
@@ -198,10 +206,11 @@ describe('the retention workflows of the source and vault stacks, executed local
     // Assess: in the vault, bravo's older unlocked copy was pruned (keepLast 1); alpha's locked copies were kept
     // and never sent to S3 for deletion.
     const vaultS3 = createS3Client({ credentials: vaultCredentials });
-    expect(await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`)).toEqual(keysFor(bravo, [1]));
-    expect(await keysOf(vaultS3, vaultBucket, `${PREFIX}${alpha}/`)).toEqual(keysFor(alpha, [2, 3, 4]));
+    const vaultKeysFor = (db: string, picks: number[]) => picks.flatMap((i) => [vaultStored[db]![i]!.keys.data, vaultStored[db]![i]!.keys.manifest]).sort();
+    expect(await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`)).toEqual(vaultKeysFor(bravo, [0]));
+    expect(await keysOf(vaultS3, vaultBucket, `${PREFIX}${alpha}/`)).toEqual(vaultKeysFor(alpha, [0, 1, 2]));
     const vaultDeletes = vaultCalls.filter((r) => r.method === 'POST' && /[?&]delete/.test(r.url)).map((r) => r.body.toString('utf8'));
-    expect(vaultDeletes.join('')).toContain(stored[bravo]![2]!.keys.manifest);
+    expect(vaultDeletes.join('')).toContain(vaultStored[bravo]![1]!.keys.manifest);
     expect(vaultDeletes.join('')).not.toContain(`${PREFIX}${alpha}/`);
 
     // Assess: exactly one alert, for the denied delete, naming the backup and the audit log.
@@ -232,7 +241,7 @@ describe('the retention workflows of the source and vault stacks, executed local
       [snapshotIds[1], 'deleted'],
     ]);
     const vaultAudit = (await keysOf(vaultS3, vaultBucket, `${PREFIX}_audit/retention/`)).find((k) => k.endsWith(`.vault.${bravo}.jsonl`))!;
-    expect((await readJsonLines<AuditLine>(vaultS3, vaultBucket, vaultAudit)).map((l) => [l.backupId, l.outcome])).toEqual([[stored[bravo]![2]!.id, 'deleted']]);
+    expect((await readJsonLines<AuditLine>(vaultS3, vaultBucket, vaultAudit)).map((l) => [l.backupId, l.outcome])).toEqual([[vaultStored[bravo]![1]!.id, 'deleted']]);
 
     // Assess: the run's summary stays small: each target's status, in the order of the targets; each target ran as its own execution.
     const summary = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'SummariseRun')!.state!.output as { results: string[] };
@@ -271,5 +280,53 @@ describe('the retention workflows of the source and vault stacks, executed local
     expect(alerts[0]!.message).toMatch(/Database "ghost" is not in plan "nightly"/);
     const summary = run.events.find((e) => e.type === 'StateExited' && e.state?.name === 'SummariseRun')!.state!.output as { results: string[] };
     expect(summary.results).toEqual(['failed', 'succeeded']);
+  });
+
+  it('keeps every real vault copy and alerts when manifests forged through the copier are dated into past periods', async () => {
+    // Prepare: as the copier role (what production may assume), plant backups of bravo in the vault: new keys,
+    // If-None-Match, all the copier may do, with manifests dated three days, a week, a month and a year back.
+    const copier = createS3Client({ credentials: await credentialsFor(VAULT, vaultNames({ name, vault: { account: VAULT, region: REGION } }).copierRoleName) });
+    const forged: string[] = [];
+    for (const days of [3, 7, 31, 365]) {
+      const time = new Date(NOW.getTime() - days * DAY);
+      const id = newBackupId(time, randomBytes(3).toString('hex'));
+      await putBackup(copier, { bucket: vaultBucket, prefix: PREFIX, databaseId: bravo }, id, time);
+      forged.push(id);
+    }
+    const vaultS3 = createS3Client({ credentials: vaultCredentials });
+    const before = await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`);
+    const vaultTopic = (await new SNSClient({ region: REGION, credentials: vaultCredentials }).send(new CreateTopicCommand({ Name: uniqueName('vault-alerts') }))).TopicArn!;
+    const vault = await deployForTest({
+      config: rawConfig(),
+      deploy: 'vault',
+      credentials: vaultCredentials,
+      values: { BACKUP_BUCKET: vaultBucket, ALERT_TOPIC_ARN: vaultTopic },
+      awsEnvironment: localAwsEnvironment({ AWS_ACCESS_KEY_ID: vaultCredentials.accessKeyId, AWS_SECRET_ACCESS_KEY: vaultCredentials.secretAccessKey, AWS_SESSION_TOKEN: vaultCredentials.sessionToken! }),
+      onLog: () => {},
+    });
+    extra.push(vault);
+    const alertCalls: unknown[] = [];
+    const alertFunction = vault.lambdas.AlertFunctionArn!.asTask();
+
+    // Act: the vault's own retention, as its schedule starts it.
+    const run = await vault.run('vault-retention', { planId: 'nightly', maxConcurrency: 1, targets: [{ databaseId: bravo, location: 'vault' }] }, {
+      resources: { [vault.functionArns.AlertFunctionArn!]: async (event: unknown) => (alertCalls.push(event), alertFunction(event)) },
+    });
+
+    // Assess: the real newest copy (what keepLast 1 keeps) and every forged backup are still there: the forged
+    // are left alone and not counted, so they push nothing out.
+    const after = await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`);
+    expect(after).toEqual(expect.arrayContaining([vaultStored[bravo]![0]!.keys.data, vaultStored[bravo]![0]!.keys.manifest]));
+    expect(forged.every((id) => after.some((k) => k.includes(`/${id}/manifest.json`)) && after.some((k) => k.includes(`/${id}/dump.enc`)))).toBe(true);
+    expect(before.length).toBeGreaterThanOrEqual(after.length);
+    // Assess: the target is partial, and its alert names the forged manifests and what to do.
+    expect(run).toMatchObject({ status: 'FAILED', error: 'RetentionIncomplete' });
+    expect(vault.children.at(-1)!.output).toMatchObject({ databaseId: bravo, location: 'vault', status: 'partial', failedCount: 0 });
+    expect(alertCalls).toHaveLength(1);
+    const alert = alertCalls[0] as { kind: string; error: { Error: string; Cause: string } };
+    expect(alert).toMatchObject({ kind: 'retention-failed', error: { Error: 'RetentionSuspiciousBackups' } });
+    expect(alert.error.Cause).toMatch(/^4 backup\(s\) of database \S+ at vault have manifests whose dates contradict when S3 wrote them/);
+    expect(alert.error.Cause).toContain('rotate the credentials that could assume the copier role');
+    expect(forged.some((id) => alert.error.Cause.includes(id))).toBe(true);
   });
 });

@@ -154,7 +154,9 @@ export async function runRetentionParts(request: RetentionRequest, ctx: Retentio
         : { location: 'source', bucket: settings.storage.bucket, prefix: settings.storage.prefix, databaseId: request.databaseId };
     const s3 = credentials ? ctx.s3With(vault!.region, credentials) : ctx.s3;
     try {
-      result.dumps = await pruneS3Backups({ ...common, s3, target, planId: request.planId, provenBackupIds: proofs.dump, audit });
+      // In the vault, production wrote the manifests: their dates count only where S3's own write time agrees.
+      const dating = request.location === 'vault' ? { maxWriteDelayMs: VAULT_MAX_COPY_DELAY_MS } : {};
+      result.dumps = await pruneS3Backups({ ...common, ...dating, s3, target, planId: request.planId, provenBackupIds: proofs.dump, audit });
     } catch (error) {
       result.dumps = { skipped: `failed: ${(error as Error).name}` };
       result.errors.push(error as Error);
@@ -194,6 +196,13 @@ export async function runRetentionParts(request: RetentionRequest, ctx: Retentio
 // ---------------------------------------------------------------------------
 
 export const MAX_IDS_IN_OUTPUT = 50;
+/**
+ * Longest a vault copy's manifest may be written after its dump's consistent
+ * point: a Fargate dump of hours, its copy, retries and a day of catching up.
+ * A vault manifest dated earlier than this before S3 wrote it is treated as
+ * forged or misdated (left alone, not counted, alerted).
+ */
+export const VAULT_MAX_COPY_DELAY_MS = 48 * 3_600_000;
 export const MAX_FAILURES_IN_OUTPUT = 20;
 const MAX_ERROR_CHARS = 400;
 
@@ -207,7 +216,7 @@ export interface RetentionTaskOutput {
   databaseId: string;
   location: RetentionLocation;
   dryRun: boolean;
-  /** `partial` when at least one deletion failed; everything else proceeded. */
+  /** `partial` when at least one deletion failed, or a backup's manifest was forged or misdated; everything else proceeded. */
   status: 'succeeded' | 'partial';
   kept: number;
   deleted: number;
@@ -218,7 +227,7 @@ export interface RetentionTaskOutput {
   /** Up to {@link MAX_FAILURES_IN_OUTPUT}, errors shortened. */
   failed: RetentionFailure[];
   skippedLocked: number;
-  dumps: { kept: number; deleted: number; failed: number; skippedLocked: number; incomplete: { found: number; deleted: number }; unreadable: number; auditKey?: string } | Skipped;
+  dumps: { kept: number; deleted: number; failed: number; skippedLocked: number; incomplete: { found: number; deleted: number }; unreadable: number; suspicious: number; auditKey?: string } | Skipped;
   snapshots: { kept: number; deleted: number; failed: number; untouchable: number; auditKey?: string } | Skipped;
   auditBucket: string;
   auditKeys: string[];
@@ -237,13 +246,14 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
   ];
   const deletedIds = [...(isSkipped(dumps) ? [] : dumps.deletedIds), ...(isSkipped(snapshots) ? [] : snapshots.deletedIds)];
   const auditKeys = [isSkipped(dumps) ? undefined : dumps.auditKey, isSkipped(snapshots) ? undefined : snapshots.auditKey].filter((k): k is string => k !== undefined);
+  const suspicious = isSkipped(dumps) ? [] : dumps.plan.unreadable.filter((u) => u.suspicious);
   const output: RetentionTaskOutput = {
     runId: result.runId,
     planId: result.planId,
     databaseId: result.databaseId,
     location: result.location,
     dryRun: result.dryRun,
-    status: failures.length > 0 ? 'partial' : 'succeeded',
+    status: failures.length > 0 || suspicious.length > 0 ? 'partial' : 'succeeded',
     kept: (isSkipped(dumps) ? 0 : dumps.kept) + (isSkipped(snapshots) ? 0 : snapshots.kept),
     deleted: deletedIds.length,
     deletedIds: deletedIds.slice(0, MAX_IDS_IN_OUTPUT),
@@ -260,6 +270,7 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
           skippedLocked: dumps.skippedLocked,
           incomplete: dumps.incomplete,
           unreadable: dumps.unreadable,
+          suspicious: suspicious.length,
           ...(dumps.auditKey ? { auditKey: dumps.auditKey } : {}),
         },
     snapshots: isSkipped(snapshots)
@@ -268,6 +279,17 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
     auditBucket: result.auditBucket,
     auditKeys,
   };
+  if (suspicious.length > 0) {
+    // Worse news than a failed delete: someone with write access to this location planted or altered backups.
+    output.alert = {
+      Error: 'RetentionSuspiciousBackups',
+      Cause:
+        `${suspicious.length} backup(s) of database ${result.databaseId} at ${result.location} have manifests whose dates contradict when S3 wrote them (first: ${suspicious[0]!.id}: ${shorten(suspicious[0]!.error)}).` +
+        ` Retention left them alone and did not count them, so they cannot push real copies out of the policy; ${deletedIds.length} backups were deleted, ${failures.length} deletions failed.` +
+        ' Next step: treat it as an intrusion with production credentials: compare these manifests with the source bucket\'s, find who wrote them (S3 access logs of the vault bucket, CloudTrail), and rotate the credentials that could assume the copier role.',
+    };
+    return output;
+  }
   if (failures.length > 0) {
     const first = failures[0]!;
     output.alert = {

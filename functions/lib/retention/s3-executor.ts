@@ -146,7 +146,12 @@ export interface UnreadableBackup {
   base: string;
   error: string;
   objects: StoredObjectVersion[];
+  /** The manifest reads, but its date contradicts when S3 says it was written: forged or misdated. */
+  suspicious?: true;
 }
+
+/** How far a manifest's `consistentAt` may lie ahead of its S3 write time (clock skew between hosts). */
+export const MANIFEST_CLOCK_SKEW_MS = 5 * 60_000;
 
 export interface S3BackupInventory {
   target: S3RetentionTarget;
@@ -221,6 +226,8 @@ export interface PlanS3PruneOptions {
   concurrency?: number;
   /** MaxKeys per listing page (tests use a small one to exercise pagination). */
   pageSize?: number;
+  /** See listS3Backups. @default - trust `consistentAt` */
+  maxWriteDelayMs?: number;
 }
 
 export interface ExecuteS3PruneOptions {
@@ -439,7 +446,18 @@ async function readManifest(
 export async function listS3Backups(
   s3: S3Client,
   target: S3RetentionTarget,
-  options: { concurrency?: number; pageSize?: number } = {},
+  options: {
+    concurrency?: number;
+    pageSize?: number;
+    /**
+     * Trust a manifest's `consistentAt` only within this long before S3 wrote
+     * the manifest (and not after it): a backup dated otherwise is left alone,
+     * never planned or counted, and reported. Where production writes (the
+     * vault), this keeps a forged manifest from dating itself into past GFS
+     * periods. @default - trust `consistentAt`
+     */
+    maxWriteDelayMs?: number;
+  } = {},
 ): Promise<S3BackupInventory> {
   const versioned = await isVersioned(s3, target);
   const objects = await listAllObjects(s3, target, versioned, options.pageSize);
@@ -491,6 +509,16 @@ export async function listS3Backups(
       unreadable.push({ id, base: keys.base, error: result.error, objects: list });
       warnings.push(`backup ${id} is unreadable and was left alone: ${result.error}`);
       return;
+    }
+    const written = withManifest[i]!.current.lastModified;
+    if (options.maxWriteDelayMs !== undefined && written) {
+      const lag = written.getTime() - new Date(result.manifest.consistentAt).getTime();
+      if (lag < -MANIFEST_CLOCK_SKEW_MS || lag > options.maxWriteDelayMs) {
+        const error = `its consistentAt ${result.manifest.consistentAt} does not fit when S3 wrote the manifest (${written.toISOString()}): a copy is written within ${Math.round(options.maxWriteDelayMs / 3_600_000)} h after its dump, so this manifest is forged or misdated`;
+        unreadable.push({ id, base: keys.base, error, objects: list, suspicious: true });
+        warnings.push(`backup ${id} was left alone and not counted: ${error}`);
+        return;
+      }
     }
     if (!list.some((o) => o.key === keys.data && o.isLatest && !o.isDeleteMarker)) {
       warnings.push(`backup ${id} has a manifest but no ${keys.data}: it cannot be restored; run a fresh backup`);
@@ -579,7 +607,7 @@ function planIncomplete(
 export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PrunePlan> {
   const { s3, target, policy, timeZone, now } = options;
   const concurrency = options.concurrency ?? 8;
-  const listed = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize });
+  const listed = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize, maxWriteDelayMs: options.maxWriteDelayMs });
   // Leaving another plan's backups out can only keep more: the planner is monotone.
   const { planId } = options;
   const inventory = planId === undefined ? listed : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId) };
