@@ -524,7 +524,7 @@ export class SourceStack extends Stack {
       anyResourceReason: 'rds:DescribeDBSnapshots and DescribeDBClusterSnapshots are on "*": snapshot drills list the manual snapshots of a database.',
     });
     this.drillFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.grantDrillStorage(g as iam.Role));
-    grantDrillProvisioning(this.drillFunction.role, { subnetGroupName: drills.subnetGroupName });
+    grantDrillProvisioning(this.drillFunction.role, { subnetGroupName: drills.subnetGroupName, instanceClasses: [drills.instanceClass, drills.auroraInstanceClass] });
     const drillRequests = config.drills ? drillRequestsFromConfig(config) : [];
     if (config.drills && this.network) {
       // A restored snapshot keeps its source's port; a dump drill's instance listens on 5432.

@@ -2,7 +2,7 @@ import { ArnFormat, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { DRILL_NAME_PREFIX } from '../../functions/lib/drill/provisioner.ts';
+import { DRILL_NAME_PREFIX, DRILL_TAG } from '../../functions/lib/drill/provisioner.ts';
 import { acknowledgeWildcardResources } from '../nag.ts';
 
 /**
@@ -36,7 +36,12 @@ const DRILL_NAMES_REASON =
 export interface DrillProvisioningProps {
   /** An existing DB subnet group the throwaways use (`drills.subnetGroupName`). */
   readonly subnetGroupName?: string;
+  /** The instance classes a throwaway may have (`drills.instanceClass`, `drills.auroraInstanceClass`). @default any */
+  readonly instanceClasses?: readonly string[];
 }
+
+/** A drill resource carries the drill tag: the rights to change or delete stop at resources lifeboat's drills made. */
+const taggedAsDrill = { Null: { [`aws:ResourceTag/${DRILL_TAG.drill}`]: 'false' } };
 
 /**
  * The drill steps that provision and tear down (select, provision, poll,
@@ -60,11 +65,34 @@ export function grantDrillProvisioning(role: iam.Role, props: DrillProvisioningP
       resources: [drill.instances, drill.clusters, ...subnetGroups, ...lifeboatSnapshots, ...groups],
     }),
   );
+  // Every throwaway is created with the drill tag, and only in the configured classes.
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'ThrowawaysCarryTheDrillTag',
+      effect: iam.Effect.DENY,
+      actions: ['rds:CreateDBInstance', 'rds:RestoreDBInstanceFromDBSnapshot', 'rds:RestoreDBClusterFromSnapshot', 'rds:CreateDBSubnetGroup'],
+      resources: [drill.instances, drill.clusters, drill.subnetGroups],
+      conditions: { Null: { [`aws:RequestTag/${DRILL_TAG.drill}`]: 'true' } },
+    }),
+  );
+  if (props.instanceClasses?.length) {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ThrowawaysOnlyInConfiguredClasses',
+        effect: iam.Effect.DENY,
+        actions: ['rds:CreateDBInstance', 'rds:RestoreDBInstanceFromDBSnapshot'],
+        resources: [drill.instances],
+        conditions: { StringNotEquals: { 'rds:DatabaseClass': [...props.instanceClasses] } },
+      }),
+    );
+  }
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeDrillThrowaways', actions: ['rds:DescribeDBInstances'], resources: [drill.instances, drill.clusters] }));
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       sid: 'ManageDrillThrowaways',
-      actions: ['rds:DescribeDBInstances', 'rds:ModifyDBInstance', 'rds:ModifyDBCluster', 'rds:DeleteDBInstance', 'rds:DeleteDBCluster', 'rds:DeleteDBSubnetGroup'],
+      actions: ['rds:ModifyDBInstance', 'rds:ModifyDBCluster', 'rds:DeleteDBInstance', 'rds:DeleteDBCluster', 'rds:DeleteDBSubnetGroup'],
       resources: [drill.instances, drill.clusters, drill.subnetGroups],
+      conditions: taggedAsDrill,
     }),
   );
   // Snapshot selection lists the manual snapshots of a database (no resource-level permission for a listing).
@@ -130,6 +158,8 @@ export function grantJanitor(role: iam.Role): void {
       sid: 'DeleteExpiredDrillResources',
       actions: ['rds:DeleteDBInstance', 'rds:DeleteDBCluster', 'rds:DeleteDBSubnetGroup', 'rds:DeleteDBSnapshot'],
       resources: [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots],
+      // Named like a drill is not enough: the resource must carry the drill tag a drill gave it.
+      conditions: taggedAsDrill,
     }),
   );
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:DeleteSecret'], resources: [drill.secrets] }));

@@ -189,3 +189,58 @@ describe('the vault against every production principal (IAM policy simulator ove
     expect(allowed).toEqual([]);
   });
 });
+
+describe('drill and janitor isolation in production (IAM policy simulator)', () => {
+  const ACCOUNT = PROD;
+  const REGION = 'eu-west-1';
+  const rds = (type: string, name: string) => `arn:aws:rds:${REGION}:${ACCOUNT}:${type}:${name}`;
+  const role = (prefix: string) => sourceRoles.find((r) => r.stack === 'acme-lifeboat-source' && r.logicalId.startsWith(prefix))!;
+  const drillTag = { 'aws:ResourceTag/lifeboat:drill': '20261207T040000Z-abc123' };
+  const run = (who: EvaluatedRole, action: string, resource: string, context?: Record<string, string | string[]>) =>
+    evaluate({ principal: who, action, resource, resourceAccount: ACCOUNT, context });
+
+  it('lets the drill function create tagged throwaways in the configured classes and change only tagged drill resources', async () => {
+    // Prepare
+    const drill = role('DrillFunction');
+    const throwaway = rds('db', 'lifeboat-drill-20261207t040000z-abc123');
+    const create = { 'aws:RequestTag/lifeboat:drill': '20261207T040000Z-abc123', 'aws:TagKeys': ['lifeboat:drill'] };
+
+    // Act
+    const decisions = {
+      createTagged: await run(drill, 'rds:CreateDBInstance', throwaway, { ...create, 'rds:DatabaseClass': 'db.t4g.micro' }),
+      createUntagged: await run(drill, 'rds:CreateDBInstance', throwaway, { 'rds:DatabaseClass': 'db.t4g.micro' }),
+      createHugeClass: await run(drill, 'rds:CreateDBInstance', throwaway, { ...create, 'rds:DatabaseClass': 'db.r6g.16xlarge' }),
+      modifyTagged: await run(drill, 'rds:ModifyDBInstance', throwaway, drillTag),
+      modifyUntaggedLookalike: await run(drill, 'rds:ModifyDBInstance', throwaway),
+      deleteTagged: await run(drill, 'rds:DeleteDBInstance', throwaway, drillTag),
+      deleteProduction: await run(drill, 'rds:DeleteDBInstance', rds('db', 'orders-prod'), drillTag),
+    };
+
+    // Assess
+    expect(decisions).toEqual({
+      createTagged: 'Allowed',
+      createUntagged: 'ExplicitlyDenied',
+      createHugeClass: 'ExplicitlyDenied',
+      modifyTagged: 'Allowed',
+      modifyUntaggedLookalike: 'ImplicitlyDenied',
+      deleteTagged: 'Allowed',
+      deleteProduction: 'ImplicitlyDenied',
+    });
+  });
+
+  it('lets the janitor delete only what carries the drill tag, never a backup named like a throwaway', async () => {
+    // Prepare
+    const janitor = role('JanitorFunction');
+    const lookalike = rds('snapshot', 'lifeboat-drill-orders-20261207t030000z-abc123');
+
+    // Act
+    const decisions = {
+      taggedInstance: await run(janitor, 'rds:DeleteDBInstance', rds('db', 'lifeboat-drill-20261207t040000z-abc123'), drillTag),
+      lookalikeBackup: await run(janitor, 'rds:DeleteDBSnapshot', lookalike, { 'aws:ResourceTag/lifeboat:backup-id': '20261207T030000Z-abc123' }),
+      production: await run(janitor, 'rds:DeleteDBInstance', rds('db', 'orders-prod'), drillTag),
+    };
+
+    // Assess
+    expect(decisions).toEqual({ taggedInstance: 'Allowed', lookalikeBackup: 'ImplicitlyDenied', production: 'ImplicitlyDenied' });
+  });
+});

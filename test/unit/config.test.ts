@@ -56,6 +56,21 @@ describe('config schema', () => {
     expect(configError(bad).issues.join('\n')).toMatch(/databases\[0\]\.connection\.secretArn: set exactly one credential source/);
   });
 
+  it('refuses a database id whose snapshots would be named like drill throwaways (lifeboat-drill-*)', () => {
+    for (const id of ['drill', 'drill-orders']) {
+      const bad = structuredClone(example);
+      const old = bad.databases[0].id;
+      bad.databases[0].id = id;
+      bad.plans[0].databases = bad.plans[0].databases.map((d: string) => (d === old ? id : d));
+      expect(configError(bad).issues).toEqual(expect.arrayContaining([expect.stringMatching(/^databases\[0\]\.id: must not be "drill" or start with "drill-"/)]));
+    }
+    const fine = structuredClone(example);
+    const old = fine.databases[0].id;
+    fine.databases[0].id = 'drills';
+    fine.plans[0].databases = fine.plans[0].databases.map((d: string) => (d === old ? 'drills' : d));
+    expect(parseConfig(fine, 'fine').databases[0]!.id).toBe('drills');
+  });
+
   it('rejects unknown fields so typos do not pass silently', () => {
     const bad = structuredClone(example);
     bad.databases[0].conection = {};

@@ -111,9 +111,15 @@ export const dumpSettingsSchema = z
   .strict();
 export type DumpSettings = z.infer<typeof dumpSettingsSchema>;
 
+/**
+ * A database id whose snapshots would be named like a drill's throwaway
+ * (`lifeboat-drill-*`) would put real backups in reach of the janitor's rights.
+ */
+const databaseId = identifier.refine((id) => id !== 'drill' && !id.startsWith('drill-'), 'must not be "drill" or start with "drill-": its snapshots would be named like drill throwaways (lifeboat-drill-*)');
+
 export const databaseSchema = z
   .object({
-    id: identifier,
+    id: databaseId,
     /**
      * Which source (account and region) holds this database: `source.id` or an
      * `additionalSources[].id`. Its source stack dumps it.
