@@ -226,7 +226,14 @@ export class VaultStack extends Stack {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
-      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(400), noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      lifecycleRules: [
+        {
+          id: 'expire-access-logs',
+          expiration: Duration.days(Math.max(400, vault.retentionDays)),
+          noncurrentVersionExpiration: Duration.days(Math.max(30, vault.retentionDays)),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
     // The access logs are the record of who touched the vault: the same protections as the vault bucket.
@@ -238,6 +245,17 @@ export class VaultStack extends Stack {
         actions: [...VAULT_BUCKET_PROTECTED_ACTIONS],
         resources: [this.accessLogsBucket.bucketArn, this.accessLogsBucket.arnForObjects('*')],
         conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
+      }),
+    );
+    // Only S3's log delivery (and the vault admins) writes logs: nobody else may add or overwrite one.
+    this.accessLogsBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyLogDeliveryWrites',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [this.accessLogsBucket.arnForObjects('*')],
+        conditions: { StringNotEqualsIfExists: { 'aws:PrincipalServiceName': 'logging.s3.amazonaws.com' }, ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
       }),
     );
     acknowledge(this.accessLogsBucket, 'AwsSolutions-S1', 'This bucket receives the vault bucket\'s server access logs; logging the log bucket itself would recurse.');
@@ -292,9 +310,11 @@ export class VaultStack extends Stack {
     });
     this.alertFunction.addResourceEnvironment('ALERT_TOPIC_ARN', this.alerts.topic.topicArn, (g) => this.alerts.grantPublish(g));
     this.alarmRouting = new AlarmRouting(this, 'AlarmRouting', { deploymentName: config.name, alertFunction: this.alertFunction.function, topic: this.alerts.topic });
+    // Disabling the topic's key would silence every vault alert, this watch's included.
+    protectKey(this.alerts.key);
     this.keyWatch = new KeyWatch(this, 'KeyWatch', {
       deploymentName: config.name,
-      keyArns: [this.bucketKey.keyArn, this.snapshotKey.keyArn, this.recoveryKey.keyArn],
+      keyArns: [this.bucketKey.keyArn, this.snapshotKey.keyArn, this.recoveryKey.keyArn, this.alerts.key.keyArn],
       alertFunction: this.alertFunction.function,
       deadLetterQueue: this.alarmRouting.deadLetterQueue,
     });
@@ -351,6 +371,11 @@ export class VaultStack extends Stack {
         conditions: { ...present('s3:x-amz-server-side-encryption-aws-kms-key-id'), StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.bucketKey.keyArn }, ...notAdmin },
       },
       { sid: 'CopierNeverWritesProofs', conditions: { ArnEquals: { 'aws:PrincipalArn': names.copierRoleArn } }, resources: [this.bucket.arnForObjects(`${config.storage.prefix}_*`)] },
+      {
+        sid: 'DrillReportsOnlyByVaultAdmins',
+        conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns] } },
+        resources: [this.bucket.arnForObjects(`${config.storage.prefix}_drills/*`)],
+      },
       {
         sid: 'AuditLogsOnlyByVaultRetention',
         conditions: { ArnNotLike: { 'aws:PrincipalArn': [...this.adminRoleArns, ...auditWriter] } },
@@ -424,6 +449,17 @@ export class VaultStack extends Stack {
         sid: 'TagVaultCopiesOnlyOnCreate',
         effect: iam.Effect.DENY,
         actions: ['rds:AddTagsToResource'],
+        resources: vaultSnapshots,
+        conditions: { Null: { [`aws:ResourceTag/${TAG.managed}`]: 'false' } },
+      }),
+    );
+    // Copies come in from production only: copying a vault copy would make a new one with the old one's
+    // creation time and any tags the copier likes.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'NeverCopyVaultCopies',
+        effect: iam.Effect.DENY,
+        actions: ['rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot'],
         resources: vaultSnapshots,
         conditions: { Null: { [`aws:ResourceTag/${TAG.managed}`]: 'false' } },
       }),

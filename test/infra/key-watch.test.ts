@@ -29,7 +29,8 @@ describe('the key watch', () => {
     expect(pattern).toMatchObject({ source: ['aws.kms'], 'detail-type': ['AWS API Call via CloudTrail'], detail: { eventSource: ['kms.amazonaws.com'] } });
     expect(pattern.detail.eventName).toEqual(expect.arrayContaining(['ScheduleKeyDeletion', 'DisableKey', 'PutKeyPolicy']));
     expect(pattern.detail.eventName).toEqual([...WATCHED_KEY_EVENTS]);
-    expect(pattern.detail.resources.ARN).toEqual([arnOf(vault, vault.bucketKey), arnOf(vault, vault.snapshotKey), arnOf(vault, vault.recoveryKey)]);
+    // The three vault keys, and the alert topic's key (disabling it would silence every vault alert).
+    expect(pattern.detail.resources.ARN).toEqual([arnOf(vault, vault.bucketKey), arnOf(vault, vault.snapshotKey), arnOf(vault, vault.recoveryKey), arnOf(vault, vault.alerts.key)]);
     expect(targets).toEqual([expect.objectContaining({ Arn: arnOf(vault, vault.alertFunction.function), DeadLetterConfig: { Arn: arnOf(vault, vault.alarmRouting.deadLetterQueue) } })]);
   });
 

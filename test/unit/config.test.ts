@@ -71,6 +71,19 @@ describe('config schema', () => {
     expect(parseConfig(fine, 'fine').databases[0]!.id).toBe('drills');
   });
 
+  it("accepts as vault.recoveryKmsKeyArn only a key ARN in the vault's own account and region", () => {
+    const withKey = (arn: string) => ({ ...structuredClone(example), vault: { ...example.vault, recoveryKmsKeyArn: arn } });
+    const { account, region } = example.vault as { account: string; region: string };
+    expect(parseConfig(withKey(`arn:aws:kms:${region}:${account}:key/99999999-8888-7777-6666-555555555555`), 'ok').vault?.recoveryKmsKeyArn).toContain(account);
+    for (const bad of [
+      `arn:aws:kms:${region}:111111111111:key/99999999-8888-7777-6666-555555555555`,
+      `arn:aws:kms:us-east-1:${account}:key/99999999-8888-7777-6666-555555555555`,
+      `arn:aws:kms:${region}:${account}:alias/lifeboat/acme/vault-recovery`,
+    ]) {
+      expect(configError(withKey(bad)).issues).toEqual([expect.stringMatching(/^vault\.recoveryKmsKeyArn: must be the key ARN \(not an alias\) of the vault stack's RecoveryKey/)]);
+    }
+  });
+
   it('rejects unknown fields so typos do not pass silently', () => {
     const bad = structuredClone(example);
     bad.databases[0].conection = {};

@@ -53,6 +53,14 @@ describe('KMS calls on the keys backups depend on', () => {
     expect(alert.nextStep).toBe(`if nobody planned this, cancel it now: aws kms cancel-key-deletion --key-id ${KEY} && aws kms enable-key --key-id ${KEY}; then find out who could.`);
   });
 
+  it('says when the caller is the CDK execution role (a deploy), without hiding the alert', () => {
+    const event = keyEvent('PutKeyPolicy', { userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::222222222222:assumed-role/cdk-hnb659fds-cfn-exec-role-222222222222-eu-central-1/AWSCloudFormation' } });
+    const alert = keyEventToAlert(event as never);
+    expect(alert.kind).toBe('key-at-risk');
+    expect(alert.what).toMatch(/most likely a cdk deploy: check that a deploy ran then/);
+    expect(keyEventToAlert(keyEvent('PutKeyPolicy') as never).what).not.toMatch(/cdk deploy/);
+  });
+
   it('alerts a refused attempt as an attempt, naming the refusal', () => {
     const alert = keyEventToAlert(keyEvent('PutKeyPolicy', { errorCode: 'AccessDeniedException', errorMessage: 'not authorized', responseElements: null }) as never);
     expect(alert.failure).toBe('PutKeyPolicyDenied');

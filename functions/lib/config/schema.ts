@@ -237,7 +237,7 @@ export const storageSchema = z
     /** @default 'backups/' */
     prefix: z
       .string()
-      .regex(/^([a-zA-Z0-9!_.*'()-]+\/)*$/, 'must be empty or end with / and use S3-safe characters')
+      .regex(/^([a-zA-Z0-9!_.'()-]+\/)*$/, 'must be empty or end with / and use S3-safe characters (no *: the vault\'s policies name keys under it)')
       .default('backups/'),
   })
   .strict();
@@ -315,7 +315,19 @@ export const vaultSchema = z
      */
     recoveryKmsKeyArn: arn.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((vault, ctx) => {
+    // The vault's own key, by key ARN: a production key or an alias would defeat the point.
+    if (vault.recoveryKmsKeyArn === undefined) return;
+    const m = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key\/[0-9a-f-]{36}$/.exec(vault.recoveryKmsKeyArn);
+    if (!m || m[1] !== vault.region || m[2] !== vault.account) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['recoveryKmsKeyArn'],
+        message: `must be the key ARN (not an alias) of the vault stack's RecoveryKey, in the vault account ${vault.account} and region ${vault.region}: its RecoveryKeyArn output`,
+      });
+    }
+  });
 
 /**
  * RDS/Aurora snapshot settings for plans with `snapshot: true`. The whole

@@ -138,7 +138,8 @@ export async function writeDrillReport(report: DrillReport, targets: readonly Re
   const locations: string[] = [];
   for (const t of targets) {
     const key = drillReportKey(t.prefix, report.databaseId, report.drillId);
-    await t.s3.send(new PutObjectCommand({ Bucket: t.bucket, Key: key, Body: body, ContentType: 'application/json' }));
+    // A report is written once (its key is the drill's own); the vault bucket refuses writes that could overwrite.
+    await t.s3.send(new PutObjectCommand({ Bucket: t.bucket, Key: key, Body: body, ContentType: 'application/json', IfNoneMatch: '*' }));
     locations.push(`s3://${t.bucket}/${key}`);
   }
   return locations;

@@ -148,6 +148,8 @@ export interface UnreadableBackup {
   objects: StoredObjectVersion[];
   /** The manifest reads, but its date contradicts when S3 says it was written: forged or misdated. */
   suspicious?: true;
+  /** The plan a suspicious manifest names (each plan's run reports only its own). */
+  planId?: string;
 }
 
 /** How far a manifest's `consistentAt` may lie ahead of its S3 write time (clock skew between hosts). */
@@ -515,7 +517,7 @@ export async function listS3Backups(
       const lag = written.getTime() - new Date(result.manifest.consistentAt).getTime();
       if (lag < -MANIFEST_CLOCK_SKEW_MS || lag > options.maxWriteDelayMs) {
         const error = `its consistentAt ${result.manifest.consistentAt} does not fit when S3 wrote the manifest (${written.toISOString()}): a copy is written within ${Math.round(options.maxWriteDelayMs / 3_600_000)} h after its dump, so this manifest is forged or misdated`;
-        unreadable.push({ id, base: keys.base, error, objects: list, suspicious: true });
+        unreadable.push({ id, base: keys.base, error, objects: list, suspicious: true, planId: result.manifest.planId });
         warnings.push(`backup ${id} was left alone and not counted: ${error}`);
         return;
       }
@@ -610,7 +612,10 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
   const listed = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize, maxWriteDelayMs: options.maxWriteDelayMs });
   // Leaving another plan's backups out can only keep more: the planner is monotone.
   const { planId } = options;
-  const inventory = planId === undefined ? listed : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId) };
+  const inventory =
+    planId === undefined
+      ? listed
+      : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId), unreadable: listed.unreadable.filter((u) => !u.suspicious || u.planId === planId) };
   const proven = new Set(options.provenBackupIds ?? []);
   const byId = new Map(inventory.backups.map((b) => [b.id, b]));
 

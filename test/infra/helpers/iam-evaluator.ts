@@ -213,7 +213,7 @@ export function resourcePoliciesOf(t: DeployedTemplate): EvaluatedResourcePolicy
     const p = res.Properties ?? {};
     if (res.Type === 'AWS::S3::BucketPolicy') {
       const bucket = String(r.resolve(p.Bucket));
-      out.push({ stack: t.stackName, account: t.account, arns: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`], policy: r.resolve(p.PolicyDocument) });
+      out.push({ stack: t.stackName, account: t.account, arns: [`arn:${t.partition ?? 'aws'}:s3:::${bucket}`, `arn:${t.partition ?? 'aws'}:s3:::${bucket}/*`], policy: r.resolve(p.PolicyDocument) });
     } else if (res.Type === 'AWS::KMS::Key') {
       out.push({ stack: t.stackName, account: t.account, arns: [r.getAtt(logicalId, 'Arn')], policy: r.resolve(p.KeyPolicy) });
     }
@@ -222,7 +222,7 @@ export function resourcePoliciesOf(t: DeployedTemplate): EvaluatedResourcePolicy
 }
 
 export interface EvaluationRequest {
-  /** The role making the request (its identity policies come with it; none for a principal outside the templates). */
+  /** The role making the request (its identity policies come with it; none for a principal outside the templates), or an AWS service principal. */
   readonly principal: { arn: string; identityPolicies: { name: string; policy: unknown }[] };
   readonly action: string;
   readonly resource: string;
@@ -236,7 +236,11 @@ export type Decision = 'Allowed' | 'ExplicitlyDenied' | 'ImplicitlyDenied';
 
 /** The simulator's decision for one request; validation errors throw. */
 export async function evaluate(request: EvaluationRequest): Promise<Decision> {
-  const principalAccount = request.principal.arn.split(':')[4]!;
+  // An AWS service (logging.s3.amazonaws.com) has no ARN or account: it is named by aws:PrincipalServiceName.
+  const service = !request.principal.arn.startsWith('arn:');
+  const principalContext: Record<string, string> = service
+    ? { 'aws:PrincipalServiceName': request.principal.arn }
+    : { 'aws:PrincipalArn': request.principal.arn, 'aws:PrincipalAccount': request.principal.arn.split(':')[4]! };
   const simulation: Simulation = {
     identityPolicies: request.principal.identityPolicies.map((p) => ({ name: p.name, policy: p.policy as never })),
     serviceControlPolicies: [],
@@ -246,10 +250,14 @@ export async function evaluate(request: EvaluationRequest): Promise<Decision> {
       action: request.action,
       principal: request.principal.arn,
       resource: { accountId: request.resourceAccount, resource: request.resource },
-      contextVariables: { 'aws:PrincipalArn': request.principal.arn, 'aws:PrincipalAccount': principalAccount, 'aws:SecureTransport': 'true', ...request.context },
+      contextVariables: { ...principalContext, 'aws:SecureTransport': 'true', ...request.context },
     },
   } as Simulation;
   const response = await runSimulation(simulation, {});
   if (response.resultType === 'error') throw new Error(`The simulator refused ${request.action} on ${request.resource} by ${request.principal.arn}: ${JSON.stringify(response.errors)}`);
+  // A context key the simulator drops (not valid for the action) would let a case pass on nothing: refuse it.
+  const results = response.resultType === 'single' ? [response.result] : response.results;
+  const ignored = [...new Set(results.flatMap((r) => r.ignoredContextKeys ?? []))];
+  if (ignored.length > 0) throw new Error(`${request.action} on ${request.resource}: the simulator ignored context keys ${ignored.join(', ')} (not valid for this action): the case would not test what it says.`);
   return response.overallResult as Decision;
 }
