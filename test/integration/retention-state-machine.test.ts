@@ -154,6 +154,21 @@ async function deploy(topicArn: string): Promise<TestDeployment> {
   return deployment;
 }
 
+/** Synthesizes the vault stack and deploys it locally in the vault account, alerts going to a topic there. */
+async function deployVault(): Promise<TestDeployment> {
+  const vaultTopic = (await new SNSClient({ region: REGION, credentials: vaultCredentials }).send(new CreateTopicCommand({ Name: uniqueName('vault-alerts') }))).TopicArn!;
+  const vault = await deployForTest({
+    config: rawConfig(),
+    deploy: 'vault',
+    credentials: vaultCredentials,
+    values: { BACKUP_BUCKET: vaultBucket, ALERT_TOPIC_ARN: vaultTopic },
+    awsEnvironment: localAwsEnvironment({ AWS_ACCESS_KEY_ID: vaultCredentials.accessKeyId, AWS_SECRET_ACCESS_KEY: vaultCredentials.secretAccessKey, AWS_SESSION_TOKEN: vaultCredentials.sessionToken! }),
+    onLog: () => {},
+  });
+  extra.push(vault);
+  return vault;
+}
+
 /** Requests (as seen by the proxy) that addressed the vault bucket. */
 const vaultRequests = () => proxy.seen.filter((r) => r.url.includes(`/${vaultBucket}`));
 
@@ -163,17 +178,7 @@ describe('the retention workflows of the source and vault stacks, executed local
     // hold lands on alpha's oldest manifest after planning, just before its delete.
     const inbox = await alertInbox();
     const source = await deploy(inbox.topicArn);
-    const vaultSns = new SNSClient({ region: REGION, credentials: vaultCredentials });
-    const vaultTopic = (await vaultSns.send(new CreateTopicCommand({ Name: uniqueName('vault-alerts') }))).TopicArn!;
-    const vault = await deployForTest({
-      config: rawConfig(),
-      deploy: 'vault',
-      credentials: vaultCredentials,
-      values: { BACKUP_BUCKET: vaultBucket, ALERT_TOPIC_ARN: vaultTopic },
-      awsEnvironment: localAwsEnvironment({ AWS_ACCESS_KEY_ID: vaultCredentials.accessKeyId, AWS_SECRET_ACCESS_KEY: vaultCredentials.secretAccessKey, AWS_SESSION_TOKEN: vaultCredentials.sessionToken! }),
-      onLog: () => {},
-    });
-    extra.push(vault);
+    const vault = await deployVault();
     holdOnDelete = { bucket: sourceBucket, key: stored[alpha]![4]!.keys.manifest };
     // What each stack's schedule sends: the source stack prunes the source, the vault stack the vault.
     const input = source.scheduledInputs('retention')[0] as RetentionRunInput;
@@ -295,16 +300,7 @@ describe('the retention workflows of the source and vault stacks, executed local
     }
     const vaultS3 = createS3Client({ credentials: vaultCredentials });
     const before = await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`);
-    const vaultTopic = (await new SNSClient({ region: REGION, credentials: vaultCredentials }).send(new CreateTopicCommand({ Name: uniqueName('vault-alerts') }))).TopicArn!;
-    const vault = await deployForTest({
-      config: rawConfig(),
-      deploy: 'vault',
-      credentials: vaultCredentials,
-      values: { BACKUP_BUCKET: vaultBucket, ALERT_TOPIC_ARN: vaultTopic },
-      awsEnvironment: localAwsEnvironment({ AWS_ACCESS_KEY_ID: vaultCredentials.accessKeyId, AWS_SECRET_ACCESS_KEY: vaultCredentials.secretAccessKey, AWS_SESSION_TOKEN: vaultCredentials.sessionToken! }),
-      onLog: () => {},
-    });
-    extra.push(vault);
+    const vault = await deployVault();
     const alertCalls: unknown[] = [];
     const alertFunction = vault.lambdas.AlertFunctionArn!.asTask();
 
