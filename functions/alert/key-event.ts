@@ -70,7 +70,9 @@ export function keyEventToAlert(event: KeyEvent): Omit<Alert, 'nextStep'> & { ne
     kind: 'key-at-risk',
     failure: denied ? `${d.eventName}Denied` : d.eventName,
     what,
-    nextStep: denied ? `find out who ${who} is and why it tried; check the CloudTrail event ${d.eventID ?? ''} and rotate that principal's credentials if it is not yours.`.replace(' ;', ';') : UNDO[d.eventName](key),
+    nextStep: denied
+      ? `find out who ${who} is and why it tried${d.eventID ? ` (CloudTrail event ${d.eventID})` : ''}, and rotate that principal's credentials if it is not yours.`
+      : UNDO[d.eventName](key),
     details: { key, principal: who, eventName: d.eventName, eventId: d.eventID, account: event.account, region: event.region, denied },
   };
 }

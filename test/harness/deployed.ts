@@ -56,13 +56,14 @@ function stackFunctions(stack: SourceStack): Record<string, ProjectFunction | un
 
 /** The vault stack's functions (its retention workflow's), by the placeholder the definitions name them with. */
 function vaultFunctions(vault: VaultStack): Record<string, ProjectFunction | undefined> {
-  return { RetentionFunctionArn: vault.retention?.function, AlertFunctionArn: vault.retention?.alertFunction };
+  return { RetentionFunctionArn: vault.retention?.function, AlertFunctionArn: vault.alertFunction };
 }
 
 export async function deployForTest(options: TestDeploymentOptions): Promise<TestDeployment> {
   const synthesized = synthApp({ ...options.synth, config: options.config });
   const { stack, vault } = synthesized;
   if (options.deploy === 'vault' && !vault) throw new Error('deployForTest: the config has no vault, so there is no vault stack to deploy.');
+  if (options.deploy === 'vault' && !vault!.retention) throw new Error('deployForTest: this vault stack runs no workflow (no plan has a retention.vault policy), so there is nothing to run locally.');
   const deployed = options.deploy === 'vault' ? vault! : stack;
   const template = (options.deploy === 'vault' ? Template.fromStack(vault!) : synthesized.template).toJSON() as TemplateJson;
   const published = options.deploy === 'vault' ? { config: vault!.config, sha256: vault!.retention!.config.sha256 } : { config: stack.config, sha256: stack.deploymentConfig.sha256 };

@@ -168,6 +168,16 @@ describe('one side per deploy (-c deploy=vault|source)', () => {
     expect(Annotations.fromStack(ok.source!).findWarning('*', Match.stringLikeRegexp('recoveryKmsKeyArn'))).toEqual([]);
   });
 
+  it('refuses the vault deploy of a config without a vault, naming the section', () => {
+    const raw = exampleConfigJson() as Record<string, unknown>;
+    delete raw.vault;
+    const app = new App({ context: cdkJsonContext() });
+    const error = thrownBy(() => addLifeboatStacks(app, { config: parseConfig(raw, 'no vault'), deploy: 'vault', nag: false, code }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues).toEqual([expect.stringMatching(/^vault: "-c deploy=vault" needs a vault section/)]);
+    expect(stackNames(app)).toEqual([]);
+  });
+
   it('refuses a deploy context that names no side', () => {
     const error = thrownBy(() => deployTargetFromContext(new App({ context: { deploy: 'prod' } })));
     expect(error).toBeInstanceOf(ConfigError);

@@ -65,7 +65,7 @@ describe('KMS calls on the keys backups depend on', () => {
     const alert = keyEventToAlert(keyEvent('PutKeyPolicy', { errorCode: 'AccessDeniedException', errorMessage: 'not authorized', responseElements: null }) as never);
     expect(alert.failure).toBe('PutKeyPolicyDenied');
     expect(alert.what).toMatch(/tried PutKeyPolicy on .* and was refused \(AccessDeniedException: not authorized\)\. Nothing changed/);
-    expect(alert.nextStep).toMatch(/CloudTrail event ct-0001/);
+    expect(alert.nextStep).toBe("find out who arn:aws:sts::222222222222:assumed-role/ci-deployer/session-1 is and why it tried (CloudTrail event ct-0001), and rotate that principal's credentials if it is not yours.");
   });
 
   it('is published by the alert handler in the one alert format', async () => {
