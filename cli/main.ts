@@ -6,6 +6,7 @@ import { drillCommand, drillUsage } from './commands/drill.ts';
 import { pruneCommand, pruneUsage } from './commands/prune.ts';
 import { runCommand, runUsage } from './commands/run.ts';
 import { statusCommand, statusUsage } from './commands/status.ts';
+import { vaultScpCommand, vaultScpUsage } from './commands/vault-scp.ts';
 import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
 
 export interface CommandResult {
@@ -24,6 +25,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   status: { run: statusCommand, usage: statusUsage },
   drill: { run: drillCommand, usage: drillUsage },
   prune: { run: pruneCommand, usage: pruneUsage },
+  'vault-scp': { run: vaultScpCommand, usage: vaultScpUsage },
 };
 
 const options = {

@@ -4,6 +4,7 @@ import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
 import { configForSource, loadConfigFromContext, sourcesOf, type DeployTarget } from './config.ts';
 import { addNagChecks } from './nag.ts';
 import { SourceStack, sourceStackName, type SourceStackCode } from './source-stack.ts';
+import { VaultAccessStack } from './vault-access-stack.ts';
 import { VaultStack } from './vault-stack.ts';
 import { vaultNames } from '../functions/lib/vault/names.ts';
 
@@ -34,6 +35,8 @@ export interface LifeboatStacks {
   readonly sources: readonly SourceStack[];
   /** The vault stack (the vault account and region), when the config has a vault. */
   readonly vault?: VaultStack;
+  /** The vault's break-glass role, deployed before the vault stack (with the vault). */
+  readonly vaultAccess?: VaultAccessStack;
 }
 
 /**
@@ -66,16 +69,20 @@ export function addLifeboatStacks(app: App, options: LifeboatAppOptions = {}): L
     });
   });
   // The vault trusts the production account(s); an environment-agnostic source gets the deploying account.
-  const vault = config.vault && deploy !== 'source'
-    ? new VaultStack(app, vaultNames({ name: config.name, vault: config.vault }).stackName, {
+  const names = config.vault && vaultNames({ name: config.name, vault: config.vault });
+  const vaultAccess = names && deploy !== 'source' ? new VaultAccessStack(app, names.accessStackName, { config }) : undefined;
+  const vault = names && deploy !== 'source'
+    ? new VaultStack(app, names.stackName, {
         config: config.source.account || !options.defaultAccount ? config : { ...config, source: { ...config.source, account: options.defaultAccount } },
         code: options.code && { retention: options.code.retention, alert: options.code.alert },
       })
     : undefined;
+  // The vault is deployed as the break-glass role, which the access stack creates first.
+  if (vault && vaultAccess) vault.addStackDependency(vaultAccess, 'the vault is deployed as the break-glass role of the access stack');
   if (noRecoveryKey && sources[0]) {
     Annotations.of(sources[0]).addWarning(
       'vault.recoveryKmsKeyArn is not set: vault copies can be decrypted only with the production envelope key. Deploy the vault first (-c deploy=vault, vault credentials) and set it to the RecoveryKeyArn output; "-c deploy=source" refuses to deploy without it.',
     );
   }
-  return { config, source: sources[0], sources, vault };
+  return { config, source: sources[0], sources, vault, vaultAccess };
 }

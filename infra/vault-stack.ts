@@ -1,4 +1,4 @@
-import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, CliCredentialsStackSynthesizer, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -13,65 +13,16 @@ import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
 import { AlarmRouting } from './constructs/alarm-routing.ts';
 import { Alerts } from './constructs/alerts.ts';
+import { BreakGlassWatch } from './constructs/break-glass-watch.ts';
 import { KeyWatch } from './constructs/key-watch.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
 import { VaultRetention } from './constructs/vault-retention.ts';
 import { acknowledge } from './nag.ts';
 import { REPO_ROOT, sourceStackName } from './source-stack.ts';
 
-/**
- * Actions that would delete, overwrite, unlock or shorten the retention of what
- * is in the vault, or take away the keys it is encrypted with. The copier role
- * gets none of them, and the bucket and key policies deny them to every
- * principal but the vault account's own admin roles.
- */
-export const VAULT_BUCKET_PROTECTED_ACTIONS = [
-  's3:DeleteObject',
-  's3:DeleteObjectVersion',
-  's3:DeleteObjectTagging',
-  's3:DeleteObjectVersionTagging',
-  's3:PutObjectRetention',
-  's3:PutObjectLegalHold',
-  's3:BypassGovernanceRetention',
-  's3:PutBucketObjectLockConfiguration',
-  's3:PutLifecycleConfiguration',
-  's3:PutBucketVersioning',
-  's3:PutBucketPolicy',
-  's3:DeleteBucketPolicy',
-  's3:DeleteBucket',
-  's3:PutEncryptionConfiguration',
-  's3:PutReplicationConfiguration',
-  's3:PutBucketOwnershipControls',
-  // Switching off the access logs (the trail of who read or wrote what), public access and ACLs.
-  's3:PutBucketLogging',
-  's3:PutBucketPublicAccessBlock',
-  's3:PutBucketAcl',
-  's3:PutObjectAcl',
-] as const;
+import { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS } from '../functions/lib/vault/protections.ts';
 
-export const VAULT_KEY_PROTECTED_ACTIONS = [
-  'kms:ScheduleKeyDeletion',
-  'kms:DisableKey',
-  'kms:PutKeyPolicy',
-  'kms:DisableKeyRotation',
-  'kms:DeleteImportedKeyMaterial',
-  'kms:DeleteAlias',
-  'kms:UpdateAlias',
-  // Revoking the grants RDS and S3 hold, and the tags that ABAC policies may key on.
-  'kms:RevokeGrant',
-  'kms:TagResource',
-  'kms:UntagResource',
-] as const;
-
-/** Snapshot actions the copier must never have: deleting, re-sharing (exfiltration) or untagging vault copies. */
-export const VAULT_SNAPSHOT_PROTECTED_ACTIONS = [
-  'rds:DeleteDBSnapshot',
-  'rds:DeleteDBClusterSnapshot',
-  'rds:ModifyDBSnapshotAttribute',
-  'rds:ModifyDBClusterSnapshotAttribute',
-  'rds:ModifyDBSnapshot',
-  'rds:RemoveTagsFromResource',
-] as const;
+export { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS };
 
 export interface VaultStackProps extends StackProps {
   /** The lifeboat config; needs `vault` and `source.account`. Validated again here. */
@@ -125,7 +76,9 @@ export class VaultStack extends Stack {
   public readonly alarmRouting: AlarmRouting;
   /** Alerts on ScheduleKeyDeletion, DisableKey, PutKeyPolicy (and tries) on the three vault keys. */
   public readonly keyWatch: KeyWatch;
-  /** Roles exempt from the bucket's and keys' deny statements. */
+  /** Alerts on every assumption of the break-glass role (and every refused try). */
+  public readonly breakGlassWatch: BreakGlassWatch;
+  /** Roles exempt from the bucket's and keys' deny statements: the break-glass role, then vault.adminRoleArns. */
   public readonly adminRoleArns: readonly string[];
   /**
    * Vault-side retention (present when a plan has a `retention.vault` policy):
@@ -158,6 +111,9 @@ export class VaultStack extends Stack {
       stackName: names.stackName,
       description: `lifeboat ${config.name}: the off-site vault (Object Lock, vault-owned keys, copy-in-only role) for production account(s) ${productionAccounts.join(', ')}.`,
       terminationProtection: true,
+      // Deployed with the caller's own credentials, not the CDK bootstrap's roles: CloudFormation acts as the
+      // deployer, so a deploy that changes a protection succeeds only as the break-glass role.
+      synthesizer: new CliCredentialsStackSynthesizer(),
       ...stackProps,
       env: { account: vault.account, region: vault.region },
     });
@@ -166,14 +122,9 @@ export class VaultStack extends Stack {
     Tags.of(this).add('lifeboat:deployment', config.name);
     Tags.of(this).add('lifeboat:role', 'vault');
 
-    const synthesizer = this.synthesizer;
-    const qualifier =
-      (synthesizer instanceof DefaultStackSynthesizer ? synthesizer.bootstrapQualifier : undefined) ??
-      (this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') as string | undefined) ??
-      DefaultStackSynthesizer.DEFAULT_QUALIFIER;
-    // CloudFormation itself must keep the right to update the policies it manages.
-    const deployRole = `arn:${this.partition}:iam::${vault.account}:role/cdk-${qualifier}-cfn-exec-role-${vault.account}-${vault.region}`;
-    this.adminRoleArns = [deployRole, ...(vault.adminRoleArns ?? [])];
+    // No deployment role is exempt from the vault's Deny statements: only the break-glass role (VaultAccessStack,
+    // assumed with MFA, every use alerted) and the admins the config names may change the vault's protections.
+    this.adminRoleArns = [names.breakGlassRoleArn, ...(vault.adminRoleArns ?? [])];
     const retentionRuns = retentionSchedules(config, { locations: ['vault'] });
     const ownRetentionRole = retentionRuns.length > 0 ? [vaultRetentionRoleArn(config, this.partition)!] : [];
     const deleters = [...this.adminRoleArns, ...ownRetentionRole, ...(retentionRoleArns ?? [])];
@@ -315,6 +266,12 @@ export class VaultStack extends Stack {
     this.keyWatch = new KeyWatch(this, 'KeyWatch', {
       deploymentName: config.name,
       keyArns: [this.bucketKey.keyArn, this.snapshotKey.keyArn, this.recoveryKey.keyArn, this.alerts.key.keyArn],
+      alertFunction: this.alertFunction.function,
+      deadLetterQueue: this.alarmRouting.deadLetterQueue,
+    });
+    this.breakGlassWatch = new BreakGlassWatch(this, 'BreakGlassWatch', {
+      deploymentName: config.name,
+      roleArns: [...this.adminRoleArns],
       alertFunction: this.alertFunction.function,
       deadLetterQueue: this.alarmRouting.deadLetterQueue,
     });

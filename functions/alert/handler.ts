@@ -10,6 +10,7 @@ import { parseWith } from '../lib/config/load.ts';
 import { readEnv } from '../shared/env.ts';
 import { logger as sharedLogger, tracer } from '../shared/powertools.ts';
 import { alarmEventToAlert, isAlarmStateChangeEvent } from './alarm-event.ts';
+import { breakGlassEventToAlert, isBreakGlassEvent } from './break-glass-event.ts';
 import { isKeyEvent, keyEventToAlert } from './key-event.ts';
 
 /** What a state machine's Catch passes: the failed item plus Step Functions' `{ Error, Cause }`. */
@@ -33,6 +34,7 @@ const DEFAULT_NEXT_STEP: Record<Alert['kind'], string> = {
   'retention-failed': 'inspect the retention audit log and rerun `lifeboat prune --dry-run`.',
   'quota-warning': 'raise the quota or tighten retention.',
   'key-at-risk': 'check who changed the key and undo it if nobody planned it.',
+  'break-glass-used': 'confirm that the change was planned, and review what the session did in CloudTrail.',
 };
 
 export interface AlertHandlerDeps {
@@ -69,6 +71,10 @@ export function createAlertHandler(injected?: AlertHandlerDeps) {
         const keyAlert = keyEventToAlert(event);
         input = keyAlert;
         alert = formatAlert(keyAlert);
+      } else if (isBreakGlassEvent(event)) {
+        const breakGlass = breakGlassEventToAlert(event);
+        input = breakGlass;
+        alert = formatAlert(breakGlass);
       } else if (isAlarmStateChangeEvent(event)) {
         const alarm = alarmEventToAlert(event);
         input = alarm;

@@ -62,7 +62,12 @@ export function keyEventToAlert(event: KeyEvent): Omit<Alert, 'nextStep'> & { ne
   const denied = d.errorCode !== undefined;
   const when = d.requestParameters?.pendingWindowInDays !== undefined ? ` (waiting period ${String(d.requestParameters.pendingWindowInDays)} days)` : '';
   // Every deploy that changes a key policy calls PutKeyPolicy as the CloudFormation execution role: say so, never hide it.
-  const byDeploy = /:assumed-role\/cdk-[a-z0-9]+-cfn-exec-role-/.test(who) ? ' The caller is the CDK CloudFormation execution role, so this is most likely a cdk deploy: check that a deploy ran then and that its change set changed this key.' : '';
+  // The vault is deployed as its break-glass role, whose assumption was alerted just before.
+  const byDeploy = /:assumed-role\/cdk-[a-z0-9]+-cfn-exec-role-/.test(who)
+    ? ' The caller is the CDK CloudFormation execution role, so this is most likely a cdk deploy: check that a deploy ran then and that its change set changed this key.'
+    : /:assumed-role\/[^/]+-lifeboat-vault-break-glass\//.test(who)
+      ? ' The caller is the vault\'s break-glass role (a vault deploy runs as it): check the break-glass alert that came before this one and that the change was planned.'
+      : '';
   const what = denied
     ? `${who} tried ${d.eventName} on ${key} (account ${event.account}, ${event.region}) at ${event.time} and was refused (${d.errorCode}${d.errorMessage ? `: ${d.errorMessage}` : ''}). Nothing changed, but someone with access tried to take away a key your backups depend on.`
     : `${who} called ${d.eventName}${when} on ${key} (account ${event.account}, ${event.region}) at ${event.time}. ${CONSEQUENCE[d.eventName]}${byDeploy}`;

@@ -136,11 +136,12 @@ describe('one side per deploy (-c deploy=vault|source)', () => {
   const stackNames = (app: App) => app.node.children.filter((c) => c instanceof Stack).map((s) => (s as Stack).stackName);
   const code = prebundledCode();
 
-  it('synthesizes only the vault stack for the vault-account deploy', () => {
+  it('synthesizes only the vault stacks (the break-glass role first, then the vault) for the vault-account deploy', () => {
     const app = new App({ context: { ...cdkJsonContext(), deploy: 'vault' } });
     const stacks = addLifeboatStacks(app, { config: parseConfig(exampleConfigJson(), 'example'), deploy: deployTargetFromContext(app), nag: false, code });
     expect(stacks.sources).toEqual([]);
-    expect(stackNames(app)).toEqual(['acme-lifeboat-vault']);
+    expect(stackNames(app)).toEqual(['acme-lifeboat-vault-access', 'acme-lifeboat-vault']);
+    expect(stacks.vault!.dependencies).toEqual([stacks.vaultAccess]);
   });
 
   it("refuses the production deploy while the vault's recovery key is not in the config, naming the field and the order", () => {

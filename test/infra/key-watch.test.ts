@@ -44,3 +44,24 @@ describe('the key watch', () => {
     expect(targets).toEqual([expect.objectContaining({ Arn: arnOf(source, source.alertFunction.function) })]);
   });
 });
+
+describe('the break-glass watch', () => {
+  it("sends every assumption of the vault's break-glass role and named admins (and every refused try) to the vault's alert function", () => {
+    // Prepare
+    const vault = synth.vault!;
+    const rules = (Object.values(Template.fromStack(vault).findResources('AWS::Events::Rule')) as { Properties: { EventPattern: { source?: string[] }; Targets: { Arn: unknown }[] } }[]).filter((r) =>
+      r.Properties.EventPattern?.source?.includes('aws.sts'),
+    );
+
+    // Assess: the fields CloudTrail's AssumeRole event carries (test/unit/cloudtrail-fixtures.ts), with no errorCode
+    // filter, so refused tries match too (EventBridge's matching itself is not emulated: docs/aws-fidelity.md).
+    expect(rules).toHaveLength(1);
+    expect(rules[0]!.Properties.EventPattern).toEqual({
+      source: ['aws.sts'],
+      'detail-type': ['AWS API Call via CloudTrail'],
+      detail: { eventSource: ['sts.amazonaws.com'], eventName: ['AssumeRole'], requestParameters: { roleArn: [synth.vaultAccess!.names.breakGlassRoleArn, ...(vault.config.vault!.adminRoleArns ?? [])] } },
+    });
+    expect(vault.adminRoleArns[0]).toBe(synth.vaultAccess!.names.breakGlassRoleArn);
+    expect(rules[0]!.Properties.Targets).toEqual([expect.objectContaining({ Arn: arnOf(vault, vault.alertFunction.function), DeadLetterConfig: { Arn: arnOf(vault, vault.alarmRouting.deadLetterQueue) } })]);
+  });
+});

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { VAULT_BUCKET_PROTECTED_ACTIONS, VAULT_KEY_PROTECTED_ACTIONS, VAULT_SNAPSHOT_PROTECTED_ACTIONS } from '../../infra/vault-stack.ts';
+import { SCP_MAX_CHARACTERS, vaultAccountScp } from '../../infra/vault-scp.ts';
 import { logicalIdOf, synthApp, type Synthesized } from './helpers/app.ts';
 import { PRODUCTION, productionConfigJson } from './helpers/configs.ts';
 import { evaluate, resourcePoliciesOf, rolesOf, TemplateResolver, type CfnTemplate, type DeployedTemplate, type EvaluatedResourcePolicy, type EvaluatedRole } from './helpers/iam-evaluator.ts';
@@ -50,6 +51,12 @@ beforeAll(() => {
     recovery: resolver.getAtt(logicalIdOf(vault.recoveryKey), 'Arn'),
   };
 }, 120_000);
+
+/** The break-glass role (the access stack's), as a session assumed with MFA uses it. */
+function breakGlass(): EvaluatedRole {
+  const access = synth.vaultAccess!;
+  return { stack: access.stackName, logicalId: 'BreakGlassRole', arn: access.names.breakGlassRoleArn, identityPolicies: [ADMIN], managedPolicyArns: [] };
+}
 
 /** The resource policy that governs an ARN (bucket policies cover the bucket and its objects). */
 function policyFor(arn: string): unknown {
@@ -135,7 +142,7 @@ describe('the vault against every production principal (IAM policy simulator ove
     const copier = vaultRoles.find((r) => r.logicalId.startsWith('CopierRole'))!;
     const retention = vaultRoles.find((r) => r.logicalId.startsWith('RetentionRetentionRole'))!;
     const dumpRole = sourceRoles.find((r) => r.stack.endsWith('-lifeboat-source') && r.logicalId.startsWith('DumpFunction'))!;
-    const vaultAdmin: EvaluatedRole = { stack: 'cdk', logicalId: 'vault cfn-exec role', arn: synth.vault!.adminRoleArns[0]!, identityPolicies: [ADMIN], managedPolicyArns: [] };
+    const vaultAdmin = breakGlass();
     const object = s3Target(vaultResources.bucket, 's3:PutObject');
     const cases: { who: EvaluatedRole; action: string; resource: string; context?: Record<string, string | string[]> }[] = [
       { who: copier, action: 's3:PutObject', resource: object, context: NEW_OBJECT },
@@ -150,8 +157,11 @@ describe('the vault against every production principal (IAM policy simulator ove
       { who: retention, action: 's3:DeleteObjectVersion', resource: object },
       // S3 delivers the vault bucket's access logs.
       { who: { stack: 'aws', logicalId: 'S3 log delivery', arn: 'logging.s3.amazonaws.com', identityPolicies: [], managedPolicyArns: [] }, action: 's3:PutObject', resource: `${vaultResources.logs}/vault-bucket/2026-12-07-03-14-00-ABCDEF`, context: { 'aws:SourceArn': vaultResources.bucket, 'aws:SourceAccount': VAULT } },
-      // A vault admin (here the vault's CDK execution role) writes a vault drill report (lifeboat drill with vault credentials).
+      // A vault admin (the break-glass role) writes a vault drill report (lifeboat drill with vault credentials),
+      // and changes the vault's protections (a vault deploy runs as it).
       { who: vaultAdmin, action: 's3:PutObject', resource: `${vaultResources.bucket}/backups/_drills/orders/20261207T040000Z-abc123.json`, context: NEW_OBJECT },
+      { who: vaultAdmin, action: 's3:PutBucketPolicy', resource: vaultResources.bucket },
+      ...Object.values(vaultResources.keys).map((resource) => ({ who: vaultAdmin, action: 'kms:PutKeyPolicy', resource })),
       { who: dumpRole, action: 'kms:Encrypt', resource: vaultResources.keys.recovery },
     ];
     expect(cases.every((c) => c.who !== undefined)).toBe(true);
@@ -167,7 +177,7 @@ describe('the vault against every production principal (IAM policy simulator ove
     expect(decisions).toEqual(cases.map((c) => `${c.who.logicalId}: ${c.action} Allowed`));
   });
 
-  it("denies the vault's protections to every vault-account principal but its named admins: its own roles and an account administrator not named in vault.adminRoleArns", async () => {
+  it("denies the vault's protections to every vault-account principal but the break-glass role and its named admins: its own roles, the CDK deployment roles and an account administrator", async () => {
     // Prepare: the vault stack's roles (retention may delete expired objects: that is its job) and an in-account administrator.
     const principals = [
       ...vaultRoles.map((r) => ({
@@ -178,6 +188,8 @@ describe('the vault against every production principal (IAM policy simulator ove
         writesAudit: r.logicalId.startsWith('RetentionFunctionRole'),
       })),
       { name: 'vault-account administrator (not a vault admin)', arn: `arn:aws:iam::${VAULT}:role/PlatformAdmin`, identityPolicies: [ADMIN], deletes: false, writesAudit: false },
+      // The vault account's CDK roles (if it was bootstrapped) are exempt from nothing: deploys run as the break-glass role.
+      ...['cfn-exec-role', 'deploy-role'].map((role) => ({ name: `vault CDK ${role}`, arn: `arn:aws:iam::${VAULT}:role/cdk-hnb659fds-${role}-${VAULT}-${VAULT_REGION}`, identityPolicies: [ADMIN], deletes: false, writesAudit: false })),
     ];
     // Bucket and key protections (resource policies govern them; RDS snapshots have none, see docs/security.md).
     const requests = dangerousRequests().filter((r) => !r.resource.startsWith('arn:aws:rds') && !(r.action === 'kms:Decrypt'));
@@ -252,5 +264,102 @@ describe('drill and janitor isolation in production (IAM policy simulator)', () 
 
     // Assess
     expect(decisions).toEqual({ taggedInstance: 'Allowed', lookalikeBackup: 'ImplicitlyDenied', production: 'ImplicitlyDenied' });
+  });
+});
+
+describe('the break-glass role and the vault account SCP (IAM policy simulator)', () => {
+  const scp = () => vaultAccountScp(synth.vault!.config);
+  const platformAdmin: EvaluatedRole = { stack: 'vault account', logicalId: 'PlatformAdmin', arn: `arn:aws:iam::${VAULT}:role/PlatformAdmin`, identityPolicies: [ADMIN], managedPolicyArns: [] };
+  const trustPolicy = () => {
+    const access = synth.vaultAccess!;
+    const role = Template.fromStack(access).toJSON().Resources[logicalIdOf(access.breakGlassRole)] as { Properties: { AssumeRolePolicyDocument: unknown; MaxSessionDuration: number } };
+    return role.Properties;
+  };
+  const assume = (who: { arn: string; identityPolicies: EvaluatedRole['identityPolicies'] }, context: Record<string, string>, withScp = false) =>
+    evaluate({
+      principal: who,
+      action: 'sts:AssumeRole',
+      resource: synth.vaultAccess!.names.breakGlassRoleArn,
+      resourceAccount: VAULT,
+      resourcePolicy: new TemplateResolver({ template: Template.fromStack(synth.vaultAccess!).toJSON() as CfnTemplate, stackName: synth.vaultAccess!.stackName, account: VAULT, region: VAULT_REGION }).resolve(trustPolicy().AssumeRolePolicyDocument),
+      context,
+      serviceControlPolicy: withScp ? scp() : undefined,
+    });
+
+  it('can be assumed only from the vault account, with a sign-in verified by MFA within the hour, for an hour at most', async () => {
+    // Prepare
+    const productionAdmin = { arn: `arn:aws:iam::${PROD}:role/OrganizationAccountAccessRole`, identityPolicies: [ADMIN] };
+    const recentMfa = { 'aws:MultiFactorAuthPresent': 'true', 'aws:MultiFactorAuthAge': '600' };
+
+    // Act
+    const decisions = {
+      vaultAdminWithMfa: await assume(platformAdmin, recentMfa),
+      vaultAdminWithoutMfa: await assume(platformAdmin, { 'aws:MultiFactorAuthPresent': 'false' }),
+      vaultAdminNoMfaContext: await assume(platformAdmin, {}),
+      vaultAdminMfaTwoHoursOld: await assume(platformAdmin, { 'aws:MultiFactorAuthPresent': 'true', 'aws:MultiFactorAuthAge': '7200' }),
+      productionAdminWithMfa: await assume(productionAdmin, recentMfa),
+    };
+
+    // Assess
+    expect(decisions).toEqual({
+      vaultAdminWithMfa: 'Allowed',
+      vaultAdminWithoutMfa: 'ImplicitlyDenied',
+      vaultAdminNoMfaContext: 'ImplicitlyDenied',
+      vaultAdminMfaTwoHoursOld: 'ImplicitlyDenied',
+      productionAdminWithMfa: 'ImplicitlyDenied',
+    });
+    expect(trustPolicy().MaxSessionDuration).toBe(3600);
+  });
+
+  it('binds vault-account administrators where no resource policy can: snapshot copies, the vault roles, the watch, the trail; the break-glass role and vault retention keep their paths', async () => {
+    // Prepare
+    const retention = vaultRoles.find((r) => r.logicalId.startsWith('RetentionRetentionRole'))!;
+    const copier = vaultRoles.find((r) => r.logicalId.startsWith('CopierRole'))!;
+    const managed = { 'aws:ResourceTag/lifeboat:managed': 'true' };
+    const copierRole = synth.vault!.names.copierRoleArn;
+    const watchRule = `arn:aws:events:${VAULT_REGION}:${VAULT}:rule/${synth.vault!.stackName}-BreakGlassWatchAssumeRoleCalls-ABC123`;
+    const cases: { name: string; who: EvaluatedRole; action: string; resource: string; context?: Record<string, string | string[]> }[] = [
+      { name: 'admin deletes a vault snapshot copy', who: platformAdmin, action: 'rds:DeleteDBSnapshot', resource: vaultSnapshot, context: managed },
+      { name: 'admin deletes a vault cluster snapshot copy', who: platformAdmin, action: 'rds:DeleteDBClusterSnapshot', resource: vaultClusterSnapshot, context: managed },
+      { name: 'admin re-shares a vault snapshot copy', who: platformAdmin, action: 'rds:ModifyDBSnapshotAttribute', resource: vaultSnapshot, context: managed },
+      { name: 'admin retags a vault snapshot copy', who: platformAdmin, action: 'rds:AddTagsToResource', resource: vaultSnapshot, context: managed },
+      { name: 'admin widens the copier role trust', who: platformAdmin, action: 'iam:UpdateAssumeRolePolicy', resource: copierRole },
+      { name: 'admin attaches a policy to the break-glass role', who: platformAdmin, action: 'iam:AttachRolePolicy', resource: synth.vaultAccess!.names.breakGlassRoleArn },
+      { name: 'admin disables the break-glass watch', who: platformAdmin, action: 'events:DisableRule', resource: watchRule },
+      { name: 'admin stops the trail', who: platformAdmin, action: 'cloudtrail:StopLogging', resource: `arn:aws:cloudtrail:${VAULT_REGION}:${VAULT}:trail/org` },
+      { name: 'admin deletes the vault bucket policy (root could, whatever the policy says)', who: platformAdmin, action: 's3:DeleteBucketPolicy', resource: vaultResources.bucket },
+      { name: 'admin takes the vault account out of the organization', who: platformAdmin, action: 'organizations:LeaveOrganization', resource: '*' },
+    ];
+    const allowedPaths: typeof cases = [
+      { name: 'break-glass deletes a vault snapshot copy', who: breakGlass(), action: 'rds:DeleteDBSnapshot', resource: vaultSnapshot, context: managed },
+      { name: 'break-glass updates the copier role trust', who: breakGlass(), action: 'iam:UpdateAssumeRolePolicy', resource: copierRole },
+      { name: 'break-glass redeploys the watch', who: breakGlass(), action: 'events:PutRule', resource: watchRule },
+      { name: 'vault retention deletes an expired snapshot copy', who: retention, action: 'rds:DeleteDBSnapshot', resource: vaultSnapshot, context: managed },
+      { name: 'the copier copies a snapshot in', who: copier, action: 'rds:CopyDBSnapshot', resource: vaultSnapshot },
+      { name: 'the copier tags its new copy', who: copier, action: 'rds:AddTagsToResource', resource: vaultSnapshot, context: { 'aws:RequestTag/lifeboat:managed': 'true', 'aws:TagKeys': ['lifeboat:managed'] } },
+    ];
+    const run = async (c: (typeof cases)[number], withScp: boolean) =>
+      evaluate({ principal: c.who, action: c.action, resource: c.resource, resourceAccount: VAULT, context: c.context, serviceControlPolicy: withScp ? scp() : undefined });
+
+    // Act
+    const without = Object.fromEntries(await Promise.all(cases.map(async (c) => [c.name, await run(c, false)])));
+    const withScp = Object.fromEntries(await Promise.all(cases.map(async (c) => [c.name, await run(c, true)])));
+    const paths = Object.fromEntries(await Promise.all(allowedPaths.map(async (c) => [c.name, await run(c, true)])));
+
+    // Assess: without the SCP an administrator can do each of these (the bucket policy case aside, which only root
+    // could force); with it, none; lifeboat's own paths stay open.
+    expect(without).toEqual(Object.fromEntries(cases.map((c) => [c.name, 'Allowed'])));
+    expect(withScp).toEqual(Object.fromEntries(cases.map((c) => [c.name, 'ExplicitlyDenied'])));
+    expect(paths).toEqual(Object.fromEntries(allowedPaths.map((c) => [c.name, 'Allowed'])));
+  });
+
+  it('refuses to assume the break-glass role without MFA at the caller too, and fits the SCP size limit', async () => {
+    // Act
+    const noMfa = await evaluate({ principal: platformAdmin, action: 'sts:AssumeRole', resource: synth.vaultAccess!.names.breakGlassRoleArn, resourceAccount: VAULT, context: { 'aws:MultiFactorAuthPresent': 'false' }, serviceControlPolicy: scp() });
+    const withMfa = await evaluate({ principal: platformAdmin, action: 'sts:AssumeRole', resource: synth.vaultAccess!.names.breakGlassRoleArn, resourceAccount: VAULT, context: { 'aws:MultiFactorAuthPresent': 'true' }, serviceControlPolicy: scp() });
+
+    // Assess
+    expect({ noMfa, withMfa }).toEqual({ noMfa: 'ExplicitlyDenied', withMfa: 'Allowed' });
+    expect(JSON.stringify(scp()).length).toBeLessThanOrEqual(SCP_MAX_CHARACTERS);
   });
 });

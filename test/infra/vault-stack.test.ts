@@ -67,8 +67,8 @@ describe('the vault bucket', () => {
     synthVault(raw).template.hasResourceProperties('AWS::S3::Bucket', { ObjectLockConfiguration: { Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 400 } } } });
   });
 
-  it('has a policy that denies deletes, unlocking, retention and policy changes, and overwriting writes to all but the vault admins', () => {
-    const admins = ['arn:aws:iam::222222222222:role/cdk-hnb659fds-cfn-exec-role-222222222222-eu-central-1'];
+  it('has a policy that denies deletes, unlocking, retention and policy changes, and overwriting writes to all but the break-glass role (no deployment role)', () => {
+    const admins = ['arn:aws:iam::222222222222:role/acme-lifeboat-vault-break-glass'];
     const policy = Object.values(vault.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: logicalId(vault.stack, vault.stack.bucket) } } }))[0]!;
     const statements = policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
     const denied = statements.filter((s) => s.Effect === 'Deny' && s.Principal?.AWS === '*' && s.Condition?.ArnNotLike);
@@ -314,7 +314,7 @@ describe('vault-side retention (a plan with a vault policy)', () => {
   it('lets the bucket policy exempt the retention role from the delete deny, and the function only for plain writes of its audit logs', () => {
     const policy = Object.values(pruning.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: id(pruning.stack.bucket) } } }))[0]!;
     const statements = policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
-    const admin = 'arn:aws:iam::222222222222:role/cdk-hnb659fds-cfn-exec-role-222222222222-eu-central-1';
+    const admin = 'arn:aws:iam::222222222222:role/acme-lifeboat-vault-break-glass';
     const functionRole = { 'Fn::GetAtt': [id(pruning.stack.retention!.function.role), 'Arn'] };
     expect(statements.find((st) => st.Sid === 'DenyDeletesToAllButVaultAdminsAndRetention')!.Condition).toEqual({
       ArnNotLike: { 'aws:PrincipalArn': [admin, 'arn:aws:iam::222222222222:role/acme-lifeboat-vault-retention'] },
@@ -380,5 +380,52 @@ describe('synth checks', () => {
     expect(vault.stack.region).toBe('eu-central-1');
     expect(vault.stack.stackName).toBe(`${config().name}-lifeboat-vault`);
     vault.template.hasOutput('CopierRoleArn', Match.anyValue());
+  });
+});
+
+describe('the vault access stack (break-glass role) and how the vault is deployed', () => {
+  let synthesized: ReturnType<typeof synthApp>;
+  beforeAll(() => {
+    synthesized = synthApp({ config: exampleConfigJson() });
+  }, 120_000);
+
+  it('holds only the break-glass role: named from the config, assumable from the vault account with MFA, for an hour', () => {
+    // Prepare
+    const access = synthesized.vaultAccess!;
+    const template = Template.fromStack(access);
+
+    // Assess
+    expect(access.stackName).toBe(names.accessStackName);
+    expect({ account: access.account, region: access.region }).toEqual({ account: '222222222222', region: 'eu-central-1' });
+    expect(Object.values(template.toJSON().Resources as Record<string, { Type: string }>).map((r) => r.Type)).toEqual(['AWS::IAM::Role']);
+    template.hasResourceProperties('AWS::IAM::Role', {
+      RoleName: 'acme-lifeboat-vault-break-glass',
+      MaxSessionDuration: 3600,
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Action: 'sts:AssumeRole',
+            Effect: 'Allow',
+            Principal: { AWS: Match.stringLikeRegexp('^arn:aws:iam::222222222222:root$') },
+            Condition: { Bool: { 'aws:MultiFactorAuthPresent': 'true' }, NumericLessThanEquals: { 'aws:MultiFactorAuthAge': '3600' } },
+          }),
+        ],
+      },
+    });
+    template.hasOutput('BreakGlassRoleArn', Match.anyValue());
+  });
+
+  it('deploys the vault and its access stack with the caller\'s own credentials, never through the CDK bootstrap roles', () => {
+    // Prepare
+    const manifest = JSON.parse(readFileSync(join(synthesized.outdir, 'manifest.json'), 'utf8')) as { artifacts: Record<string, { type: string; properties?: { assumeRoleArn?: string; cloudFormationExecutionRoleArn?: string } }> };
+    const stackArtifact = (name: string) => manifest.artifacts[name]!;
+
+    // Assess: a CloudFormation call made with the caller's credentials acts as the caller (the break-glass role for
+    // a protection change); the source stack keeps the bootstrap's roles.
+    for (const name of [names.stackName, names.accessStackName]) {
+      expect(stackArtifact(name).properties?.assumeRoleArn, name).toBeUndefined();
+      expect(stackArtifact(name).properties?.cloudFormationExecutionRoleArn, name).toBeUndefined();
+    }
+    expect(stackArtifact('acme-lifeboat-source').properties?.cloudFormationExecutionRoleArn).toMatch(/cfn-exec-role/);
   });
 });

@@ -64,7 +64,8 @@ const rawConfig = () => ({
   plans: [
     {
       id: 'nightly',
-      schedule: { cron: 'cron(0 3 * * ? *)', timezone: 'Europe/Berlin' },
+      // Every four hours: up to 6 copies a day, so the fixtures' same-day copies are not contested.
+      schedule: { cron: 'cron(0 */4 * * ? *)', timezone: 'Europe/Berlin' },
       databases: [alpha, bravo],
       rpoMinutes: 1440,
       rtoMinutes: 60,
@@ -321,8 +322,43 @@ describe('the retention workflows of the source and vault stacks, executed local
     expect(alertCalls).toHaveLength(1);
     const alert = alertCalls[0] as { kind: string; error: { Error: string; Cause: string } };
     expect(alert).toMatchObject({ kind: 'retention-failed', error: { Error: 'RetentionSuspiciousBackups' } });
-    expect(alert.error.Cause).toMatch(/^4 backup\(s\) of database \S+ at vault have manifests whose dates contradict when S3 wrote them/);
+    expect(alert.error.Cause).toMatch(/^4 backup\(s\) of database \S+ at vault look forged: 4 whose manifests' dates contradict when S3 wrote them \(first: /);
+    expect(alert.error.Cause).toMatch(/does not fit when S3 wrote the manifest/);
     expect(alert.error.Cause).toContain('rotate the credentials that could assume the copier role');
     expect(forged.some((id) => alert.error.Cause.includes(id))).toBe(true);
+  });
+
+  it('keeps every copy of a day that holds more copies than the schedule makes (fresh forgeries, each newer than the real copy) and alerts', async () => {
+    // Prepare: as the copier, plant six fresh backups of bravo, dated seconds after its newest real copy (so each
+    // passes the date check and would be the newest of the day): with the real one, 7 on a day the every-4-hours
+    // schedule fills with at most 6.
+    const copier = createS3Client({ credentials: await credentialsFor(VAULT, vaultNames({ name, vault: { account: VAULT, region: REGION } }).copierRoleName) });
+    const real = vaultStored[bravo]![0]!;
+    const forged: string[] = [];
+    for (let k = 1; k <= 6; k++) {
+      const time = new Date(real.time.getTime() + k * 1000);
+      const id = newBackupId(time, randomBytes(3).toString('hex'));
+      await putBackup(copier, { bucket: vaultBucket, prefix: PREFIX, databaseId: bravo }, id, time);
+      forged.push(id);
+    }
+    const vaultS3 = createS3Client({ credentials: vaultCredentials });
+    const vault = await deployVault();
+    const alertCalls: unknown[] = [];
+    const alertFunction = vault.lambdas.AlertFunctionArn!.asTask();
+
+    // Act
+    await vault.run('vault-retention', { planId: 'nightly', maxConcurrency: 1, targets: [{ databaseId: bravo, location: 'vault' }] }, {
+      resources: { [vault.functionArns.AlertFunctionArn!]: async (event: unknown) => (alertCalls.push(event), alertFunction(event)) },
+    });
+
+    // Assess: the real copy and every forgery are kept (none counted, so none displaced anything), and the
+    // alert names the contested day and the schedule's limit.
+    const after = await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`);
+    expect(after).toEqual(expect.arrayContaining([real.keys.data, real.keys.manifest]));
+    expect(forged.every((id) => after.some((k) => k.includes(`/${id}/manifest.json`)))).toBe(true);
+    expect(vault.children.at(-1)!.output).toMatchObject({ databaseId: bravo, location: 'vault', status: 'partial', failedCount: 0 });
+    const alert = alertCalls[0] as { kind: string; error: { Error: string; Cause: string } };
+    expect(alert).toMatchObject({ kind: 'retention-failed', error: { Error: 'RetentionSuspiciousBackups' } });
+    expect(alert.error.Cause).toMatch(/ on days holding more backups than the plan's schedule makes \(first: \S+: \d+ backups of plan nightly are dated \d{4}-\d{2}-\d{2} \(Europe\/Berlin\), and its schedule makes at most 6 a day/);
   });
 });

@@ -4,35 +4,7 @@ import type { PublishCommand } from '@aws-sdk/client-sns';
 import { createAlertHandler } from '../../functions/alert/handler.ts';
 import { isKeyEvent, keyEventToAlert } from '../../functions/alert/key-event.ts';
 import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
-
-const KEY = 'arn:aws:kms:eu-central-1:222222222222:key/99999999-8888-7777-6666-555555555555';
-
-/** What EventBridge delivers for a CloudTrail-recorded KMS call on a vault key. */
-function keyEvent(eventName: string, extra: Record<string, unknown> = {}) {
-  return {
-    version: '0',
-    id: 'e-1',
-    'detail-type': 'AWS API Call via CloudTrail',
-    source: 'aws.kms',
-    account: '222222222222',
-    time: '2026-12-07T03:14:00Z',
-    region: 'eu-central-1',
-    resources: [],
-    detail: {
-      eventVersion: '1.08',
-      userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::222222222222:assumed-role/ci-deployer/session-1' },
-      eventTime: '2026-12-07T03:14:00Z',
-      eventSource: 'kms.amazonaws.com',
-      eventName,
-      awsRegion: 'eu-central-1',
-      requestParameters: { keyId: KEY, pendingWindowInDays: 7 },
-      responseElements: { keyId: KEY, keyState: 'PendingDeletion' },
-      eventID: 'ct-0001',
-      resources: [{ accountId: '222222222222', type: 'AWS::KMS::Key', ARN: KEY }],
-      ...extra,
-    },
-  };
-}
+import { KEY, keyEvent } from './cloudtrail-fixtures.ts';
 
 describe('KMS calls on the keys backups depend on', () => {
   it('recognizes the watched calls delivered through CloudTrail, and nothing else', () => {
@@ -59,6 +31,12 @@ describe('KMS calls on the keys backups depend on', () => {
     expect(alert.kind).toBe('key-at-risk');
     expect(alert.what).toMatch(/most likely a cdk deploy: check that a deploy ran then/);
     expect(keyEventToAlert(keyEvent('PutKeyPolicy') as never).what).not.toMatch(/cdk deploy/);
+  });
+
+  it('says when the caller is the vault break-glass role (vault deploys run as it)', () => {
+    const event = keyEvent('PutKeyPolicy', { userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::222222222222:assumed-role/acme-lifeboat-vault-break-glass/alice' } });
+    expect(keyEventToAlert(event as never).what).toMatch(/The caller is the vault's break-glass role \(a vault deploy runs as it\): check the break-glass alert that came before this one/);
+    expect(keyEventToAlert(keyEvent('PutKeyPolicy') as never).what).not.toMatch(/break-glass/);
   });
 
   it('alerts a refused attempt as an attempt, naming the refusal', () => {

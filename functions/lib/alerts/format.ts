@@ -5,7 +5,7 @@ import { redact } from '../redact.ts';
  * (what failed, on which database and plan), a body with what happened, a link
  * to the execution and the next step, and the same facts as JSON for machines.
  */
-export type AlertKind = 'backup-failed' | 'backup-late' | 'drill-failed' | 'drill-teardown-incomplete' | 'objective-missed' | 'retention-failed' | 'quota-warning' | 'key-at-risk';
+export type AlertKind = 'backup-failed' | 'backup-late' | 'drill-failed' | 'drill-teardown-incomplete' | 'objective-missed' | 'retention-failed' | 'quota-warning' | 'key-at-risk' | 'break-glass-used';
 
 export interface Alert {
   kind: AlertKind;
@@ -36,6 +36,7 @@ const KIND_TITLES: Record<AlertKind, string> = {
   'retention-failed': 'Retention failed',
   'quota-warning': 'Quota nearly used up',
   'key-at-risk': 'Encryption key at risk',
+  'break-glass-used': 'Vault break-glass role assumed',
 };
 
 /** Console link for a Step Functions execution ARN. */

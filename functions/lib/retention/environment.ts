@@ -1,3 +1,4 @@
+import { maxRunsPerDay } from '../config/cron.ts';
 import { z } from 'zod';
 import type { LifeboatConfig, RetentionPolicy } from '../config/schema.ts';
 import { vaultNames } from '../vault/names.ts';
@@ -22,6 +23,11 @@ export const POLICY_KEY = { source: 'source', 'copy-region': 'copyRegion', vault
 /** One plan as retention sees it: its time zone, databases and per-location policies. */
 export interface PlanRetention {
   readonly timeZone: string;
+  /**
+   * The most backups the plan's schedule makes in a day (an upper bound from its cron). In the vault, a day
+   * holding more of the plan's copies than this is contested: production wrote them, so one may be forged.
+   */
+  readonly maxBackupsPerDay?: number;
   readonly databases: readonly string[];
   readonly retention: { readonly source?: RetentionPolicy; readonly copyRegion?: RetentionPolicy; readonly vault?: RetentionPolicy };
 }
@@ -57,7 +63,7 @@ export function vaultRetentionRoleArn(config: Pick<LifeboatConfig, 'name' | 'vau
 export function retentionPlansOf(config: Pick<LifeboatConfig, 'plans'>): Record<string, PlanRetention> {
   const plans: Record<string, PlanRetention> = {};
   for (const plan of config.plans) {
-    plans[plan.id] = { timeZone: plan.schedule.timezone, databases: [...plan.databases], retention: { ...plan.retention } };
+    plans[plan.id] = { timeZone: plan.schedule.timezone, maxBackupsPerDay: maxRunsPerDay(plan.schedule.cron), databases: [...plan.databases], retention: { ...plan.retention } };
   }
   return plans;
 }

@@ -155,7 +155,8 @@ export async function runRetentionParts(request: RetentionRequest, ctx: Retentio
     const s3 = credentials ? ctx.s3With(vault!.region, credentials) : ctx.s3;
     try {
       // In the vault, production wrote the manifests: their dates count only where S3's own write time agrees.
-      const dating = request.location === 'vault' ? { maxWriteDelayMs: VAULT_MAX_COPY_DELAY_MS } : {};
+      // And a day with more copies than the plan's schedule makes is contested (see planS3Prune).
+      const dating = request.location === 'vault' ? { maxWriteDelayMs: VAULT_MAX_COPY_DELAY_MS, ...(plan.maxBackupsPerDay !== undefined ? { maxBackupsPerDay: plan.maxBackupsPerDay } : {}) } : {};
       result.dumps = await pruneS3Backups({ ...common, ...dating, s3, target, planId: request.planId, provenBackupIds: proofs.dump, audit });
     } catch (error) {
       result.dumps = { skipped: `failed: ${(error as Error).name}` };
@@ -284,7 +285,13 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
     output.alert = {
       Error: 'RetentionSuspiciousBackups',
       Cause:
-        `${suspicious.length} backup(s) of database ${result.databaseId} at ${result.location} have manifests whose dates contradict when S3 wrote them (first: ${suspicious[0]!.id}: ${shorten(suspicious[0]!.error)}).` +
+        `${suspicious.length} backup(s) of database ${result.databaseId} at ${result.location} look forged: ` +
+        (['misdated', 'crowded-day'] as const)
+          .map((kind) => suspicious.filter((u) => u.suspicious === kind))
+          .filter((group) => group.length > 0)
+          .map((group) => `${group.length} ${group[0]!.suspicious === 'misdated' ? "whose manifests' dates contradict when S3 wrote them" : 'on days holding more backups than the plan\'s schedule makes'} (first: ${group[0]!.id}: ${shorten(group[0]!.error)})`)
+          .join('; ') +
+        '.' +
         ` Retention left them alone and did not count them, so they cannot push real copies out of the policy; ${deletedIds.length} backups were deleted, ${failures.length} deletions failed.` +
         ' Next step: treat it as an intrusion with production credentials: compare these manifests with the source bucket\'s, find who wrote them (S3 access logs of the vault bucket, CloudTrail), and rotate the credentials that could assume the copier role.',
     };

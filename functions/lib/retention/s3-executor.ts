@@ -24,7 +24,7 @@ import {
   type RetryOptions,
 } from './common.ts';
 import { RetentionAuditError, RetentionListingError } from './errors.ts';
-import { planRetention, type RetentionBackup, type RetentionDecision } from './planner.ts';
+import { localDate, planRetention, type RetentionBackup, type RetentionDecision } from './planner.ts';
 
 /**
  * Retention for pg_dump backups in S3: list, plan (with the pure planner), and
@@ -146,8 +146,12 @@ export interface UnreadableBackup {
   base: string;
   error: string;
   objects: StoredObjectVersion[];
-  /** The manifest reads, but its date contradicts when S3 says it was written: forged or misdated. */
-  suspicious?: true;
+  /**
+   * The manifest reads, but its date contradicts when S3 says it was written
+   * (`misdated`), or its day holds more backups than the plan's schedule makes
+   * (`crowded-day`): forged, or misdated, or an extra run.
+   */
+  suspicious?: 'misdated' | 'crowded-day';
   /** The plan a suspicious manifest names (each plan's run reports only its own). */
   planId?: string;
 }
@@ -230,6 +234,14 @@ export interface PlanS3PruneOptions {
   pageSize?: number;
   /** See listS3Backups. @default - trust `consistentAt` */
   maxWriteDelayMs?: number;
+  /**
+   * The most backups of this plan a day may hold (in `timeZone`). A day holding
+   * more is contested: each of its backups is left alone, not counted, and
+   * reported as suspicious (a forger who writes one more copy a day would
+   * otherwise be the newest of every day, and push the real copies out of the
+   * policy). Needs `planId`. @default - no limit
+   */
+  maxBackupsPerDay?: number;
 }
 
 export interface ExecuteS3PruneOptions {
@@ -517,7 +529,7 @@ export async function listS3Backups(
       const lag = written.getTime() - new Date(result.manifest.consistentAt).getTime();
       if (lag < -MANIFEST_CLOCK_SKEW_MS || lag > options.maxWriteDelayMs) {
         const error = `its consistentAt ${result.manifest.consistentAt} does not fit when S3 wrote the manifest (${written.toISOString()}): a copy is written within ${Math.round(options.maxWriteDelayMs / 3_600_000)} h after its dump, so this manifest is forged or misdated`;
-        unreadable.push({ id, base: keys.base, error, objects: list, suspicious: true, planId: result.manifest.planId });
+        unreadable.push({ id, base: keys.base, error, objects: list, suspicious: 'misdated', planId: result.manifest.planId });
         warnings.push(`backup ${id} was left alone and not counted: ${error}`);
         return;
       }
@@ -605,6 +617,40 @@ function planIncomplete(
     : { ...base, action: 'delete', reasons: ['incomplete backup (no manifest)'] };
 }
 
+/**
+ * Moves the backups of every day that holds more than `max` of them (in the
+ * plan's time zone) out of planning, into the suspicious: all are kept and
+ * none is counted, so an extra copy cannot become the day's representative.
+ */
+function withoutContestedDays(
+  inventory: Pick<S3BackupInventory, 'backups' | 'unreadable' | 'warnings'>,
+  max: number,
+  timeZone: string,
+  planId: string | undefined,
+): Pick<S3BackupInventory, 'backups' | 'unreadable' | 'warnings'> {
+  const byDay = new Map<string, StoredBackup[]>();
+  for (const b of inventory.backups) {
+    const d = localDate(b.time, timeZone);
+    const day = `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
+    byDay.set(day, [...(byDay.get(day) ?? []), b]);
+  }
+  const contested = new Map<string, string>();
+  for (const [day, backups] of byDay) {
+    if (backups.length <= max) continue;
+    const error = `${backups.length} backups of plan ${planId ?? '(any)'} are dated ${day} (${timeZone}), and its schedule makes at most ${max} a day: one may be forged (or a backup was run by hand that day); all ${backups.length} are kept and none is counted`;
+    for (const b of backups) contested.set(b.id, error);
+  }
+  if (contested.size === 0) return inventory;
+  return {
+    backups: inventory.backups.filter((b) => !contested.has(b.id)),
+    unreadable: [
+      ...inventory.unreadable,
+      ...inventory.backups.filter((b) => contested.has(b.id)).map((b) => ({ id: b.id, base: b.base, error: contested.get(b.id)!, objects: b.objects, suspicious: 'crowded-day' as const, planId: b.manifest.planId })),
+    ],
+    warnings: [...inventory.warnings, ...[...new Set(contested.values())].map((e) => `left alone: ${e}`)],
+  };
+}
+
 /** Lists, inspects locks of would-be deletions, and plans. Reads only. */
 export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PrunePlan> {
   const { s3, target, policy, timeZone, now } = options;
@@ -612,10 +658,11 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
   const listed = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize, maxWriteDelayMs: options.maxWriteDelayMs });
   // Leaving another plan's backups out can only keep more: the planner is monotone.
   const { planId } = options;
-  const inventory =
+  const ofPlan =
     planId === undefined
       ? listed
       : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId), unreadable: listed.unreadable.filter((u) => !u.suspicious || u.planId === planId) };
+  const inventory = options.maxBackupsPerDay === undefined ? ofPlan : { ...ofPlan, ...withoutContestedDays(ofPlan, options.maxBackupsPerDay, timeZone, planId) };
   const proven = new Set(options.provenBackupIds ?? []);
   const byId = new Map(inventory.backups.map((b) => [b.id, b]));
 

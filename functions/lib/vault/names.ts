@@ -13,6 +13,14 @@ export interface VaultNamesInput {
 
 export interface VaultNames {
   readonly stackName: string;
+  /** The stack that holds the break-glass role, deployed before the vault stack. */
+  readonly accessStackName: string;
+  /**
+   * The role that alone (with vault.adminRoleArns) may change the vault's
+   * protections; it is assumed with MFA, and every assumption is alerted.
+   */
+  readonly breakGlassRoleName: string;
+  readonly breakGlassRoleArn: string;
   readonly bucketName: string;
   readonly accessLogsBucketName: string;
   readonly copierRoleName: string;
@@ -38,10 +46,14 @@ function bucketName(base: string, account: string, region: string): string {
 export function vaultNames(config: VaultNamesInput, partition = 'aws'): VaultNames {
   const { account, region } = config.vault;
   const copierRoleName = `${config.name}-lifeboat-vault-copier`.slice(0, 64);
+  const breakGlassRoleName = `${config.name}-lifeboat-vault-break-glass`.slice(0, 64);
   const snapshotKeyAlias = `alias/lifeboat/${config.name}/vault-snapshots`;
   const recoveryKeyAlias = `alias/lifeboat/${config.name}/vault-recovery`;
   return {
     stackName: `${config.name}-lifeboat-vault`,
+    accessStackName: `${config.name}-lifeboat-vault-access`,
+    breakGlassRoleName,
+    breakGlassRoleArn: `arn:${partition}:iam::${account}:role/${breakGlassRoleName}`,
     bucketName: bucketName(`${config.name}-lifeboat-vault`, account, region),
     accessLogsBucketName: bucketName(`${config.name}-lifeboat-vault-logs`, account, region),
     copierRoleName,

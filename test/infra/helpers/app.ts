@@ -8,6 +8,7 @@ import { parseConfig } from '../../../functions/lib/config/load.ts';
 import type { LifeboatConfigInput } from '../../../functions/lib/config/schema.ts';
 import { addLifeboatStacks, type LifeboatAppOptions } from '../../../infra/lifeboat-app.ts';
 import type { SourceStack } from '../../../infra/source-stack.ts';
+import type { VaultAccessStack } from '../../../infra/vault-access-stack.ts';
 import type { VaultStack } from '../../../infra/vault-stack.ts';
 import { prebundledCode } from './bundles.ts';
 
@@ -47,6 +48,8 @@ export interface Synthesized {
   readonly template: Template;
   /** The vault stack, when the config has a vault. */
   readonly vault?: VaultStack;
+  /** The vault's break-glass role stack, with the vault. */
+  readonly vaultAccess?: VaultAccessStack;
   readonly outdir: string;
 }
 
@@ -64,10 +67,10 @@ export function synthApp(options: SynthOptions = {}): Synthesized {
   });
   const config = parseConfig(options.config ?? exampleConfigJson(), 'test config');
   const code = options.code ?? (options.realBundling ? undefined : prebundledCode());
-  const { source, sources, vault } = addLifeboatStacks(app, { ...options, code, config, nag: options.nag ?? false });
+  const { source, sources, vault, vaultAccess } = addLifeboatStacks(app, { ...options, code, config, nag: options.nag ?? false });
   if (!source) throw new Error('synthApp builds the source stacks (deploy "all" or "source")');
   app.synth();
-  return { app, stack: source, stacks: sources, template: Template.fromStack(source), vault, outdir };
+  return { app, stack: source, stacks: sources, template: Template.fromStack(source), vault, vaultAccess, outdir };
 }
 
 /** Logical id of a construct's CloudFormation resource (its default child). */

@@ -229,8 +229,15 @@ export interface EvaluationRequest {
   /** The account that owns the resource. */
   readonly resourceAccount: string;
   readonly resourcePolicy?: unknown;
+  /**
+   * A service control policy on the principal's account, under AWS's default
+   * FullAWSAccess at the root and the account (as Organizations attaches it).
+   */
+  readonly serviceControlPolicy?: unknown;
   readonly context?: Record<string, string | string[]>;
 }
+
+const FULL_AWS_ACCESS = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
 
 export type Decision = 'Allowed' | 'ExplicitlyDenied' | 'ImplicitlyDenied';
 
@@ -243,7 +250,12 @@ export async function evaluate(request: EvaluationRequest): Promise<Decision> {
     : { 'aws:PrincipalArn': request.principal.arn, 'aws:PrincipalAccount': request.principal.arn.split(':')[4]! };
   const simulation: Simulation = {
     identityPolicies: request.principal.identityPolicies.map((p) => ({ name: p.name, policy: p.policy as never })),
-    serviceControlPolicies: [],
+    serviceControlPolicies: request.serviceControlPolicy
+      ? [
+          { orgIdentifier: 'r-root', policies: [{ name: 'FullAWSAccess', policy: FULL_AWS_ACCESS }] },
+          { orgIdentifier: request.principal.arn.split(':')[4]!, policies: [{ name: 'FullAWSAccess', policy: FULL_AWS_ACCESS }, { name: 'lifeboat-vault', policy: request.serviceControlPolicy as never }] },
+        ]
+      : [],
     resourceControlPolicies: [],
     ...(request.resourcePolicy ? { resourcePolicy: request.resourcePolicy as never } : {}),
     request: {

@@ -1,0 +1,47 @@
+import { Duration } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface BreakGlassWatchProps {
+  /** The deployment name (config `name`), for the rule's description. */
+  readonly deploymentName: string;
+  /** The roles that may change the vault's protections: the break-glass role and vault.adminRoleArns. */
+  readonly roleArns: readonly string[];
+  /** Formats and publishes the alert (functions/alert/handler.ts accepts these events). */
+  readonly alertFunction: lambda.IFunction;
+  /** Where events go that could not be delivered (the alarm routing's queue, itself alarmed). */
+  readonly deadLetterQueue: sqs.IQueue;
+}
+
+/**
+ * An alert within minutes whenever someone assumes a role that may change the
+ * vault's protections, or tries to: an EventBridge rule on CloudTrail's
+ * sts:AssumeRole events for those roles, to the alert function
+ * (functions/alert/break-glass-event.ts). CloudTrail records the call in the
+ * region of the STS endpoint used; callers should use the vault region's
+ * endpoint (the SDKs and CLI v2 do by default), see docs/deployment.md.
+ */
+export class BreakGlassWatch extends Construct {
+  public readonly rule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: BreakGlassWatchProps) {
+    super(scope, id);
+    if (props.roleArns.length === 0) throw new Error('BreakGlassWatch needs at least one role ARN.');
+    this.rule = new events.Rule(this, 'AssumeRoleCalls', {
+      description: `lifeboat ${props.deploymentName}: alert whenever a role that may change the vault's protections is assumed (also when refused).`,
+      eventPattern: {
+        source: ['aws.sts'],
+        detailType: ['AWS API Call via CloudTrail'],
+        detail: {
+          eventSource: ['sts.amazonaws.com'],
+          eventName: ['AssumeRole'],
+          requestParameters: { roleArn: [...props.roleArns] },
+        },
+      },
+      targets: [new eventsTargets.LambdaFunction(props.alertFunction, { deadLetterQueue: props.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) })],
+    });
+  }
+}
