@@ -79,6 +79,31 @@ async function instanceSnapshotIds(rds: RDSClient): Promise<string[]> {
   return (out.DBSnapshots ?? []).map((s) => s.DBSnapshotIdentifier!).sort();
 }
 
+/** What the vault's retention function runs with: the vault's retention role, the given plan as "nightly". */
+async function vaultRetentionContext(plan: RetentionSettings['plans'][string]) {
+  const roleArn = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-retention`;
+  const settings: RetentionSettings = {
+    plans: { nightly: plan },
+    sourceRegion: SOURCE_REGION,
+    storage: { bucket, prefix: PREFIX },
+    vault: { account: VAULT, region: VAULT_REGION, bucket: await createRetentionBucket(createS3Client(), false), retentionRoleArn: roleArn },
+  };
+  const regionsAsked: { region: string; withCredentials: boolean }[] = [];
+  const ctx: RetentionContext = {
+    settings,
+    s3: createS3Client(),
+    s3With: (region, credentials) => createS3Client({ region, credentials }),
+    rds: (region, credentials) => {
+      regionsAsked.push({ region, withCredentials: credentials !== undefined });
+      return createRdsClient({ region, credentials });
+    },
+    sts: createStsClient({ region: SOURCE_REGION }),
+    now: () => NOW,
+    retry: noSleep,
+  };
+  return { ctx, roleArn, regionsAsked };
+}
+
 describe('snapshot retention executor against moto', () => {
   it("plans only lifeboat's available manual snapshots of the plan and database with RDS's times, and deletes exactly the plan with an audit log", async () => {
     // Prepare: nine snapshots of one database a day or so apart, plus everything that must never be touched.
@@ -188,26 +213,7 @@ describe('snapshot retention executor against moto', () => {
     }
     const vaultIds = await seed(vaultRds, { instance: standIn }, 'nightly', db, [5, 60, 120, 180]);
     const prodBefore = await seed(prodRds, { instance: standIn }, 'nightly', db, [5, 60, 120, 180]).then(() => instanceSnapshotIds(prodRds));
-    const roleArn = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-retention`;
-    const settings: RetentionSettings = {
-      plans: { nightly: { timeZone: TZ, databases: [db], retention: { vault: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 1 } } } },
-      sourceRegion: SOURCE_REGION,
-      storage: { bucket, prefix: PREFIX },
-      vault: { account: VAULT, region: VAULT_REGION, bucket: await createRetentionBucket(createS3Client(), false), retentionRoleArn: roleArn },
-    };
-    const regionsAsked: { region: string; withCredentials: boolean }[] = [];
-    const ctx: RetentionContext = {
-      settings,
-      s3: createS3Client(),
-      s3With: (region, credentials) => createS3Client({ region, credentials }),
-      rds: (region, credentials) => {
-        regionsAsked.push({ region, withCredentials: credentials !== undefined });
-        return createRdsClient({ region, credentials });
-      },
-      sts: createStsClient({ region: SOURCE_REGION }),
-      now: () => NOW,
-      retry: noSleep,
-    };
+    const { ctx, roleArn, regionsAsked } = await vaultRetentionContext({ timeZone: TZ, databases: [db], retention: { vault: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 1 } } });
     const assumed: string[] = [];
     proxy.addRule((req) => {
       const params = new URLSearchParams(req.body.toString());
@@ -230,5 +236,28 @@ describe('snapshot retention executor against moto', () => {
     expect(output.auditBucket).toBe(bucket);
     expect(output.auditKeys).toEqual([expect.stringMatching(new RegExp(`run-3-snapshots\\.vault\\.${db}\\.jsonl$`))]);
     expect((await readJsonLines<SnapshotAuditLine>(createS3Client(), bucket, output.auditKeys[0]!)).every((l) => l.account === VAULT && l.region === VAULT_REGION)).toBe(true);
+  });
+
+  it('plans a vault day holding more snapshots than the schedule makes (copied in by a forger) as one: kept or dropped together, counted once; alerts while it is recent', async () => {
+    // Prepare: in the vault, a once-a-day plan: three snapshots today, one on each of two other days, and two on a
+    // day a week ago that has left the policy.
+    const db = uniqueName('ledger');
+    const vaultRds = createRdsClient({ region: VAULT_REGION, credentials: await credentialsFor(VAULT, 'vault-admin') });
+    const standIn = uniqueName('standin');
+    await vaultRds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: standIn, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1' }));
+    const ids = await seed(vaultRds, { instance: standIn }, 'nightly', db, [5, 5.1, 5.2, 60, 120, 180, 180.1]);
+    const { ctx } = await vaultRetentionContext({ timeZone: TZ, maxBackupsPerDay: 1, databases: [db], retention: { vault: { keepLast: 2, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 0 } } });
+
+    // Act
+    const output = summariseRetention(await runRetention({ planId: 'nightly', databaseId: db, location: 'vault', dryRun: false, runId: 'run-4' }, ctx));
+
+    // Assess: keepLast 2 keeps today (three snapshots, counted once) and the next newest; the rest go, the old
+    // crowded day's two together.
+    expect((await instanceSnapshotIds(vaultRds)).filter((id) => id.startsWith(db))).toEqual(ids.slice(0, 4).sort());
+    expect(output).toMatchObject({ status: 'partial', location: 'vault', deleted: 3, failedCount: 0 });
+    expect(output.deletedIds.sort()).toEqual(ids.slice(4).sort());
+    // Only today's crowded day is alerted: the week-old one was (on the days after it), and is now just planned.
+    expect(output.alert).toMatchObject({ Error: 'RetentionSuspiciousBackups' });
+    expect(output.alert!.Cause).toMatch(new RegExp(`^3 backup\\(s\\) of database ${db} at vault look forged: 3 on days holding more copies than the plan's schedule makes \\(first: ${db}-\\d: 3 snapshots of plan nightly are dated 2027-03-15 \\(Europe/Berlin\\), and its schedule makes at most 1 a day`));
   });
 });

@@ -328,7 +328,7 @@ describe('the retention workflows of the source and vault stacks, executed local
     expect(forged.some((id) => alert.error.Cause.includes(id))).toBe(true);
   });
 
-  it('keeps every copy of a day that holds more copies than the schedule makes (fresh forgeries, each newer than the real copy) and alerts', async () => {
+  it('keeps a day that holds more copies than the schedule makes (fresh forgeries, each newer than the real copy) as one, and alerts', async () => {
     // Prepare: as the copier, plant six fresh backups of bravo, dated seconds after its newest real copy (so each
     // passes the date check and would be the newest of the day): with the real one, 7 on a day the every-4-hours
     // schedule fills with at most 6.
@@ -351,14 +351,14 @@ describe('the retention workflows of the source and vault stacks, executed local
       resources: { [vault.functionArns.AlertFunctionArn!]: async (event: unknown) => (alertCalls.push(event), alertFunction(event)) },
     });
 
-    // Assess: the real copy and every forgery are kept (none counted, so none displaced anything), and the
-    // alert names the contested day and the schedule's limit.
+    // Assess: the day is the newest, so keepLast 1 keeps it: the real copy and every forgery with it (the
+    // forgeries count once, with the real copy); the alert names the crowded day and the schedule's limit.
     const after = await keysOf(vaultS3, vaultBucket, `${PREFIX}${bravo}/`);
     expect(after).toEqual(expect.arrayContaining([real.keys.data, real.keys.manifest]));
     expect(forged.every((id) => after.some((k) => k.includes(`/${id}/manifest.json`)))).toBe(true);
     expect(vault.children.at(-1)!.output).toMatchObject({ databaseId: bravo, location: 'vault', status: 'partial', failedCount: 0 });
     const alert = alertCalls[0] as { kind: string; error: { Error: string; Cause: string } };
     expect(alert).toMatchObject({ kind: 'retention-failed', error: { Error: 'RetentionSuspiciousBackups' } });
-    expect(alert.error.Cause).toMatch(/ on days holding more backups than the plan's schedule makes \(first: \S+: \d+ backups of plan nightly are dated \d{4}-\d{2}-\d{2} \(Europe\/Berlin\), and its schedule makes at most 6 a day/);
+    expect(alert.error.Cause).toMatch(/ on days holding more copies than the plan's schedule makes \(first: \S+: \d+ backups of plan nightly are dated \d{4}-\d{2}-\d{2} \(Europe\/Berlin\), and its schedule makes at most 6 a day/);
   });
 });

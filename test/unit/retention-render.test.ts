@@ -43,6 +43,7 @@ describe('retention plan rendering', () => {
       ],
       unreadable: [{ id: '20261001T000000Z-odd000', base: 'x', error: 'manifest.json is not JSON', objects: [] }],
       skippedLocked: ['20261118T080000Z-dddddd'],
+      crowded: [],
       warnings: ['something odd'],
     };
     expect(renderPrunePlan(plan)).toBe(

@@ -58,7 +58,7 @@ describe('retention run input and environment', () => {
       location: 'source',
       dryRun: false,
       timeZone: 'UTC',
-      dumps: { runId: 'r', location: 'source', databaseId: 'orders', dryRun: false, kept: 7, deleted: ids.length, deletedIds: ids, failed: ids.slice(0, 300).map((id) => ({ id, error: 'AccessDenied: '.padEnd(5000, 'x') })), skippedLocked: 0, incomplete: { found: 0, deleted: 0 }, unreadable: 0, auditKey: 'a.jsonl', plan: { unreadable: [] } },
+      dumps: { runId: 'r', location: 'source', databaseId: 'orders', dryRun: false, kept: 7, deleted: ids.length, deletedIds: ids, failed: ids.slice(0, 300).map((id) => ({ id, error: 'AccessDenied: '.padEnd(5000, 'x') })), skippedLocked: 0, incomplete: { found: 0, deleted: 0 }, unreadable: 0, auditKey: 'a.jsonl', plan: { unreadable: [], crowded: [] } },
       snapshots: { skipped: 'none' },
       auditBucket: 'bucket',
       errors: [],

@@ -6,6 +6,7 @@ import type { RdsApi } from '../snapshots/rds.ts';
 import { assumeVaultRole, type StsApi } from '../vault/credentials.ts';
 import { newRunId, type AuditSink, type RetryOptions } from './common.ts';
 import { policyFor, type PlanRetention, type RetentionLocation, type RetentionSettings } from './environment.ts';
+import type { CrowdedDay } from './crowded-days.ts';
 import { RetentionInputError } from './errors.ts';
 import { readDrillProofs } from './proofs.ts';
 import { pruneS3Backups, type PruneFailure, type PruneSummary, type S3RetentionTarget } from './s3-executor.ts';
@@ -178,6 +179,8 @@ export async function runRetentionParts(request: RetentionRequest, ctx: Retentio
         ...common,
         rds: ctx.rds(target.region, credentials),
         target,
+        // In the vault, the copier decides which snapshots come in: a day with more than the schedule makes is contested.
+        ...(request.location === 'vault' && plan.maxBackupsPerDay !== undefined ? { maxBackupsPerDay: plan.maxBackupsPerDay } : {}),
         provenBackupIds: proofs.snapshot,
         audit,
         prefix: settings.storage.prefix,
@@ -247,7 +250,13 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
   ];
   const deletedIds = [...(isSkipped(dumps) ? [] : dumps.deletedIds), ...(isSkipped(snapshots) ? [] : snapshots.deletedIds)];
   const auditKeys = [isSkipped(dumps) ? undefined : dumps.auditKey, isSkipped(snapshots) ? undefined : snapshots.auditKey].filter((k): k is string => k !== undefined);
-  const suspicious = isSkipped(dumps) ? [] : dumps.plan.unreadable.filter((u) => u.suspicious);
+  // Forged-looking copies: misdated manifests, and recent days crowded beyond what the schedule makes.
+  const crowded = (days: readonly CrowdedDay[]) => days.filter((c) => c.recent).flatMap((c) => c.ids.map((id) => ({ id, error: c.reason, suspicious: 'crowded-day' as const })));
+  const suspicious = [
+    ...(isSkipped(dumps) ? [] : dumps.plan.unreadable.filter((u) => u.suspicious).map((u) => ({ id: u.id, error: u.error, suspicious: u.suspicious! }))),
+    ...(isSkipped(dumps) ? [] : crowded(dumps.plan.crowded)),
+    ...(isSkipped(snapshots) ? [] : crowded(snapshots.plan.crowded)),
+  ];
   const output: RetentionTaskOutput = {
     runId: result.runId,
     planId: result.planId,
@@ -289,10 +298,10 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
         (['misdated', 'crowded-day'] as const)
           .map((kind) => suspicious.filter((u) => u.suspicious === kind))
           .filter((group) => group.length > 0)
-          .map((group) => `${group.length} ${group[0]!.suspicious === 'misdated' ? "whose manifests' dates contradict when S3 wrote them" : 'on days holding more backups than the plan\'s schedule makes'} (first: ${group[0]!.id}: ${shorten(group[0]!.error)})`)
+          .map((group) => `${group.length} ${group[0]!.suspicious === 'misdated' ? "whose manifests' dates contradict when S3 wrote them" : 'on days holding more copies than the plan\'s schedule makes'} (first: ${group[0]!.id}: ${shorten(group[0]!.error)})`)
           .join('; ') +
         '.' +
-        ` Retention left them alone and did not count them, so they cannot push real copies out of the policy; ${deletedIds.length} backups were deleted, ${failures.length} deletions failed.` +
+        ` Retention did not let them push real copies out of the policy (misdated ones are left alone and not counted; a crowded day's copies are kept or dropped together and count once); ${deletedIds.length} backups were deleted, ${failures.length} deletions failed.` +
         ' Next step: treat it as an intrusion with production credentials: compare these manifests with the source bucket\'s, find who wrote them (S3 access logs of the vault bucket, CloudTrail), and rotate the credentials that could assume the copier role.',
     };
     return output;

@@ -24,7 +24,8 @@ import {
   type RetryOptions,
 } from './common.ts';
 import { RetentionAuditError, RetentionListingError } from './errors.ts';
-import { localDate, planRetention, type RetentionBackup, type RetentionDecision } from './planner.ts';
+import { planRetention, type RetentionBackup, type RetentionDecision } from './planner.ts';
+import { collapseCrowdedDays, membersOfDay, type CrowdedDay } from './crowded-days.ts';
 
 /**
  * Retention for pg_dump backups in S3: list, plan (with the pure planner), and
@@ -146,12 +147,8 @@ export interface UnreadableBackup {
   base: string;
   error: string;
   objects: StoredObjectVersion[];
-  /**
-   * The manifest reads, but its date contradicts when S3 says it was written
-   * (`misdated`), or its day holds more backups than the plan's schedule makes
-   * (`crowded-day`): forged, or misdated, or an extra run.
-   */
-  suspicious?: 'misdated' | 'crowded-day';
+  /** The manifest reads, but its date contradicts when S3 says it was written: forged or misdated. */
+  suspicious?: 'misdated';
   /** The plan a suspicious manifest names (each plan's run reports only its own). */
   planId?: string;
 }
@@ -195,6 +192,8 @@ export interface S3PrunePlan {
   unreadable: UnreadableBackup[];
   /** Ids the policy would delete but Object Lock (retention or legal hold) keeps. */
   skippedLocked: string[];
+  /** Days holding more of the plan's backups than its schedule makes (with `maxBackupsPerDay`). */
+  crowded: readonly CrowdedDay[];
   warnings: string[];
 }
 
@@ -236,10 +235,8 @@ export interface PlanS3PruneOptions {
   maxWriteDelayMs?: number;
   /**
    * The most backups of this plan a day may hold (in `timeZone`). A day holding
-   * more is contested: each of its backups is left alone, not counted, and
-   * reported as suspicious (a forger who writes one more copy a day would
-   * otherwise be the newest of every day, and push the real copies out of the
-   * policy). Needs `planId`. @default - no limit
+   * more is crowded (see crowded-days.ts): its backups are planned as one.
+   * Needs `planId`. @default - no limit
    */
   maxBackupsPerDay?: number;
 }
@@ -617,40 +614,6 @@ function planIncomplete(
     : { ...base, action: 'delete', reasons: ['incomplete backup (no manifest)'] };
 }
 
-/**
- * Moves the backups of every day that holds more than `max` of them (in the
- * plan's time zone) out of planning, into the suspicious: all are kept and
- * none is counted, so an extra copy cannot become the day's representative.
- */
-function withoutContestedDays(
-  inventory: Pick<S3BackupInventory, 'backups' | 'unreadable' | 'warnings'>,
-  max: number,
-  timeZone: string,
-  planId: string | undefined,
-): Pick<S3BackupInventory, 'backups' | 'unreadable' | 'warnings'> {
-  const byDay = new Map<string, StoredBackup[]>();
-  for (const b of inventory.backups) {
-    const d = localDate(b.time, timeZone);
-    const day = `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
-    byDay.set(day, [...(byDay.get(day) ?? []), b]);
-  }
-  const contested = new Map<string, string>();
-  for (const [day, backups] of byDay) {
-    if (backups.length <= max) continue;
-    const error = `${backups.length} backups of plan ${planId ?? '(any)'} are dated ${day} (${timeZone}), and its schedule makes at most ${max} a day: one may be forged (or a backup was run by hand that day); all ${backups.length} are kept and none is counted`;
-    for (const b of backups) contested.set(b.id, error);
-  }
-  if (contested.size === 0) return inventory;
-  return {
-    backups: inventory.backups.filter((b) => !contested.has(b.id)),
-    unreadable: [
-      ...inventory.unreadable,
-      ...inventory.backups.filter((b) => contested.has(b.id)).map((b) => ({ id: b.id, base: b.base, error: contested.get(b.id)!, objects: b.objects, suspicious: 'crowded-day' as const, planId: b.manifest.planId })),
-    ],
-    warnings: [...inventory.warnings, ...[...new Set(contested.values())].map((e) => `left alone: ${e}`)],
-  };
-}
-
 /** Lists, inspects locks of would-be deletions, and plans. Reads only. */
 export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PrunePlan> {
   const { s3, target, policy, timeZone, now } = options;
@@ -662,18 +625,24 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
     planId === undefined
       ? listed
       : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId), unreadable: listed.unreadable.filter((u) => !u.suspicious || u.planId === planId) };
-  const inventory = options.maxBackupsPerDay === undefined ? ofPlan : { ...ofPlan, ...withoutContestedDays(ofPlan, options.maxBackupsPerDay, timeZone, planId) };
+  const inventory = ofPlan;
+  const collapsed =
+    options.maxBackupsPerDay === undefined || planId === undefined
+      ? undefined
+      : collapseCrowdedDays(inventory.backups, { maxPerDay: options.maxBackupsPerDay, timeZone, now, planId, what: 'backups' });
+  const planned = collapsed?.items ?? inventory.backups;
   const proven = new Set(options.provenBackupIds ?? []);
   const byId = new Map(inventory.backups.map((b) => [b.id, b]));
+  const members = (id: string) => membersOfDay(collapsed, byId.get(id)!);
 
   const input = (locks: ReadonlyMap<string, ObjectLockState>): RetentionBackup[] =>
-    inventory.backups.map((b) => {
+    planned.map((b) => {
       const lock = locks.get(b.id);
       return {
         id: b.id,
         time: b.time,
         location: target.location,
-        verifiedByDrill: proven.has(b.id),
+        verifiedByDrill: members(b.id).some((m) => proven.has(m.id)),
         ...(lock?.lockedUntil ? { lockedUntil: lock.lockedUntil } : {}),
         ...(lock?.legalHold ? { legalHold: true } : {}),
       };
@@ -682,12 +651,12 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
   const first = planRetention(input(new Map()), policy, now, timeZone);
   const firstIncomplete = inventory.incomplete.map((i) => planIncomplete(i, policy, now, target.location, undefined));
 
-  // Only a delete can be changed by a lock; inspect just those.
+  // Only a delete can be changed by a lock; inspect just those (a crowded day: every copy of it, as one).
   const locks = new Map<string, ObjectLockState>();
   const incompleteLocks = new Map<string, ObjectLockState>();
   if (inventory.versioned) {
     const candidates = [
-      ...first.filter((d) => d.action === 'delete').map((d) => ({ id: d.id, objects: byId.get(d.id)!.objects, into: locks })),
+      ...first.filter((d) => d.action === 'delete').map((d) => ({ id: d.id, objects: members(d.id).flatMap((m) => m.objects), into: locks })),
       ...firstIncomplete
         .filter((d) => d.action === 'delete')
         .map((d) => ({ id: d.id, objects: d.objects, into: incompleteLocks })),
@@ -698,15 +667,30 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
   }
 
   const final = planRetention(input(locks), policy, now, timeZone);
-  const decisions: PrunePlanEntry[] = final.map((d) => {
-    const lock = locks.get(d.id);
-    return { ...d, kind: 'backup', objects: byId.get(d.id)!.objects, ...(lock ? { lock } : {}) };
-  });
+  const crowdedOf = new Map((collapsed?.crowded ?? []).map((c) => [c.representative, c]));
+  const decisions: PrunePlanEntry[] = final
+    .flatMap((d) => {
+      const lock = locks.get(d.id);
+      const day = crowdedOf.get(d.id);
+      return members(d.id).map((m) => ({
+        ...d,
+        id: m.id,
+        time: m.time,
+        reasons: day ? [...d.reasons, `crowded day ${day.day}: ${day.ids.length} backups kept or dropped together`] : d.reasons,
+        kind: 'backup' as const,
+        objects: m.objects,
+        ...(lock ? { lock } : {}),
+      }));
+    })
+    .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   const incomplete = inventory.incomplete
     .map((i) => planIncomplete(i, policy, now, target.location, incompleteLocks.get(i.id)))
     .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 
-  const wanted = new Set([...first, ...firstIncomplete].filter((d) => d.action === 'delete').map((d) => d.id));
+  const wanted = new Set([
+    ...first.filter((d) => d.action === 'delete').flatMap((d) => members(d.id).map((m) => m.id)),
+    ...firstIncomplete.filter((d) => d.action === 'delete').map((d) => d.id),
+  ]);
   const skippedLocked = [...decisions, ...incomplete]
     .filter((d) => wanted.has(d.id) && d.action === 'keep')
     .map((d) => d.id);
@@ -722,7 +706,8 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
     incomplete,
     unreadable: inventory.unreadable,
     skippedLocked,
-    warnings: inventory.warnings,
+    crowded: collapsed?.crowded ?? [],
+    warnings: [...inventory.warnings, ...(collapsed?.crowded ?? []).map((c) => `crowded day: ${c.reason}`)],
   };
 }
 

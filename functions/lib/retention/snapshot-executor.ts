@@ -26,6 +26,7 @@ import {
 } from './common.ts';
 import { RetentionAuditError, RetentionListingError } from './errors.ts';
 import { planRetention, type RetentionDecision } from './planner.ts';
+import { collapseCrowdedDays, membersOfDay, type CrowdedDay } from './crowded-days.ts';
 
 /**
  * Retention for lifeboat's manual RDS instance snapshots and Aurora cluster
@@ -121,6 +122,8 @@ export interface SnapshotPrunePlan {
   /** Newest first. */
   decisions: SnapshotPlanEntry[];
   untouchable: UntouchableSnapshot[];
+  /** Days holding more of the plan's snapshots than its schedule makes (with `maxBackupsPerDay`). */
+  crowded: readonly CrowdedDay[];
 }
 
 export interface SnapshotPruneSummary extends PruneSummaryBase {
@@ -139,6 +142,12 @@ export interface PlanSnapshotPruneOptions {
   provenBackupIds?: Iterable<string>;
   /** MaxRecords per Describe page (20..100). @default 100 */
   pageSize?: number;
+  /**
+   * The most snapshots of this plan a day may hold (in `timeZone`, by RDS's
+   * creation time). A day holding more is crowded (see crowded-days.ts): its
+   * snapshots are planned as one. @default - no limit
+   */
+  maxBackupsPerDay?: number;
 }
 
 export interface ExecuteSnapshotPruneOptions {
@@ -316,24 +325,41 @@ export async function planSnapshotPrune(options: PlanSnapshotPruneOptions): Prom
   const { rds, target, policy, timeZone, now } = options;
   const inventory = await listRetentionSnapshots(rds, target, { pageSize: options.pageSize });
   const proven = new Set(options.provenBackupIds ?? []);
-  const byId = new Map(inventory.snapshots.map((s) => [s.id, s]));
+  const dated = inventory.snapshots.map((s) => ({ id: s.id, time: s.createdAt!, snapshot: s }));
+  const collapsed =
+    options.maxBackupsPerDay === undefined ? undefined : collapseCrowdedDays(dated, { maxPerDay: options.maxBackupsPerDay, timeZone, now, planId: target.planId, what: 'snapshots' });
+  const byId = new Map(dated.map((d) => [d.id, d]));
+  const members = (id: string) => membersOfDay(collapsed, byId.get(id)!);
   const decisions = planRetention(
-    inventory.snapshots.map((s) => ({
-      id: s.id,
-      time: s.createdAt!,
+    (collapsed?.items ?? dated).map((d) => ({
+      id: d.id,
+      time: d.time,
       location: target.location,
-      verifiedByDrill: proven.has(s.id) || proven.has(s.backupId),
+      verifiedByDrill: members(d.id).some((m) => proven.has(m.id) || proven.has(m.snapshot.backupId)),
     })),
     policy,
     now,
     timeZone,
   );
+  const crowdedOf = new Map((collapsed?.crowded ?? []).map((c) => [c.representative, c]));
   return {
     target,
     policy,
     now,
     timeZone,
-    decisions: decisions.map((d) => ({ ...d, snapshot: byId.get(d.id)! })),
+    decisions: decisions
+      .flatMap((d) => {
+        const day = crowdedOf.get(d.id);
+        return members(d.id).map((m) => ({
+          ...d,
+          id: m.id,
+          time: m.time,
+          reasons: day ? [...d.reasons, `crowded day ${day.day}: ${day.ids.length} snapshots kept or dropped together`] : d.reasons,
+          snapshot: m.snapshot,
+        }));
+      })
+      .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)),
+    crowded: collapsed?.crowded ?? [],
     untouchable: inventory.untouchable,
   };
 }
