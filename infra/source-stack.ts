@@ -10,6 +10,7 @@ import type { Construct } from 'constructs';
 import { backupSchedules, drillRunInput, retentionSchedules } from '../events/schedules.ts';
 import { parseConfig } from '../functions/lib/config/load.ts';
 import { drillsSchema, type DatabaseConfig, type LifeboatConfig, type LifeboatConfigInput } from '../functions/lib/config/schema.ts';
+import { drillNetworkEnvironment } from '../functions/lib/drill/environment.ts';
 import { drillRequestsFromConfig } from '../functions/lib/drill/plan.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
 import { retentionFunctionEnvironment } from '../functions/lib/retention/environment.ts';
@@ -519,7 +520,8 @@ export class SourceStack extends Stack {
       metricsNamespace: METRICS_NAMESPACE,
       timeout: Duration.minutes(5),
       memorySize: 512,
-      environment: { BACKUP_PREFIX: config.storage.prefix, DRILL_DUMP_PROVISIONER: 'rds' },
+      // Where throwaways go is deploy-time config: a request naming other subnets or groups is refused.
+      environment: { BACKUP_PREFIX: config.storage.prefix, DRILL_DUMP_PROVISIONER: 'rds', DRILL_NETWORK: drillNetworkEnvironment(drills) },
       placement,
       anyResourceReason: 'rds:DescribeDBSnapshots and DescribeDBClusterSnapshots are on "*": snapshot drills list the manual snapshots of a database.',
     });

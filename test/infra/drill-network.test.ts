@@ -95,6 +95,20 @@ describe('drill networking in the deployed stack', () => {
     expect(env.DRILL_SECURITY_GROUP_IDS).toEqual({ 'Fn::GetAtt': [logicalIdOf(drillGroup()), 'GroupId'] });
   });
 
+  it('gives the drill function the drills config\'s placement, which every request must match (a hand-made one is refused)', () => {
+    // Act
+    const env = (json.Resources[logicalIdOf(synthesized.stack.drillFunction.function)]!.Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
+    const drills = synthesized.stack.config.drills!;
+
+    // Assess
+    expect(JSON.parse(env.DRILL_NETWORK as string)).toEqual({
+      ...(drills.subnetGroupName ? { subnetGroupName: drills.subnetGroupName } : {}),
+      ...(drills.subnetIds ? { subnetIds: drills.subnetIds } : {}),
+      securityGroupIds: drills.securityGroupIds,
+    });
+    expect(drills.subnetGroupName ?? drills.subnetIds).toBeDefined();
+  });
+
   it('runs the restore and verify steps, which connect to the throwaway, in the runners\' security groups the group admits', () => {
     // Act
     const vpcConfig = json.Resources[logicalIdOf(synthesized.stack.drillRestoreFunction.function)]!.Properties!.VpcConfig as { SecurityGroupIds: unknown[]; SubnetIds: unknown[] };

@@ -21,13 +21,13 @@ function recordingProvisioner(): { provisioner: Provisioner; requests: Provision
   return { provisioner, requests };
 }
 
-function stateWith(securityGroupIds: string[]) {
+function stateWith(securityGroupIds: string[], placement: { subnetGroupName?: string; subnetIds?: string[] } = { subnetGroupName: 'isolated-drills' }) {
   return drillStateSchema.parse({
     request: {
       databaseId: 'orders',
       planId: 'nightly',
       targets: { rpoMinutes: 60, rtoMinutes: 60 },
-      instance: { instanceClass: 'db.t4g.micro', subnetGroupName: 'isolated-drills', securityGroupIds },
+      instance: { instanceClass: 'db.t4g.micro', ...placement, securityGroupIds },
     },
     selection: {
       drillId: '20260301T040000Z-abcdef',
@@ -44,8 +44,8 @@ function stateWith(securityGroupIds: string[]) {
   });
 }
 
-function depsWith(provisioner: Provisioner, drillSecurityGroupIds?: string[]): DrillDeps {
-  return { storage: { source: { bucket: 'bucket', prefix: 'backups/' } }, provisioners: { rds: provisioner }, dumpProvider: 'rds', drillSecurityGroupIds } as unknown as DrillDeps;
+function depsWith(provisioner: Provisioner, drillSecurityGroupIds?: string[], drillNetwork?: DrillDeps['drillNetwork']): DrillDeps {
+  return { storage: { source: { bucket: 'bucket', prefix: 'backups/' } }, provisioners: { rds: provisioner }, dumpProvider: 'rds', drillSecurityGroupIds, drillNetwork } as unknown as DrillDeps;
 }
 
 describe('drill security groups', () => {
@@ -80,5 +80,50 @@ describe('drill security groups', () => {
     // Assess
     expect(listed.drillSecurityGroupIds).toEqual(['sg-0aaa', 'sg-0bbb']);
     expect(unset.drillSecurityGroupIds).toEqual([]);
+  });
+});
+
+describe('drill network placement comes from the deployed config', () => {
+  const deployed = { subnetIds: ['subnet-0aaa', 'subnet-0bbb'], securityGroupIds: ['sg-0abc'] };
+
+  it('provisions a request built from the deployed config where the config says', async () => {
+    // Prepare
+    const { provisioner, requests } = recordingProvisioner();
+
+    // Act
+    await runDrillAction('provision', stateWith(['sg-0abc'], { subnetIds: ['subnet-0bbb', 'subnet-0aaa'] }), depsWith(provisioner, ['sg-0stack'], deployed), new SecretRegistry());
+
+    // Assess
+    expect(requests.map((r) => r.instance)).toEqual([{ instanceClass: 'db.t4g.micro', subnetIds: ['subnet-0bbb', 'subnet-0aaa'], securityGroupIds: ['sg-0stack', 'sg-0abc'] }]);
+  });
+
+  it('refuses a hand-made request that names other subnets, another subnet group or other security groups, and provisions nothing', async () => {
+    // Prepare
+    const { provisioner, requests } = recordingProvisioner();
+    const attempts = [
+      stateWith(['sg-0abc'], { subnetIds: ['subnet-0aaa', 'subnet-0public'] }),
+      stateWith(['sg-0abc'], { subnetGroupName: 'default' }),
+      stateWith(['sg-0abc', 'sg-0open'], { subnetIds: ['subnet-0aaa', 'subnet-0bbb'] }),
+    ];
+
+    // Act
+    const errors = [];
+    for (const state of attempts) errors.push(await runDrillAction('provision', state, depsWith(provisioner, ['sg-0stack'], deployed), new SecretRegistry()).then(() => undefined, (e: Error) => e));
+
+    // Assess
+    expect(errors.map((e) => e?.name)).toEqual(['DrillProvisioningError', 'DrillProvisioningError', 'DrillProvisioningError']);
+    expect(errors[0]!.message).toMatch(/^The drill request of database "orders" places its throwaway at .*subnet-0public.*, but this deployment places throwaways at .*subnet-0bbb.* \(drills config, deploy time\): refusing/);
+    expect(requests).toEqual([]);
+  });
+
+  it('reads the placement from DRILL_NETWORK, and refuses a malformed one naming the variable', () => {
+    // Act
+    const deps = drillDepsFromEnvironment({ BACKUP_BUCKET: 'bucket', DRILL_NETWORK: JSON.stringify(deployed) });
+
+    // Assess
+    expect(deps.drillNetwork).toEqual(deployed);
+    expect(drillDepsFromEnvironment({ BACKUP_BUCKET: 'bucket' }).drillNetwork).toBeUndefined();
+    expect(() => drillDepsFromEnvironment({ BACKUP_BUCKET: 'bucket', DRILL_NETWORK: '{"subnetIds":["nope"],"securityGroupIds":[]}' })).toThrow(/DRILL_NETWORK/);
+    expect(() => drillDepsFromEnvironment({ BACKUP_BUCKET: 'bucket', DRILL_NETWORK: 'not json' })).toThrow(/DRILL_NETWORK/);
   });
 });

@@ -34,7 +34,38 @@ export const drillEnvSchema = z.object({
     .default('')
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)'))),
+  /**
+   * Where throwaways go (JSON: subnetGroupName or subnetIds, securityGroupIds), from the drills config at
+   * deploy time; a drill request that names other subnets or groups is refused.
+   */
+  DRILL_NETWORK: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z
+        .object({
+          subnetGroupName: z.string().min(1).optional(),
+          subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be subnet ids (subnet-...)')).optional(),
+          securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)')),
+        })
+        .strict()
+        .optional(),
+    ),
 });
+
+/** The DRILL_NETWORK value for a drills config section. */
+export function drillNetworkEnvironment(drills: { subnetGroupName?: string; subnetIds?: readonly string[]; securityGroupIds: readonly string[] }): string {
+  return JSON.stringify({ ...(drills.subnetGroupName ? { subnetGroupName: drills.subnetGroupName } : {}), ...(drills.subnetIds ? { subnetIds: drills.subnetIds } : {}), securityGroupIds: drills.securityGroupIds });
+}
 
 const rdsClient = (region?: string) => new RDSClient({ region, maxAttempts: 6, retryMode: 'adaptive' });
 
@@ -59,6 +90,7 @@ export function drillDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): 
     },
     dumpProvider: env.DRILL_DUMP_PROVISIONER,
     drillSecurityGroupIds: env.DRILL_SECURITY_GROUP_IDS,
+    ...(env.DRILL_NETWORK ? { drillNetwork: env.DRILL_NETWORK } : {}),
     rds,
   };
 }

@@ -31,6 +31,13 @@ export interface DrillDeps {
   dumpProvider: ProviderName;
   /** Security groups every throwaway joins (the deployment's drill group, admitting the runners), before the request's own. */
   drillSecurityGroupIds?: readonly string[];
+  /**
+   * Where throwaways go, from the deployed config (`drills.subnetGroupName` or
+   * `subnetIds`, and `securityGroupIds`): a request that names anything else
+   * was not built from the deployed config and is refused.
+   * @default - the request's own (local runs, which have no deployed config)
+   */
+  drillNetwork?: DrillNetwork;
   /** RDS clients for snapshot selection. */
   rds?: { source: RDSClient; vault?: RDSClient };
   metrics?: DrillMetrics;
@@ -82,9 +89,27 @@ async function select(state: DrillState, deps: DrillDeps): Promise<Selection> {
   };
 }
 
+/** Where a deployment places its throwaways (drills config, deploy time). */
+export interface DrillNetwork {
+  readonly subnetGroupName?: string;
+  readonly subnetIds?: readonly string[];
+  readonly securityGroupIds: readonly string[];
+}
+
 async function provision(state: DrillState, deps: DrillDeps): Promise<InstanceRef> {
   const selection = need(state.selection, 'selection');
   const { instance } = state.request;
+  if (deps.drillNetwork) {
+    const deployed = deps.drillNetwork;
+    const show = (n: { subnetGroupName?: string; subnetIds?: readonly string[]; securityGroupIds: readonly string[] }) =>
+      JSON.stringify({ subnetGroupName: n.subnetGroupName ?? null, subnetIds: [...(n.subnetIds ?? [])].sort(), securityGroupIds: [...n.securityGroupIds].sort() });
+    if (show(instance) !== show(deployed)) {
+      throw new DrillProvisioningError(
+        `The drill request of database "${state.request.databaseId}" places its throwaway at ${show(instance)}, but this deployment places throwaways at ${show(deployed)} (drills config, deploy time): refusing, the request was not built from the deployed config.`,
+        { nextStep: 'start drills through the drill state machine (lifeboat run drill), never by invoking the drill function with a hand-made request; find out who did.' },
+      );
+    }
+  }
   const securityGroupIds = [...new Set([...(deps.drillSecurityGroupIds ?? []), ...instance.securityGroupIds])];
   return provisionerOf(state, deps).provision({ tags: tagsOf(state), backup: selection.backup, instance: { ...instance, securityGroupIds } });
 }
