@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DisableKeyCommand } from '@aws-sdk/client-kms';
@@ -11,6 +12,45 @@ import { createTestBucket, createTestKey, createTestSecret, testClients } from '
 import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
 
 const clients = testClients();
+
+/**
+ * An impostor PostgreSQL server: answers any startup message with an
+ * authentication request (3: cleartext password, 5: MD5 with a salt) and keeps
+ * every byte the client sends after it, then hangs up after a second.
+ */
+async function startPasswordAskingServer(code: 3 | 5): Promise<{ port: number; received(): Buffer; stop(): Promise<void> }> {
+  const chunks: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let asked = false;
+    socket.on('data', (data) => {
+      if (asked) {
+        chunks.push(Buffer.from(data));
+        return;
+      }
+      asked = true;
+      const request = Buffer.alloc(code === 5 ? 13 : 9);
+      request.write('R', 0, 'latin1');
+      request.writeInt32BE(code === 5 ? 12 : 8, 1);
+      request.writeInt32BE(code, 5);
+      if (code === 5) request.write('salt', 9, 'latin1');
+      socket.write(request);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    received: () => Buffer.concat(chunks),
+    stop: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let goodSecretArn: string;
 let keyArn: string;
@@ -54,7 +94,7 @@ async function assertNothingStored(bucket: string): Promise<void> {
 function request(bucket: string, overrides: Partial<DumpBackupRequest> = {}): DumpBackupRequest {
   return {
     databaseId: 'events-db',
-    connection: { database: db.name, secretArn: goodSecretArn, sslMode: 'disable', connectTimeoutSeconds: 3 },
+    connection: { database: db.name, secretArn: goodSecretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 3 },
     settings: dumpSettingsSchema.parse({ compression: { codec: 'none' } }),
     target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
     ...overrides,
@@ -124,11 +164,43 @@ describe('a dump that fails is never stored as a backup', () => {
     const s = pgServer();
     const sentinel = 'S3NTINEL-wrong-pass-7f3a9c';
     const secretArn = await createTestSecret({ username: s.user, password: sentinel, host: s.host, port: s.port });
-    const error = await failure(request(bucket, { connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } }));
+    const error = await failure(request(bucket, { connection: { database: db.name, secretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 3 } }));
     expect(error).toBeInstanceOf(DatabaseConnectionError);
     expect(error.message).toMatch(/database "events-db".*password authentication failed/s);
     expect(JSON.stringify({ m: error.message, s: error.stack, c: String((error as { cause?: unknown }).cause) })).not.toContain(sentinel);
     await assertNothingStored(bucket);
+  });
+
+  it('a server that asks for the password in cleartext or as MD5 receives nothing: the dump fails naming the ask, nothing stored', async () => {
+    // Prepare: an impostor that answers the startup message with a cleartext (or MD5) password request and
+    // records everything the client sends after it; the secret's password is a sentinel.
+    const sentinel = 'S3NTINEL-scram-only-51c2';
+    const impostors = await Promise.all(([3, 5] as const).map((code) => startPasswordAskingServer(code)));
+    try {
+      const dumps = async (passwordAuth: 'scram-sha-256' | 'any', server: (typeof impostors)[number]) => {
+        const bucket = await createTestBucket();
+        const secretArn = await createTestSecret({ username: 'app', password: sentinel, host: '127.0.0.1', port: server.port });
+        const error = await failure(request(bucket, { connection: { database: db.name, secretArn, sslMode: 'disable', passwordAuth, connectTimeoutSeconds: 3 } }));
+        await assertNothingStored(bucket);
+        return error;
+      };
+
+      // Act
+      const refused = [await dumps('scram-sha-256', impostors[0]!), await dumps('scram-sha-256', impostors[1]!)];
+      const receivedWhenRefused = impostors.map((i) => i.received());
+      const allowed = await dumps('any', impostors[0]!);
+
+      // Assess: nothing after the ask (no password message at all); with passwordAuth "any" the password goes out.
+      expect(refused.map((e) => e.name)).toEqual(['DatabaseConnectionError', 'DatabaseConnectionError']);
+      expect(refused[0]!.message).toMatch(/database "events-db" .*: the server asked for a cleartext password, and lifeboat sends this database's password only through SCRAM .*; nothing was sent\./);
+      expect(refused[1]!.message).toMatch(/the server asked for an MD5 password/);
+      expect((refused[0] as DatabaseConnectionError & { nextStep?: string }).nextStep).toMatch(/password_encryption = 'scram-sha-256'.*connection\.passwordAuth/);
+      expect(receivedWhenRefused).toEqual([Buffer.alloc(0), Buffer.alloc(0)]);
+      expect(allowed).toBeInstanceOf(DatabaseConnectionError);
+      expect(impostors[0]!.received().toString('latin1')).toContain(sentinel);
+    } finally {
+      await Promise.all(impostors.map((i) => i.stop()));
+    }
   });
 
   it('unreachable host: fails fast with where it tried to connect', async () => {
@@ -136,7 +208,7 @@ describe('a dump that fails is never stored as a backup', () => {
     const port = await freePort();
     const started = Date.now();
     const error = await failure(
-      request(bucket, { connection: { host: '127.0.0.1', port, database: db.name, secretArn: goodSecretArn, sslMode: 'disable', connectTimeoutSeconds: 3 } }),
+      request(bucket, { connection: { host: '127.0.0.1', port, database: db.name, secretArn: goodSecretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 3 } }),
     );
     expect(error).toBeInstanceOf(DatabaseConnectionError);
     expect(error.message).toContain(`127.0.0.1:${port}`);

@@ -35,7 +35,7 @@ function request(overrides: Partial<DumpBackupRequest> = {}): DumpBackupRequest 
   return {
     databaseId: 'items-db',
     planId: 'nightly',
-    connection: { database: db.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 },
+    connection: { database: db.name, secretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 5 },
     settings: dumpSettingsSchema.parse({}),
     target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
     ...overrides,

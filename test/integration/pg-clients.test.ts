@@ -45,7 +45,7 @@ const dropAfter: string[] = [];
 
 function connection() {
   const s = pgServer();
-  return { host: s.host, port: s.port, database: db.name, username: s.user, passwordEnv: PASSWORD_ENV, sslMode: 'disable' as const, connectTimeoutSeconds: 5 };
+  return { host: s.host, port: s.port, database: db.name, username: s.user, passwordEnv: PASSWORD_ENV, sslMode: 'disable' as const, passwordAuth: 'scram-sha-256' as const, connectTimeoutSeconds: 5 };
 }
 
 function target(database: string) {

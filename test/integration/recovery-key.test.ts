@@ -26,7 +26,7 @@ beforeAll(async () => {
   const secretArn = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
   const request = (recovery: string[]) => ({
     databaseId: 'recoverable',
-    connection: { database: db.name, secretArn, sslMode: 'disable' as const, connectTimeoutSeconds: 5 },
+    connection: { database: db.name, secretArn, sslMode: 'disable' as const, passwordAuth: 'scram-sha-256' as const, connectTimeoutSeconds: 5 },
     settings: dumpSettingsSchema.parse({}),
     target: { bucket, prefix: 'backups/', kmsKeyArn: primaryKeyArn, recoveryKmsKeyArns: recovery },
   });

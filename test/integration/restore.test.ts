@@ -36,7 +36,7 @@ beforeAll(async () => {
   backup = await runDumpBackup(
     {
       databaseId: 'accounts',
-      connection: { database: source.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 },
+      connection: { database: source.name, secretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 5 },
       settings: dumpSettingsSchema.parse({}),
       target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
     },

@@ -47,7 +47,7 @@ describe('round trip on a database that is not a toy', () => {
     const backup = await runDumpBackup(
       {
         databaseId: 'rich',
-        connection: { database: source.name, secretArn, sslMode: 'disable', connectTimeoutSeconds: 5 },
+        connection: { database: source.name, secretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 5 },
         settings: dumpSettingsSchema.parse({}),
         target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn },
       },

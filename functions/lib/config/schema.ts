@@ -62,6 +62,16 @@ export const connectionSchema = z
      * @default 'verify-full'
      */
     sslMode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).default('verify-full'),
+    /**
+     * How the server may ask for a password (`secretArn`, `passwordEnv`). With
+     * `scram-sha-256` lifeboat sends the password only through a SCRAM exchange,
+     * never as cleartext or MD5, so a server (or an impostor) never receives it;
+     * a server that asks otherwise is refused before anything is sent. `any` also
+     * allows MD5 and cleartext (over TLS). RDS IAM tokens are always sent as the
+     * protocol requires (cleartext, over TLS).
+     * @default 'scram-sha-256'
+     */
+    passwordAuth: z.enum(['scram-sha-256', 'any']).default('scram-sha-256'),
     /** @default 10 */
     connectTimeoutSeconds: z.number().int().min(1).max(300).default(10),
   })

@@ -17,6 +17,12 @@ export interface ResolvedConnection {
   connectTimeoutSeconds: number;
   /** Path of the CA bundle for verify-ca/verify-full (the RDS bundle in the image). */
   sslRootCert?: string;
+  /**
+   * Send the password only through SCRAM (connection.passwordAuth): a server
+   * asking for a cleartext or MD5 password is refused before anything is sent.
+   * @default false (throwaways, restore targets, RDS IAM tokens)
+   */
+  requireScram?: boolean;
 }
 
 interface SecretShape {
@@ -86,6 +92,7 @@ export async function resolveConnection(
     sslMode: connection.sslMode,
     connectTimeoutSeconds: connection.connectTimeoutSeconds,
     sslRootCert: env.PGSSLROOTCERT,
+    requireScram: connection.passwordAuth === 'scram-sha-256',
   };
 }
 
@@ -142,6 +149,9 @@ export function libpqEnv(c: ResolvedConnection, applicationName = 'lifeboat'): N
     PGAPPNAME: applicationName,
   };
   if (c.sslRootCert) env.PGSSLROOTCERT = c.sslRootCert;
+  // libpq 16+ refuses a server that asks for a cleartext or MD5 password (older libpqs do not read it; the
+  // runners' own connection, made first with the same credentials, refuses it for them: see connect()).
+  if (c.requireScram) env.PGREQUIREAUTH = '!password,!md5';
   return env;
 }
 
@@ -216,11 +226,40 @@ export async function connect(databaseId: string, c: ResolvedConnection, applica
   });
   // An idle-connection error after connect must not crash the process.
   client.on('error', () => undefined);
+  const refused = c.requireScram ? refuseNonScramPasswords(client) : undefined;
   try {
     await client.connect();
   } catch (error) {
     await client.end().catch(() => undefined);
+    if (refused?.asked) {
+      throw new DatabaseConnectionError(
+        `Cannot connect to ${describeTarget(databaseId, c)}: the server asked for ${refused.asked}, and lifeboat sends this database's password only through SCRAM (connection.passwordAuth "scram-sha-256"); nothing was sent.`,
+        {
+          cause: error,
+          nextStep:
+            "store the user's password as SCRAM (SET password_encryption = 'scram-sha-256', then set the password again; RDS and Aurora accept it under their md5 pg_hba lines), or, if you accept the risk for this database, set connection.passwordAuth to \"any\".",
+        },
+      );
+    }
     throw connectionFailure(databaseId, c, error);
   }
   return client;
+}
+
+/**
+ * Makes the client hang up instead of answering a cleartext or MD5 password
+ * request (node-postgres has no require_auth): the password never leaves.
+ * Returns what the server asked for, once it has.
+ */
+function refuseNonScramPasswords(client: pg.Client): { asked?: string } {
+  const state: { asked?: string } = {};
+  const handlers = client as unknown as Record<'_handleAuthCleartextPassword' | '_handleAuthMD5Password', (msg: unknown) => void> & { connection: { stream: { destroy(): void } } };
+  const refuse = (asked: string) => () => {
+    state.asked = asked;
+    handlers.connection.stream.destroy();
+  };
+  // Read when connect() attaches its listeners: own properties shadow the prototype's.
+  handlers._handleAuthCleartextPassword = refuse('a cleartext password');
+  handlers._handleAuthMD5Password = refuse('an MD5 password');
+  return state;
 }
