@@ -48,6 +48,7 @@ const options = {
   location: { type: 'string' },
   'dry-run': { type: 'boolean' },
   execute: { type: 'boolean' },
+  'drop-on-mismatch': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

@@ -13,8 +13,9 @@ type Flags = Record<string, string | boolean | undefined>;
 export const verifyUsage = `lifeboat verify (--database <id> [--backup <id>|latest] | --manifest <key>) [--bucket <name>] [--prefix <p>] [--json]
   Checks a backup without restoring it: sha256, authenticated decryption, pg_restore --list.`;
 export const restoreUsage = `lifeboat restore (--database <id> [--backup <id>|latest] | --manifest <key>) --target postgres://user@host:port/dbname
-                 [--create] [--jobs N] [--bucket <name>] [--prefix <p>] [--json]
+                 [--create] [--jobs N] [--drop-on-mismatch] [--bucket <name>] [--prefix <p>] [--json]
   Verifies, decrypts and restores a backup into an EMPTY database, then compares it with the manifest.
+  A created database that does not match is kept as <dbname>_unverified (--drop-on-mismatch drops it).
   The target password comes from PGPASSWORD, never from the command line.`;
 export const backupsUsage = `lifeboat backups --database <id> [--bucket <name>] [--prefix <p>] [--json]
   Lists the backup ids of a database, newest first.`;
@@ -80,7 +81,7 @@ export async function restoreCommand(flags: Flags): Promise<CommandResult> {
     manifest,
     target,
     { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes) },
-    { createDatabase: Boolean(flags.create), jobs: flags.jobs ? Number(flags.jobs) : 1, bucket: storage.bucket },
+    { createDatabase: Boolean(flags.create), jobs: flags.jobs ? Number(flags.jobs) : 1, bucket: storage.bucket, onMismatch: flags['drop-on-mismatch'] ? 'drop' : 'rename' },
   );
   progress.finish(`download ${manifest.backupId}: ${formatBytes(result.fetch.storedBytes)} verified and decrypted`);
   const t = result.timings;

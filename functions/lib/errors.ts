@@ -67,9 +67,10 @@ export class ManifestMismatchError extends LifeboatError {
   constructor(
     message: string,
     readonly differences: readonly string[],
+    options: { nextStep?: string } = {},
   ) {
     super(`${message}:\n  - ${differences.join('\n  - ')}`, {
-      nextStep: 'treat this backup as unproven; inspect the differences and run a fresh backup.',
+      nextStep: options.nextStep ?? 'treat this backup as unproven; inspect the differences and run a fresh backup.',
     });
   }
 }

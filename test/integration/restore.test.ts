@@ -112,15 +112,42 @@ describe('restore', () => {
     expect((error as Error).message).toMatch(/not empty/);
   });
 
-  it('fails when the manifest disagrees with the data, and drops the database it created', async () => {
+  it('fails when the manifest disagrees with the data, and keeps the restored database as <name>_unverified, saying where and why', async () => {
+    // Prepare
     const name = `lbmismatch_${Date.now()}`;
+    dropAfter.push(`${name}_unverified`);
     const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
     const tables = manifest.inventory.tables.map((t) => (t.name === 'accounts' ? { ...t, rows: t.rows + 1 } : t));
     const lying = { ...manifest, inventory: { ...manifest.inventory, tables } };
+
+    // Act
     const error = await restoreBackup(lying, target(name), deps, { createDatabase: true }).catch((e: unknown) => e);
+
+    // Assess
     expect(error).toBeInstanceOf(ManifestMismatchError);
     expect((error as Error).message).toMatch(/accounts.* has 2000 rows, the manifest says 2001/);
-    const exists = await withClient('postgres', async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount);
+    expect((error as Error).message).toContain(`the restored database is kept as "${name}_unverified" on `);
+    const kept = await withClient('postgres', async (c) =>
+      (await c.query(`SELECT datname, shobj_description(oid, 'pg_database') AS note FROM pg_database WHERE datname IN ($1, $2)`, [name, `${name}_unverified`])).rows,
+    );
+    expect(kept).toEqual([{ datname: `${name}_unverified`, note: expect.stringMatching(new RegExp(`^lifeboat: UNVERIFIED restore of backup ${manifest.backupId} .*1 difference\\(s\\)`)) }]);
+    const rows = await withClient(`${name}_unverified`, async (c) => (await c.query('SELECT count(*)::int AS n FROM accounts')).rows[0]);
+    expect(rows).toEqual({ n: 2000 });
+  });
+
+  it('drops the database it created on a mismatch only when asked (--drop-on-mismatch)', async () => {
+    // Prepare
+    const name = `lbmismatchdrop_${Date.now()}`;
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const lying = { ...manifest, inventory: { ...manifest.inventory, largeObjects: 3 } };
+
+    // Act
+    const error = await restoreBackup(lying, target(name), deps, { createDatabase: true, onMismatch: 'drop' }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(ManifestMismatchError);
+    expect((error as Error).message).toContain('the restored database was dropped (--drop-on-mismatch)');
+    const exists = await withClient('postgres', async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = ANY($1)', [[name, `${name}_unverified`]])).rowCount);
     expect(exists).toBe(0);
   });
 

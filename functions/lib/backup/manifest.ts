@@ -30,6 +30,10 @@ export const inventorySchema = z.object({
   largeObjects: z.number().int().nonnegative(),
   /** sha256 over a canonical description of the schema (owners and grants excluded). */
   schemaFingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The description's form (functions/lib/pg/inventory.ts SCHEMA_FINGERPRINT_VERSION). @default 1 (older manifests) */
+  schemaFingerprintVersion: z.number().int().min(1).optional(),
+  /** The description's lines, gzip and base64, so a mismatch names the objects that differ. @default absent (older manifests) */
+  schemaLines: z.string().optional(),
   extensions: z.array(z.string()),
 });
 export type Inventory = z.infer<typeof inventorySchema>;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type pg from 'pg';
 import type { Inventory, SequenceInventory, TableInventory } from '../backup/manifest.ts';
 
@@ -70,8 +71,18 @@ export async function readSequences(client: pg.Client, excludeSchemas: string[] 
   return out;
 }
 
+/**
+ * The fingerprint's form. 1: every column with its position. 2: the columns of
+ * an inheritance child or a partition without their position, because pg_dump
+ * recreates such a table with `INHERITS`/`PARTITION OF`, which puts the
+ * inherited columns first: a parent that gained a column after the child was
+ * created comes back with the child's columns in another order, faithfully.
+ * Manifests say which form they hold; a restore is compared in that form.
+ */
+export const SCHEMA_FINGERPRINT_VERSION = 2;
+
 /** Canonical lines describing the schema; their sorted sha256 is the fingerprint. */
-export async function schemaDescription(client: pg.Client, excludeSchemas: string[] = []): Promise<string[]> {
+export async function schemaDescription(client: pg.Client, excludeSchemas: string[] = [], version = SCHEMA_FINGERPRINT_VERSION): Promise<string[]> {
   // Fully qualified names from pg_get_*def regardless of the caller's search_path.
   await client.query(`SET LOCAL search_path TO pg_catalog`);
   const p = [excludeSchemas];
@@ -89,8 +100,13 @@ export async function schemaDescription(client: pg.Client, excludeSchemas: strin
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_NAMESPACE}
                 AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`);
-  await add(`SELECT 'col ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' #'
-                    || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' || quote_ident(a.attname)
+  // Version 2: no position for a table with a parent (inheritance child or partition); see SCHEMA_FINGERPRINT_VERSION.
+  const position = version >= 2
+    ? `CASE WHEN EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) THEN 'inherits'
+            ELSE '#' || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) END`
+    : `'#' || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum)`;
+  await add(`SELECT 'col ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' '
+                    || ${position} || ' ' || quote_ident(a.attname)
                     || ' ' || format_type(a.atttypid, a.atttypmod)
                     || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                     || coalesce(' default=' || pg_get_expr(ad.adbin, ad.adrelid), '')
@@ -135,6 +151,39 @@ export async function schemaDescription(client: pg.Client, excludeSchemas: strin
                FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE NOT tg.tgisinternal AND ${USER_NAMESPACE}`);
   await add(`SELECT 'extension ' || quote_ident(e.extname) AS line FROM pg_extension e WHERE e.extname <> 'plpgsql' AND $1::text[] IS NOT NULL`);
+  if (version >= 2) {
+    // Row-level security, policies, event triggers, operators, collations, domain constraints and composite types.
+    await add(`SELECT 'rls ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' enabled=' || c.relrowsecurity || ' forced=' || c.relforcerowsecurity AS line
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE (c.relrowsecurity OR c.relforcerowsecurity) AND ${USER_NAMESPACE}`);
+    await add(`SELECT 'policy ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || quote_ident(po.polname)
+                      || ' cmd=' || po.polcmd::text || ' permissive=' || po.polpermissive
+                      || ' roles=' || (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(r)) END, ',' ORDER BY 1) FROM unnest(po.polroles) r)
+                      || coalesce(' using=' || pg_get_expr(po.polqual, po.polrelid), '')
+                      || coalesce(' check=' || pg_get_expr(po.polwithcheck, po.polrelid), '') AS line
+                 FROM pg_policy po JOIN pg_class c ON c.oid = po.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE ${USER_NAMESPACE}`);
+    await add(`SELECT 'evtrigger ' || quote_ident(e.evtname) || ' event=' || e.evtevent || ' enabled=' || e.evtenabled::text
+                      || ' fn=' || e.evtfoid::regprocedure::text || coalesce(' tags=' || array_to_string(e.evttags, ','), '') AS line
+                 FROM pg_event_trigger e WHERE $1::text[] IS NOT NULL AND ${NOT_FROM_EXTENSION('pg_catalog.pg_event_trigger', 'e.oid')}`);
+    await add(`SELECT 'operator ' || quote_ident(n.nspname) || '.' || o.oprname || '(' || coalesce(format_type(o.oprleft, NULL), 'none') || ','
+                      || coalesce(format_type(o.oprright, NULL), 'none') || ') fn=' || o.oprcode::regprocedure::text AS line
+                 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+                WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_operator', 'o.oid')}`);
+    await add(`SELECT 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname) || ' provider=' || co.collprovider::text
+                      || ' collate=' || coalesce(co.collcollate, '') || ' ctype=' || coalesce(co.collctype, '') AS line
+                 FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
+                WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_collation', 'co.oid')}`);
+    await add(`SELECT 'domcon ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || ' ' || quote_ident(co.conname)
+                      || ' ' || pg_get_constraintdef(co.oid, true) AS line
+                 FROM pg_constraint co JOIN pg_type t ON t.oid = co.contypid JOIN pg_namespace n ON n.oid = t.typnamespace
+                WHERE co.contypid <> 0 AND ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_type', 't.oid')}`);
+    await add(`SELECT 'typeattr ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' #'
+                      || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) AS line
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind = 'c' AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_NAMESPACE}
+                  AND ${NOT_FROM_EXTENSION('pg_catalog.pg_type', 'c.reltype')}`);
+  }
   await client.query(`RESET search_path`);
   return lines.sort();
 }
@@ -143,18 +192,36 @@ export function fingerprint(lines: readonly string[]): string {
   return createHash('sha256').update(lines.join('\n')).digest('hex');
 }
 
-/** Everything but the row counts and sequences: quick catalog reads. */
-export async function readCatalog(client: pg.Client, excludeSchemas: string[] = []): Promise<Pick<Inventory, 'largeObjects' | 'schemaFingerprint' | 'extensions'>> {
-  const description = await schemaDescription(client, excludeSchemas);
-  const lo = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_catalog.pg_largeobject_metadata`);
-  const ext = await client.query<{ extname: string }>(`SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`);
-  return { largeObjects: Number(lo.rows[0]!.n), schemaFingerprint: fingerprint(description), extensions: ext.rows.map((r) => r.extname) };
+/** The fingerprint's lines as the manifest stores them: gzip, base64 (schemas of thousands of tables stay small). */
+export function packSchemaLines(lines: readonly string[]): string {
+  return gzipSync(Buffer.from(lines.join('\n'), 'utf8')).toString('base64');
 }
 
-export async function takeInventory(client: pg.Client, options: { excludeSchemas?: string[] } = {}): Promise<Inventory> {
+export function unpackSchemaLines(packed: string): string[] {
+  const text = gunzipSync(Buffer.from(packed, 'base64')).toString('utf8');
+  return text === '' ? [] : text.split('\n');
+}
+
+type CatalogInventory = Pick<Inventory, 'largeObjects' | 'schemaFingerprint' | 'schemaFingerprintVersion' | 'schemaLines' | 'extensions'>;
+
+/** Everything but the row counts and sequences: quick catalog reads. */
+export async function readCatalog(client: pg.Client, excludeSchemas: string[] = [], version = SCHEMA_FINGERPRINT_VERSION): Promise<CatalogInventory> {
+  const description = await schemaDescription(client, excludeSchemas, version);
+  const lo = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_catalog.pg_largeobject_metadata`);
+  const ext = await client.query<{ extname: string }>(`SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`);
+  return {
+    largeObjects: Number(lo.rows[0]!.n),
+    schemaFingerprint: fingerprint(description),
+    schemaFingerprintVersion: version,
+    schemaLines: packSchemaLines(description),
+    extensions: ext.rows.map((r) => r.extname),
+  };
+}
+
+export async function takeInventory(client: pg.Client, options: { excludeSchemas?: string[]; fingerprintVersion?: number } = {}): Promise<Inventory> {
   const exclude = options.excludeSchemas ?? [];
   const sequences = await readSequences(client, exclude);
-  const catalog = await readCatalog(client, exclude);
+  const catalog = await readCatalog(client, exclude, options.fingerprintVersion);
   const tables = await countRows(client, exclude);
   return { tables, sequences, ...catalog };
 }

@@ -1,10 +1,31 @@
 import type { Inventory } from '../backup/manifest.ts';
+import { unpackSchemaLines } from '../pg/inventory.ts';
 
 export interface ComparisonCheck {
   name: 'tables' | 'row counts' | 'sequences' | 'schema fingerprint' | 'large objects' | 'extensions';
   ok: boolean;
   detail: string;
   differences: string[];
+}
+
+/** The most schema lines a mismatch lists (each way); the count of the rest follows. */
+export const MAX_SCHEMA_DIFFERENCES = 40;
+
+/** Which objects differ, line by line, when the manifest holds its lines; else the two hashes. */
+function schemaDifferences(expected: Inventory, actual: Inventory): string[] {
+  const hashes = `schema fingerprint ${actual.schemaFingerprint.slice(0, 12)} differs from the manifest's ${expected.schemaFingerprint.slice(0, 12)}`;
+  if (!expected.schemaLines || !actual.schemaLines) return [`${hashes} (this manifest does not hold the schema's lines, so the differing objects cannot be named)`];
+  const want = new Set(unpackSchemaLines(expected.schemaLines));
+  const got = new Set(unpackSchemaLines(actual.schemaLines));
+  const listed = (lines: string[], how: string) => [
+    ...lines.slice(0, MAX_SCHEMA_DIFFERENCES).map((l) => `${how}: ${l}`),
+    ...(lines.length > MAX_SCHEMA_DIFFERENCES ? [`... and ${lines.length - MAX_SCHEMA_DIFFERENCES} more ${how}`] : []),
+  ];
+  return [
+    hashes,
+    ...listed([...want].filter((l) => !got.has(l)), 'in the backup, not in the restore'),
+    ...listed([...got].filter((l) => !want.has(l)), 'in the restore, not in the backup'),
+  ];
 }
 
 const tableKey = (t: { schema: string; name: string }) => `${JSON.stringify(t.schema)}.${JSON.stringify(t.name)}`;
@@ -57,10 +78,7 @@ export function compareInventories(expected: Inventory, actual: Inventory): Comp
     name: 'schema fingerprint',
     ok: expected.schemaFingerprint === actual.schemaFingerprint,
     detail: expected.schemaFingerprint.slice(0, 12),
-    differences:
-      expected.schemaFingerprint === actual.schemaFingerprint
-        ? []
-        : [`schema fingerprint ${actual.schemaFingerprint.slice(0, 12)} differs from the manifest's ${expected.schemaFingerprint.slice(0, 12)}`],
+    differences: expected.schemaFingerprint === actual.schemaFingerprint ? [] : schemaDifferences(expected, actual),
   });
 
   checks.push({

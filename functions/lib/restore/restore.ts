@@ -31,6 +31,16 @@ export interface RestoreOptions {
   jobs?: number;
   /** Read the backup from this bucket instead of the manifest's (e.g. the vault copy). */
   bucket?: string;
+  /**
+   * What happens to a database this restore created when it does not match
+   * its manifest. `rename`: kept, renamed `<name>_unverified` and commented as
+   * such (it may be the only working copy; the check may be what is wrong).
+   * `keep`: kept under its name (drills, whose throwaway goes anyway). `drop`:
+   * dropped (`--drop-on-mismatch`, for scripts). A database that existed
+   * before the restore is never dropped or renamed.
+   * @default 'rename'
+   */
+  onMismatch?: 'rename' | 'keep' | 'drop';
 }
 
 /** The pg_restore a restore ran, and the versions it was chosen for. */
@@ -91,6 +101,40 @@ async function assertEmptyOrCreate(databaseId: string, target: ResolvedConnectio
   return false;
 }
 
+/**
+ * Keeps (renamed `<name>_unverified` and commented), keeps as is, or drops a
+ * restored database that failed its verification. Returns where it is kept,
+ * or undefined when dropped.
+ */
+async function settleMismatch(manifest: Manifest, target: ResolvedConnection, how: 'rename' | 'keep' | 'drop', differences: readonly string[]): Promise<string | undefined> {
+  const at = (name: string) => `"${name}" on ${target.host}:${target.port}`;
+  if (how === 'drop') {
+    await dropDatabase(manifest.database.id, target);
+    return undefined;
+  }
+  const admin = await connect(manifest.database.id, { ...target, database: 'postgres' }, 'lifeboat-restore');
+  try {
+    let name = target.database;
+    if (how === 'rename') {
+      const unverified = `${target.database.slice(0, 63 - '_unverified'.length)}_unverified`;
+      const taken = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [unverified]);
+      if (!taken.rowCount) {
+        await admin.query(`ALTER DATABASE ${quoteIdent(target.database)} RENAME TO ${quoteIdent(unverified)}`);
+        name = unverified;
+      }
+    }
+    const note = `lifeboat: UNVERIFIED restore of backup ${manifest.backupId} of database "${manifest.database.id}": ${differences.length} difference(s) from its manifest, first: ${differences[0] ?? ''}`;
+    await admin.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${quoteLiteral(note.slice(0, 1000))}`);
+    return at(name);
+  } finally {
+    await admin.end();
+  }
+}
+
+function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
 async function dropDatabase(databaseId: string, target: ResolvedConnection): Promise<void> {
   const admin = await connect(databaseId, { ...target, database: 'postgres' }, 'lifeboat-restore');
   try {
@@ -135,7 +179,8 @@ export async function verifyRestoredDatabase(manifest: Manifest, target: Resolve
   const client = await connect(manifest.database.id, target, 'lifeboat-verify');
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const actual = await takeInventory(client);
+    // In the form the manifest's fingerprint was taken in.
+    const actual = await takeInventory(client, { fingerprintVersion: manifest.inventory.schemaFingerprintVersion ?? 1 });
     await client.query('COMMIT');
     return compareInventories(manifest.inventory, actual);
   } finally {
@@ -147,7 +192,8 @@ export async function verifyRestoredDatabase(manifest: Manifest, target: Resolve
  * Restores a backup into an empty database: download through sha256 and
  * decryption into a private staging file, then (only once both passed)
  * pg_restore --exit-on-error, then compare the result with the manifest.
- * A database this call created is dropped again if anything fails.
+ * A database this call created is dropped again if the restore itself fails;
+ * if it restored but does not match the manifest, see `onMismatch`.
  */
 export async function restoreBackup(manifest: Manifest, target: ResolvedConnection, deps: RestoreDeps, options: RestoreOptions = {}): Promise<RestoreResult> {
   const registry = deps.secretRegistry ?? new SecretRegistry();
@@ -185,7 +231,14 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     const verified = Date.now();
     const failed = checks.filter((c) => !c.ok);
     if (failed.length > 0) {
-      throw new ManifestMismatchError(`Restored ${what} does not match its manifest`, failed.flatMap((c) => c.differences));
+      const differences = failed.flatMap((c) => c.differences);
+      const where = await settleMismatch(manifest, target, created ? (options.onMismatch ?? 'rename') : 'keep', differences);
+      created = false; // settled: never dropped on the way out
+      throw new ManifestMismatchError(`Restored ${what} does not match its manifest`, differences, {
+        nextStep: where
+          ? `the restored database is kept as ${where} (not dropped: it may be the only working copy, and the check may be what is wrong). Inspect the differences above in it; if the data is right, rename it and use it (ALTER DATABASE ... RENAME TO ...), otherwise drop it. Treat this backup as unproven until a restore passes.`
+          : 'the restored database was dropped (--drop-on-mismatch). Treat this backup as unproven; inspect the differences and run a fresh backup.',
+      });
     }
     return {
       backupId: manifest.backupId,
