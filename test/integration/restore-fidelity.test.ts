@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { runDumpBackup, type DumpBackupResult } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
-import { ManifestMismatchError } from '../../functions/lib/errors.ts';
 import { startLocalPostgres, type LocalPostgresCluster } from '../../functions/lib/pg/postgres-cluster.ts';
 import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
