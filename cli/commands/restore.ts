@@ -92,6 +92,9 @@ export async function restoreCommand(flags: Flags): Promise<CommandResult> {
       `  pg_restore ${result.client.version} into PostgreSQL ${result.client.targetServerVersion}, for an archive of pg_dump ${result.client.pgDump.version} (installed: ${result.client.installedMajors.join(', ')})`,
       `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
       ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
+      ...result.databaseState.restored.map((r) => `  restored  ${r}`),
+      ...result.databaseState.notRestored.map((r) => `  NOT restored  ${r}`),
+      `  not in any pg_dump archive: ${result.databaseState.notCarried.join('; ')}`,
     ].join('\n'),
   };
 }

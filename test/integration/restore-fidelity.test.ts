@@ -135,3 +135,57 @@ describe('a broad corpus round-trips into a fresh cluster', () => {
     expect(lines).toMatch(/in the restore, not in the backup: col app\.b_star inherits bb character varying\(10\)/);
   });
 });
+
+describe("the database's own state", () => {
+  const reader = `lb_reader_${Date.now()}`;
+  afterAll(async () => {
+    await withClient('postgres', async (c) => {
+      for (const s of sources.splice(0)) await s.drop();
+      await c.query(`DROP ROLE IF EXISTS ${reader}`);
+    });
+  });
+
+  it('brings back ALTER DATABASE settings, owner and ACL after a verified restore, and says what it could not and what no dump carries', async () => {
+    // Prepare: settings (one a list), a role-in-database setting for a role the fresh cluster has, and a grant and
+    // a setting for a role it lacks.
+    await withClient('postgres', async (c) => void (await c.query(`CREATE ROLE ${reader}`)));
+    const db = await createTestDatabase('lbstate');
+    sources.push(db);
+    const s = pgServer();
+    await withClient(db.name, async (c) => {
+      await c.query(`CREATE TABLE t (id int); INSERT INTO t VALUES (1)`);
+      await c.query(`ALTER DATABASE ${db.name} SET work_mem = '8MB'`);
+      await c.query(`ALTER DATABASE ${db.name} SET search_path = app, "My Schema", public`);
+      await c.query(`ALTER ROLE ${s.user} IN DATABASE ${db.name} SET statement_timeout = '5min'`);
+      await c.query(`ALTER ROLE ${reader} IN DATABASE ${db.name} SET work_mem = '4MB'`);
+      await c.query(`REVOKE ALL ON DATABASE ${db.name} FROM PUBLIC; GRANT CONNECT ON DATABASE ${db.name} TO ${reader}`);
+    });
+    const secretArn = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
+    const backup = await runDumpBackup(
+      { databaseId: 'lbstate', connection: { database: db.name, secretArn, sslMode: 'disable', passwordAuth: 'scram-sha-256', connectTimeoutSeconds: 5 }, settings: dumpSettingsSchema.parse({}), target: { bucket, prefix: 'backups/', kmsKeyArn: keyArn } },
+      deps,
+    );
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+
+    // Act
+    const result = await restoreBackup(manifest, freshTarget('state_restored'), deps, { createDatabase: true });
+
+    // Assess: the manifest recorded it; the restore applied what the fresh cluster can take and named the rest.
+    expect(manifest.database.state).toMatchObject({ owner: s.user, acl: expect.arrayContaining([`${reader}=c/${s.user}`]) });
+    expect(result.databaseState.restored).toEqual(expect.arrayContaining([
+      'ALTER DATABASE SET work_mem=8MB',
+      'ALTER DATABASE SET search_path=app, "My Schema", public',
+      `ALTER ROLE ${s.user} IN DATABASE SET statement_timeout=5min`,
+      'REVOKE ALL ON DATABASE FROM PUBLIC (the recorded ACL replaces the defaults)',
+    ]));
+    expect(result.databaseState.notRestored).toEqual(expect.arrayContaining([
+      `ALTER ROLE ${reader} IN DATABASE SET work_mem=4MB: role "${reader}" does not exist on the target`,
+      `database privilege ${reader}=c/${s.user}: role "${reader}" does not exist on the target`,
+    ]));
+    expect(result.databaseState.notCarried).toEqual(expect.arrayContaining([expect.stringMatching(/^planner statistics/)]));
+    const applied = await onFresh('postgres', async (c) => (await c.query(`SELECT unnest(setconfig) AS s FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'state_restored') ORDER BY 1`)).rows.map((r) => r.s));
+    expect(applied).toEqual(['search_path=app, "My Schema", public', 'statement_timeout=5min', 'work_mem=8MB']);
+    const publicConnect = await onFresh('postgres', async (c) => (await c.query(`SELECT has_database_privilege('public', 'state_restored', 'CONNECT') AS ok`)).rows[0].ok);
+    expect(publicConnect).toBe(false);
+  });
+});

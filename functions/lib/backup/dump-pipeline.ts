@@ -13,6 +13,7 @@ import type { ConnectionConfig, DumpSettings } from '../config/schema.ts';
 import { DumpFailedError, LifeboatError, StorageError } from '../errors.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { connect, describeTarget, libpqEnv, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
+import { readDatabaseState } from '../pg/database-state.ts';
 import { countRows, readCatalog, readSequences } from '../pg/inventory.ts';
 import { chooseCompression, dumpClientFor } from '../pg/tools.ts';
 import { classifyKmsError, createEncryptStream, encryptionContextFor, FRAME_LENGTH } from './encryption.ts';
@@ -201,6 +202,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
     // The catalog queries are quick and run before pg_dump starts; a failure
     // here would end the exported snapshot and surface as a confusing pg_dump error.
     const catalog = await readCatalog(client, exclude);
+    const databaseState = await readDatabaseState(client);
     // Exact counts scan every table: run them beside pg_dump, in the same snapshot.
     const inventoryPromise = countRows(client, exclude).then((tables): Inventory => ({ tables, sequences, ...catalog }));
     // Settled later; this keeps an early rejection from being reported as unhandled.
@@ -255,6 +257,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
         serverVersionNum: snapshot.serverVersionNum,
         systemIdentifier: snapshot.systemIdentifier,
         sizeBytes: snapshot.sizeBytes,
+        state: databaseState,
       },
       dump: {
         tool: 'pg_dump',

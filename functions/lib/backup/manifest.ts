@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { databaseStateSchema } from '../pg/database-state.ts';
 
 /**
  * The manifest is the commit marker of a backup: it is written last, beside the
@@ -52,6 +53,8 @@ export const manifestSchema = z.object({
     serverVersionNum: z.number().int(),
     systemIdentifier: z.string().optional(),
     sizeBytes: z.number().int().nonnegative(),
+    /** Settings, owner and ACL of the database itself (pg_dump without --create carries none). @default absent (older manifests) */
+    state: databaseStateSchema.optional(),
   }),
   dump: z.object({
     tool: z.literal('pg_dump'),

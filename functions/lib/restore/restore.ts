@@ -6,6 +6,7 @@ import type { KMS } from '@aws-sdk/client-kms';
 import type { Manifest } from '../backup/manifest.ts';
 import { ManifestMismatchError, RestoreFailedError } from '../errors.ts';
 import { connect, describeTarget, libpqEnv, type ResolvedConnection } from '../pg/connection.ts';
+import { applyDatabaseState, NOT_CARRIED_BY_PG_DUMP, type AppliedDatabaseState } from '../pg/database-state.ts';
 import { quoteIdent, takeInventory } from '../pg/inventory.ts';
 import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
@@ -65,6 +66,8 @@ export interface RestoreResult {
   client: RestoreClient;
   fetch: FetchResult;
   checks: ComparisonCheck[];
+  /** The database's own settings, owner and ACL, applied once verified; what was not, and why; what no dump carries. */
+  databaseState: AppliedDatabaseState;
   timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
 }
 
@@ -174,6 +177,18 @@ async function targetServerVersion(databaseId: string, target: ResolvedConnectio
   }
 }
 
+async function restoreDatabaseState(manifest: Manifest, target: ResolvedConnection): Promise<AppliedDatabaseState> {
+  if (!manifest.database.state) {
+    return { restored: [], notRestored: ['database settings, owner and ACL: this backup predates their recording in the manifest'], notCarried: NOT_CARRIED_BY_PG_DUMP };
+  }
+  const client = await connect(manifest.database.id, target, 'lifeboat-restore');
+  try {
+    return await applyDatabaseState(client, manifest.database.state);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Reads the restored database's inventory and compares it with the manifest. */
 export async function verifyRestoredDatabase(manifest: Manifest, target: ResolvedConnection): Promise<ComparisonCheck[]> {
   const client = await connect(manifest.database.id, target, 'lifeboat-verify');
@@ -240,6 +255,8 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
           : 'the restored database was dropped (--drop-on-mismatch). Treat this backup as unproven; inspect the differences and run a fresh backup.',
       });
     }
+    // After the verification: settings such as statement_timeout or default_transaction_read_only apply from here on.
+    const databaseState = await restoreDatabaseState(manifest, target);
     return {
       backupId: manifest.backupId,
       databaseId: manifest.database.id,
@@ -247,6 +264,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       client: restoreTool,
       fetch: fetched,
       checks,
+      databaseState,
       timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
     };
   } catch (error) {
