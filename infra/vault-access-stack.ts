@@ -2,7 +2,8 @@ import { CfnOutput, CliCredentialsStackSynthesizer, Duration, Stack, Tags, type 
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
-import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
+import { ConfigError } from '../functions/lib/errors.ts';
+import { vaultNameIssues, vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
 import { acknowledge } from './nag.ts';
 
 export interface VaultAccessStackProps extends StackProps {
@@ -35,6 +36,8 @@ export class VaultAccessStack extends Stack {
     const { config, maxMfaAge, ...stackProps } = props;
     const vault = config.vault;
     if (!vault) throw new Error(`${id}: the vault access stack needs a config with a vault section.`);
+    const issues = vaultNameIssues(config.name);
+    if (issues.length > 0) throw new ConfigError(`the config given to stack "${id}"`, issues);
     const names = vaultNames({ name: config.name, vault });
     super(scope, id, {
       stackName: names.accessStackName,

@@ -19,8 +19,10 @@ export interface PolicyDocument {
  * principal but the break-glass role and vault.adminRoleArns; an SCP binds
  * what those policies cannot: the account's root user (who may always rewrite
  * a bucket policy), RDS snapshot copies (which have no resource policy), the
- * vault's roles and the break-glass role itself, the alerting that watches
- * them, and leaving the organization (which would drop the SCP).
+ * vault's roles, functions and alerting (by the deployment's tag), the
+ * break-glass role itself (MFA, the vault region's STS endpoint), new IAM
+ * users and MFA devices, the deploy assets, the trail, and leaving the
+ * organization (which would drop the SCP).
  */
 export function vaultAccountScp(config: Pick<LifeboatConfig, 'name' | 'vault'>, partition = 'aws'): PolicyDocument {
   const vault = config.vault;
@@ -30,7 +32,6 @@ export function vaultAccountScp(config: Pick<LifeboatConfig, 'name' | 'vault'>, 
   const notAdmin = { ArnNotLike: { 'aws:PrincipalArn': admins } };
   const retention = vaultRetentionRoleArn(config, partition)!;
   const buckets = [names.bucketName, names.accessLogsBucketName].map((b) => `arn:${partition}:s3:::${b}`);
-  const prefix = names.stackName; // every vault role and rule name starts with it (copier, retention, break-glass, generated ones)
   return {
     Version: '2012-10-17',
     Statement: [
@@ -49,14 +50,23 @@ export function vaultAccountScp(config: Pick<LifeboatConfig, 'name' | 'vault'>, 
         Condition: { StringEquals: { [`aws:ResourceTag/${TAG.managed}`]: 'true' }, ArnNotLike: { 'aws:PrincipalArn': [...admins, retention] } },
       },
       {
-        Sid: 'VaultRolesOnlyByBreakGlass',
+        // Everything the vault stacks create carries the deployment's tag (roles, functions, state machines, rules,
+        // topics, queues, log groups): only the break-glass role may change, pass, untag or delete it. Tags, not
+        // names: CloudFormation shortens generated names.
+        Sid: 'VaultResourcesOnlyByBreakGlass',
         Effect: 'Deny',
         Action: [
           'iam:UpdateAssumeRolePolicy', 'iam:AttachRolePolicy', 'iam:DetachRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:DeleteRole',
           'iam:UpdateRole', 'iam:PutRolePermissionsBoundary', 'iam:DeleteRolePermissionsBoundary', 'iam:TagRole', 'iam:UntagRole', 'iam:PassRole',
+          'lambda:Update*', 'lambda:Delete*', 'lambda:Put*', 'lambda:AddPermission', 'lambda:RemovePermission', 'lambda:TagResource', 'lambda:UntagResource',
+          'states:UpdateStateMachine', 'states:DeleteStateMachine', 'states:TagResource', 'states:UntagResource',
+          'events:DeleteRule', 'events:DisableRule', 'events:PutRule', 'events:PutTargets', 'events:RemoveTargets', 'events:TagResource', 'events:UntagResource',
+          'sns:DeleteTopic', 'sns:SetTopicAttributes', 'sns:AddPermission', 'sns:RemovePermission', 'sns:TagResource', 'sns:UntagResource',
+          'sqs:DeleteQueue', 'sqs:PurgeQueue', 'sqs:SetQueueAttributes', 'sqs:TagQueue', 'sqs:UntagQueue',
+          'logs:DeleteLogGroup', 'logs:PutRetentionPolicy', 'logs:UntagResource',
         ],
-        Resource: `arn:${partition}:iam::${vault.account}:role/${prefix}*`,
-        Condition: notAdmin,
+        Resource: '*',
+        Condition: { StringEquals: { 'aws:ResourceTag/lifeboat:deployment': config.name }, ...notAdmin },
       },
       {
         Sid: 'BreakGlassOnlyWithMfa',
@@ -66,10 +76,27 @@ export function vaultAccountScp(config: Pick<LifeboatConfig, 'name' | 'vault'>, 
         Condition: { BoolIfExists: { 'aws:MultiFactorAuthPresent': 'false' } },
       },
       {
-        Sid: 'VaultWatchOnlyByBreakGlass',
+        // Through the vault region's STS endpoint only, where CloudTrail records it for the break-glass watch.
+        Sid: 'BreakGlassOnlyInTheVaultRegion',
         Effect: 'Deny',
-        Action: ['events:DeleteRule', 'events:DisableRule', 'events:PutRule', 'events:PutTargets', 'events:RemoveTargets'],
-        Resource: `arn:${partition}:events:*:${vault.account}:rule/${prefix}*`,
+        Action: 'sts:AssumeRole',
+        Resource: admins,
+        Condition: { StringNotEquals: { 'aws:RequestedRegion': vault.region } },
+      },
+      {
+        // No new IAM users, keys or MFA devices: a vault administrator could otherwise make an MFA user of their own.
+        Sid: 'NoNewIdentitiesButByBreakGlass',
+        Effect: 'Deny',
+        Action: ['iam:CreateUser', 'iam:CreateAccessKey', 'iam:CreateLoginProfile', 'iam:UpdateLoginProfile', 'iam:CreateVirtualMFADevice', 'iam:EnableMFADevice'],
+        Resource: '*',
+        Condition: notAdmin,
+      },
+      {
+        // The code the break-glass role deploys comes from the bootstrap's asset bucket.
+        Sid: 'DeployAssetsOnlyByBreakGlass',
+        Effect: 'Deny',
+        Action: ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion'],
+        Resource: `arn:${partition}:s3:::cdk-*-assets-${vault.account}-${vault.region}/*`,
         Condition: notAdmin,
       },
       {

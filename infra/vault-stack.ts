@@ -9,7 +9,7 @@ import { ConfigError } from '../functions/lib/errors.ts';
 import { retentionSchedules } from '../events/schedules.ts';
 import { vaultRetentionRoleArn } from '../functions/lib/retention/environment.ts';
 import { TAG } from '../functions/lib/snapshots/ids.ts';
-import { vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
+import { vaultNameIssues, vaultNames, type VaultNames } from '../functions/lib/vault/names.ts';
 import { ProjectFunction, type ProjectFunctionSource } from './constructs/project-function.ts';
 import { AlarmRouting } from './constructs/alarm-routing.ts';
 import { Alerts } from './constructs/alerts.ts';
@@ -94,6 +94,7 @@ export class VaultStack extends Stack {
     const vault = config.vault;
     const issues: string[] = [];
     if (!vault) issues.push('vault: the vault stack needs a vault section (account, region, retentionDays)');
+    issues.push(...vaultNameIssues(config.name));
     // Every account holding databases may copy in; each must be named, and none may be the vault's.
     const sources = [
       { path: 'source', id: undefined as string | undefined, account: config.source.account },

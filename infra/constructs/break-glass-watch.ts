@@ -21,8 +21,10 @@ export interface BreakGlassWatchProps {
  * vault's protections, or tries to: an EventBridge rule on CloudTrail's
  * sts:AssumeRole events for those roles, to the alert function
  * (functions/alert/break-glass-event.ts). CloudTrail records the call in the
- * region of the STS endpoint used; callers should use the vault region's
- * endpoint (the SDKs and CLI v2 do by default), see docs/deployment.md.
+ * region of the STS endpoint used: the vault SCP allows the assumption only
+ * through the vault region's endpoint (aws:RequestedRegion). AssumeRole is a
+ * read-only management event: the rule receives it only in the state
+ * ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS.
  */
 export class BreakGlassWatch extends Construct {
   public readonly rule: events.Rule;
@@ -38,10 +40,13 @@ export class BreakGlassWatch extends Construct {
         detail: {
           eventSource: ['sts.amazonaws.com'],
           eventName: ['AssumeRole'],
-          requestParameters: { roleArn: [...props.roleArns] },
+          // The role as the caller typed it, or as CloudTrail names the resource.
+          $or: [{ requestParameters: { roleArn: [...props.roleArns] } }, { resources: { ARN: [...props.roleArns] } }],
         },
       },
       targets: [new eventsTargets.LambdaFunction(props.alertFunction, { deadLetterQueue: props.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) })],
     });
+    // CloudTrail records sts:AssumeRole as a read-only management event, which only a rule in this state receives.
+    (this.rule.node.defaultChild as events.CfnRule).state = 'ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS';
   }
 }

@@ -53,14 +53,18 @@ describe('the break-glass watch', () => {
       r.Properties.EventPattern?.source?.includes('aws.sts'),
     );
 
+    const roles = [synth.vaultAccess!.names.breakGlassRoleArn, ...(vault.config.vault!.adminRoleArns ?? [])];
+
     // Assess: the fields CloudTrail's AssumeRole event carries (test/unit/cloudtrail-fixtures.ts), with no errorCode
     // filter, so refused tries match too (EventBridge's matching itself is not emulated: docs/aws-fidelity.md).
     expect(rules).toHaveLength(1);
     expect(rules[0]!.Properties.EventPattern).toEqual({
       source: ['aws.sts'],
       'detail-type': ['AWS API Call via CloudTrail'],
-      detail: { eventSource: ['sts.amazonaws.com'], eventName: ['AssumeRole'], requestParameters: { roleArn: [synth.vaultAccess!.names.breakGlassRoleArn, ...(vault.config.vault!.adminRoleArns ?? [])] } },
+      detail: { eventSource: ['sts.amazonaws.com'], eventName: ['AssumeRole'], $or: [{ requestParameters: { roleArn: roles } }, { resources: { ARN: roles } }] },
     });
+    // AssumeRole is a read-only management event: a plain ENABLED rule never receives it.
+    expect((rules[0]!.Properties as { State?: string }).State).toBe('ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS');
     expect(vault.adminRoleArns[0]).toBe(synth.vaultAccess!.names.breakGlassRoleArn);
     expect(rules[0]!.Properties.Targets).toEqual([expect.objectContaining({ Arn: arnOf(vault, vault.alertFunction.function), DeadLetterConfig: { Arn: arnOf(vault, vault.alarmRouting.deadLetterQueue) } })]);
   });

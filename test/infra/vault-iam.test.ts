@@ -318,25 +318,34 @@ describe('the break-glass role and the vault account SCP (IAM policy simulator)'
     const managed = { 'aws:ResourceTag/lifeboat:managed': 'true' };
     const copierRole = synth.vault!.names.copierRoleArn;
     const watchRule = `arn:aws:events:${VAULT_REGION}:${VAULT}:rule/${synth.vault!.stackName}-BreakGlassWatchAssumeRoleCalls-ABC123`;
+    const tagged = { 'aws:ResourceTag/lifeboat:deployment': 'acme' };
+    const retentionFunction = `arn:aws:lambda:${VAULT_REGION}:${VAULT}:function:acme-lifeboat-vault-RetentionFunction-ABC123`;
+    const retentionFunctionRole = `arn:aws:iam::${VAULT}:role/acme-lifeboat-vault-RetentionFunctionRole-ABC123`;
     const cases: { name: string; who: EvaluatedRole; action: string; resource: string; context?: Record<string, string | string[]> }[] = [
       { name: 'admin deletes a vault snapshot copy', who: platformAdmin, action: 'rds:DeleteDBSnapshot', resource: vaultSnapshot, context: managed },
       { name: 'admin deletes a vault cluster snapshot copy', who: platformAdmin, action: 'rds:DeleteDBClusterSnapshot', resource: vaultClusterSnapshot, context: managed },
       { name: 'admin re-shares a vault snapshot copy', who: platformAdmin, action: 'rds:ModifyDBSnapshotAttribute', resource: vaultSnapshot, context: managed },
       { name: 'admin retags a vault snapshot copy', who: platformAdmin, action: 'rds:AddTagsToResource', resource: vaultSnapshot, context: managed },
-      { name: 'admin widens the copier role trust', who: platformAdmin, action: 'iam:UpdateAssumeRolePolicy', resource: copierRole },
-      { name: 'admin attaches a policy to the break-glass role', who: platformAdmin, action: 'iam:AttachRolePolicy', resource: synth.vaultAccess!.names.breakGlassRoleArn },
-      { name: 'admin disables the break-glass watch', who: platformAdmin, action: 'events:DisableRule', resource: watchRule },
+      { name: 'admin widens the copier role trust', who: platformAdmin, action: 'iam:UpdateAssumeRolePolicy', resource: copierRole, context: tagged },
+      { name: 'admin attaches a policy to the break-glass role', who: platformAdmin, action: 'iam:AttachRolePolicy', resource: synth.vaultAccess!.names.breakGlassRoleArn, context: tagged },
+      { name: 'admin passes the retention function role to a function of their own', who: platformAdmin, action: 'iam:PassRole', resource: retentionFunctionRole, context: tagged },
+      { name: 'admin replaces the retention function code', who: platformAdmin, action: 'lambda:UpdateFunctionCode', resource: retentionFunction, context: tagged },
+      { name: 'admin disables the break-glass watch', who: platformAdmin, action: 'events:DisableRule', resource: watchRule, context: tagged },
+      { name: 'admin creates an IAM user (to give it an MFA device)', who: platformAdmin, action: 'iam:CreateUser', resource: `arn:aws:iam::${VAULT}:user/mallory` },
+      { name: 'admin plants a deploy asset', who: platformAdmin, action: 's3:PutObject', resource: `arn:aws:s3:::cdk-hnb659fds-assets-${VAULT}-${VAULT_REGION}/0123abcd.zip` },
       { name: 'admin stops the trail', who: platformAdmin, action: 'cloudtrail:StopLogging', resource: `arn:aws:cloudtrail:${VAULT_REGION}:${VAULT}:trail/org` },
       { name: 'admin deletes the vault bucket policy (root could, whatever the policy says)', who: platformAdmin, action: 's3:DeleteBucketPolicy', resource: vaultResources.bucket },
       { name: 'admin takes the vault account out of the organization', who: platformAdmin, action: 'organizations:LeaveOrganization', resource: '*' },
     ];
     const allowedPaths: typeof cases = [
       { name: 'break-glass deletes a vault snapshot copy', who: breakGlass(), action: 'rds:DeleteDBSnapshot', resource: vaultSnapshot, context: managed },
-      { name: 'break-glass updates the copier role trust', who: breakGlass(), action: 'iam:UpdateAssumeRolePolicy', resource: copierRole },
-      { name: 'break-glass redeploys the watch', who: breakGlass(), action: 'events:PutRule', resource: watchRule },
+      { name: 'break-glass updates the copier role trust', who: breakGlass(), action: 'iam:UpdateAssumeRolePolicy', resource: copierRole, context: tagged },
+      { name: 'break-glass deploys new function code', who: breakGlass(), action: 'lambda:UpdateFunctionCode', resource: retentionFunction, context: tagged },
+      { name: 'break-glass redeploys the watch', who: breakGlass(), action: 'events:PutRule', resource: watchRule, context: tagged },
       { name: 'vault retention deletes an expired snapshot copy', who: retention, action: 'rds:DeleteDBSnapshot', resource: vaultSnapshot, context: managed },
       { name: 'the copier copies a snapshot in', who: copier, action: 'rds:CopyDBSnapshot', resource: vaultSnapshot },
       { name: 'the copier tags its new copy', who: copier, action: 'rds:AddTagsToResource', resource: vaultSnapshot, context: { 'aws:RequestTag/lifeboat:managed': 'true', 'aws:TagKeys': ['lifeboat:managed'] } },
+      { name: 'an admin updates a function of another application', who: platformAdmin, action: 'lambda:UpdateFunctionCode', resource: `arn:aws:lambda:${VAULT_REGION}:${VAULT}:function:billing-api`, context: { 'aws:ResourceTag/app': 'billing' } },
     ];
     const run = async (c: (typeof cases)[number], withScp: boolean) =>
       evaluate({ principal: c.who, action: c.action, resource: c.resource, resourceAccount: VAULT, context: c.context, serviceControlPolicy: withScp ? scp() : undefined });
@@ -353,13 +362,18 @@ describe('the break-glass role and the vault account SCP (IAM policy simulator)'
     expect(paths).toEqual(Object.fromEntries(allowedPaths.map((c) => [c.name, 'Allowed'])));
   });
 
-  it('refuses to assume the break-glass role without MFA at the caller too, and fits the SCP size limit', async () => {
+  it('refuses to assume the break-glass role without MFA or outside the vault region (where the watch would not see it) at the caller too, and fits the SCP size limit', async () => {
     // Act
-    const noMfa = await evaluate({ principal: platformAdmin, action: 'sts:AssumeRole', resource: synth.vaultAccess!.names.breakGlassRoleArn, resourceAccount: VAULT, context: { 'aws:MultiFactorAuthPresent': 'false' }, serviceControlPolicy: scp() });
-    const withMfa = await evaluate({ principal: platformAdmin, action: 'sts:AssumeRole', resource: synth.vaultAccess!.names.breakGlassRoleArn, resourceAccount: VAULT, context: { 'aws:MultiFactorAuthPresent': 'true' }, serviceControlPolicy: scp() });
+    const assumeAs = (context: Record<string, string>) =>
+      evaluate({ principal: platformAdmin, action: 'sts:AssumeRole', resource: synth.vaultAccess!.names.breakGlassRoleArn, resourceAccount: VAULT, context, serviceControlPolicy: scp() });
+    const decisions = {
+      noMfa: await assumeAs({ 'aws:MultiFactorAuthPresent': 'false', 'aws:RequestedRegion': VAULT_REGION }),
+      globalEndpoint: await assumeAs({ 'aws:MultiFactorAuthPresent': 'true', 'aws:RequestedRegion': 'us-east-1' }),
+      withMfaInTheVaultRegion: await assumeAs({ 'aws:MultiFactorAuthPresent': 'true', 'aws:RequestedRegion': VAULT_REGION }),
+    };
 
     // Assess
-    expect({ noMfa, withMfa }).toEqual({ noMfa: 'ExplicitlyDenied', withMfa: 'Allowed' });
+    expect(decisions).toEqual({ noMfa: 'ExplicitlyDenied', globalEndpoint: 'ExplicitlyDenied', withMfaInTheVaultRegion: 'Allowed' });
     expect(JSON.stringify(scp()).length).toBeLessThanOrEqual(SCP_MAX_CHARACTERS);
   });
 });

@@ -373,6 +373,9 @@ describe('synth checks', () => {
     const same = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     same.vault.account = same.source.account;
     expect(() => synthVault(same)).toThrow(/source\.account: must differ from vault\.account/);
+    const long = exampleConfigJson() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    long.name = 'a'.repeat(38);
+    expect(() => synthVault(long)).toThrow(/name: at most 37 characters with a vault/);
   });
 
   it('is deployed to the vault account and region, named from the config', () => {

@@ -18,7 +18,7 @@ const clients = testClients();
  * authentication request (3: cleartext password, 5: MD5 with a salt) and keeps
  * every byte the client sends after it, then hangs up after a second.
  */
-async function startPasswordAskingServer(code: 3 | 5): Promise<{ port: number; received(): Buffer; stop(): Promise<void> }> {
+async function startPasswordAskingServer(code: 3 | 5, options: { thenOk?: boolean } = {}): Promise<{ port: number; received(): Buffer; stop(): Promise<void> }> {
   const chunks: Buffer[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -37,7 +37,9 @@ async function startPasswordAskingServer(code: 3 | 5): Promise<{ port: number; r
       request.writeInt32BE(code === 5 ? 12 : 8, 1);
       request.writeInt32BE(code, 5);
       if (code === 5) request.write('salt', 9, 'latin1');
-      socket.write(request);
+      // thenOk: the ask, then "authentication ok" and "ready for query" in the same packet, as if no answer were needed.
+      const ok = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
+      socket.write(options.thenOk ? Buffer.concat([request, ok]) : request);
       setTimeout(() => socket.destroy(), 1000).unref();
     });
   });
@@ -171,11 +173,11 @@ describe('a dump that fails is never stored as a backup', () => {
     await assertNothingStored(bucket);
   });
 
-  it('a server that asks for the password in cleartext or as MD5 receives nothing: the dump fails naming the ask, nothing stored', async () => {
+  it('a server that asks for the password in cleartext or as MD5 (even one that then claims success) receives nothing: the dump fails naming the ask, nothing stored', async () => {
     // Prepare: an impostor that answers the startup message with a cleartext (or MD5) password request and
     // records everything the client sends after it; the secret's password is a sentinel.
     const sentinel = 'S3NTINEL-scram-only-51c2';
-    const impostors = await Promise.all(([3, 5] as const).map((code) => startPasswordAskingServer(code)));
+    const impostors = await Promise.all([startPasswordAskingServer(3), startPasswordAskingServer(5), startPasswordAskingServer(3, { thenOk: true })]);
     try {
       const dumps = async (passwordAuth: 'scram-sha-256' | 'any', server: (typeof impostors)[number]) => {
         const bucket = await createTestBucket();
@@ -186,16 +188,17 @@ describe('a dump that fails is never stored as a backup', () => {
       };
 
       // Act
-      const refused = [await dumps('scram-sha-256', impostors[0]!), await dumps('scram-sha-256', impostors[1]!)];
+      const refused = [await dumps('scram-sha-256', impostors[0]!), await dumps('scram-sha-256', impostors[1]!), await dumps('scram-sha-256', impostors[2]!)];
       const receivedWhenRefused = impostors.map((i) => i.received());
       const allowed = await dumps('any', impostors[0]!);
 
       // Assess: nothing after the ask (no password message at all); with passwordAuth "any" the password goes out.
-      expect(refused.map((e) => e.name)).toEqual(['DatabaseConnectionError', 'DatabaseConnectionError']);
+      expect(refused.map((e) => e.name)).toEqual(['DatabaseConnectionError', 'DatabaseConnectionError', 'DatabaseConnectionError']);
+      expect(refused[2]!.message).toMatch(/the server asked for a cleartext password, and lifeboat sends/);
       expect(refused[0]!.message).toMatch(/database "events-db" .*: the server asked for a cleartext password, and lifeboat sends this database's password only through SCRAM .*; nothing was sent\./);
       expect(refused[1]!.message).toMatch(/the server asked for an MD5 password/);
       expect((refused[0] as DatabaseConnectionError & { nextStep?: string }).nextStep).toMatch(/password_encryption = 'scram-sha-256'.*connection\.passwordAuth/);
-      expect(receivedWhenRefused).toEqual([Buffer.alloc(0), Buffer.alloc(0)]);
+      expect(receivedWhenRefused).toEqual([Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)]);
       expect(allowed).toBeInstanceOf(DatabaseConnectionError);
       expect(impostors[0]!.received().toString('latin1')).toContain(sentinel);
     } finally {

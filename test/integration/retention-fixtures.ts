@@ -154,10 +154,10 @@ export async function createSnapshot(
 /**
  * Rewrites single snapshots inside moto's DescribeDBSnapshots /
  * DescribeDBClusterSnapshots listings: moto stamps the creation time itself and
- * makes every snapshot `available` at once, so tests set `time` and `status`
- * per identifier here. The rest of the answer is moto's own.
+ * makes every snapshot `available` at once, so tests set `time`, `status`
+ * and, for a copy, `copiedAt` per identifier here. The rest of the answer is moto's own.
  */
-export function snapshotListing(upstream: string, overrides: Map<string, { time?: Date; status?: string }>): FaultRule {
+export function snapshotListing(upstream: string, overrides: Map<string, { time?: Date; status?: string; copiedAt?: Date }>): FaultRule {
   return async (req) => {
     const r = rdsRequest(req);
     if (!r || (r.action !== 'DescribeDBSnapshots' && r.action !== 'DescribeDBClusterSnapshots')) return undefined;
@@ -170,6 +170,11 @@ export function snapshotListing(upstream: string, overrides: Map<string, { time?
       if (!o) return block;
       let out = block;
       if (o.time) out = out.replace(/<(SnapshotCreateTime|OriginalSnapshotCreateTime)>[^<]*</g, (_m, tag: string) => `<${tag}>${o.time!.toISOString()}<`);
+      // A copy: RDS reports when the copy was made (SnapshotCreateTime) beside its original's time.
+      if (o.copiedAt) {
+        out = out.replace(/<OriginalSnapshotCreateTime>[^<]*<\/OriginalSnapshotCreateTime>/, '');
+        out = out.replace(/<SnapshotCreateTime>([^<]*)<\/SnapshotCreateTime>/, (_m, original: string) => `<SnapshotCreateTime>${o.copiedAt!.toISOString()}</SnapshotCreateTime><OriginalSnapshotCreateTime>${original}</OriginalSnapshotCreateTime>`);
+      }
       if (o.status) out = out.replace(/<Status>[^<]*</, `<Status>${o.status}<`);
       return out;
     });

@@ -42,7 +42,7 @@ const TZ = 'Europe/Berlin';
 
 let proxy: FaultProxy;
 let bucket: string;
-const overrides = new Map<string, { time?: Date; status?: string }>();
+const overrides = new Map<string, { time?: Date; status?: string; copiedAt?: Date }>();
 const instance = uniqueName('orders-db');
 const cluster = uniqueName('billing-db');
 const noSleep = { sleep: async () => undefined, baseDelayMs: 1 };
@@ -238,7 +238,7 @@ describe('snapshot retention executor against moto', () => {
     expect((await readJsonLines<SnapshotAuditLine>(createS3Client(), bucket, output.auditKeys[0]!)).every((l) => l.account === VAULT && l.region === VAULT_REGION)).toBe(true);
   });
 
-  it('plans a vault day holding more snapshots than the schedule makes (copied in by a forger) as one: kept or dropped together, counted once; alerts while it is recent', async () => {
+  it('plans a vault day holding more snapshots than the schedule makes as one (kept or dropped together, counted once), keeps a copy backdated into a past period, and alerts both', async () => {
     // Prepare: in the vault, a once-a-day plan: three snapshots today, one on each of two other days, and two on a
     // day a week ago that has left the policy.
     const db = uniqueName('ledger');
@@ -246,18 +246,21 @@ describe('snapshot retention executor against moto', () => {
     const standIn = uniqueName('standin');
     await vaultRds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: standIn, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1' }));
     const ids = await seed(vaultRds, { instance: standIn }, 'nightly', db, [5, 5.1, 5.2, 60, 120, 180, 180.1]);
+    // And a copy of a year-old snapshot, copied in an hour ago: dated into a past period.
+    await createSnapshot(vaultRds, { instance: standIn }, `${db}-backdated`, lifeboatTags('nightly', db, 'backup-backdated'));
+    overrides.set(`${db}-backdated`, { time: new Date(NOW.getTime() - 24 * 365 * HOUR), copiedAt: new Date(NOW.getTime() - HOUR) });
     const { ctx } = await vaultRetentionContext({ timeZone: TZ, maxBackupsPerDay: 1, databases: [db], retention: { vault: { keepLast: 2, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeDays: 0 } } });
 
     // Act
     const output = summariseRetention(await runRetention({ planId: 'nightly', databaseId: db, location: 'vault', dryRun: false, runId: 'run-4' }, ctx));
 
     // Assess: keepLast 2 keeps today (three snapshots, counted once) and the next newest; the rest go, the old
-    // crowded day's two together.
-    expect((await instanceSnapshotIds(vaultRds)).filter((id) => id.startsWith(db))).toEqual(ids.slice(0, 4).sort());
+    // crowded day's two together; the backdated copy is kept and not counted.
+    expect((await instanceSnapshotIds(vaultRds)).filter((id) => id.startsWith(db))).toEqual([...ids.slice(0, 4), `${db}-backdated`].sort());
     expect(output).toMatchObject({ status: 'partial', location: 'vault', deleted: 3, failedCount: 0 });
     expect(output.deletedIds.sort()).toEqual(ids.slice(4).sort());
     // Only today's crowded day is alerted: the week-old one was (on the days after it), and is now just planned.
     expect(output.alert).toMatchObject({ Error: 'RetentionSuspiciousBackups' });
-    expect(output.alert!.Cause).toMatch(new RegExp(`^3 backup\\(s\\) of database ${db} at vault look forged: 3 on days holding more copies than the plan's schedule makes \\(first: ${db}-\\d: 3 snapshots of plan nightly are dated 2027-03-15 \\(Europe/Berlin\\), and its schedule makes at most 1 a day`));
+    expect(output.alert!.Cause).toMatch(new RegExp(`^4 backup\\(s\\) of database ${db} at vault look forged: 1 whose dates contradict when they were copied in \\(first: ${db}-backdated: copied in at .*, \\d+ h after its original was taken .*; 3 on days holding more copies than the plan's schedule makes \\(first: ${db}-\\d: 3 snapshots of plan nightly are dated 2027-03-15 \\(Europe/Berlin\\), and its schedule makes at most 1 a day`));
   });
 });

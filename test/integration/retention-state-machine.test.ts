@@ -322,7 +322,7 @@ describe('the retention workflows of the source and vault stacks, executed local
     expect(alertCalls).toHaveLength(1);
     const alert = alertCalls[0] as { kind: string; error: { Error: string; Cause: string } };
     expect(alert).toMatchObject({ kind: 'retention-failed', error: { Error: 'RetentionSuspiciousBackups' } });
-    expect(alert.error.Cause).toMatch(/^4 backup\(s\) of database \S+ at vault look forged: 4 whose manifests' dates contradict when S3 wrote them \(first: /);
+    expect(alert.error.Cause).toMatch(/^4 backup\(s\) of database \S+ at vault look forged: 4 whose dates contradict when they were copied in \(first: /);
     expect(alert.error.Cause).toMatch(/does not fit when S3 wrote the manifest/);
     expect(alert.error.Cause).toContain('rotate the credentials that could assume the copier role');
     expect(forged.some((id) => alert.error.Cause.includes(id))).toBe(true);

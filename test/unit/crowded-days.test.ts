@@ -32,7 +32,7 @@ describe('crowded days in the vault', () => {
       { day: '2027-03-08', ids: ['e', 'f'], representative: 'e', recent: false },
     ]);
     expect(collapsed.crowded[0]!.reason).toBe(
-      "3 backups of plan nightly are dated 2027-03-15 (Europe/Berlin), and its schedule makes at most 1 a day: one may be forged (or a backup was run by hand that day); the day's backups are kept or dropped together and count once, so none can push another out",
+      "3 backups of plan nightly are dated 2027-03-15 (Europe/Berlin), and its schedule makes at most 1 a day: one may be forged (or a backup was run by hand that day, or a run was pushed past midnight); the day's backups are kept or dropped together and count once, so none can push another out",
     );
   });
 

@@ -229,6 +229,8 @@ export async function connect(databaseId: string, c: ResolvedConnection, applica
   const refused = c.requireScram ? refuseNonScramPasswords(client) : undefined;
   try {
     await client.connect();
+    // An impostor may send its ask and "authentication ok" in one packet: connect() then resolves on a dead socket.
+    if (refused?.asked) throw new Error('the server asked for a password lifeboat does not send');
   } catch (error) {
     await client.end().catch(() => undefined);
     if (refused?.asked) {

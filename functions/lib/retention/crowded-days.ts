@@ -61,7 +61,7 @@ export function collapseCrowdedDays<T extends { id: string; time: Date }>(
       day,
       ids: sorted.map((m) => m.id),
       representative: representative.id,
-      reason: `${members.length} ${options.what} of plan ${options.planId} are dated ${day} (${options.timeZone}), and its schedule makes at most ${options.maxPerDay} a day: one may be forged (or a backup was run by hand that day); the day's ${options.what} are kept or dropped together and count once, so none can push another out`,
+      reason: `${members.length} ${options.what} of plan ${options.planId} are dated ${day} (${options.timeZone}), and its schedule makes at most ${options.maxPerDay} a day: one may be forged (or a backup was run by hand that day, or a run was pushed past midnight); the day's ${options.what} are kept or dropped together and count once, so none can push another out`,
       recent: options.now.getTime() - representative.time.getTime() < CROWDED_DAY_ALERT_MS,
     });
   }

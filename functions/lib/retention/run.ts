@@ -181,6 +181,7 @@ export async function runRetentionParts(request: RetentionRequest, ctx: Retentio
         target,
         // In the vault, the copier decides which snapshots come in: a day with more than the schedule makes is contested.
         ...(request.location === 'vault' && plan.maxBackupsPerDay !== undefined ? { maxBackupsPerDay: plan.maxBackupsPerDay } : {}),
+        ...(request.location === 'vault' ? { maxCopyDelayMs: VAULT_MAX_COPY_DELAY_MS } : {}),
         provenBackupIds: proofs.snapshot,
         audit,
         prefix: settings.storage.prefix,
@@ -256,6 +257,7 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
     ...(isSkipped(dumps) ? [] : dumps.plan.unreadable.filter((u) => u.suspicious).map((u) => ({ id: u.id, error: u.error, suspicious: u.suspicious! }))),
     ...(isSkipped(dumps) ? [] : crowded(dumps.plan.crowded)),
     ...(isSkipped(snapshots) ? [] : crowded(snapshots.plan.crowded)),
+    ...(isSkipped(snapshots) ? [] : snapshots.plan.untouchable.filter((u) => u.suspicious).map((u) => ({ id: u.snapshot.id, error: u.reason, suspicious: u.suspicious! }))),
   ];
   const output: RetentionTaskOutput = {
     runId: result.runId,
@@ -298,7 +300,7 @@ export function summariseRetention(result: RetentionRunResult): RetentionTaskOut
         (['misdated', 'crowded-day'] as const)
           .map((kind) => suspicious.filter((u) => u.suspicious === kind))
           .filter((group) => group.length > 0)
-          .map((group) => `${group.length} ${group[0]!.suspicious === 'misdated' ? "whose manifests' dates contradict when S3 wrote them" : 'on days holding more copies than the plan\'s schedule makes'} (first: ${group[0]!.id}: ${shorten(group[0]!.error)})`)
+          .map((group) => `${group.length} ${group[0]!.suspicious === 'misdated' ? 'whose dates contradict when they were copied in' : 'on days holding more copies than the plan\'s schedule makes'} (first: ${group[0]!.id}: ${shorten(group[0]!.error)})`)
           .join('; ') +
         '.' +
         ` Retention did not let them push real copies out of the policy (misdated ones are left alone and not counted; a crowded day's copies are kept or dropped together and count once); ${deletedIds.length} backups were deleted, ${failures.length} deletions failed.` +

@@ -100,6 +100,8 @@ export interface ListedSnapshot {
 export interface UntouchableSnapshot {
   snapshot: ListedSnapshot;
   reason: string;
+  /** Copied in long after RDS says its original was taken: forged into a past period, or misdated. */
+  suspicious?: 'misdated';
 }
 
 export interface SnapshotInventory {
@@ -148,6 +150,8 @@ export interface PlanSnapshotPruneOptions {
    * snapshots are planned as one. @default - no limit
    */
   maxBackupsPerDay?: number;
+  /** See listRetentionSnapshots. @default - no limit */
+  maxCopyDelayMs?: number;
 }
 
 export interface ExecuteSnapshotPruneOptions {
@@ -225,6 +229,8 @@ interface RawSnapshot {
   status: string;
   type: string;
   createdAt?: Date;
+  /** When this copy was made, for a copy whose original's time RDS also reports (instance snapshots). */
+  copiedAt?: Date;
   tags?: Tag[];
 }
 
@@ -236,6 +242,7 @@ function fromInstance(s: DBSnapshot): RawSnapshot {
     status: (s.Status ?? 'unknown').toLowerCase(),
     type: s.SnapshotType ?? '',
     createdAt: s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime,
+    ...(s.OriginalSnapshotCreateTime && s.SnapshotCreateTime ? { copiedAt: s.SnapshotCreateTime } : {}),
     tags: s.TagList,
   };
 }
@@ -282,7 +289,15 @@ function selected(target: SnapshotRetentionTarget, id: string): boolean {
 }
 
 /** Lifeboat's manual snapshots of one plan and database at one location (see the module comment). */
-export async function listRetentionSnapshots(rds: RdsApi, target: SnapshotRetentionTarget, options: { pageSize?: number } = {}): Promise<SnapshotInventory> {
+export async function listRetentionSnapshots(
+  rds: RdsApi,
+  target: SnapshotRetentionTarget,
+  options: {
+    pageSize?: number;
+    /** Longest a copy may be made after its original (the vault's copies come in the same run): longer is misdated, kept and not counted. */
+    maxCopyDelayMs?: number;
+  } = {},
+): Promise<SnapshotInventory> {
   const pageSize = Math.max(20, Math.min(100, options.pageSize ?? 100));
   let raw: RawSnapshot[];
   try {
@@ -310,7 +325,13 @@ export async function listRetentionSnapshots(rds: RdsApi, target: SnapshotRetent
     const snapshot: ListedSnapshot = { kind: s.kind, id: s.id, arn: s.arn, status: s.status, backupId, ...(s.createdAt ? { createdAt: s.createdAt } : {}) };
     if (s.status !== 'available') untouchable.push({ snapshot, reason: `status "${s.status}": not a usable backup, never touched` });
     else if (!s.createdAt) untouchable.push({ snapshot, reason: 'RDS reports no creation time: kept' });
-    else snapshots.push(snapshot);
+    else if (options.maxCopyDelayMs !== undefined && s.copiedAt && s.copiedAt.getTime() - s.createdAt.getTime() > options.maxCopyDelayMs) {
+      untouchable.push({
+        snapshot,
+        suspicious: 'misdated',
+        reason: `copied in at ${s.copiedAt.toISOString()}, ${Math.round((s.copiedAt.getTime() - s.createdAt.getTime()) / 3_600_000)} h after its original was taken (${s.createdAt.toISOString()}): a copy comes in within ${Math.round(options.maxCopyDelayMs / 3_600_000)} h, so this one is forged into a past period or misdated; kept and not counted`,
+      });
+    } else snapshots.push(snapshot);
   }
   const byId = (a: UntouchableSnapshot, b: UntouchableSnapshot) => (a.snapshot.id < b.snapshot.id ? -1 : a.snapshot.id > b.snapshot.id ? 1 : 0);
   return { target, snapshots, untouchable: untouchable.sort(byId) };
@@ -323,7 +344,7 @@ export async function listRetentionSnapshots(rds: RdsApi, target: SnapshotRetent
 /** Lists and plans. Reads only. */
 export async function planSnapshotPrune(options: PlanSnapshotPruneOptions): Promise<SnapshotPrunePlan> {
   const { rds, target, policy, timeZone, now } = options;
-  const inventory = await listRetentionSnapshots(rds, target, { pageSize: options.pageSize });
+  const inventory = await listRetentionSnapshots(rds, target, { pageSize: options.pageSize, maxCopyDelayMs: options.maxCopyDelayMs });
   const proven = new Set(options.provenBackupIds ?? []);
   const dated = inventory.snapshots.map((s) => ({ id: s.id, time: s.createdAt!, snapshot: s }));
   const collapsed =

@@ -36,6 +36,21 @@ export interface VaultNames {
 
 const MAX_BUCKET_NAME = 63;
 
+/** IAM's limit on role names, which the vault derives from the deployment name. */
+const MAX_ROLE_NAME = 64;
+
+/**
+ * Config problems with the vault's derived names: the longest role name
+ * (`<name>-lifeboat-vault-break-glass`) must fit IAM's 64 characters, or the
+ * copier, retention and break-glass roles would be cut to the same name.
+ */
+export function vaultNameIssues(name: string): string[] {
+  const longest = `${name}-lifeboat-vault-break-glass`;
+  return longest.length > MAX_ROLE_NAME
+    ? [`name: at most ${MAX_ROLE_NAME - (longest.length - name.length)} characters with a vault (role names such as "${longest.slice(0, 40)}..." must fit IAM's ${MAX_ROLE_NAME})`]
+    : [];
+}
+
 function bucketName(base: string, account: string, region: string): string {
   const full = `${base}-${account}-${region}`;
   if (full.length <= MAX_BUCKET_NAME) return full;
