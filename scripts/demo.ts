@@ -387,7 +387,7 @@ async function main(): Promise<void> {
   const sfnClient = new SFNClient({ region: LOCAL_REGIONS.source, endpoint: sfn.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 
   // ----------------------------------------------------------------- backup
-  stage('backup', `plan "${PLAN}": a dump and an RDS snapshot of each database, as the 03:00 schedule starts it`);
+  stage('backup', `plan "${PLAN}": a dump and an RDS snapshot of each database, as its 03:00 run starts it (it also runs at 11:00 and 19:00)`);
   const input = backupRunInput(config, PLAN);
   const run = await step(`run the backup state machine (what \`lifeboat run backup --plan ${PLAN}\` prints)`, (s) => runWorkflow(sfn, sfnClient, 'backup', input, s.line));
   const results = backupResults(sfn, run);
@@ -460,8 +460,8 @@ async function main(): Promise<void> {
   passed(`dump (manifest last, Object Lock) and snapshot are in the vault account; restored from the vault with the vault's key alone, identical row by row`);
 
   // -------------------------------------------------------------- retention
-  stage('retention', 'three nights of backups, pruned by the plan\'s policies');
-  const newest = await step('take two more nightly backups of shop, so retention has a history', async (s) => {
+  stage('retention', 'three runs of the plan, pruned by its policies');
+  const newest = await step('take two more backups of shop (the plan\'s 11:00 and 19:00 runs), so retention has a history', async (s) => {
     let backupId = manifest.backupId;
     for (let night = 2; night <= 3; night++) {
       // Backup ids name the second a dump started, and the drill's "latest" goes by id: one backup per second.

@@ -1,19 +1,12 @@
-import { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { cloudTrailAlertRule, type CloudTrailAlertTarget } from './cloudtrail-alert-rule.ts';
 
-export interface BreakGlassWatchProps {
+export interface BreakGlassWatchProps extends CloudTrailAlertTarget {
   /** The deployment name (config `name`), for the rule's description. */
   readonly deploymentName: string;
   /** The roles that may change the vault's protections: the break-glass role and vault.adminRoleArns. */
   readonly roleArns: readonly string[];
-  /** Formats and publishes the alert (functions/alert/handler.ts accepts these events). */
-  readonly alertFunction: lambda.IFunction;
-  /** Where events go that could not be delivered (the alarm routing's queue, itself alarmed). */
-  readonly deadLetterQueue: sqs.IQueue;
 }
 
 /**
@@ -32,19 +25,17 @@ export class BreakGlassWatch extends Construct {
   constructor(scope: Construct, id: string, props: BreakGlassWatchProps) {
     super(scope, id);
     if (props.roleArns.length === 0) throw new Error('BreakGlassWatch needs at least one role ARN.');
-    this.rule = new events.Rule(this, 'AssumeRoleCalls', {
+    this.rule = cloudTrailAlertRule(this, 'AssumeRoleCalls', {
       description: `lifeboat ${props.deploymentName}: alert whenever a role that may change the vault's protections is assumed (also when refused).`,
-      eventPattern: {
-        source: ['aws.sts'],
-        detailType: ['AWS API Call via CloudTrail'],
-        detail: {
-          eventSource: ['sts.amazonaws.com'],
-          eventName: ['AssumeRole'],
-          // The role as the caller typed it, or as CloudTrail names the resource.
-          $or: [{ requestParameters: { roleArn: [...props.roleArns] } }, { resources: { ARN: [...props.roleArns] } }],
-        },
+      source: 'aws.sts',
+      detail: {
+        eventSource: ['sts.amazonaws.com'],
+        eventName: ['AssumeRole'],
+        // The role as the caller typed it, or as CloudTrail names the resource.
+        $or: [{ requestParameters: { roleArn: [...props.roleArns] } }, { resources: { ARN: [...props.roleArns] } }],
       },
-      targets: [new eventsTargets.LambdaFunction(props.alertFunction, { deadLetterQueue: props.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) })],
+      alertFunction: props.alertFunction,
+      deadLetterQueue: props.deadLetterQueue,
     });
     // CloudTrail records sts:AssumeRole as a read-only management event, which only a rule in this state receives.
     (this.rule.node.defaultChild as events.CfnRule).state = 'ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS';

@@ -1,20 +1,13 @@
-import { Duration } from 'aws-cdk-lib';
-import * as events from 'aws-cdk-lib/aws-events';
-import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as events from 'aws-cdk-lib/aws-events';
 import { Construct } from 'constructs';
+import { cloudTrailAlertRule, type CloudTrailAlertTarget } from './cloudtrail-alert-rule.ts';
 import { WATCHED_KEY_EVENTS } from '../../functions/alert/key-event.ts';
 
-export interface KeyWatchProps {
+export interface KeyWatchProps extends CloudTrailAlertTarget {
   /** The deployment name (config `name`), for the rule's description. */
   readonly deploymentName: string;
   /** The keys lifeboat's backups depend on, in this stack's account and region. */
   readonly keyArns: readonly string[];
-  /** Formats and publishes the alert (functions/alert/handler.ts accepts these events). */
-  readonly alertFunction: lambda.IFunction;
-  /** Where events go that could not be delivered (the alarm routing's queue, itself alarmed). */
-  readonly deadLetterQueue: sqs.IQueue;
 }
 
 /**
@@ -31,18 +24,12 @@ export class KeyWatch extends Construct {
   constructor(scope: Construct, id: string, props: KeyWatchProps) {
     super(scope, id);
     if (props.keyArns.length === 0) throw new Error('KeyWatch needs at least one key ARN.');
-    this.rule = new events.Rule(this, 'KeyCalls', {
+    this.rule = cloudTrailAlertRule(this, 'KeyCalls', {
       description: `lifeboat ${props.deploymentName}: alert on ScheduleKeyDeletion, DisableKey, PutKeyPolicy and other calls that can make backups unreadable, on the keys they depend on (also when refused).`,
-      eventPattern: {
-        source: ['aws.kms'],
-        detailType: ['AWS API Call via CloudTrail'],
-        detail: {
-          eventSource: ['kms.amazonaws.com'],
-          eventName: [...WATCHED_KEY_EVENTS],
-          resources: { ARN: [...props.keyArns] },
-        },
-      },
-      targets: [new eventsTargets.LambdaFunction(props.alertFunction, { deadLetterQueue: props.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) })],
+      source: 'aws.kms',
+      detail: { eventSource: ['kms.amazonaws.com'], eventName: [...WATCHED_KEY_EVENTS], resources: { ARN: [...props.keyArns] } },
+      alertFunction: props.alertFunction,
+      deadLetterQueue: props.deadLetterQueue,
     });
   }
 }

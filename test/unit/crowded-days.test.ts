@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { collapseCrowdedDays, membersOfDay } from '../../functions/lib/retention/crowded-days.ts';
 import { localDate, planRetention } from '../../functions/lib/retention/planner.ts';
+import { policyArb } from './retention-arbitraries.ts';
 import type { RetentionPolicy } from '../../functions/lib/config/schema.ts';
 
 const NOW = new Date('2027-03-15T12:00:00Z');
@@ -37,16 +38,6 @@ describe('crowded days in the vault', () => {
   });
 
   it('never lets copies added to the days of real copies push out a real copy the policy would have kept without them (any policy, any such forgeries)', () => {
-    const policyArb = fc
-      .record({
-        keepLast: fc.integer({ min: 0, max: 5 }),
-        daily: fc.integer({ min: 0, max: 7 }),
-        weekly: fc.integer({ min: 0, max: 4 }),
-        monthly: fc.integer({ min: 0, max: 3 }),
-        yearly: fc.integer({ min: 0, max: 1 }),
-        minAgeDays: fc.integer({ min: 0, max: 3 }),
-      })
-      .filter((p) => p.keepLast + p.daily + p.weekly + p.monthly + p.yearly > 0);
     fc.assert(
       fc.property(
         policyArb,

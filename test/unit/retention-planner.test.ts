@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { policyArb } from './retention-arbitraries.ts';
 import { describe, expect, it } from 'vitest';
 import type { RetentionPolicy } from '../../functions/lib/config/schema.ts';
 import { RetentionInputError } from '../../functions/lib/retention/errors.ts';
@@ -125,16 +126,7 @@ const ZONES = [
   'Etc/GMT+12', // -12, no DST
 ];
 
-const policyArb: fc.Arbitrary<RetentionPolicy> = fc
-  .record({
-    keepLast: fc.integer({ min: 0, max: 5 }),
-    daily: fc.integer({ min: 0, max: 6 }),
-    weekly: fc.integer({ min: 0, max: 5 }),
-    monthly: fc.integer({ min: 0, max: 4 }),
-    yearly: fc.integer({ min: 0, max: 3 }),
-    minAgeDays: fc.integer({ min: 0, max: 3 }),
-  })
-  .filter((p) => p.keepLast + p.daily + p.weekly + p.monthly + p.yearly > 0);
+
 
 /** A scenario: `now`, a time zone, and backups (unique ids) around `now`. */
 const scenarioArb = fc
