@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { LifeboatError, ConfigError } from '../functions/lib/errors.ts';
+import { LifeboatError, ConfigError, InterruptedError } from '../functions/lib/errors.ts';
 import { redact } from '../functions/lib/redact.ts';
 import { backupCommand, backupUsage } from './commands/backup.ts';
 import { drillCommand, drillUsage } from './commands/drill.ts';
@@ -14,7 +14,12 @@ export interface CommandResult {
   text: string;
 }
 
-type Command = (flags: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<CommandResult>;
+/** What every command gets besides its flags: a signal that fires on SIGINT/SIGTERM (clean up, then reject). */
+export interface CommandContext {
+  signal: AbortSignal;
+}
+
+type Command = (flags: Record<string, string | boolean | undefined>, positionals: string[], context: CommandContext) => Promise<CommandResult>;
 
 const commands: Record<string, { run: Command; usage: string }> = {
   backup: { run: backupCommand, usage: backupUsage },
@@ -71,8 +76,18 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     (command || parsed.values.help ? out : err).write(`${command ? command.usage : usage()}\n`);
     return command || parsed.values.help ? 0 : 2;
   }
+  // Ctrl-C or a SIGTERM aborts the command, which cleans up what it made (plaintext, a created database) and
+  // fails with InterruptedError; a second signal exits at once.
+  const interrupt = new AbortController();
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => {
+    if (interrupt.signal.aborted) process.exit(signal === 'SIGINT' ? 130 : 143);
+    interrupt.abort(new InterruptedError(signal));
+  };
+  const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
+  process.on('SIGINT', handlers.SIGINT);
+  process.on('SIGTERM', handlers.SIGTERM);
   try {
-    const result = await command.run(parsed.values, parsed.positionals.slice(1));
+    const result = await command.run(parsed.values, parsed.positionals.slice(1), { signal: interrupt.signal });
     out.write(parsed.values.json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     return 0;
   } catch (error) {
@@ -84,7 +99,11 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     }
     const kind = e instanceof LifeboatError ? e.name : 'Error';
     err.write(`lifeboat ${name}: ${kind}: ${redact(e.message, process.env.PGPASSWORD ? [process.env.PGPASSWORD] : [])}\n`);
+    if (e instanceof InterruptedError) return e.signal === 'SIGINT' ? 130 : 143;
     return e instanceof ConfigError ? 2 : 1;
+  } finally {
+    process.off('SIGINT', handlers.SIGINT);
+    process.off('SIGTERM', handlers.SIGTERM);
   }
 }
 

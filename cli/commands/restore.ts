@@ -3,10 +3,11 @@ import { ConfigError } from '../../functions/lib/errors.ts';
 import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
 import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
+import { removeAbandonedStaging } from '../../functions/lib/restore/staging.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
 import { cliClients, loadCliConfig, requireFlag, storageLocation } from '../context.ts';
 import { createProgress, formatBytes, formatDuration } from '../progress.ts';
-import type { CommandResult } from '../main.ts';
+import type { CommandContext, CommandResult } from '../main.ts';
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -72,7 +73,9 @@ export function parseTarget(uri: string, registry: SecretRegistry): ResolvedConn
   };
 }
 
-export async function restoreCommand(flags: Flags): Promise<CommandResult> {
+export async function restoreCommand(flags: Flags, _positionals: string[] = [], context?: CommandContext): Promise<CommandResult> {
+  // Plaintext left by a restore that was killed outright (SIGKILL, power loss) goes first.
+  for (const path of removeAbandonedStaging()) process.stderr.write(`lifeboat restore: removed ${path}, the decrypted staging of a restore that was killed\n`);
   const registry = new SecretRegistry();
   const target = parseTarget(requireFlag(flags.target as string | undefined, 'target'), registry);
   const { clients, storage, manifest } = await selectManifest(flags);
@@ -80,7 +83,7 @@ export async function restoreCommand(flags: Flags): Promise<CommandResult> {
   const result = await restoreBackup(
     manifest,
     target,
-    { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes) },
+    { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes), signal: context?.signal },
     { createDatabase: Boolean(flags.create), jobs: flags.jobs ? Number(flags.jobs) : 1, bucket: storage.bucket, onMismatch: flags['drop-on-mismatch'] ? 'drop' : 'rename' },
   );
   progress.finish(`download ${manifest.backupId}: ${formatBytes(result.fetch.storedBytes)} verified and decrypted`);

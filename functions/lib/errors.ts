@@ -142,3 +142,10 @@ export class DeploymentConfigError extends LifeboatError {}
 
 /** An execution named a database, plan or drill the deployed config does not have. */
 export class UnknownTargetError extends LifeboatError {}
+
+/** The operator interrupted the work (SIGINT, SIGTERM); what it had created was cleaned up. */
+export class InterruptedError extends LifeboatError {
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(`Interrupted by ${signal}.`, { nextStep: 'nothing half-done was kept (staging files deleted, a database the restore created dropped); run the command again when ready.' });
+  }
+}

@@ -12,6 +12,8 @@ export interface FetchDeps {
   s3: S3Client;
   kms: KMS;
   onProgress?: (p: { storedBytes: number; totalBytes: number }) => void;
+  /** Stops the download (and the decryption) at once. */
+  signal?: AbortSignal;
 }
 
 export async function readManifest(s3: S3Client, bucket: string, key: string): Promise<Manifest> {
@@ -77,8 +79,9 @@ export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: 
   const decrypt = createDecryptStream(deps.kms, [manifest.encryption.kmsKeyArn, ...(manifest.encryption.recoveryKmsKeyArns ?? [])], manifest.encryption.encryptionContext);
   let streamError: unknown;
   try {
-    await pipeline(body, hasher, decrypt, counter, sink);
+    await pipeline(body, hasher, decrypt, counter, sink, { signal: deps.signal });
   } catch (error) {
+    if (deps.signal?.aborted) throw deps.signal.reason;
     streamError = error;
   }
   // A flipped byte shows up as a decryption failure mid-stream; the checksum

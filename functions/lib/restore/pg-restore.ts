@@ -16,8 +16,13 @@ export async function runPgRestore(
   what: string,
   registry: SecretRegistry,
   stdinFrom?: (stdin: Writable) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<PgRestoreRun> {
   const child = spawn(path, args, { env, stdio: [stdinFrom ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  // Interrupted: pg_restore stops now (the caller drops what it created).
+  const stop = () => child.kill('SIGTERM');
+  signal?.addEventListener('abort', stop, { once: true });
+  child.once('close', () => signal?.removeEventListener('abort', stop));
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (t: string) => {

@@ -1,5 +1,4 @@
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { KMS } from '@aws-sdk/client-kms';
@@ -12,6 +11,7 @@ import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/t
 import { redactError, SecretRegistry } from '../redact.ts';
 import { compareInventories, type ComparisonCheck } from './compare.ts';
 import { fetchAndDecrypt, type FetchResult } from './fetch.ts';
+import { createStagingDir } from './staging.ts';
 import { forgivingStdinSink, runPgRestore } from './pg-restore.ts';
 
 export interface RestoreDeps {
@@ -23,6 +23,12 @@ export interface RestoreDeps {
   /** Where the decrypted archive is staged (it must be seekable for -j). @default os.tmpdir() */
   workDir?: string;
   onProgress?: (p: { storedBytes: number; totalBytes: number }) => void;
+  /**
+   * Aborts the restore (the CLI's SIGINT/SIGTERM): the download and pg_restore
+   * stop, the staging directory is deleted and a database this restore created
+   * is dropped, then the restore rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RestoreOptions {
@@ -229,17 +235,20 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
   const chosen = await restoreClientFor(archiveOf(manifest), { ...server, where: `${target.database} on ${target.host}:${target.port}` }, { path: deps.pgRestorePath });
   const restoreTool = describeClient(manifest, chosen, server.version);
 
-  const stagingDir = mkdtempSync(join(deps.workDir ?? tmpdir(), 'lifeboat-restore-'));
+  deps.signal?.throwIfAborted();
+  const stagingDir = createStagingDir(deps.workDir);
   const archive = join(stagingDir, 'dump.pgc');
   let created = false;
   try {
     const fetched = await fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
+    deps.signal?.throwIfAborted();
     const downloaded = Date.now();
 
     created = await assertEmptyOrCreate(manifest.database.id, target, options.createDatabase ?? false);
     const jobs = Math.max(1, options.jobs ?? 1);
     const args = ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${target.database}`, ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), archive];
-    await runPgRestore(chosen.path, args, libpqEnv(target, 'lifeboat-pg_restore'), `${what} (pg_restore ${chosen.version})`, registry);
+    await runPgRestore(chosen.path, args, libpqEnv(target, 'lifeboat-pg_restore'), `${what} (pg_restore ${chosen.version})`, registry, undefined, deps.signal);
+    deps.signal?.throwIfAborted();
     const restored = Date.now();
 
     const checks = await verifyRestoredDatabase(manifest, target);
@@ -268,8 +277,9 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
     };
   } catch (error) {
+    rmSync(stagingDir, { recursive: true, force: true });
     if (created) await dropDatabase(manifest.database.id, target).catch(() => undefined);
-    throw error;
+    throw deps.signal?.aborted ? deps.signal.reason : error;
   } finally {
     rmSync(stagingDir, { recursive: true, force: true });
   }
