@@ -143,6 +143,36 @@ describe('a dump that fails is never stored as a backup', () => {
     await assertNothingStored(bucket);
   });
 
+  it('the connection holding the snapshot is terminated midway: the upload stops at once, naming that connection, nothing stored', async () => {
+    // Prepare
+    const bucket = await createTestBucket();
+    const { s3, calls } = countingS3();
+    let terminated = false;
+    let storedAtTermination = 0;
+    let storedAtEnd = 0;
+
+    // Act: once the upload is under way, an administrator ends the lifeboat-snapshot session.
+    const error = await failure(request(bucket), {
+      s3,
+      onProgress: (p) => {
+        storedAtEnd = p.storedBytes;
+        if (!terminated && p.storedBytes > 4 * 1024 * 1024) {
+          terminated = true;
+          storedAtTermination = p.storedBytes;
+          void withClient('postgres', (c) => c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lifeboat-snapshot' AND datname = $1`, [db.name]));
+        }
+      },
+    });
+
+    // Assess: stopped well before the end of the ~35 MB dump, never completed, and the message says which connection.
+    expect(terminated).toBe(true);
+    expect(error).toBeInstanceOf(DumpFailedError);
+    expect(error.message).toMatch(/The connection that holds the dump's snapshot of database "events-db" .*\(application lifeboat-snapshot, server process \d+\) was lost midway: .*terminating connection due to administrator command.*The upload was stopped at once; nothing was stored\./s);
+    expect(calls.get('CompleteMultipartUploadCommand')).toBeUndefined();
+    expect(storedAtEnd - storedAtTermination).toBeLessThan(20 * 1024 * 1024);
+    await assertNothingStored(bucket);
+  });
+
   it('non-zero pg_dump exit (lock wait timeout): fails with pg_dump stderr and stores nothing', async () => {
     const bucket = await createTestBucket();
     const locker = await adminClient(db.name);

@@ -205,8 +205,22 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
     const databaseState = await readDatabaseState(client);
     // Exact counts scan every table: run them beside pg_dump, in the same snapshot.
     const inventoryPromise = countRows(client, exclude).then((tables): Inventory => ({ tables, sequences, ...catalog }));
-    // Settled later; this keeps an early rejection from being reported as unhandled.
-    inventoryPromise.catch(() => undefined);
+    // The row counts, and the snapshot pg_dump imports, live on this connection: if it dies midway, the upload
+    // stops at once, naming it, instead of storing the whole dump and failing vaguely at the end.
+    const snapshotLost = new AbortController();
+    const backendPid = (client as unknown as { processID?: number }).processID;
+    const lose = (why: string) => {
+      if (snapshotLost.signal.aborted) return;
+      snapshotLost.abort(
+        new DumpFailedError(`The connection that holds the dump's snapshot of ${where} (application lifeboat-snapshot, server process ${backendPid ?? 'unknown'}) was lost midway: ${why}. The upload was stopped at once; nothing was stored.`, {
+          nextStep: 'find out what ended that connection (pg_terminate_backend, idle_in_transaction_session_timeout, a failover, a network drop) and rerun the backup.',
+        }),
+      );
+    };
+    client.on('error', (error: Error) => lose(error.message));
+    client.on('end', () => lose('the server closed it'));
+    // Settled later; this keeps an early rejection from being reported as unhandled, and stops the upload.
+    inventoryPromise.catch((error: unknown) => lose(`reading the row counts failed: ${(error as Error).message}`));
 
     const args = [
       '--format=custom',
@@ -233,6 +247,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
       maxBytes: plan.maxBytes,
       estimatedBytes: snapshot.sizeBytes,
       registry,
+      signal: snapshotLost.signal,
     });
 
     let inventory: Inventory;
@@ -351,6 +366,8 @@ interface StreamJob {
   maxBytes: number;
   estimatedBytes: number;
   registry: SecretRegistry;
+  /** Aborts the upload at once with the signal's reason (the snapshot connection was lost). */
+  signal?: AbortSignal;
 }
 
 async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; storedBytes: number; sha256: string; versionId?: string }> {
@@ -475,6 +492,13 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
     leavePartsOnError: false,
   });
 
+  // The snapshot connection died: nothing this upload holds can be committed, so stop it now.
+  const onAbort = () => {
+    fail(job.signal!.reason);
+    void upload.abort();
+  };
+  if (job.signal?.aborted) onAbort();
+  else job.signal?.addEventListener('abort', onAbort, { once: true });
   let versionId: string | undefined;
   try {
     const result = await upload.done();
@@ -482,6 +506,7 @@ async function streamDumpToS3(job: StreamJob): Promise<{ rawBytes: number; store
   } catch (error) {
     fail(classifyS3Error(error, 'uploading the dump', job.bucket, job.key) ?? error);
   }
+  job.signal?.removeEventListener('abort', onAbort);
   if (failure === undefined && consumerStopped !== undefined) fail(consumerStopped);
   if (failure !== undefined) {
     // Stop pg_dump if S3 gave up first, so it doesn't block on a full pipe.
