@@ -105,6 +105,28 @@ describe('restore', () => {
     expect(rows).toEqual({ n: 2000, s: '3001500.0000' });
   });
 
+  it('checks before downloading anything: the database to create is new, the server has the extensions, the staging has room', async () => {
+    // Prepare: an S3 client that counts reads of the backup.
+    const { s3 } = testClients();
+    let reads = 0;
+    s3.middlewareStack.add((next, context) => async (args) => (context.commandName === 'GetObjectCommand' && reads++, next(args)), { step: 'initialize', name: 'countReads' });
+    const counted = { ...deps, s3 };
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const fresh = () => `lbpre_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+
+    // Act
+    const exists = await restoreBackup(manifest, target(source.name), counted, { createDatabase: true }).catch((e: Error) => e);
+    const extension = await restoreBackup({ ...manifest, inventory: { ...manifest.inventory, extensions: ['no_such_extension'] } }, target(fresh()), counted, { createDatabase: true }).catch((e: Error) => e);
+    const room = await restoreBackup({ ...manifest, object: { ...manifest.object, rawBytes: 2 ** 52 } }, target(fresh()), counted, { createDatabase: true }).catch((e: Error) => e);
+
+    // Assess
+    expect([exists, extension, room].map((e) => (e as Error).name)).toEqual(['RestoreFailedError', 'RestoreFailedError', 'RestoreFailedError']);
+    expect((exists as Error).message).toMatch(new RegExp(`Target database "${source.name}" .* already exists; nothing was downloaded`));
+    expect((extension as Error).message).toMatch(/does not offer the extension\(s\) no_such_extension, which backup \S+ uses; nothing was downloaded/);
+    expect((room as Error).message).toMatch(/needs \d+ bytes in .*, which has \d+ free; nothing was downloaded.*Next step: point TMPDIR/);
+    expect(reads).toBe(0);
+  });
+
   it('refuses to restore into a database that already holds tables', async () => {
     const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
     const error = await restoreBackup(manifest, target(source.name), deps).catch((e: unknown) => e);

@@ -1,4 +1,5 @@
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { KMS } from '@aws-sdk/client-kms';
@@ -170,6 +171,57 @@ function describeClient(manifest: Manifest, chosen: ChosenClient, targetServerVe
   };
 }
 
+/** Room the staging needs beyond the archive itself. */
+const STAGING_HEADROOM_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Checks before any download: the database to create does not exist yet (or
+ * the target is empty), the server offers every extension the backup uses,
+ * and the staging area has room for the decrypted archive.
+ */
+async function preflight(manifest: Manifest, target: ResolvedConnection, create: boolean, stagingParent: string): Promise<void> {
+  const where = `${target.database} on ${target.host}:${target.port}`;
+  const client = await connect(manifest.database.id, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
+  try {
+    if (create) {
+      const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
+      if (exists.rowCount) {
+        throw new RestoreFailedError(`Target database "${target.database}" on ${target.host}:${target.port} already exists; nothing was downloaded.`, {
+          nextStep: 'restore into a new database name, or drop that database first if it is truly disposable.',
+        });
+      }
+    } else {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+      );
+      if (Number(rows[0]!.n) > 0) {
+        throw new RestoreFailedError(`Target ${describeTarget(manifest.database.id, target)} is not empty (${rows[0]!.n} relations); lifeboat restores only into empty databases. Nothing was downloaded.`, {
+          nextStep: 'restore into a new database (--create) and switch over once it is verified.',
+        });
+      }
+    }
+    const wanted = manifest.inventory.extensions;
+    const { rows: available } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions WHERE name = ANY($1)', [wanted]);
+    const missing = wanted.filter((e) => !available.some((a) => a.name === e));
+    if (missing.length > 0) {
+      throw new RestoreFailedError(`The server of ${where} does not offer the extension(s) ${missing.join(', ')}, which backup ${manifest.backupId} uses; nothing was downloaded.`, {
+        nextStep: 'install them on that server (on RDS: a supported engine version and, for some, shared_preload_libraries in the parameter group), or restore to a server that has them.',
+      });
+    }
+  } finally {
+    await client.end();
+  }
+  const needed = manifest.object.rawBytes + STAGING_HEADROOM_BYTES;
+  const stats = statfsSync(stagingParent);
+  const free = stats.bavail * stats.bsize;
+  if (free < needed) {
+    throw new RestoreFailedError(`The decrypted archive of backup ${manifest.backupId} needs ${needed} bytes in ${stagingParent}, which has ${free} free; nothing was downloaded.`, {
+      nextStep: 'point TMPDIR (the CLI) or workDir at a disk with room, or free space there.',
+    });
+  }
+}
+
 /** The target's PostgreSQL version, read before anything is downloaded (to choose pg_restore). */
 async function targetServerVersion(databaseId: string, target: ResolvedConnection, create: boolean): Promise<{ versionNum: number; version: string }> {
   const client = await connect(databaseId, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
@@ -235,6 +287,8 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
   const chosen = await restoreClientFor(archiveOf(manifest), { ...server, where: `${target.database} on ${target.host}:${target.port}` }, { path: deps.pgRestorePath });
   const restoreTool = describeClient(manifest, chosen, server.version);
 
+  // Everything that can be known before a byte is downloaded: the target as it must be, the extensions, the room.
+  await preflight(manifest, target, options.createDatabase ?? false, deps.workDir ?? tmpdir());
   deps.signal?.throwIfAborted();
   const stagingDir = createStagingDir(deps.workDir);
   const archive = join(stagingDir, 'dump.pgc');
