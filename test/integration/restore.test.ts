@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runDumpBackup, type DumpBackupResult } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
-import { BackupNotFoundError, ChecksumMismatchError, DecryptionError, ManifestMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
+import { BackupNotFoundError, ChecksumMismatchError, DatabaseConnectionError, DecryptionError, ManifestMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
 import { findBackup } from '../../functions/lib/backup/catalog.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
 import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
@@ -125,6 +125,18 @@ describe('restore', () => {
     expect((extension as Error).message).toMatch(/does not offer the extension\(s\) no_such_extension, which backup \S+ uses; nothing was downloaded/);
     expect((room as Error).message).toMatch(/needs \d+ bytes in .*, which has \d+ free; nothing was downloaded.*Next step: point TMPDIR/);
     expect(reads).toBe(0);
+  });
+
+  it('says what to fix on the target side when the target refuses the password, never "rerun the backup"', async () => {
+    // Act
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const error = await restoreBackup(manifest, { ...target(`lbwrongpw_${Date.now()}`), password: 'not-the-password' }, deps, { createDatabase: true }).catch((e: Error) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(DatabaseConnectionError);
+    expect((error as DatabaseConnectionError).nextStep).toBe('the target rejected the password or user: check the user in --target and PGPASSWORD (lifeboat never takes a password from the command line).');
+    expect((error as Error).message).not.toContain('rerun the backup');
+    expect((error as Error).message).not.toContain('not-the-password');
   });
 
   it('refuses to restore into a database that already holds tables', async () => {

@@ -122,12 +122,25 @@ function aggregatedKmsError(error: unknown): { name: string; message: string } |
   return { name: found[0]!.name, message: found.map((f) => `${f.name}: ${f.message}`).join('; ') };
 }
 
+/** Every key that was tried refused the ciphertext itself (not the caller, not the key's state). */
+function isOnlyInvalidCiphertext(aws: { name: string; message: string }): boolean {
+  const names = [aws.name, ...[...aws.message.matchAll(/\b([A-Z][A-Za-z]+(?:Exception|Error)):/g)].map((m) => m[1]!)];
+  return names.every((n) => n === 'InvalidCiphertextException');
+}
+
 /** Turns a KMS failure seen by the Encryption SDK into a clear, named error, or undefined. */
 export function classifyKmsError(error: unknown, what: string, keyArn: string): Error | undefined {
   if (error instanceof EncryptionKeyError || error instanceof DecryptionError) return error;
   const aws = awsErrorIn(error) ?? aggregatedKmsError(error);
   if (aws && (aws.name === 'ThrottlingException' || aws.name === 'LimitExceededException')) {
     return new ThrottledError(`KMS throttled ${what} with key ${keyArn}: ${aws.message}`, { cause: error });
+  }
+  // KMS could use the key but not the ciphertext: the wrapped data key in the object's header is damaged.
+  if (aws && isOnlyInvalidCiphertext(aws)) {
+    return new DecryptionError(`KMS could not unwrap the data key of ${what.replace(/^to (decrypt|generate|encrypt) /, '')} with key ${keyArn}: ${aws.name}: ${aws.message}`, {
+      cause: error,
+      nextStep: 'the encrypted data key in the object\'s header is corrupt (the key itself answered): the object or its header is damaged; restore from another backup or the vault copy.',
+    });
   }
   if (aws && (KEY_ERRORS.has(aws.name) || /kms/i.test(aws.message))) {
     const hint =

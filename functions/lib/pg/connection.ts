@@ -197,21 +197,39 @@ export function isTlsTrustFailure(error: unknown): boolean {
 }
 
 /** Classifies a pg connection failure into a clear, redacted message. */
-export function connectionFailure(databaseId: string, c: ResolvedConnection, error: unknown): DatabaseConnectionError {
+/**
+ * A connection failure with the next step for the side it is on: the backed-up
+ * database (credentials from its secret, "rerun the backup") or a restore
+ * target (credentials from --target and PGPASSWORD).
+ */
+export function connectionFailure(databaseId: string, c: ResolvedConnection, error: unknown, side: 'source' | 'target' = 'source'): DatabaseConnectionError {
   const e = error as { code?: string; message?: string };
   const where = describeTarget(databaseId, c);
   const detail = e.message ?? String(error);
-  let nextStep = 'check that the database is reachable from the backup runner and the credentials are current.';
+  const target = side === 'target';
+  let nextStep = target
+    ? 'check that the restore target is reachable from here and that --target and PGPASSWORD are right.'
+    : 'check that the database is reachable from the backup runner and the credentials are current.';
   if (e.code && TLS_TRUST_CODES.has(e.code)) {
     nextStep =
       `the server's TLS certificate was not trusted (sslMode ${c.sslMode}): check that PGSSLROOTCERT (${c.sslRootCert ?? 'not set: the system CA store'}) holds the CA that signed it ` +
       '(the runner image ships the RDS CA bundle) and that the host name is the one in the certificate. Do not lower sslMode to get past it.';
-  } else if (e.code === '28P01' || e.code === '28000') nextStep = 'the password or user was rejected: rotate or fix the secret, then rerun the backup.';
-  else if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'ETIMEDOUT' || e.code === 'EHOSTUNREACH' || /timeout/i.test(detail)) {
-    nextStep = 'the host did not accept connections: check the host, port, security groups and that the database is running.';
-  } else if (e.code === '3D000') nextStep = 'the database name does not exist on that server: fix connection.database.';
+  } else if (e.code === '28P01' || e.code === '28000') {
+    nextStep = target
+      ? 'the target rejected the password or user: check the user in --target and PGPASSWORD (lifeboat never takes a password from the command line).'
+      : 'the password or user was rejected: rotate or fix the secret, then rerun the backup.';
+  } else if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'ETIMEDOUT' || e.code === 'EHOSTUNREACH' || /timeout/i.test(detail)) {
+    nextStep = target
+      ? "the target did not accept connections: check --target's host and port, its security groups, and that the server is running."
+      : 'the host did not accept connections: check the host, port, security groups and that the database is running.';
+  } else if (e.code === '3D000') {
+    nextStep = target ? 'the target database does not exist: add --create to make it, or fix the name in --target.' : 'the database name does not exist on that server: fix connection.database.';
+  }
   return new DatabaseConnectionError(`Cannot connect to ${where}: ${detail}`, { cause: error, nextStep });
 }
+
+/** The application names of connections to a restore target (restore, verification), as opposed to a backed-up database. */
+const TARGET_APPLICATION = /^lifeboat-(restore|verify)/;
 
 export async function connect(databaseId: string, c: ResolvedConnection, applicationName = 'lifeboat'): Promise<pg.Client> {
   const client = new pg.Client({
@@ -243,7 +261,7 @@ export async function connect(databaseId: string, c: ResolvedConnection, applica
         },
       );
     }
-    throw connectionFailure(databaseId, c, error);
+    throw connectionFailure(databaseId, c, error, TARGET_APPLICATION.test(applicationName) ? 'target' : 'source');
   }
   return client;
 }
