@@ -54,6 +54,7 @@ const options = {
   'dry-run': { type: 'boolean' },
   execute: { type: 'boolean' },
   'drop-on-mismatch': { type: 'boolean' },
+  uncommitted: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

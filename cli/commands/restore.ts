@@ -1,4 +1,4 @@
-import { findBackup, listBackupIds } from '../../functions/lib/backup/catalog.ts';
+import { findBackup, listBackups } from '../../functions/lib/backup/catalog.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
@@ -18,8 +18,8 @@ export const restoreUsage = `lifeboat restore (--database <id> [--backup <id>|la
   Verifies, decrypts and restores a backup into an EMPTY database, then compares it with the manifest.
   A created database that does not match is kept as <dbname>_unverified (--drop-on-mismatch drops it).
   The target password comes from PGPASSWORD, never from the command line.`;
-export const backupsUsage = `lifeboat backups --database <id> [--bucket <name>] [--prefix <p>] [--json]
-  Lists the backup ids of a database, newest first.`;
+export const backupsUsage = `lifeboat backups --database <id> [--uncommitted] [--bucket <name>] [--prefix <p>] [--json]
+  Lists the committed backups of a database, newest first (--uncommitted also lists failed or running dumps, with their age).`;
 
 async function selectManifest(flags: Flags) {
   const config = loadCliConfig(flags.config as string | undefined);
@@ -106,6 +106,17 @@ export async function backupsCommand(flags: Flags): Promise<CommandResult> {
   const config = loadCliConfig(flags.config as string | undefined);
   const storage = storageLocation(flags as never, config);
   const databaseId = requireFlag(flags.database as string | undefined, 'database');
-  const ids = await listBackupIds(cliClients().s3, storage.bucket, storage.prefix, databaseId);
-  return { json: { databaseId, backups: ids }, text: ids.length ? ids.join('\n') : `no backups of ${databaseId} in s3://${storage.bucket}/${storage.prefix}` };
+  const listing = await listBackups(cliClients().s3, storage.bucket, storage.prefix, databaseId);
+  const ids = listing.committed.map((c) => c.backupId);
+  // Directories without a manifest (failed or running dumps) only when asked for, with their age.
+  const uncommitted = flags.uncommitted ? listing.uncommitted : [];
+  const age = (at?: Date) => (at ? `last written ${formatDuration(Date.now() - at.getTime())} ago` : 'no write time');
+  const lines = [
+    ...(ids.length ? ids : [`no committed backups of ${databaseId} in s3://${storage.bucket}/${storage.prefix}`]),
+    ...uncommitted.map((u) => `${u.backupId}  UNCOMMITTED: ${u.objects} object(s) and no manifest, ${age(u.lastWrite)} (a failed or running dump, not a backup; retention removes it)`),
+  ];
+  return {
+    json: { databaseId, backups: ids, ...(flags.uncommitted ? { uncommitted: uncommitted.map((u) => ({ backupId: u.backupId, objects: u.objects, lastWrite: u.lastWrite?.toISOString() })) } : {}) },
+    text: lines.join('\n'),
+  };
 }

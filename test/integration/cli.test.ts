@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
-import { createTestBucket, createTestKey } from '../harness/aws.ts';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { createTestBucket, createTestKey, testClients } from '../harness/aws.ts';
 import { lifeboat } from '../harness/cli.ts';
 
 const SENTINEL = 'S3NTINEL-cli-pass-42ab';
@@ -50,7 +51,11 @@ describe('lifeboat CLI', () => {
   it('backs up, lists, verifies and restores, printing structured results and never the password', async () => {
     // Act
     const backup = await lifeboat(['backup', '--config', configPath, '--database', 'notes', '--json'], { NOTES_DB_PASSWORD: SENTINEL });
+    // A newer directory without a manifest (a dump that died before committing): never listed or chosen as a backup.
+    const leftover = '20991231T000000Z-dead00';
+    await testClients().s3.send(new PutObjectCommand({ Bucket: bucket, Key: `backups/notes/${leftover}/dump.enc`, Body: 'partial' }));
     const listed = await lifeboat(['backups', '--config', configPath, '--database', 'notes', '--json']);
+    const listedAll = await lifeboat(['backups', '--config', configPath, '--database', 'notes', '--uncommitted']);
     const verify = await lifeboat(['verify', '--config', configPath, '--database', 'notes']);
     const s = pgServer();
     const restore = await lifeboat(['restore', '--config', configPath, '--database', 'notes', '--target', `postgres://lifeboat_cli@${s.host}:${s.port}/${restoredName}?sslmode=disable`, '--create'], {
@@ -61,7 +66,11 @@ describe('lifeboat CLI', () => {
     expect(backup.code, backup.stderr).toBe(0);
     const result = JSON.parse(backup.stdout);
     expect(result).toMatchObject({ databaseId: 'notes', bucket });
-    expect(JSON.parse(listed.stdout).backups).toEqual([result.backupId]);
+    expect(JSON.parse(listed.stdout)).toEqual({ databaseId: 'notes', backups: [result.backupId] });
+    expect(listedAll.stdout.trim().split('\n')).toEqual([
+      result.backupId,
+      expect.stringMatching(new RegExp(`^${leftover}  UNCOMMITTED: 1 object\\(s\\) and no manifest, last written \\S+ ago \\(a failed or running dump, not a backup; retention removes it\\)$`)),
+    ]);
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/ok\s+sha256/);
     expect(verify.stdout).toMatch(/ok\s+pg_restore --list/);

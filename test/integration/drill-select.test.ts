@@ -47,9 +47,9 @@ afterAll(async () => {
 });
 
 describe('drill backup selection', () => {
-  it('picks the newest committed dump, skipping one without a manifest', async () => {
+  it('picks the newest committed dump; one without a manifest is not even a candidate', async () => {
     const chosen = await selectBackup(request(), deps());
-    expect(chosen).toMatchObject({ choice: 'latest', candidates: 4, backup: { kind: 'dump', backupId: ids.yesterday, manifestKey: `backups/orders/${ids.yesterday}/manifest.json` } });
+    expect(chosen).toMatchObject({ choice: 'latest', candidates: 3, backup: { kind: 'dump', backupId: ids.yesterday, manifestKey: `backups/orders/${ids.yesterday}/manifest.json` } });
     expect(chosen.newestConsistentAt).toBe(chosen.backup.consistentAt);
   });
 
