@@ -21,11 +21,12 @@ export interface CommandContext {
 
 type Command = (flags: Record<string, string | boolean | undefined>, positionals: string[], context: CommandContext) => Promise<CommandResult>;
 
-const commands: Record<string, { run: Command; usage: string }> = {
+/** `interruptible`: the command cleans up on SIGINT/SIGTERM itself; the others keep Node's default (exit at once). */
+const commands: Record<string, { run: Command; usage: string; interruptible?: boolean }> = {
   backup: { run: backupCommand, usage: backupUsage },
   backups: { run: backupsCommand, usage: backupsUsage },
   verify: { run: verifyCommand, usage: verifyUsage },
-  restore: { run: restoreCommand, usage: restoreUsage },
+  restore: { run: restoreCommand, usage: restoreUsage, interruptible: true },
   run: { run: runCommand, usage: runUsage },
   status: { run: statusCommand, usage: statusUsage },
   drill: { run: drillCommand, usage: drillUsage },
@@ -85,8 +86,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     interrupt.abort(new InterruptedError(signal));
   };
   const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
-  process.on('SIGINT', handlers.SIGINT);
-  process.on('SIGTERM', handlers.SIGTERM);
+  if (command.interruptible) {
+    process.on('SIGINT', handlers.SIGINT);
+    process.on('SIGTERM', handlers.SIGTERM);
+  }
   try {
     const result = await command.run(parsed.values, parsed.positionals.slice(1), { signal: interrupt.signal });
     out.write(parsed.values.json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
