@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { collapseCrowdedDays, membersOfDay } from '../../functions/lib/retention/crowded-days.ts';
+import { collapseCrowdedDays, decideForEachCopy } from '../../functions/lib/retention/crowded-days.ts';
 import { localDate, planRetention } from '../../functions/lib/retention/planner.ts';
 import { policyArb } from './retention-arbitraries.ts';
 import type { RetentionPolicy } from '../../functions/lib/config/schema.ts';
@@ -13,8 +13,7 @@ const TZ = 'Europe/Berlin';
 function planVault(copies: { id: string; time: Date }[], policy: RetentionPolicy, maxPerDay: number): Map<string, 'keep' | 'delete'> {
   const collapsed = collapseCrowdedDays(copies, { maxPerDay, timeZone: TZ, now: NOW, planId: 'nightly', what: 'backups' });
   const decisions = planRetention(collapsed.items.map((c) => ({ id: c.id, time: c.time, location: 'vault', verifiedByDrill: false })), policy, NOW, TZ);
-  const byId = new Map(copies.map((c) => [c.id, c]));
-  return new Map(decisions.flatMap((d) => membersOfDay(collapsed, byId.get(d.id)!).map((m) => [m.id, d.action] as const)));
+  return new Map(decideForEachCopy(collapsed, decisions, new Map(copies.map((c) => [c.id, c])), 'backups').map((d) => [d.id, d.action] as const));
 }
 
 describe('crowded days in the vault', () => {

@@ -78,37 +78,19 @@ export interface RestoreResult {
   timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
 }
 
-async function assertEmptyOrCreate(databaseId: string, target: ResolvedConnection, create: boolean): Promise<boolean> {
-  if (create) {
-    const admin = await connect(databaseId, { ...target, database: 'postgres' }, 'lifeboat-restore');
-    try {
-      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
-      if (exists.rowCount) {
-        throw new RestoreFailedError(`Target database "${target.database}" on ${target.host}:${target.port} already exists.`, {
-          nextStep: 'restore into a new database name, or drop that database first if it is truly disposable.',
-        });
-      }
-      await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING 'UTF8'`);
-      return true;
-    } finally {
-      await admin.end();
-    }
-  }
-  const client = await connect(databaseId, target, 'lifeboat-restore');
+/** Creates the target database from template0 (preflight checked that it did not exist). */
+async function createTargetDatabase(databaseId: string, target: ResolvedConnection): Promise<void> {
+  const admin = await connect(databaseId, { ...target, database: 'postgres' }, 'lifeboat-restore');
   try {
-    const { rows } = await client.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
-    );
-    if (Number(rows[0]!.n) > 0) {
-      throw new RestoreFailedError(`Target ${describeTarget(databaseId, target)} is not empty (${rows[0]!.n} relations); lifeboat restores only into empty databases.`, {
-        nextStep: 'restore into a new database (--create) and switch over once it is verified.',
-      });
-    }
+    await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING 'UTF8'`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42P04') throw error;
+    throw new RestoreFailedError(`Target database "${target.database}" on ${target.host}:${target.port} was created by someone else while the backup downloaded.`, {
+      nextStep: 'restore into a new database name, or drop that database first if it is truly disposable.',
+    });
   } finally {
-    await client.end();
+    await admin.end();
   }
-  return false;
 }
 
 /**
@@ -298,7 +280,10 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     deps.signal?.throwIfAborted();
     const downloaded = Date.now();
 
-    created = await assertEmptyOrCreate(manifest.database.id, target, options.createDatabase ?? false);
+    if (options.createDatabase) {
+      await createTargetDatabase(manifest.database.id, target);
+      created = true;
+    }
     const jobs = Math.max(1, options.jobs ?? 1);
     const args = ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${target.database}`, ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), archive];
     await runPgRestore(chosen.path, args, libpqEnv(target, 'lifeboat-pg_restore'), `${what} (pg_restore ${chosen.version})`, registry, undefined, deps.signal);
@@ -331,6 +316,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
     };
   } catch (error) {
+    // The plaintext goes first, before the (slower) drop: an impatient second Ctrl-C must not leave it behind.
     rmSync(stagingDir, { recursive: true, force: true });
     if (created) await dropDatabase(manifest.database.id, target).catch(() => undefined);
     throw deps.signal?.aborted ? deps.signal.reason : error;

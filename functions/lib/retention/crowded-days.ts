@@ -72,3 +72,30 @@ export function collapseCrowdedDays<T extends { id: string; time: Date }>(
 export function membersOfDay<T extends { id: string }>(collapsed: CollapsedDays<T> | undefined, item: T): readonly T[] {
   return collapsed?.membersOf.get(item.id) ?? [item];
 }
+
+/**
+ * Gives each decision about a day's representative to every copy of that day
+ * (naming the day in its reasons), newest copy first; on an ordinary day the
+ * decision stays with its own copy.
+ */
+export function decideForEachCopy<T extends { id: string; time: Date }, D extends { id: string; time: Date; reasons: string[] }>(
+  collapsed: CollapsedDays<T> | undefined,
+  decisions: readonly D[],
+  byId: ReadonlyMap<string, T>,
+  what: 'backups' | 'snapshots',
+): Array<D & { copy: T; representative: string }> {
+  const crowdedOf = new Map((collapsed?.crowded ?? []).map((c) => [c.representative, c]));
+  return decisions
+    .flatMap((d) => {
+      const day = crowdedOf.get(d.id);
+      return membersOfDay(collapsed, byId.get(d.id)!).map((copy) => ({
+        ...d,
+        id: copy.id,
+        time: copy.time,
+        reasons: day ? [...d.reasons, `crowded day ${day.day}: ${day.ids.length} ${what} kept or dropped together`] : d.reasons,
+        copy,
+        representative: d.id,
+      }));
+    })
+    .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+}

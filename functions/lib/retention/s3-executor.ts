@@ -25,7 +25,7 @@ import {
 } from './common.ts';
 import { RetentionAuditError, RetentionListingError } from './errors.ts';
 import { planRetention, type RetentionBackup, type RetentionDecision } from './planner.ts';
-import { collapseCrowdedDays, membersOfDay, type CrowdedDay } from './crowded-days.ts';
+import { collapseCrowdedDays, decideForEachCopy, membersOfDay, type CrowdedDay } from './crowded-days.ts';
 
 /**
  * Retention for pg_dump backups in S3: list, plan (with the pure planner), and
@@ -621,11 +621,10 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
   const listed = await listS3Backups(s3, target, { concurrency, pageSize: options.pageSize, maxWriteDelayMs: options.maxWriteDelayMs });
   // Leaving another plan's backups out can only keep more: the planner is monotone.
   const { planId } = options;
-  const ofPlan =
+  const inventory =
     planId === undefined
       ? listed
       : { ...listed, backups: listed.backups.filter((b) => b.manifest.planId === planId), unreadable: listed.unreadable.filter((u) => !u.suspicious || u.planId === planId) };
-  const inventory = ofPlan;
   const collapsed =
     options.maxBackupsPerDay === undefined || planId === undefined
       ? undefined
@@ -667,22 +666,10 @@ export async function planS3Prune(options: PlanS3PruneOptions): Promise<S3PruneP
   }
 
   const final = planRetention(input(locks), policy, now, timeZone);
-  const crowdedOf = new Map((collapsed?.crowded ?? []).map((c) => [c.representative, c]));
-  const decisions: PrunePlanEntry[] = final
-    .flatMap((d) => {
-      const lock = locks.get(d.id);
-      const day = crowdedOf.get(d.id);
-      return members(d.id).map((m) => ({
-        ...d,
-        id: m.id,
-        time: m.time,
-        reasons: day ? [...d.reasons, `crowded day ${day.day}: ${day.ids.length} backups kept or dropped together`] : d.reasons,
-        kind: 'backup' as const,
-        objects: m.objects,
-        ...(lock ? { lock } : {}),
-      }));
-    })
-    .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  const decisions: PrunePlanEntry[] = decideForEachCopy(collapsed, final, byId, 'backups').map(({ copy, representative, ...d }) => {
+    const lock = locks.get(representative);
+    return { ...d, kind: 'backup' as const, objects: copy.objects, ...(lock ? { lock } : {}) };
+  });
   const incomplete = inventory.incomplete
     .map((i) => planIncomplete(i, policy, now, target.location, incompleteLocks.get(i.id)))
     .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));

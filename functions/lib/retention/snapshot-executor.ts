@@ -26,7 +26,7 @@ import {
 } from './common.ts';
 import { RetentionAuditError, RetentionListingError } from './errors.ts';
 import { planRetention, type RetentionDecision } from './planner.ts';
-import { collapseCrowdedDays, membersOfDay, type CrowdedDay } from './crowded-days.ts';
+import { collapseCrowdedDays, decideForEachCopy, membersOfDay, type CrowdedDay } from './crowded-days.ts';
 
 /**
  * Retention for lifeboat's manual RDS instance snapshots and Aurora cluster
@@ -362,24 +362,12 @@ export async function planSnapshotPrune(options: PlanSnapshotPruneOptions): Prom
     now,
     timeZone,
   );
-  const crowdedOf = new Map((collapsed?.crowded ?? []).map((c) => [c.representative, c]));
   return {
     target,
     policy,
     now,
     timeZone,
-    decisions: decisions
-      .flatMap((d) => {
-        const day = crowdedOf.get(d.id);
-        return members(d.id).map((m) => ({
-          ...d,
-          id: m.id,
-          time: m.time,
-          reasons: day ? [...d.reasons, `crowded day ${day.day}: ${day.ids.length} snapshots kept or dropped together`] : d.reasons,
-          snapshot: m.snapshot,
-        }));
-      })
-      .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)),
+    decisions: decideForEachCopy(collapsed, decisions, byId, 'snapshots').map(({ copy, representative: _representative, ...d }) => ({ ...d, snapshot: copy.snapshot })),
     crowded: collapsed?.crowded ?? [],
     untouchable: inventory.untouchable,
   };
