@@ -55,6 +55,9 @@ const options = {
   'dry-run': { type: 'boolean' },
   execute: { type: 'boolean' },
   'drop-on-mismatch': { type: 'boolean' },
+  'no-owner': { type: 'boolean' },
+  'no-privileges': { type: 'boolean' },
+  'no-tablespaces': { type: 'boolean' },
   uncommitted: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;

@@ -5,6 +5,7 @@ import { readManifest } from '../../functions/lib/restore/fetch.ts';
 import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
 import { removeAbandonedStaging } from '../../functions/lib/restore/staging.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
+import type { RolesReport } from '../../functions/lib/pg/roles.ts';
 import { cliClients, loadCliConfig, requireFlag, storageLocation } from '../context.ts';
 import { createProgress, formatBytes, formatDuration } from '../progress.ts';
 import type { CommandContext, CommandResult } from '../main.ts';
@@ -14,8 +15,11 @@ type Flags = Record<string, string | boolean | undefined>;
 export const verifyUsage = `lifeboat verify (--database <id> [--backup <id>|latest] | --manifest <key>) [--bucket <name>] [--prefix <p>] [--json]
   Checks a backup without restoring it: sha256, authenticated decryption, pg_restore --list.`;
 export const restoreUsage = `lifeboat restore (--database <id> [--backup <id>|latest] | --manifest <key>) --target postgres://user@host:port/dbname
-                 [--create] [--jobs N] [--drop-on-mismatch] [--bucket <name>] [--prefix <p>] [--json]
+                 [--create] [--jobs N] [--drop-on-mismatch] [--no-owner] [--no-privileges] [--no-tablespaces]
+                 [--bucket <name>] [--prefix <p>] [--json]
   Verifies, decrypts and restores a backup into an EMPTY database, then compares it with the manifest.
+  Owners, grants and default privileges are kept and verified; roles the target lacks are created from the
+  backup's globals (without passwords: the report names the login roles that need one).
   A created database that does not match is kept as <dbname>_unverified (--drop-on-mismatch drops it).
   The target password comes from PGPASSWORD, never from the command line.`;
 export const backupsUsage = `lifeboat backups --database <id> [--uncommitted] [--bucket <name>] [--prefix <p>] [--json]
@@ -84,7 +88,15 @@ export async function restoreCommand(flags: Flags, _positionals: string[] = [], 
     manifest,
     target,
     { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes), signal: context?.signal },
-    { createDatabase: Boolean(flags.create), jobs: flags.jobs ? Number(flags.jobs) : 1, bucket: storage.bucket, onMismatch: flags['drop-on-mismatch'] ? 'drop' : 'rename' },
+    {
+      createDatabase: Boolean(flags.create),
+      jobs: flags.jobs ? Number(flags.jobs) : 1,
+      bucket: storage.bucket,
+      onMismatch: flags['drop-on-mismatch'] ? 'drop' : 'rename',
+      noOwner: Boolean(flags['no-owner']),
+      noPrivileges: Boolean(flags['no-privileges']),
+      noTablespaces: Boolean(flags['no-tablespaces']),
+    },
   );
   progress.finish(`download ${manifest.backupId}: ${formatBytes(result.fetch.storedBytes)} verified and decrypted`);
   const t = result.timings;
@@ -95,11 +107,26 @@ export async function restoreCommand(flags: Flags, _positionals: string[] = [], 
       `  pg_restore ${result.client.version} into PostgreSQL ${result.client.targetServerVersion}, for an archive of pg_dump ${result.client.pgDump.version} (installed: ${result.client.installedMajors.join(', ')})`,
       `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
       ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
+      ...rolesLines(result.roles),
+      ...result.fidelity.dropped.map((d) => `  left out  ${d}`),
       ...result.databaseState.restored.map((r) => `  restored  ${r}`),
       ...result.databaseState.notRestored.map((r) => `  NOT restored  ${r}`),
       `  not in any pg_dump archive: ${result.databaseState.notCarried.join('; ')}`,
     ].join('\n'),
   };
+}
+
+function rolesLines(roles: RolesReport): string[] {
+  return [
+    ...(roles.created.length ? [`  created role(s) ${roles.created.join(', ')} (from the backup's globals)`] : []),
+    ...(roles.placeholders.length ? [`  created NOLOGIN placeholder(s) for managed-service role(s) ${roles.placeholders.join(', ')}`] : []),
+    ...(roles.memberships.length ? [`  granted ${roles.memberships.join('; ')}`] : []),
+    ...(roles.grantedToRestoringUser.length ? [`  granted ${roles.grantedToRestoringUser.join(', ')} to the restoring user, so it could give them objects`] : []),
+    ...roles.skipped.map((s) => `  NOT restored  ${s}`),
+    ...(roles.needPassword.length
+      ? [`  NEEDS A PASSWORD before the application can log in: ${roles.needPassword.join(', ')} (ALTER ROLE ... PASSWORD '...'; on RDS with IAM auth, GRANT rds_iam instead)`]
+      : []),
+  ];
 }
 
 export async function backupsCommand(flags: Flags): Promise<CommandResult> {

@@ -100,6 +100,7 @@ describe('restore', () => {
       ['schema fingerprint', true],
       ['large objects', true],
       ['extensions', true],
+      ['owners and privileges', true],
     ]);
     const rows = await withClient(name, async (c) => (await c.query('SELECT count(*)::int AS n, sum(balance)::text AS s FROM accounts')).rows[0]);
     expect(rows).toEqual({ n: 2000, s: '3001500.0000' });

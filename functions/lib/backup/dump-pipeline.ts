@@ -15,6 +15,9 @@ import { redactError, SecretRegistry } from '../redact.ts';
 import { connect, describeTarget, libpqEnv, resolveConnection, type ResolvedConnection } from '../pg/connection.ts';
 import { readDatabaseState } from '../pg/database-state.ts';
 import { countRows, readCatalog, readSequences } from '../pg/inventory.ts';
+import { readPrivileges } from '../pg/privileges.ts';
+import { readGlobals, tablespacesUsed } from '../pg/roles.ts';
+import { runPgDumpallGlobals, storeGlobals } from './globals.ts';
 import { chooseCompression, dumpClientFor } from '../pg/tools.ts';
 import { classifyKmsError, createEncryptStream, encryptionContextFor, FRAME_LENGTH } from './encryption.ts';
 import { backupKeys, MANIFEST_FORMAT_VERSION, manifestSchema, newBackupId, type Inventory, type Manifest } from './manifest.ts';
@@ -202,9 +205,23 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
     // The catalog queries are quick and run before pg_dump starts; a failure
     // here would end the exported snapshot and surface as a confusing pg_dump error.
     const catalog = await readCatalog(client, exclude);
+    const privileges = await readPrivileges(client, exclude);
     const databaseState = await readDatabaseState(client);
+    // The roles and tablespaces (cluster-wide, not in the dump), stored before the dump starts so that a
+    // failure here costs seconds; the object is not a backup until the manifest names it.
+    const globals = await storeGlobals({
+      s3: deps.s3,
+      kms: deps.kms,
+      bucket: target.bucket,
+      key: keys.globals,
+      kmsKeyArn: target.kmsKeyArn,
+      recoveryKmsKeyArns: target.recoveryKmsKeyArns ?? [],
+      context,
+      document: { ...(await readGlobals(client)), pgDumpall: await runPgDumpallGlobals(conn, dumpTool.path, where, registry) },
+      tablespacesUsed: await tablespacesUsed(client),
+    });
     // Exact counts scan every table: run them beside pg_dump, in the same snapshot.
-    const inventoryPromise = countRows(client, exclude).then((tables): Inventory => ({ tables, sequences, ...catalog }));
+    const inventoryPromise = countRows(client, exclude).then((tables): Inventory => ({ tables, sequences, ...catalog, privileges }));
     // The row counts, and the snapshot pg_dump imports, live on this connection: if it dies midway, the upload
     // stops at once, naming it, instead of storing the whole dump and failing vaguely at the end.
     const snapshotLost = new AbortController();
@@ -303,6 +320,7 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
         frameLength: FRAME_LENGTH,
       },
       inventory,
+      globals,
     } satisfies Manifest);
 
     try {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { databaseStateSchema } from '../pg/database-state.ts';
+import { privilegesInventorySchema } from '../pg/privileges.ts';
+import { globalsReferenceSchema } from './globals.ts';
 
 /**
  * The manifest is the commit marker of a backup: it is written last, beside the
@@ -36,6 +38,8 @@ export const inventorySchema = z.object({
   /** The description's lines, gzip and base64, so a mismatch names the objects that differ. @default absent (older manifests) */
   schemaLines: z.string().optional(),
   extensions: z.array(z.string()),
+  /** Owners and ACLs (functions/lib/pg/privileges.ts). @default absent (older manifests: restored with --no-owner --no-privileges) */
+  privileges: privilegesInventorySchema.optional(),
 });
 export type Inventory = z.infer<typeof inventorySchema>;
 
@@ -103,13 +107,15 @@ export const manifestSchema = z.object({
     frameLength: z.number().int().positive(),
   }),
   inventory: inventorySchema,
+  /** The cluster's roles and tablespaces, in their own object (`globals.enc`). @default absent (older manifests) */
+  globals: globalsReferenceSchema.optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
-/** S3 layout: `<prefix><databaseId>/<backupId>/{dump.enc,manifest.json}`. */
+/** S3 layout: `<prefix><databaseId>/<backupId>/{dump.enc,globals.enc,manifest.json}`. */
 export function backupKeys(prefix: string, databaseId: string, backupId: string) {
   const base = `${prefix}${databaseId}/${backupId}/`;
-  return { base, data: `${base}dump.enc`, manifest: `${base}manifest.json` };
+  return { base, data: `${base}dump.enc`, globals: `${base}globals.enc`, manifest: `${base}manifest.json` };
 }
 
 /** Backup ids sort by time: `20261121T093600Z-1a2b3c`. */

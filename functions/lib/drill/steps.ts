@@ -192,7 +192,7 @@ async function restore(state: DrillState, deps: DrillDeps, registry: SecretRegis
   const target = { ...admin, database: name };
   const started = Date.now();
   try {
-    const result = await restoreBackup(manifest, target, { s3: location.s3, kms: deps.kms, secretRegistry: registry, pgRestorePath: deps.pgRestorePath, workDir: deps.workDir }, { bucket: backup.bucket, onMismatch: 'keep' });
+    const result = await restoreBackup(manifest, target, { s3: location.s3, kms: deps.kms, secretRegistry: registry, pgRestorePath: deps.pgRestorePath, workDir: deps.workDir }, { bucket: backup.bucket, onMismatch: 'keep', noTablespaces: true });
     const t = result.timings;
     const client = {
       pgRestore: { version: result.client.version, major: result.client.major },

@@ -44,7 +44,7 @@ export function restoreChecks(fetch: Pick<FetchResult, 'sha256'> & { plaintextBy
   ];
 }
 
-export const MANIFEST_CHECKS = ['tables', 'row counts', 'sequences', 'schema fingerprint', 'large objects', 'extensions'] as const;
+export const MANIFEST_CHECKS = ['tables', 'row counts', 'sequences', 'schema fingerprint', 'large objects', 'extensions', 'owners and privileges'] as const;
 
 export function formatSeconds(seconds: number): string {
   const s = Math.abs(seconds);

@@ -21,8 +21,8 @@ export type DatabaseState = z.infer<typeof databaseStateSchema>;
 /** What no pg_dump archive holds, so a restore cannot bring it back: said in every report so nobody mistakes it for loss. */
 export const NOT_CARRIED_BY_PG_DUMP = [
   'planner statistics (run ANALYZE on the restored database before judging its performance)',
-  'roles, their passwords and memberships (cluster-wide: not in a database dump)',
-  'tablespaces (the restore puts everything in the default tablespace)',
+  'role passwords (never stored: lifeboat keeps roles, attributes and memberships without them)',
+  'tablespace locations (recorded by name only: the target creates them, or the restore uses --no-tablespaces)',
   'replication slots, publications\' slot state and subscriptions\' progress',
   'cluster-wide settings (postgresql.conf, RDS parameter groups)',
 ] as const;

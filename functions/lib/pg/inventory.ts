@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type pg from 'pg';
 import type { Inventory, SequenceInventory, TableInventory } from '../backup/manifest.ts';
+import { readPrivileges } from './privileges.ts';
 
 /**
  * What a backup must contain, read from the database: exact per-table row
@@ -223,5 +224,6 @@ export async function takeInventory(client: pg.Client, options: { excludeSchemas
   const sequences = await readSequences(client, exclude);
   const catalog = await readCatalog(client, exclude, options.fingerprintVersion);
   const tables = await countRows(client, exclude);
-  return { tables, sequences, ...catalog };
+  const privileges = await readPrivileges(client, exclude);
+  return { tables, sequences, ...catalog, privileges };
 }

@@ -1,8 +1,9 @@
 import type { Inventory } from '../backup/manifest.ts';
 import { unpackSchemaLines } from '../pg/inventory.ts';
+import { projectPrivilegeLines, type PrivilegesProjection } from '../pg/privileges.ts';
 
 export interface ComparisonCheck {
-  name: 'tables' | 'row counts' | 'sequences' | 'schema fingerprint' | 'large objects' | 'extensions';
+  name: 'tables' | 'row counts' | 'sequences' | 'schema fingerprint' | 'large objects' | 'extensions' | 'owners and privileges';
   ok: boolean;
   detail: string;
   differences: string[];
@@ -28,6 +29,34 @@ function schemaDifferences(expected: Inventory, actual: Inventory): string[] {
   ];
 }
 
+function listed(lines: string[], how: string): string[] {
+  return [
+    ...lines.slice(0, MAX_SCHEMA_DIFFERENCES).map((l) => `${how}: ${l.replace(/\t+/g, ' ')}`),
+    ...(lines.length > MAX_SCHEMA_DIFFERENCES ? [`... and ${lines.length - MAX_SCHEMA_DIFFERENCES} more ${how}`] : []),
+  ];
+}
+
+/**
+ * Owners and ACLs as the manifest recorded them, against the restore's,
+ * leaving out what the restore was asked not to bring (`keep`).
+ */
+export function comparePrivileges(expected: Inventory, actual: Inventory, keep: PrivilegesProjection): ComparisonCheck | undefined {
+  if (!expected.privileges || !actual.privileges || (!keep.owners && !keep.acls)) return undefined;
+  const want = projectPrivilegeLines(unpackSchemaLines(expected.privileges.lines), keep);
+  const got = projectPrivilegeLines(unpackSchemaLines(actual.privileges.lines), keep);
+  const gotSet = new Set(got);
+  const wantSet = new Set(want);
+  const missing = want.filter((l) => !gotSet.has(l));
+  const extra = got.filter((l) => !wantSet.has(l));
+  const kept = [keep.owners ? 'owners' : undefined, keep.acls ? 'ACLs and default privileges' : undefined].filter(Boolean).join(' and ');
+  return {
+    name: 'owners and privileges',
+    ok: missing.length === 0 && extra.length === 0,
+    detail: `${want.length} objects' ${kept}`,
+    differences: [...listed(missing, 'in the backup, not in the restore'), ...listed(extra, 'in the restore, not in the backup')],
+  };
+}
+
 const tableKey = (t: { schema: string; name: string }) => `${JSON.stringify(t.schema)}.${JSON.stringify(t.name)}`;
 
 /**
@@ -35,7 +64,7 @@ const tableKey = (t: { schema: string; name: string }) => `${JSON.stringify(t.sc
  * Sequences are not transactional and pg_dump reads them after the manifest did,
  * so a restored value may be ahead of the recorded one, never behind.
  */
-export function compareInventories(expected: Inventory, actual: Inventory): ComparisonCheck[] {
+export function compareInventories(expected: Inventory, actual: Inventory, keep: PrivilegesProjection = { owners: true, acls: true }): ComparisonCheck[] {
   const checks: ComparisonCheck[] = [];
 
   const expTables = new Map(expected.tables.map((t) => [tableKey(t), t]));
@@ -95,5 +124,7 @@ export function compareInventories(expected: Inventory, actual: Inventory): Comp
     detail: expected.extensions.join(', ') || 'none',
     differences: missingExt.map((e) => `extension ${e} is missing`),
   });
+  const privileges = comparePrivileges(expected, actual, keep);
+  if (privileges) checks.push(privileges);
   return checks;
 }

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { KMS } from '@aws-sdk/client-kms';
 import { createDecryptStream, classifyKmsError } from '../backup/encryption.ts';
 import { manifestSchema, type Manifest } from '../backup/manifest.ts';
+import { globalsDocumentSchema, type GlobalsDocument } from '../pg/roles.ts';
 import { classifyS3Error } from '../backup/s3-errors.ts';
 import { BackupNotFoundError, ChecksumMismatchError, DecryptionError, LifeboatError } from '../errors.ts';
 
@@ -44,6 +45,26 @@ export interface FetchResult {
   plaintextBytes: number;
 }
 
+/** One encrypted object of a backup, as its manifest describes it. */
+interface StoredPart {
+  key: string;
+  sha256: string;
+  storedBytes: number;
+  encryptionContext: Record<string, string>;
+  /** How messages name it, e.g. `backup X of database "y"`. */
+  label: string;
+}
+
+function dumpPart(manifest: Manifest): StoredPart {
+  return {
+    key: manifest.object.key,
+    sha256: manifest.object.sha256,
+    storedBytes: manifest.object.storedBytes,
+    encryptionContext: manifest.encryption.encryptionContext,
+    label: `backup ${manifest.backupId} of database "${manifest.database.id}"`,
+  };
+}
+
 /**
  * Streams a backup object from S3 through sha256 and decryption into `sink`.
  * Throws ChecksumMismatchError when the stored bytes are not the manifest's and
@@ -51,7 +72,32 @@ export interface FetchResult {
  * then, so callers must treat what it wrote as untrusted until this resolves.
  */
 export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: FetchDeps, bucket = manifest.object.bucket): Promise<FetchResult> {
-  const key = manifest.object.key;
+  return fetchPart(manifest, dumpPart(manifest), sink, deps, bucket);
+}
+
+/**
+ * Reads a backup's globals (roles, tablespaces) from `globals.enc`, checked
+ * against the manifest's sha256 and decrypted under its own encryption context.
+ */
+export async function fetchGlobals(manifest: Manifest, deps: FetchDeps, bucket = manifest.object.bucket): Promise<GlobalsDocument> {
+  const ref = manifest.globals;
+  if (!ref) throw new BackupNotFoundError(`Backup ${manifest.backupId} of database "${manifest.database.id}" predates the recording of roles; it has no globals.`);
+  const part: StoredPart = { ...ref, label: `the globals (roles, tablespaces) of backup ${manifest.backupId} of database "${manifest.database.id}"` };
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  await fetchPart(manifest, part, sink, { ...deps, onProgress: undefined }, bucket);
+  const parsed = globalsDocumentSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+  if (!parsed.success) throw new DecryptionError(`${part.label} decrypted but is not a lifeboat globals document: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+async function fetchPart(manifest: Manifest, part: StoredPart, sink: Writable, deps: FetchDeps, bucket: string): Promise<FetchResult> {
+  const key = part.key;
   let body: Readable;
   try {
     const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -66,7 +112,7 @@ export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: 
     transform(chunk: Buffer, _enc, cb) {
       storedBytes += chunk.length;
       hash.update(chunk);
-      deps.onProgress?.({ storedBytes, totalBytes: manifest.object.storedBytes });
+      deps.onProgress?.({ storedBytes, totalBytes: part.storedBytes });
       cb(null, chunk);
     },
   });
@@ -76,7 +122,7 @@ export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: 
       cb(null, chunk);
     },
   });
-  const decrypt = createDecryptStream(deps.kms, [manifest.encryption.kmsKeyArn, ...(manifest.encryption.recoveryKmsKeyArns ?? [])], manifest.encryption.encryptionContext);
+  const decrypt = createDecryptStream(deps.kms, [manifest.encryption.kmsKeyArn, ...(manifest.encryption.recoveryKmsKeyArns ?? [])], part.encryptionContext);
   let streamError: unknown;
   try {
     await pipeline(body, hasher, decrypt, counter, sink, { signal: deps.signal });
@@ -92,9 +138,9 @@ export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: 
   } else {
     sha256 = hash.digest('hex');
   }
-  const where = `backup ${manifest.backupId} of database "${manifest.database.id}" (s3://${bucket}/${key})`;
-  if (sha256 !== manifest.object.sha256) {
-    throw new ChecksumMismatchError(`The stored object of ${where} has sha256 ${sha256}, the manifest says ${manifest.object.sha256}.`, {
+  const where = `${part.label} (s3://${bucket}/${key})`;
+  if (sha256 !== part.sha256) {
+    throw new ChecksumMismatchError(`The stored object of ${where} has sha256 ${sha256}, the manifest says ${part.sha256}.`, {
       cause: streamError,
       nextStep: 'the object is corrupt or was replaced; restore from another backup or the vault copy.',
     });
@@ -108,8 +154,8 @@ export async function fetchAndDecrypt(manifest: Manifest, sink: Writable, deps: 
       nextStep: 'the object fails authentication; restore from another backup or the vault copy.',
     });
   }
-  if (storedBytes !== manifest.object.storedBytes) {
-    throw new ChecksumMismatchError(`${where} has ${storedBytes} bytes, the manifest says ${manifest.object.storedBytes}.`);
+  if (storedBytes !== part.storedBytes) {
+    throw new ChecksumMismatchError(`${where} has ${storedBytes} bytes, the manifest says ${part.storedBytes}.`);
   }
   return { sha256, storedBytes, plaintextBytes };
 }

@@ -2,16 +2,19 @@ import { createWriteStream, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
 import type { KMS } from '@aws-sdk/client-kms';
 import type { Manifest } from '../backup/manifest.ts';
 import { ManifestMismatchError, RestoreFailedError } from '../errors.ts';
 import { connect, describeTarget, libpqEnv, type ResolvedConnection } from '../pg/connection.ts';
 import { applyDatabaseState, NOT_CARRIED_BY_PG_DUMP, type AppliedDatabaseState } from '../pg/database-state.ts';
-import { quoteIdent, takeInventory } from '../pg/inventory.ts';
+import { quoteIdent, takeInventory, unpackSchemaLines } from '../pg/inventory.ts';
+import { ownersIn, type PrivilegesProjection } from '../pg/privileges.ts';
+import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, readTargetRoles, type RolesReport } from '../pg/roles.ts';
 import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { compareInventories, type ComparisonCheck } from './compare.ts';
-import { fetchAndDecrypt, type FetchResult } from './fetch.ts';
+import { fetchAndDecrypt, fetchGlobals, type FetchResult } from './fetch.ts';
 import { createStagingDir } from './staging.ts';
 import { forgivingStdinSink, runPgRestore } from './pg-restore.ts';
 
@@ -49,6 +52,48 @@ export interface RestoreOptions {
    * @default 'rename'
    */
   onMismatch?: 'rename' | 'keep' | 'drop';
+  /** pg_restore --no-owner: every object is owned by the restoring user. @default false (owners are kept) */
+  noOwner?: boolean;
+  /** pg_restore --no-privileges: no GRANTs, no default privileges. @default false (ACLs are kept) */
+  noPrivileges?: boolean;
+  /**
+   * pg_restore --no-tablespaces: everything goes to the target's default
+   * tablespace. Without it, a backup whose relations live in tablespaces the
+   * target lacks is refused before the download. @default false
+   */
+  noTablespaces?: boolean;
+}
+
+/** What a restore brings back of ownership, grants and tablespaces, and what it was asked (or had) to leave out. */
+export interface RestoreFidelity {
+  owners: boolean;
+  privileges: boolean;
+  tablespaces: boolean;
+  /** Each with why, e.g. `owners (--no-owner): every object is owned by restorer`. */
+  dropped: string[];
+}
+
+/** What a restore keeps: owners and ACLs unless told otherwise, or when the backup predates their recording. */
+export function fidelityFor(manifest: Manifest, options: Pick<RestoreOptions, 'noOwner' | 'noPrivileges' | 'noTablespaces'>, restoringUser: string): RestoreFidelity {
+  const recorded = Boolean(manifest.inventory.privileges && manifest.globals);
+  const dropped: string[] = [];
+  if (!recorded) dropped.push(`owners and privileges: backup ${manifest.backupId} predates their recording (and the roles'), so it is restored with --no-owner --no-privileges; every object is owned by ${restoringUser}`);
+  else {
+    if (options.noOwner) dropped.push(`owners (--no-owner): every object is owned by ${restoringUser}`);
+    if (options.noPrivileges) dropped.push('privileges (--no-privileges): no GRANTs and no default privileges were restored; only owners can use the objects');
+  }
+  const used = manifest.globals?.tablespacesUsed ?? [];
+  if (options.noTablespaces && used.length > 0) dropped.push(`tablespaces (--no-tablespaces): relations that lived in ${used.join(', ')} are in the target's default tablespace`);
+  return { owners: recorded && !options.noOwner, privileges: recorded && !options.noPrivileges, tablespaces: !options.noTablespaces, dropped };
+}
+
+const projection = (f: RestoreFidelity): PrivilegesProjection => ({ owners: f.owners, acls: f.privileges });
+
+/** Roles the restore needs on the target: every owner and grantee the backup names, unless it leaves both out. */
+function rolesNeeded(manifest: Manifest, fidelity: RestoreFidelity): string[] {
+  if (!manifest.inventory.privileges || (!fidelity.owners && !fidelity.privileges)) return [];
+  const lines = unpackSchemaLines(manifest.inventory.privileges.lines);
+  return fidelity.privileges ? manifest.inventory.privileges.roles : ownersIn(lines);
 }
 
 /** The pg_restore a restore ran, and the versions it was chosen for. */
@@ -75,7 +120,20 @@ export interface RestoreResult {
   checks: ComparisonCheck[];
   /** The database's own settings, owner and ACL, applied once verified; what was not, and why; what no dump carries. */
   databaseState: AppliedDatabaseState;
+  /** Owners, privileges and tablespaces: what was kept and what was left out. */
+  fidelity: RestoreFidelity;
+  /** Roles created for this restore (none when every role existed). */
+  roles: RolesReport;
   timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
+}
+
+async function withClient<T>(databaseId: string, target: ResolvedConnection, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(databaseId, target, 'lifeboat-restore');
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
 }
 
 /** Creates the target database from template0 (preflight checked that it did not exist). */
@@ -161,10 +219,11 @@ const STAGING_HEADROOM_BYTES = 64 * 1024 * 1024;
  * the target is empty), the server offers every extension the backup uses,
  * and the staging area has room for the decrypted archive.
  */
-async function preflight(manifest: Manifest, target: ResolvedConnection, create: boolean, stagingParent: string): Promise<void> {
+async function preflight(manifest: Manifest, target: ResolvedConnection, create: boolean, stagingParent: string, fidelity: RestoreFidelity): Promise<void> {
   const where = `${target.database} on ${target.host}:${target.port}`;
   const client = await connect(manifest.database.id, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
   try {
+    await preflightRoles(client, manifest, fidelity, where);
     if (create) {
       const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
       if (exists.rowCount) {
@@ -204,6 +263,51 @@ async function preflight(manifest: Manifest, target: ResolvedConnection, create:
   }
 }
 
+/**
+ * The roles and tablespaces the restore needs: every role the backup names
+ * exists or can be created (the restoring user has CREATEROLE), every owner
+ * can be given objects by the restoring user, and the tablespaces its
+ * relations use exist (or --no-tablespaces).
+ */
+async function preflightRoles(client: pg.Client, manifest: Manifest, fidelity: RestoreFidelity, where: string): Promise<void> {
+  const target = await readTargetRoles(client);
+  const needed = rolesNeeded(manifest, fidelity);
+  const missing = needed.filter((r) => !target.existing.has(r));
+  const escape = 'or restore with --no-owner --no-privileges (every object then belongs to the restoring user; grant access yourself)';
+  if (missing.length > 0 && !target.superuser && !target.createRole) {
+    throw new RestoreFailedError(
+      `Backup ${manifest.backupId} names roles that ${where} lacks (${missing.join(', ')}), and ${target.currentUser} may not create roles; nothing was downloaded.`,
+      { nextStep: `restore as a user with CREATEROLE (on RDS, the master user), create those roles first, ${escape}.` },
+    );
+  }
+  const unrecorded = missing.filter((r) => !manifest.globals!.roles.includes(r) && !isManagedServiceRole(r));
+  if (unrecorded.length > 0) {
+    throw new RestoreFailedError(`Backup ${manifest.backupId} names roles its globals do not record (${unrecorded.join(', ')}), which ${where} lacks; nothing was downloaded.`, {
+      nextStep: `create them on the target first, ${escape}.`,
+    });
+  }
+  if (fidelity.owners && !target.superuser) {
+    const owners = ownersIn(unpackSchemaLines(manifest.inventory.privileges!.lines));
+    const foreign = owners.filter((o) => target.existing.has(o) && !target.memberOf.has(o));
+    if (foreign.length > 0) {
+      throw new RestoreFailedError(
+        `${target.currentUser} cannot give objects to the existing role(s) ${foreign.join(', ')} on ${where} (it is not a member of them and no superuser); nothing was downloaded.`,
+        { nextStep: `GRANT ${foreign.join(', ')} TO ${target.currentUser}, restore as a superuser, ${escape.replace('--no-owner --no-privileges', '--no-owner')}.` },
+      );
+    }
+  }
+  const used = manifest.globals?.tablespacesUsed ?? [];
+  if (used.length > 0 && fidelity.tablespaces) {
+    const { rows } = await client.query<{ name: string }>('SELECT spcname AS name FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)', [used]);
+    const absent = used.filter((t) => !rows.some((r) => r.name === t));
+    if (absent.length > 0) {
+      throw new RestoreFailedError(`Backup ${manifest.backupId} has relations in tablespace(s) ${absent.join(', ')}, which ${where} does not have; nothing was downloaded.`, {
+        nextStep: 'create them on the target (CREATE TABLESPACE ... LOCATION ...), or restore with --no-tablespaces to put everything in the default tablespace.',
+      });
+    }
+  }
+}
+
 /** The target's PostgreSQL version, read before anything is downloaded (to choose pg_restore). */
 async function targetServerVersion(databaseId: string, target: ResolvedConnection, create: boolean): Promise<{ versionNum: number; version: string }> {
   const client = await connect(databaseId, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
@@ -230,14 +334,14 @@ async function restoreDatabaseState(manifest: Manifest, target: ResolvedConnecti
 }
 
 /** Reads the restored database's inventory and compares it with the manifest. */
-export async function verifyRestoredDatabase(manifest: Manifest, target: ResolvedConnection): Promise<ComparisonCheck[]> {
+export async function verifyRestoredDatabase(manifest: Manifest, target: ResolvedConnection, fidelity: Pick<RestoreFidelity, 'owners' | 'privileges'> = fidelityFor(manifest, {}, target.user)): Promise<ComparisonCheck[]> {
   const client = await connect(manifest.database.id, target, 'lifeboat-verify');
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // In the form the manifest's fingerprint was taken in.
     const actual = await takeInventory(client, { fingerprintVersion: manifest.inventory.schemaFingerprintVersion ?? 1 });
     await client.query('COMMIT');
-    return compareInventories(manifest.inventory, actual);
+    return compareInventories(manifest.inventory, actual, { owners: fidelity.owners, acls: fidelity.privileges });
   } finally {
     await client.end();
   }
@@ -269,13 +373,17 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
   const chosen = await restoreClientFor(archiveOf(manifest), { ...server, where: `${target.database} on ${target.host}:${target.port}` }, { path: deps.pgRestorePath });
   const restoreTool = describeClient(manifest, chosen, server.version);
 
-  // Everything that can be known before a byte is downloaded: the target as it must be, the extensions, the room.
-  await preflight(manifest, target, options.createDatabase ?? false, deps.workDir ?? tmpdir());
+  const fidelity = fidelityFor(manifest, options, target.user);
+  // Everything that can be known before a byte is downloaded: the target as it must be, the roles, the extensions, the room.
+  await preflight(manifest, target, options.createDatabase ?? false, deps.workDir ?? tmpdir(), fidelity);
   deps.signal?.throwIfAborted();
   const stagingDir = createStagingDir(deps.workDir);
   const archive = join(stagingDir, 'dump.pgc');
   let created = false;
+  let roles: RolesReport = { created: [], needPassword: [], placeholders: [], memberships: [], skipped: [], grantedToRestoringUser: [] };
   try {
+    const needed = rolesNeeded(manifest, fidelity);
+    const globals = needed.length > 0 ? await fetchGlobals(manifest, deps, options.bucket) : undefined;
     const fetched = await fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
     deps.signal?.throwIfAborted();
     const downloaded = Date.now();
@@ -284,19 +392,32 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       await createTargetDatabase(manifest.database.id, target);
       created = true;
     }
+    if (globals) roles = await withClient(manifest.database.id, target, (client) => createMissingRoles(client, globals, needed));
+    deps.signal?.throwIfAborted();
     const jobs = Math.max(1, options.jobs ?? 1);
-    const args = ['--exit-on-error', '--no-owner', '--no-privileges', `--dbname=${target.database}`, ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), archive];
+    const args = [
+      '--exit-on-error',
+      ...(fidelity.owners ? [] : ['--no-owner']),
+      ...(fidelity.privileges ? [] : ['--no-privileges']),
+      ...(fidelity.tablespaces ? [] : ['--no-tablespaces']),
+      `--dbname=${target.database}`,
+      ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']),
+      archive,
+    ];
     await runPgRestore(chosen.path, args, libpqEnv(target, 'lifeboat-pg_restore'), `${what} (pg_restore ${chosen.version})`, registry, undefined, deps.signal);
     deps.signal?.throwIfAborted();
     const restored = Date.now();
 
-    const checks = await verifyRestoredDatabase(manifest, target);
+    const checks = await verifyRestoredDatabase(manifest, target, fidelity);
     const verified = Date.now();
     const failed = checks.filter((c) => !c.ok);
     if (failed.length > 0) {
       const differences = failed.flatMap((c) => c.differences);
-      const where = await settleMismatch(manifest, target, created ? (options.onMismatch ?? 'rename') : 'keep', differences);
+      const how = created ? (options.onMismatch ?? 'rename') : 'keep';
+      const where = await settleMismatch(manifest, target, how, differences);
       created = false; // settled: never dropped on the way out
+      // Roles stay with a kept database (it needs them); with a dropped one they go on the way out.
+      if (how !== 'drop') roles = { ...roles, created: [], placeholders: [] };
       throw new ManifestMismatchError(`Restored ${what} does not match its manifest`, differences, {
         nextStep: where
           ? `the restored database is kept as ${where} (not dropped: it may be the only working copy, and the check may be what is wrong). Inspect the differences above in it; if the data is right, rename it and use it (ALTER DATABASE ... RENAME TO ...), otherwise drop it. Treat this backup as unproven until a restore passes.`
@@ -313,12 +434,21 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       fetch: fetched,
       checks,
       databaseState,
+      fidelity,
+      roles,
       timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
     };
   } catch (error) {
     // The plaintext goes first, before the (slower) drop: an impatient second Ctrl-C must not leave it behind.
     rmSync(stagingDir, { recursive: true, force: true });
     if (created) await dropDatabase(manifest.database.id, target).catch(() => undefined);
+    // Roles this restore created go too, once nothing of theirs is left (a restore into an existing database
+    // may have left objects behind: those roles stay, and the error says so).
+    const createdRoles = [...roles.created, ...roles.placeholders];
+    if (createdRoles.length > 0) {
+      const left = await withClient(manifest.database.id, { ...target, database: created || options.createDatabase ? 'postgres' : target.database }, (c) => dropCreatedRoles(c, createdRoles)).catch((e: Error) => [`all of ${createdRoles.join(', ')} (${e.message})`]);
+      if (left.length > 0 && error instanceof Error) error.message += ` Roles this restore created and could not drop: ${left.join('; ')}.`;
+    }
     throw deps.signal?.aborted ? deps.signal.reason : error;
   } finally {
     rmSync(stagingDir, { recursive: true, force: true });

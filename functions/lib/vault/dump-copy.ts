@@ -17,7 +17,7 @@ import { classifyS3Error } from '../backup/s3-errors.ts';
 import { BackupNotFoundError, ChecksumMismatchError, LifeboatError, VaultCopyVerificationError } from '../errors.ts';
 
 /**
- * Copies one committed dump (data object, then manifest) into the vault bucket.
+ * Copies one committed dump (data object and globals, then manifest) into the vault bucket.
  *
  * Why an explicit step and not S3 replication: replication is asynchronous
  * and unordered, so the vault could hold a manifest (the commit marker) before
@@ -120,15 +120,27 @@ async function quarantine(deps: VaultDumpCopyDeps, key: string, details: Record<
   return marker;
 }
 
-async function verifyStored(deps: VaultDumpCopyDeps, manifest: Manifest, versionId: string | undefined, request: VaultDumpCopyRequest): Promise<void> {
-  const key = manifest.object.key;
+/** An object of a backup the manifest checksums: the dump, or its globals. */
+interface BackupPart {
+  key: string;
+  sha256: string;
+  storedBytes: number;
+}
+
+/** The objects a vault copy must hold before its manifest: the dump and, when recorded, the globals. */
+function partsOf(manifest: Manifest): BackupPart[] {
+  return [manifest.object, ...(manifest.globals ? [manifest.globals] : [])];
+}
+
+async function verifyStored(deps: VaultDumpCopyDeps, manifest: Manifest, part: BackupPart, versionId: string | undefined, request: VaultDumpCopyRequest): Promise<void> {
+  const key = part.key;
   const stored = await sha256Of(deps.vaultS3, deps.vaultBucket, key, versionId);
-  if (stored.sha256 === manifest.object.sha256 && stored.bytes === manifest.object.storedBytes) return;
+  if (stored.sha256 === part.sha256 && stored.bytes === part.storedBytes) return;
   const marker = await quarantine(deps, key, {
     versionId,
-    expectedSha256: manifest.object.sha256,
+    expectedSha256: part.sha256,
     actualSha256: stored.sha256,
-    expectedBytes: manifest.object.storedBytes,
+    expectedBytes: part.storedBytes,
     actualBytes: stored.bytes,
     backupId: manifest.backupId,
     databaseId: request.databaseId,
@@ -136,7 +148,7 @@ async function verifyStored(deps: VaultDumpCopyDeps, manifest: Manifest, version
     reason: 'the stored object does not match the sha256 in its manifest',
   });
   throw new VaultCopyVerificationError(
-    `The vault copy s3://${deps.vaultBucket}/${key}${versionId ? ` (version ${versionId})` : ''} of backup ${manifest.backupId} (database "${request.databaseId}") has sha256 ${stored.sha256} and ${stored.bytes} bytes; its manifest says ${manifest.object.sha256} and ${manifest.object.storedBytes}. It cannot be deleted (Object Lock), so it is marked by s3://${deps.vaultBucket}/${marker} and its manifest was not copied: it is not a vault backup.`,
+    `The vault copy s3://${deps.vaultBucket}/${key}${versionId ? ` (version ${versionId})` : ''} of backup ${manifest.backupId} (database "${request.databaseId}") has sha256 ${stored.sha256} and ${stored.bytes} bytes; its manifest says ${part.sha256} and ${part.storedBytes}. It cannot be deleted (Object Lock), so it is marked by s3://${deps.vaultBucket}/${marker} and its manifest was not copied: it is not a vault backup.`,
     { nextStep: 'check the vault bucket and the network path; the next run copies a fresh backup under a new key. Restore tools skip keys without a manifest.' },
   );
 }
@@ -151,8 +163,8 @@ function partSizeFor(bytes: number): number {
  * are hashed on the way; if they do not match the manifest the upload is
  * aborted before it completes, so nothing is stored.
  */
-async function streamIntoVault(deps: VaultDumpCopyDeps, manifest: Manifest, request: VaultDumpCopyRequest): Promise<string | undefined> {
-  const key = manifest.object.key;
+async function streamIntoVault(deps: VaultDumpCopyDeps, manifest: Manifest, part: BackupPart, request: VaultDumpCopyRequest): Promise<string | undefined> {
+  const key = part.key;
   let body: Readable;
   try {
     const out = await deps.sourceS3.send(new GetObjectCommand({ Bucket: request.sourceBucket, Key: key }));
@@ -160,7 +172,7 @@ async function streamIntoVault(deps: VaultDumpCopyDeps, manifest: Manifest, requ
   } catch (error) {
     throw classifyS3Error(error, 'reading the backup for the vault copy', request.sourceBucket, key) ?? error;
   }
-  const expected = manifest.object;
+  const expected = part;
   const partSize = deps.partSize ?? partSizeFor(expected.storedBytes);
   const hash = createHash('sha256');
   const mismatch = (actual: string, bytes: number) =>
@@ -296,22 +308,27 @@ export async function copyDumpToVault(request: VaultDumpCopyRequest, deps: Vault
   const base = { vaultBucket: deps.vaultBucket, dataKey, manifestKey: request.manifestKey, sha256: manifest.object.sha256, storedBytes: manifest.object.storedBytes };
 
   // A retried step may find its own earlier work: verify it rather than write again.
-  const [vaultManifest, vaultData] = await Promise.all([head(deps.vaultS3, deps.vaultBucket, request.manifestKey), head(deps.vaultS3, deps.vaultBucket, dataKey)]);
-  if (vaultManifest && vaultData) {
-    await verifyStored(deps, manifest, vaultData.versionId, request);
-    return { status: 'already-in-vault', ...base, dataVersionId: vaultData.versionId, manifestVersionId: vaultManifest.versionId };
+  const parts = partsOf(manifest);
+  const [vaultManifest, ...vaultParts] = await Promise.all([head(deps.vaultS3, deps.vaultBucket, request.manifestKey), ...parts.map((p) => head(deps.vaultS3, deps.vaultBucket, p.key))]);
+  if (vaultManifest && vaultParts.every(Boolean)) {
+    for (const [i, part] of parts.entries()) await verifyStored(deps, manifest, part, vaultParts[i]!.versionId, request);
+    return { status: 'already-in-vault', ...base, dataVersionId: vaultParts[0]!.versionId, manifestVersionId: vaultManifest.versionId };
   }
-  let dataVersionId = vaultData?.versionId;
-  if (!vaultData) {
-    try {
-      dataVersionId = await streamIntoVault(deps, manifest, request);
-    } catch (error) {
-      // Another attempt won the race for the key: fall through to verifying what it stored.
-      if (!isPreconditionFailed((error as { cause?: unknown }).cause ?? error)) throw error;
-      dataVersionId = (await head(deps.vaultS3, deps.vaultBucket, dataKey))?.versionId;
+  const versionIds: (string | undefined)[] = [];
+  for (const [i, part] of parts.entries()) {
+    let versionId = vaultParts[i]?.versionId;
+    if (!vaultParts[i]) {
+      try {
+        versionId = await streamIntoVault(deps, manifest, part, request);
+      } catch (error) {
+        // Another attempt won the race for the key: fall through to verifying what it stored.
+        if (!isPreconditionFailed((error as { cause?: unknown }).cause ?? error)) throw error;
+        versionId = (await head(deps.vaultS3, deps.vaultBucket, part.key))?.versionId;
+      }
     }
+    await verifyStored(deps, manifest, part, versionId, request);
+    versionIds.push(versionId);
   }
-  await verifyStored(deps, manifest, dataVersionId, request);
   const manifestVersionId = await copyManifest(deps, request.manifestKey, text);
-  return { status: 'copied', ...base, dataVersionId, manifestVersionId };
+  return { status: 'copied', ...base, dataVersionId: versionIds[0], manifestVersionId };
 }
