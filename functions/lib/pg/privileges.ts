@@ -26,6 +26,8 @@ export const privilegesInventorySchema = z.object({
   lines: z.string(),
   /** Every role named as an owner or grantee (the database's own owner and ACL included), for the restore's preflight. */
   roles: z.array(z.string()),
+  /** Roles named by row-level security policies: pg_restore needs them even with --no-owner --no-privileges. @default [] */
+  policyRoles: z.array(z.string()).optional(),
 });
 export type PrivilegesInventory = z.infer<typeof privilegesInventorySchema>;
 
@@ -143,7 +145,15 @@ export async function privilegesDescription(client: pg.Client, excludeSchemas: s
 
 export async function readPrivileges(client: pg.Client, excludeSchemas: string[] = []): Promise<PrivilegesInventory> {
   const { lines, roles } = await privilegesDescription(client, excludeSchemas);
-  return { version: PRIVILEGES_FINGERPRINT_VERSION, fingerprint: fingerprint(lines), lines: packSchemaLines(lines), roles };
+  const policies = await client.query<{ role: string }>(
+    `SELECT DISTINCT pg_catalog.pg_get_userbyid(r.oid) AS role
+       FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       CROSS JOIN LATERAL unnest(p.polroles) AS r(oid)
+      WHERE r.oid <> 0 AND ${USER_NAMESPACE} ORDER BY 1`,
+    [excludeSchemas],
+  );
+  const policyRoles = policies.rows.map((r) => r.role);
+  return { version: PRIVILEGES_FINGERPRINT_VERSION, fingerprint: fingerprint(lines), lines: packSchemaLines(lines), roles: [...new Set([...roles, ...policyRoles])].sort(), policyRoles };
 }
 
 /** The `grantee=privileges` entries of a line's `acl=` field (grantees are JSON-quoted and may hold spaces). */

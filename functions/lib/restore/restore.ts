@@ -9,8 +9,8 @@ import { ManifestMismatchError, RestoreFailedError } from '../errors.ts';
 import { connect, describeTarget, libpqEnv, type ResolvedConnection } from '../pg/connection.ts';
 import { applyDatabaseState, NOT_CARRIED_BY_PG_DUMP, type AppliedDatabaseState } from '../pg/database-state.ts';
 import { quoteIdent, takeInventory, unpackSchemaLines } from '../pg/inventory.ts';
-import { ownersIn, type PrivilegesProjection } from '../pg/privileges.ts';
-import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, readTargetRoles, type RolesReport } from '../pg/roles.ts';
+import { ownersIn } from '../pg/privileges.ts';
+import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, isPredefinedRole, readTargetRoles, type RolesReport } from '../pg/roles.ts';
 import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { compareInventories, type ComparisonCheck } from './compare.ts';
@@ -87,13 +87,16 @@ export function fidelityFor(manifest: Manifest, options: Pick<RestoreOptions, 'n
   return { owners: recorded && !options.noOwner, privileges: recorded && !options.noPrivileges, tablespaces: !options.noTablespaces, dropped };
 }
 
-const projection = (f: RestoreFidelity): PrivilegesProjection => ({ owners: f.owners, acls: f.privileges });
 
 /** Roles the restore needs on the target: every owner and grantee the backup names, unless it leaves both out. */
 function rolesNeeded(manifest: Manifest, fidelity: RestoreFidelity): string[] {
-  if (!manifest.inventory.privileges || (!fidelity.owners && !fidelity.privileges)) return [];
-  const lines = unpackSchemaLines(manifest.inventory.privileges.lines);
-  return fidelity.privileges ? manifest.inventory.privileges.roles : ownersIn(lines);
+  const recorded = manifest.inventory.privileges;
+  if (!recorded) return [];
+  // Policies name their roles whatever pg_restore is told about owners and grants.
+  const policies = recorded.policyRoles ?? [];
+  if (!fidelity.owners && !fidelity.privileges) return policies;
+  const named = fidelity.privileges ? recorded.roles : [...ownersIn(unpackSchemaLines(recorded.lines)), ...policies];
+  return [...new Set(named)].filter((r) => !isPredefinedRole(r)).sort();
 }
 
 /** The pg_restore a restore ran, and the versions it was chosen for. */
@@ -273,7 +276,10 @@ async function preflightRoles(client: pg.Client, manifest: Manifest, fidelity: R
   const target = await readTargetRoles(client);
   const needed = rolesNeeded(manifest, fidelity);
   const missing = needed.filter((r) => !target.existing.has(r));
-  const escape = 'or restore with --no-owner --no-privileges (every object then belongs to the restoring user; grant access yourself)';
+  const policyOnly = !fidelity.owners && !fidelity.privileges;
+  const escape = policyOnly
+    ? 'or create them yourself (row-level security policies name them, so pg_restore needs them even with --no-owner --no-privileges)'
+    : 'or restore with --no-owner --no-privileges (every object then belongs to the restoring user; grant access yourself; roles that RLS policies name are still needed)';
   if (missing.length > 0 && !target.superuser && !target.createRole) {
     throw new RestoreFailedError(
       `Backup ${manifest.backupId} names roles that ${where} lacks (${missing.join(', ')}), and ${target.currentUser} may not create roles; nothing was downloaded.`,
@@ -288,7 +294,8 @@ async function preflightRoles(client: pg.Client, manifest: Manifest, fidelity: R
   }
   if (fidelity.owners && !target.superuser) {
     const owners = ownersIn(unpackSchemaLines(manifest.inventory.privileges!.lines));
-    const foreign = owners.filter((o) => target.existing.has(o) && !target.memberOf.has(o));
+    // Predefined owners (pg_database_owner owns the public schema) come with the server, not from the restore.
+    const foreign = owners.filter((o) => target.existing.has(o) && !target.memberOf.has(o) && !isPredefinedRole(o));
     if (foreign.length > 0) {
       throw new RestoreFailedError(
         `${target.currentUser} cannot give objects to the existing role(s) ${foreign.join(', ')} on ${where} (it is not a member of them and no superuser); nothing was downloaded.`,
