@@ -416,7 +416,7 @@ async function main(): Promise<void> {
   await step('inspect the vault as the vault account', async (s) => {
     const listed = await vaultS3.send(new ListObjectsV2Command({ Bucket: env.vault.bucket, Prefix: `${config.storage.prefix}shop/${manifest.backupId}/` }));
     const names = (listed.Contents ?? []).map((o) => o.Key!.split('/').pop()).sort();
-    expect(JSON.stringify(names) === JSON.stringify(['dump.enc', 'manifest.json']), `vault holds ${JSON.stringify(names)} for ${manifest.backupId}`);
+    expect(JSON.stringify(names) === JSON.stringify(['dump.enc', 'globals.enc', 'manifest.json']), `vault holds ${JSON.stringify(names)} for ${manifest.backupId}`);
     const writes = env.proxy.seen.filter((r) => r.method === 'PUT' && r.url.startsWith(`/${env.vault.bucket}/${config.storage.prefix}shop/${manifest.backupId}/`)).map((r) => r.url.split('?')[0]!.split('/').pop());
     expect(writes.at(-1) === 'manifest.json' && writes.includes('dump.enc'), `the manifest was not written last: ${writes.join(', ')}`);
     s.line(`dump:     s3://${env.vault.bucket}/${keys.data} and manifest.json, written in this order: ${writes.join(', ')} (the manifest, the commit marker, last)`);

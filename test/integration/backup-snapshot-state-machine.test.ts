@@ -203,7 +203,7 @@ describe('the backup state machine with snapshot and copy steps (local engine, m
     const listed = await createS3Client({ region: VAULT_REGION, credentials: vaultAdmin }).send(new ListObjectsV2Command({ Bucket: names.bucketName, Prefix: 'backups/' }));
     const keys = (listed.Contents ?? []).map((o) => o.Key!);
     for (const db of ['alpha', 'bravo']) {
-      expect(keys.filter((k) => k.startsWith(`backups/${db}/`)).map((k) => k.split('/').pop()).sort()).toEqual(['dump.enc', 'manifest.json']);
+      expect(keys.filter((k) => k.startsWith(`backups/${db}/`)).map((k) => k.split('/').pop()).sort()).toEqual(['dump.enc', 'globals.enc', 'manifest.json']);
     }
 
     // Assess: the snapshots are in the copy region (production) and in the vault account under the vault key.

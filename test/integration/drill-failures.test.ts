@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { LocalPostgresProvisioner } from '../../functions/lib/drill/local-provisioner.ts';
@@ -46,9 +45,8 @@ class NeverReadyFor implements Provisioner {
   }
 }
 
-const role = `lb_app_${randomBytes(3).toString('hex')}`;
 let plain: Awaited<ReturnType<typeof createTestDatabase>>;
-let withPolicy: Awaited<ReturnType<typeof createTestDatabase>>;
+let withBadCheck: Awaited<ReturnType<typeof createTestDatabase>>;
 let bucket: string;
 let registryDir: string;
 let drill: LocalDrillResult;
@@ -63,12 +61,14 @@ async function rewrite(key: string, change: (body: Buffer) => Buffer): Promise<v
 
 beforeAll(async () => {
   plain = await createTestDatabase('lbdrillbad');
-  withPolicy = await createTestDatabase('lbdrillrls');
+  withBadCheck = await createTestDatabase('lbdrillrls');
   await withClient(plain.name, (c) => c.query(`CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 200) g`));
-  // A policy naming a role that exists only on the source: pg_dump keeps it (it is not an owner or a grant), the restore fails.
-  await withClient('postgres', (c) => c.query(`CREATE ROLE ${role}`));
-  await withClient(withPolicy.name, (c) =>
-    c.query(`CREATE TABLE t (id int PRIMARY KEY); ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY only_app ON t TO ${role} USING (true); INSERT INTO t VALUES (1)`),
+  // A CHECK constraint whose function reads a table without naming its schema: the database works, pg_dump
+  // dumps it, and pg_restore (which empties search_path) fails loading the rows. A classic restore-only failure.
+  await withClient(withBadCheck.name, (c) =>
+    c.query(`CREATE TABLE lookup (v int); INSERT INTO lookup VALUES (1);
+             CREATE FUNCTION allowed(x int) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT 1 FROM lookup WHERE v = x)';
+             CREATE TABLE t (id int PRIMARY KEY CHECK (allowed(id))); INSERT INTO t VALUES (1)`),
   );
   const [keyArn, b] = await Promise.all([createTestKey(), createTestBucket()]);
   bucket = b;
@@ -76,7 +76,7 @@ beforeAll(async () => {
   const secretArn = await createTestSecret({ username: s.user, password: s.password, host: s.host, port: s.port });
   const target = { bucket, kmsKeyArn: keyArn, secretArn };
   const [corrupt, mismatch] = await Promise.all([backUp('corrupt', plain.name, target), backUp('mismatch', plain.name, target)]);
-  await Promise.all([backUp('falsehood', plain.name, target), backUp('stuck', plain.name, target), backUp('stale', plain.name, target), backUp('restorefail', withPolicy.name, target)]);
+  await Promise.all([backUp('falsehood', plain.name, target), backUp('stuck', plain.name, target), backUp('stale', plain.name, target), backUp('restorefail', withBadCheck.name, target)]);
 
   // One flipped byte in the stored object.
   await rewrite(corrupt.dataKey, (body) => {
@@ -119,8 +119,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await plain?.drop();
-  await withPolicy?.drop();
-  await withClient('postgres', (c) => c.query(`DROP ROLE IF EXISTS ${role}`));
+  await withBadCheck?.drop();
   if (registryDir) rmSync(registryDir, { recursive: true, force: true });
 });
 
@@ -144,7 +143,7 @@ describe('drill bad paths: each alerts clearly, reports the failed check and tea
   it.each([
     ['corrupt', 'ChecksumMismatchError', 'sha256', /stored object of backup \S+ of database "corrupt" .* has sha256 [0-9a-f]{64}, the manifest says [0-9a-f]{64}/],
     ['mismatch', 'DrillVerificationError', 'tables', /failed 2 of \d+ checks: tables: table "public"\."ghost" is missing; row counts: table "public"\."t" has 200 rows, the manifest says 201/],
-    ['restorefail', 'RestoreFailedError', 'pg_restore', new RegExp(`pg_restore failed for backup \\S+ of database "restorefail".*role "${role}" does not exist`, 's')],
+    ['restorefail', 'RestoreFailedError', 'pg_restore', new RegExp(`pg_restore failed for backup \\S+ of database "restorefail".*relation "lookup" does not exist`, 's')],
     ['falsehood', 'DrillVerificationError', 'assertion: a million rows', /assertion: a million rows: assertion "a million rows" returned false/],
     ['stuck', 'RestoreTimeoutError', 'instance available', /did not become available within 1s \(still "creating"/],
     ['stale', 'DrillVerificationError', 'freshness: backup age', /freshness: backup age: the newest backup is older than the plan's RPO/],

@@ -101,6 +101,7 @@ describe('drill state machine, executed locally with the real handlers and a loc
       'schema fingerprint': 'passed',
       'large objects': 'passed',
       extensions: 'passed',
+      'owners and privileges': 'passed',
       'assertion: all orders restored': 'passed',
       'freshness: newest row': 'passed',
       amcheck: 'passed',

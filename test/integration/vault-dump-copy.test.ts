@@ -19,7 +19,7 @@ import type { Manifest } from '../../functions/lib/backup/manifest.ts';
 import { deployedConfig } from '../harness/config.ts';
 import { ChecksumMismatchError, VaultCopyVerificationError } from '../../functions/lib/errors.ts';
 import { localLambdaContext } from '../../functions/shared/lambda-context.ts';
-import { fetchAndDecrypt, readManifest } from '../../functions/lib/restore/fetch.ts';
+import { fetchAndDecrypt, fetchGlobals, readManifest } from '../../functions/lib/restore/fetch.ts';
 import { assumeVaultRole } from '../../functions/lib/vault/credentials.ts';
 import { copyDumpToVault, quarantineKey } from '../../functions/lib/vault/dump-copy.ts';
 import { startFaultProxy, type FaultProxy } from '../../local/fault-proxy.ts';
@@ -60,7 +60,7 @@ async function versions(s3: S3Client, prefix: string) {
 async function syntheticBackup(data: Buffer, claims: { sha256: string; bytes: number } = { sha256: sha256(data), bytes: data.length }) {
   const manifest = (await readManifest(clients.s3, sourceBucket, dumped.manifestKey)) as Manifest;
   const base = `backups/synthetic/${uniqueName('b')}/`;
-  const copy: Manifest = { ...manifest, object: { ...manifest.object, key: `${base}dump.enc`, sha256: claims.sha256, storedBytes: claims.bytes } };
+  const copy: Manifest = { ...manifest, object: { ...manifest.object, key: `${base}dump.enc`, sha256: claims.sha256, storedBytes: claims.bytes }, globals: undefined };
   await clients.s3.send(new PutObjectCommand({ Bucket: sourceBucket, Key: copy.object.key, Body: data }));
   await clients.s3.send(new PutObjectCommand({ Bucket: sourceBucket, Key: `${base}manifest.json`, Body: JSON.stringify(copy) }));
   return { manifestKey: `${base}manifest.json`, dataKey: copy.object.key };
@@ -123,7 +123,8 @@ describe('copying a dump to the vault', () => {
     // Assess: the manifest (the commit marker) was the last object written, each write If-None-Match.
     const keyOf = (url: string) => decodeURIComponent(url.split('?')[0]!.slice(vaultBucket.length + 2));
     const puts = proxy.seen.filter((r) => r.method === 'PUT' && r.url.startsWith(`/${vaultBucket}/`) && keyOf(r.url) !== '' && !r.url.includes('uploadId'));
-    expect(puts.map((r) => keyOf(r.url))).toEqual([dumped.dataKey, dumped.manifestKey]);
+    const globalsKey = dumped.dataKey.replace(/dump\.enc$/, 'globals.enc');
+    expect(puts.map((r) => keyOf(r.url))).toEqual([dumped.dataKey, globalsKey, dumped.manifestKey]);
     for (const put of puts) expect(put.headers['if-none-match']).toBe('*');
 
     // Assess: the vault copy restores (read with vault credentials only, decrypted with the envelope key).
@@ -133,6 +134,9 @@ describe('copying a dump to the vault', () => {
     const fetched = await fetchAndDecrypt(manifest, sink, { s3: vaultS3, kms: clients.keyringKms }, vaultBucket);
     expect(fetched.sha256).toBe(dumped.sha256);
     expect(plaintext).toBeGreaterThan(0);
+    // ... and so do its roles, so a restore from the vault alone brings them back.
+    const globals = await fetchGlobals(manifest, { s3: vaultS3, kms: clients.keyringKms }, vaultBucket);
+    expect(globals.roles.map((r) => r.name)).toContain(pgServer().user);
   });
 
   it('is idempotent: a retried step verifies what is there and writes nothing', async () => {

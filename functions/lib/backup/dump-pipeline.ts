@@ -207,19 +207,10 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
     const catalog = await readCatalog(client, exclude);
     const privileges = await readPrivileges(client, exclude);
     const databaseState = await readDatabaseState(client);
-    // The roles and tablespaces (cluster-wide, not in the dump), stored before the dump starts so that a
-    // failure here costs seconds; the object is not a backup until the manifest names it.
-    const globals = await storeGlobals({
-      s3: deps.s3,
-      kms: deps.kms,
-      bucket: target.bucket,
-      key: keys.globals,
-      kmsKeyArn: target.kmsKeyArn,
-      recoveryKmsKeyArns: target.recoveryKmsKeyArns ?? [],
-      context,
-      document: { ...(await readGlobals(client)), pgDumpall: await runPgDumpallGlobals(conn, dumpTool.path, where, registry) },
-      tablespacesUsed: await tablespacesUsed(client),
-    });
+    // The roles and tablespaces (cluster-wide, not in the dump): read before the dump starts, so that a
+    // failure here costs seconds; stored once the dump succeeded, so that a failed dump leaves nothing.
+    const globalsDocument = { ...(await readGlobals(client)), pgDumpall: await runPgDumpallGlobals(conn, dumpTool.path, where, registry) };
+    const usedTablespaces = await tablespacesUsed(client);
     // Exact counts scan every table: run them beside pg_dump, in the same snapshot.
     const inventoryPromise = countRows(client, exclude).then((tables): Inventory => ({ tables, sequences, ...catalog, privileges }));
     // The row counts, and the snapshot pg_dump imports, live on this connection: if it dies midway, the upload
@@ -274,6 +265,17 @@ async function dumpBackup(request: DumpBackupRequest, deps: DumpBackupDeps, regi
       throw new DumpFailedError(`Reading the inventory of ${where} failed: ${(error as Error).message}`, { cause: error });
     }
     await client.query('COMMIT');
+    const globals = await storeGlobals({
+      s3: deps.s3,
+      kms: deps.kms,
+      bucket: target.bucket,
+      key: keys.globals,
+      kmsKeyArn: target.kmsKeyArn,
+      recoveryKmsKeyArns: target.recoveryKmsKeyArns ?? [],
+      context,
+      document: globalsDocument,
+      tablespacesUsed: usedTablespaces,
+    });
 
     const manifest: Manifest = manifestSchema.parse({
       formatVersion: MANIFEST_FORMAT_VERSION,

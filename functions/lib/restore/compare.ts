@@ -128,3 +128,75 @@ export function compareInventories(expected: Inventory, actual: Inventory, keep:
   if (privileges) checks.push(privileges);
   return checks;
 }
+
+/** What a selective restore brought back (functions/lib/restore/selection.ts). */
+export interface RestoredSelection {
+  tables: readonly { schema: string; name: string }[];
+  structureOnly: readonly { schema: string; name: string }[];
+}
+
+/**
+ * Compares a selective restore with the manifest for exactly what was
+ * restored: each chosen table is there with the manifest's row count, nothing
+ * else is, every restored sequence is at or past its recorded value, and every
+ * object and privilege in the restore is described the same way in the backup.
+ */
+export function compareSelection(expected: Inventory, actual: Inventory, selection: RestoredSelection, keep: PrivilegesProjection = { owners: true, acls: true }): ComparisonCheck[] {
+  const checks: ComparisonCheck[] = [];
+  const expTables = new Map(expected.tables.map((t) => [tableKey(t), t]));
+  const chosen = new Set(selection.tables.map(tableKey));
+  const allowed = new Set([...chosen, ...selection.structureOnly.map(tableKey)]);
+  const actTables = new Map(actual.tables.map((t) => [tableKey(t), t]));
+  const missing = [...chosen].filter((k) => expTables.has(k) && !actTables.has(k));
+  const extra = [...actTables.keys()].filter((k) => !allowed.has(k) || !expTables.has(k));
+  checks.push({
+    name: 'tables',
+    ok: missing.length === 0 && extra.length === 0,
+    detail: `${chosen.size} chosen${selection.structureOnly.length ? `, ${selection.structureOnly.length} as structure only` : ''}`,
+    differences: [...missing.map((k) => `table ${k} is missing`), ...extra.map((k) => `table ${k} was not chosen or is not in the manifest`)],
+  });
+  const rowDiffs: string[] = [];
+  let rows = 0;
+  for (const k of chosen) {
+    const exp = expTables.get(k);
+    const act = actTables.get(k);
+    if (!exp || !act) continue;
+    rows += exp.rows;
+    if (act.rows !== exp.rows) rowDiffs.push(`table ${k} has ${act.rows} rows, the manifest says ${exp.rows}`);
+  }
+  checks.push({ name: 'row counts', ok: rowDiffs.length === 0, detail: `${rows} rows in the chosen tables`, differences: rowDiffs });
+
+  const expSeqs = new Map(expected.sequences.map((s) => [tableKey(s), s]));
+  const seqDiffs: string[] = [];
+  for (const act of actual.sequences) {
+    const exp = expSeqs.get(tableKey(act));
+    if (!exp) {
+      seqDiffs.push(`sequence ${tableKey(act)} is not in the manifest`);
+      continue;
+    }
+    const next = (s: { lastValue: string; isCalled: boolean }) => BigInt(s.lastValue) + (s.isCalled ? 1n : 0n);
+    if (next(act) < next(exp)) seqDiffs.push(`sequence ${tableKey(act)} would next return ${next(act)}, the manifest says ${next(exp)}: restored IDs could collide`);
+  }
+  checks.push({ name: 'sequences', ok: seqDiffs.length === 0, detail: `${actual.sequences.length} sequences restored`, differences: seqDiffs });
+
+  const subset = (name: ComparisonCheck['name'], want: string[] | undefined, got: string[] | undefined, what: string): ComparisonCheck => {
+    if (!want || !got) return { name, ok: true, detail: `not compared: this manifest does not hold the ${what} lines`, differences: [] };
+    const backup = new Set(want);
+    const differing = got.filter((l) => !backup.has(l));
+    return { name, ok: differing.length === 0, detail: `${got.length} restored ${what} lines, each as in the backup`, differences: listed(differing, 'in the restore, not in the backup') };
+  };
+  checks.push(subset('schema fingerprint', expected.schemaLines ? unpackSchemaLines(expected.schemaLines) : undefined, actual.schemaLines ? unpackSchemaLines(actual.schemaLines) : undefined, 'schema'));
+  if (expected.privileges && actual.privileges && (keep.owners || keep.acls)) {
+    checks.push(
+      subset(
+        'owners and privileges',
+        projectPrivilegeLines(unpackSchemaLines(expected.privileges.lines), keep),
+        projectPrivilegeLines(unpackSchemaLines(actual.privileges.lines), keep),
+        'ownership and privilege',
+      ),
+    );
+  }
+  const extraExt = actual.extensions.filter((e) => !expected.extensions.includes(e));
+  checks.push({ name: 'extensions', ok: extraExt.length === 0, detail: actual.extensions.join(', ') || 'none', differences: extraExt.map((e) => `extension ${e} is not in the manifest`) });
+  return checks;
+}

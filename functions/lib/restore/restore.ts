@@ -1,4 +1,4 @@
-import { createWriteStream, rmSync, statfsSync } from 'node:fs';
+import { createWriteStream, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -13,7 +13,9 @@ import { ownersIn } from '../pg/privileges.ts';
 import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, isPredefinedRole, readTargetRoles, type RolesReport } from '../pg/roles.ts';
 import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
-import { compareInventories, type ComparisonCheck } from './compare.ts';
+import { compareInventories, compareSelection, type ComparisonCheck, type RestoredSelection } from './compare.ts';
+import { readArchiveToc } from './archive-toc.ts';
+import { selectEntries, useListFile, type Selection, type SelectionRequest } from './selection.ts';
 import { fetchAndDecrypt, fetchGlobals, type FetchResult } from './fetch.ts';
 import { createStagingDir } from './staging.ts';
 import { forgivingStdinSink, runPgRestore } from './pg-restore.ts';
@@ -62,6 +64,13 @@ export interface RestoreOptions {
    * target lacks is refused before the download. @default false
    */
   noTablespaces?: boolean;
+  /**
+   * Restore only these schemas and tables, each with what belongs to it
+   * (sequences, indexes, constraints, triggers, policies, grants) and as
+   * structure what it needs (see selection.ts); verified against the manifest
+   * for exactly what was restored. @default everything
+   */
+  select?: SelectionRequest;
 }
 
 /** What a restore brings back of ownership, grants and tablespaces, and what it was asked (or had) to leave out. */
@@ -127,6 +136,8 @@ export interface RestoreResult {
   fidelity: RestoreFidelity;
   /** Roles created for this restore (none when every role existed). */
   roles: RolesReport;
+  /** What a selective restore brought back, and what it left out. Absent for a full restore. */
+  selection?: Omit<Selection, 'ids'> & { entries: number };
   timings: { downloadMs: number; restoreMs: number; verifyMs: number; totalMs: number };
 }
 
@@ -222,11 +233,12 @@ const STAGING_HEADROOM_BYTES = 64 * 1024 * 1024;
  * the target is empty), the server offers every extension the backup uses,
  * and the staging area has room for the decrypted archive.
  */
-async function preflight(manifest: Manifest, target: ResolvedConnection, create: boolean, stagingParent: string, fidelity: RestoreFidelity): Promise<void> {
+async function preflight(manifest: Manifest, target: ResolvedConnection, create: boolean, stagingParent: string, fidelity: RestoreFidelity, select?: SelectionRequest): Promise<void> {
   const where = `${target.database} on ${target.host}:${target.port}`;
   const client = await connect(manifest.database.id, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
   try {
     await preflightRoles(client, manifest, fidelity, where);
+    if (select) preflightSelection(manifest, select);
     if (create) {
       const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database]);
       if (exists.rowCount) {
@@ -315,6 +327,35 @@ async function preflightRoles(client: pg.Client, manifest: Manifest, fidelity: R
   }
 }
 
+/**
+ * The tables and schemas a selective restore names exist in the backup, by
+ * the manifest (before anything is downloaded); the archive itself decides
+ * the rest once it is here.
+ */
+function preflightSelection(manifest: Manifest, select: SelectionRequest): void {
+  const where = `Backup ${manifest.backupId} of database "${manifest.database.id}"`;
+  const hint = '`lifeboat restore --list` shows what the backup holds; nothing was downloaded.';
+  if (select.schemas.length === 0 && select.tables.length === 0) throw new RestoreFailedError('A selective restore needs at least one --schema or --table.');
+  const tables = manifest.inventory.tables;
+  for (const wanted of select.tables) {
+    const matches = tables.filter((t) => `${t.schema}.${t.name}` === wanted || t.name === wanted);
+    if (matches.length === 0) throw new RestoreFailedError(`${where} has no table ${wanted}.`, { nextStep: hint });
+    if (matches.length > 1 && !matches.some((t) => `${t.schema}.${t.name}` === wanted)) {
+      throw new RestoreFailedError(`--table ${wanted} is ambiguous in ${where}: ${matches.map((t) => `${t.schema}.${t.name}`).join(', ')}.`, { nextStep: 'name it with its schema, e.g. --table app.orders; nothing was downloaded.' });
+    }
+  }
+  const schemaLines = manifest.inventory.schemaLines ? unpackSchemaLines(manifest.inventory.schemaLines) : [];
+  for (const schema of select.schemas) {
+    const known = tables.some((t) => t.schema === schema) || schemaLines.includes(`schema ${quoteIdentIfNeeded(schema)}`);
+    if (!known) throw new RestoreFailedError(`${where} has no schema ${schema}.`, { nextStep: hint });
+  }
+}
+
+/** quote_ident's rule: quoted unless a plain lower-case identifier. */
+function quoteIdentIfNeeded(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
+}
+
 /** The target's PostgreSQL version, read before anything is downloaded (to choose pg_restore). */
 async function targetServerVersion(databaseId: string, target: ResolvedConnection, create: boolean): Promise<{ versionNum: number; version: string }> {
   const client = await connect(databaseId, create ? { ...target, database: 'postgres' } : target, 'lifeboat-restore');
@@ -341,14 +382,20 @@ async function restoreDatabaseState(manifest: Manifest, target: ResolvedConnecti
 }
 
 /** Reads the restored database's inventory and compares it with the manifest. */
-export async function verifyRestoredDatabase(manifest: Manifest, target: ResolvedConnection, fidelity: Pick<RestoreFidelity, 'owners' | 'privileges'> = fidelityFor(manifest, {}, target.user)): Promise<ComparisonCheck[]> {
+export async function verifyRestoredDatabase(
+  manifest: Manifest,
+  target: ResolvedConnection,
+  fidelity: Pick<RestoreFidelity, 'owners' | 'privileges'> = fidelityFor(manifest, {}, target.user),
+  selection?: RestoredSelection,
+): Promise<ComparisonCheck[]> {
   const client = await connect(manifest.database.id, target, 'lifeboat-verify');
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // In the form the manifest's fingerprint was taken in.
     const actual = await takeInventory(client, { fingerprintVersion: manifest.inventory.schemaFingerprintVersion ?? 1 });
     await client.query('COMMIT');
-    return compareInventories(manifest.inventory, actual, { owners: fidelity.owners, acls: fidelity.privileges });
+    const keep = { owners: fidelity.owners, acls: fidelity.privileges };
+    return selection ? compareSelection(manifest.inventory, actual, selection, keep) : compareInventories(manifest.inventory, actual, keep);
   } finally {
     await client.end();
   }
@@ -382,7 +429,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
 
   const fidelity = fidelityFor(manifest, options, target.user);
   // Everything that can be known before a byte is downloaded: the target as it must be, the roles, the extensions, the room.
-  await preflight(manifest, target, options.createDatabase ?? false, deps.workDir ?? tmpdir(), fidelity);
+  await preflight(manifest, target, options.createDatabase ?? false, deps.workDir ?? tmpdir(), fidelity, options.select);
   deps.signal?.throwIfAborted();
   const stagingDir = createStagingDir(deps.workDir);
   const archive = join(stagingDir, 'dump.pgc');
@@ -401,12 +448,19 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     }
     if (globals) roles = await withClient(manifest.database.id, target, (client) => createMissingRoles(client, globals, needed));
     deps.signal?.throwIfAborted();
+    let selection: Selection | undefined;
+    const listFile = join(stagingDir, 'restore.list');
+    if (options.select) {
+      selection = selectEntries(readArchiveToc(archive, `backup ${manifest.backupId}`).entries, options.select, `backup ${manifest.backupId} of database "${manifest.database.id}"`);
+      writeFileSync(listFile, useListFile(selection), { mode: 0o600 });
+    }
     const jobs = Math.max(1, options.jobs ?? 1);
     const args = [
       '--exit-on-error',
       ...(fidelity.owners ? [] : ['--no-owner']),
       ...(fidelity.privileges ? [] : ['--no-privileges']),
       ...(fidelity.tablespaces ? [] : ['--no-tablespaces']),
+      ...(selection ? [`--use-list=${listFile}`] : []),
       `--dbname=${target.database}`,
       ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']),
       archive,
@@ -415,7 +469,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     deps.signal?.throwIfAborted();
     const restored = Date.now();
 
-    const checks = await verifyRestoredDatabase(manifest, target, fidelity);
+    const checks = await verifyRestoredDatabase(manifest, target, fidelity, selection);
     const verified = Date.now();
     const failed = checks.filter((c) => !c.ok);
     if (failed.length > 0) {
@@ -432,7 +486,10 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       });
     }
     // After the verification: settings such as statement_timeout or default_transaction_read_only apply from here on.
-    const databaseState = await restoreDatabaseState(manifest, target);
+    // A selective restore brings objects back beside others, not the database: its settings stay as they are.
+    const databaseState: AppliedDatabaseState = selection
+      ? { restored: [], notRestored: ['database settings, owner and ACL: not applied by a selective restore (--schema/--table)'], notCarried: NOT_CARRIED_BY_PG_DUMP }
+      : await restoreDatabaseState(manifest, target);
     return {
       backupId: manifest.backupId,
       databaseId: manifest.database.id,
@@ -443,6 +500,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
       databaseState,
       fidelity,
       roles,
+      ...(selection ? { selection: { tables: selection.tables, structureOnly: selection.structureOnly, leftOut: selection.leftOut, entries: selection.ids.length } } : {}),
       timings: { downloadMs: downloaded - started, restoreMs: restored - downloaded, verifyMs: verified - restored, totalMs: verified - started },
     };
   } catch (error) {
