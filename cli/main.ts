@@ -19,7 +19,7 @@ export interface CommandContext {
   signal: AbortSignal;
 }
 
-type Command = (flags: Record<string, string | boolean | undefined>, positionals: string[], context: CommandContext) => Promise<CommandResult>;
+type Command = (flags: Record<string, string | boolean | string[] | undefined>, positionals: string[], context: CommandContext) => Promise<CommandResult>;
 
 /** `interruptible`: the command cleans up on SIGINT/SIGTERM itself; the others keep Node's default (exit at once). */
 const commands: Record<string, { run: Command; usage: string; interruptible?: boolean }> = {
@@ -58,6 +58,9 @@ const options = {
   'no-owner': { type: 'boolean' },
   'no-privileges': { type: 'boolean' },
   'no-tablespaces': { type: 'boolean' },
+  list: { type: 'boolean' },
+  schema: { type: 'string', multiple: true },
+  table: { type: 'string', multiple: true },
   uncommitted: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;

@@ -7,7 +7,7 @@ import type { CommandResult } from '../main.ts';
 export const backupUsage = `lifeboat backup --database <id> [--config <file>] [--bucket <name>] [--kms-key <arn>] [--prefix <p>] [--plan <id>] [--json]
   Dumps one configured database now: pg_dump → encryption → S3, manifest last.`;
 
-export async function backupCommand(flags: Record<string, string | boolean | undefined>): Promise<CommandResult> {
+export async function backupCommand(flags: Record<string, string | boolean | string[] | undefined>): Promise<CommandResult> {
   const config = loadCliConfig(flags.config as string | undefined);
   if (!config) throw new ConfigError('command line', ['--config: required (or LIFEBOAT_CONFIG, or ./lifeboat.config.json)']);
   const databaseId = requireFlag(flags.database as string | undefined, 'database');

@@ -13,7 +13,7 @@ export const drillUsage = `lifeboat drill --database <id> [--backup <id>|latest]
   measured RTO and RPO, writes the drill report, and tears the throwaway down. Exit code 1 if the drill failed.
   Alerts go to LIFEBOAT_ALERT_TOPIC_ARN when set; drills from the vault read LIFEBOAT_VAULT_BUCKET.`;
 
-export async function drillCommand(flags: Record<string, string | boolean | undefined>): Promise<CommandResult> {
+export async function drillCommand(flags: Record<string, string | boolean | string[] | undefined>): Promise<CommandResult> {
   const config = loadCliConfig(flags.config as string | undefined);
   if (!config) throw new ConfigError('command line', ['--config: required (or LIFEBOAT_CONFIG, or ./lifeboat.config.json)']);
   const databaseId = requireFlag(flags.database as string | undefined, 'database');

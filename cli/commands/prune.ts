@@ -12,7 +12,7 @@ export const pruneUsage = `lifeboat prune [--plan <id>] [--database <id>] [--loc
   Applies the plans' retention policies to dumps and snapshots. DRY RUN BY DEFAULT: prints each plan as a table and deletes
   nothing. --execute deletes what the plan says and writes the audit log (<prefix>_audit/retention/ in the source bucket).`;
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, string | boolean | string[] | undefined>;
 
 interface Job {
   planId: string;

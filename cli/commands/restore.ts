@@ -2,7 +2,7 @@ import { findBackup, listBackups } from '../../functions/lib/backup/catalog.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
-import { restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
+import { listBackupContents, restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
 import { removeAbandonedStaging } from '../../functions/lib/restore/staging.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
 import type { RolesReport } from '../../functions/lib/pg/roles.ts';
@@ -10,13 +10,16 @@ import { cliClients, loadCliConfig, requireFlag, storageLocation } from '../cont
 import { createProgress, formatBytes, formatDuration } from '../progress.ts';
 import type { CommandContext, CommandResult } from '../main.ts';
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, string | boolean | string[] | undefined>;
 
 export const verifyUsage = `lifeboat verify (--database <id> [--backup <id>|latest] | --manifest <key>) [--bucket <name>] [--prefix <p>] [--json]
   Checks a backup without restoring it: sha256, authenticated decryption, pg_restore --list.`;
 export const restoreUsage = `lifeboat restore (--database <id> [--backup <id>|latest] | --manifest <key>) --target postgres://user@host:port/dbname
                  [--create] [--jobs N] [--drop-on-mismatch] [--no-owner] [--no-privileges] [--no-tablespaces]
-                 [--bucket <name>] [--prefix <p>] [--json]
+                 [--schema <name>]... [--table <schema.table>]... [--bucket <name>] [--prefix <p>] [--json]
+lifeboat restore (--database <id> [--backup <id>|latest] | --manifest <key>) --list [--json]
+  --list shows what the backup holds. --schema and --table (repeatable) restore only those, each table with its
+  sequences, indexes, constraints, triggers, policies and grants, and verify exactly what was restored.
   Verifies, decrypts and restores a backup into an EMPTY database, then compares it with the manifest.
   Owners, grants and default privileges are kept and verified; roles the target lacks are created from the
   backup's globals (without passwords: the report names the login roles that need one).
@@ -77,9 +80,43 @@ export function parseTarget(uri: string, registry: SecretRegistry): ResolvedConn
   };
 }
 
+/** A repeatable option's values (parseArgs gives an array, or nothing). */
+function many(value: Flags[string]): string[] {
+  return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
+}
+
+async function listCommand(flags: Flags, context?: CommandContext): Promise<CommandResult> {
+  const { clients, storage, manifest } = await selectManifest(flags);
+  const progress = createProgress(`download ${manifest.backupId}`);
+  const contents = await listBackupContents(manifest, { s3: clients.s3, kms: clients.keyringKms, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes), signal: context?.signal }, { bucket: storage.bucket });
+  progress.finish(`download ${manifest.backupId}: verified and decrypted, table of contents read, plaintext deleted`);
+  const LABELS: Record<string, string> = { SCHEMA: 'schema', TABLE: 'table', VIEW: 'view', 'MATERIALIZED VIEW': 'matview', 'FOREIGN TABLE': 'foreign table', SEQUENCE: 'sequence', FUNCTION: 'function', PROCEDURE: 'procedure', AGGREGATE: 'aggregate', TYPE: 'type', DOMAIN: 'domain', EXTENSION: 'extension' };
+  const objects = contents.entries.filter((e) => LABELS[e.kind]);
+  const others = new Map<string, number>();
+  for (const e of contents.entries) if (!LABELS[e.kind] && !['ENCODING', 'STDSTRINGS', 'SEARCHPATH', 'DATABASE'].includes(e.kind)) others.set(e.kind, (others.get(e.kind) ?? 0) + 1);
+  const nameOf = (e: (typeof objects)[number]) => (e.schema ? `${e.schema}.${e.name}` : e.name);
+  const width = Math.max(10, ...objects.map((e) => nameOf(e).length));
+  return {
+    json: contents,
+    text: [
+      `Backup ${contents.backupId} of ${contents.databaseId}, consistent at ${contents.consistentAt} (pg_dump ${contents.archive.pgDumpVersion}, archive ${contents.archive.version}, ${contents.entries.length} entries)`,
+      ...objects.map((e) => {
+        const rows = e.kind === 'TABLE' && contents.rows[nameOf(e)] !== undefined ? `${contents.rows[nameOf(e)]} rows` : '';
+        return `  ${LABELS[e.kind]!.padEnd(13)} ${nameOf(e).padEnd(width)} ${rows}`.trimEnd();
+      }),
+      `  and ${[...others.entries()].map(([k, n]) => `${n} ${k.toLowerCase()}`).join(', ') || 'nothing else'}`,
+      `Roles recorded: ${contents.roles.length ? contents.roles.join(', ') : 'none (this backup predates their recording)'}; tablespaces used: ${contents.tablespacesUsed.join(', ') || 'none'}`,
+      'Restore a part with --schema <name> or --table <schema.table> (repeatable).',
+    ].join('\n'),
+  };
+}
+
 export async function restoreCommand(flags: Flags, _positionals: string[] = [], context?: CommandContext): Promise<CommandResult> {
   // Plaintext left by a restore that was killed outright (SIGKILL, power loss) goes first.
   for (const path of removeAbandonedStaging()) process.stderr.write(`lifeboat restore: removed ${path}, the decrypted staging of a restore that was killed\n`);
+  if (flags.list) return listCommand(flags, context);
+  const schemas = many(flags.schema);
+  const tables = many(flags.table);
   const registry = new SecretRegistry();
   const target = parseTarget(requireFlag(flags.target as string | undefined, 'target'), registry);
   const { clients, storage, manifest } = await selectManifest(flags);
@@ -96,6 +133,7 @@ export async function restoreCommand(flags: Flags, _positionals: string[] = [], 
       noOwner: Boolean(flags['no-owner']),
       noPrivileges: Boolean(flags['no-privileges']),
       noTablespaces: Boolean(flags['no-tablespaces']),
+      ...(schemas.length || tables.length ? { select: { schemas, tables } } : {}),
     },
   );
   progress.finish(`download ${manifest.backupId}: ${formatBytes(result.fetch.storedBytes)} verified and decrypted`);
@@ -107,6 +145,12 @@ export async function restoreCommand(flags: Flags, _positionals: string[] = [], 
       `  pg_restore ${result.client.version} into PostgreSQL ${result.client.targetServerVersion}, for an archive of pg_dump ${result.client.pgDump.version} (installed: ${result.client.installedMajors.join(', ')})`,
       `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
       ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
+      ...(result.selection
+        ? [
+            `  restored only ${result.selection.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} (${result.selection.entries} archive entries)${result.selection.structureOnly.length ? `; as structure only: ${result.selection.structureOnly.map((t) => `${t.schema}.${t.name}`).join(', ')}` : ''}`,
+            ...result.selection.leftOut.map((l) => `  left out  ${l}`),
+          ]
+        : []),
       ...rolesLines(result.roles),
       ...result.fidelity.dropped.map((d) => `  left out  ${d}`),
       ...result.databaseState.restored.map((r) => `  restored  ${r}`),

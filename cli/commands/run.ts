@@ -142,7 +142,7 @@ export function describeEvent(event: HistoryEvent): string | undefined {
   return undefined;
 }
 
-export async function runCommand(flags: Record<string, string | boolean | undefined>, positionals: string[] = []): Promise<CommandResult> {
+export async function runCommand(flags: Record<string, string | boolean | string[] | undefined>, positionals: string[] = []): Promise<CommandResult> {
   const workflow = positionals[0] as Workflow | undefined;
   if (!workflow || !WORKFLOWS.includes(workflow)) throw new ConfigError('command line', [`workflow: one of ${WORKFLOWS.join(', ')}`]);
   const config = loadCliConfig(flags.config as string | undefined);

@@ -17,7 +17,7 @@ export const statusUsage = `lifeboat status [--config <file>] [--bucket <name>] 
   measured RTO/RPO against target, snapshot quota, and what is late or failing.
   Exits 1 when anything is failing.`;
 
-export async function statusCommand(flags: Record<string, string | boolean | undefined>): Promise<CommandResult> {
+export async function statusCommand(flags: Record<string, string | boolean | string[] | undefined>): Promise<CommandResult> {
   const config = loadCliConfig(flags.config as string | undefined);
   if (!config) throw new ConfigError('command line', ['--config: required (or LIFEBOAT_CONFIG, or ./lifeboat.config.json)']);
   const storage = storageLocation(flags as never, config);

@@ -7,7 +7,7 @@ export const vaultScpUsage = `lifeboat vault-scp [--config <file>]
     Prints the service control policy for the vault account (attach it to the account or its OU
     from the organization's management account; see docs/deployment.md).`;
 
-export async function vaultScpCommand(flags: Record<string, string | boolean | undefined>): Promise<CommandResult> {
+export async function vaultScpCommand(flags: Record<string, string | boolean | string[] | undefined>): Promise<CommandResult> {
   const config = loadCliConfig(flags.config as string | undefined);
   if (!config) throw new ConfigError('command line', ['--config: required (or LIFEBOAT_CONFIG, or ./lifeboat.config.json)']);
   if (!config.vault) throw new ConfigError('the config', ['vault: the vault-scp command needs a vault section (account, region, retentionDays)']);

@@ -557,3 +557,46 @@ export async function verifyBackup(manifest: Manifest, deps: RestoreDeps, option
     ],
   };
 }
+
+export interface BackupContents {
+  backupId: string;
+  databaseId: string;
+  consistentAt: string;
+  archive: { version: string; pgDumpVersion: string; serverVersion: string };
+  /** Every entry of the archive's table of contents, in restore order. */
+  entries: { dumpId: number; kind: string; schema: string | null; name: string; owner: string | null }[];
+  /** Row counts from the manifest, per `schema.table`. */
+  rows: Record<string, number>;
+  roles: string[];
+  tablespacesUsed: string[];
+}
+
+/**
+ * What a backup holds (`lifeboat restore --list`): downloaded and proven like
+ * any restore (sha256, authenticated decryption) into the private staging
+ * area, its table of contents read, the plaintext deleted again.
+ */
+export async function listBackupContents(manifest: Manifest, deps: RestoreDeps, options: { bucket?: string } = {}): Promise<BackupContents> {
+  const registry = deps.secretRegistry ?? new SecretRegistry();
+  const stagingDir = createStagingDir(deps.workDir);
+  try {
+    const archive = join(stagingDir, 'dump.pgc');
+    await fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
+    deps.signal?.throwIfAborted();
+    const toc = readArchiveToc(archive, `backup ${manifest.backupId}`);
+    return {
+      backupId: manifest.backupId,
+      databaseId: manifest.database.id,
+      consistentAt: manifest.consistentAt,
+      archive: { version: toc.version, pgDumpVersion: toc.pgDumpVersion, serverVersion: toc.serverVersion },
+      entries: toc.entries.map((e) => ({ dumpId: e.dumpId, kind: e.desc, schema: e.namespace, name: e.tag, owner: e.owner })),
+      rows: Object.fromEntries(manifest.inventory.tables.map((t) => [`${t.schema}.${t.name}`, t.rows])),
+      roles: manifest.globals?.roles ?? [],
+      tablespacesUsed: manifest.globals?.tablespacesUsed ?? [],
+    };
+  } catch (error) {
+    throw redactError(deps.signal?.aborted ? deps.signal.reason : error, registry.values());
+  } finally {
+    rmSync(stagingDir, { recursive: true, force: true });
+  }
+}

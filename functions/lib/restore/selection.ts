@@ -52,14 +52,17 @@ const TABLE_KINDS = new Set(['TABLE', 'MATERIALIZED VIEW', 'FOREIGN TABLE', 'VIE
 const qualified = (e: TocEntry) => `${e.namespace ?? ''}.${e.tag}`;
 
 /**
- * The object an attached entry belongs to: the first table among its
- * dependencies (a trigger's table, not its function; a foreign key's
- * referencing table, not the referenced key), else the first sequence, else
- * the first dependency (a schema's grant, a function's comment).
+ * The object an attached entry belongs to: the table its tag names (a
+ * foreign key's referencing table, not the referenced one), else the first
+ * table among its dependencies (a trigger's table, not its function), else
+ * the first sequence, else the first dependency (a schema's grant).
  */
 function ownerOf(e: TocEntry, byId: ReadonlyMap<number, TocEntry>): number | undefined {
   const deps = e.dependencies.filter((d) => byId.has(d));
-  return deps.find((d) => TABLE_KINDS.has(byId.get(d)!.desc)) ?? deps.find((d) => byId.get(d)!.desc === 'SEQUENCE') ?? deps[0];
+  const tables = deps.filter((d) => TABLE_KINDS.has(byId.get(d)!.desc));
+  // Constraints, triggers, policies, rules and defaults are tagged `<table> <name>`: that table owns them.
+  const named = tables.find((d) => byId.get(d)!.namespace === e.namespace && e.tag.startsWith(`${byId.get(d)!.tag} `));
+  return named ?? tables[0] ?? deps.find((d) => byId.get(d)!.desc === 'SEQUENCE') ?? deps[0];
 }
 
 /** Finds the TABLE entries a `--table` value names, or a clear error. */
