@@ -43,6 +43,7 @@ afterAll(async () => {
   await db?.drop();
   const admin = await adminClient();
   await admin.query(`DROP DATABASE IF EXISTS ${restoredName} WITH (FORCE)`);
+  await admin.query(`DROP DATABASE IF EXISTS ${restoredName}_part WITH (FORCE)`);
   await admin.end();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -84,6 +85,19 @@ describe('lifeboat CLI', () => {
     for (const r of [backup, listed, verify, restore, status]) expect(r.stdout + r.stderr).not.toContain(SENTINEL);
     const count = await withClient(restoredName, async (c) => (await c.query('SELECT count(*)::int AS n FROM notes')).rows[0].n);
     expect(count).toBe(321);
+
+    // And a part of it: --list names what the backup holds, --table restores one table and says so.
+    const contents = await lifeboat(['restore', '--config', configPath, '--database', 'notes', '--list']);
+    const part = await lifeboat(['restore', '--config', configPath, '--database', 'notes', '--table', 'public.notes', '--target', `postgres://lifeboat_cli@${s.host}:${s.port}/${restoredName}_part?sslmode=disable`, '--create'], {
+      PGPASSWORD: SENTINEL,
+    });
+    expect(contents.code, contents.stderr).toBe(0);
+    expect(contents.stdout).toMatch(/^\s+table\s+public\.notes\s+321 rows$/m);
+    expect(contents.stdout).toMatch(/^\s+sequence\s+public\.notes_id_seq$/m);
+    expect(part.code, part.stderr).toBe(0);
+    expect(part.stdout).toMatch(/restored only public\.notes \(\d+ archive entries\)/);
+    expect(part.stdout).toMatch(/ok\s+row counts\s+321 rows in the chosen tables/);
+    for (const r of [contents, part]) expect(r.stdout + r.stderr).not.toContain(SENTINEL);
   });
 
   it('rejects a bad config naming the field, with exit code 2', async () => {
