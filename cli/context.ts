@@ -5,9 +5,14 @@ import { loadConfigFile } from '../functions/lib/config/load.ts';
 import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
 import { ConfigError } from '../functions/lib/errors.ts';
 
-/** Shared CLI plumbing: clients from the standard AWS environment, config, storage location. */
-export function cliClients() {
-  return { ...createAwsClients(), keyringKms: createKeyringKmsClient() };
+/**
+ * Shared CLI plumbing: clients from the standard AWS environment, config, storage location.
+ * The region is the environment's (AWS_REGION, AWS_DEFAULT_REGION) or else the config's
+ * source region, so a config file is enough on a machine with no AWS profile region.
+ */
+export function cliClients(config?: LifeboatConfig) {
+  const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || config?.source.region;
+  return { ...createAwsClients(region ? { region } : {}), keyringKms: createKeyringKmsClient(region ? { region } : {}) };
 }
 
 export function loadCliConfig(path: string | undefined): LifeboatConfig | undefined {

@@ -15,7 +15,7 @@ export async function backupCommand(flags: Record<string, string | boolean | str
   if (!database) throw new ConfigError('command line', [`--database: "${databaseId}" is not in the config (known: ${config.databases.map((d) => d.id).join(', ')})`]);
   const storage = storageLocation(flags as never, config);
   const kmsKeyArn = requireFlag(storage.kmsKeyArn, 'kms-key', 'or LIFEBOAT_KMS_KEY_ARN, or storage.kmsKeyArn');
-  const clients = cliClients();
+  const clients = cliClients(config);
   const progress = createProgress(`backup ${databaseId}`);
   const result = await runDumpBackup(
     {

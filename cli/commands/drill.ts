@@ -21,7 +21,7 @@ export async function drillCommand(flags: Record<string, string | boolean | stri
   const storage = storageLocation(flags as never, config);
   const vaultBucket = process.env.LIFEBOAT_VAULT_BUCKET;
   if (requests.some((r) => r.from === 'vault') && !vaultBucket) throw new ConfigError('command line', ['LIFEBOAT_VAULT_BUCKET: required to drill from the vault']);
-  const clients = cliClients();
+  const clients = cliClients(config);
   const topicArn = process.env.LIFEBOAT_ALERT_TOPIC_ARN;
   const { run, reports, items } = await runLocalDrill({
     requests,

@@ -31,7 +31,7 @@ export const backupsUsage = `lifeboat backups --database <id> [--uncommitted] [-
 async function selectManifest(flags: Flags) {
   const config = loadCliConfig(flags.config as string | undefined);
   const storage = storageLocation(flags as never, config);
-  const clients = cliClients();
+  const clients = cliClients(config);
   const manifestKey =
     (flags.manifest as string | undefined) ??
     (await findBackup(clients.s3, storage.bucket, storage.prefix, requireFlag(flags.database as string | undefined, 'database', 'or --manifest'), (flags.backup as string | undefined) ?? 'latest')).manifestKey;
@@ -177,7 +177,7 @@ export async function backupsCommand(flags: Flags): Promise<CommandResult> {
   const config = loadCliConfig(flags.config as string | undefined);
   const storage = storageLocation(flags as never, config);
   const databaseId = requireFlag(flags.database as string | undefined, 'database');
-  const listing = await listBackups(cliClients().s3, storage.bucket, storage.prefix, databaseId);
+  const listing = await listBackups(cliClients(config).s3, storage.bucket, storage.prefix, databaseId);
   const ids = listing.committed.map((c) => c.backupId);
   // Directories without a manifest (failed or running dumps) only when asked for, with their age.
   const uncommitted = flags.uncommitted ? listing.uncommitted : [];

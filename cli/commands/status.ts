@@ -21,7 +21,7 @@ export async function statusCommand(flags: Record<string, string | boolean | str
   const config = loadCliConfig(flags.config as string | undefined);
   if (!config) throw new ConfigError('command line', ['--config: required (or LIFEBOAT_CONFIG, or ./lifeboat.config.json)']);
   const storage = storageLocation(flags as never, config);
-  const { s3 } = cliClients();
+  const { s3 } = cliClients(config);
   const problems: { severity: 'warning'; message: string }[] = [];
   const sources: StatusSources = {
     backups: (databaseId) => backupsFromBucket(s3, storage.bucket, storage.prefix, databaseId),
