@@ -8,6 +8,7 @@ import { runCommand, runUsage } from './commands/run.ts';
 import { statusCommand, statusUsage } from './commands/status.ts';
 import { vaultScpCommand, vaultScpUsage } from './commands/vault-scp.ts';
 import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
+import { recoverCommand, recoverUsage } from './commands/recover.ts';
 
 export interface CommandResult {
   json: unknown;
@@ -27,6 +28,7 @@ const commands: Record<string, { run: Command; usage: string; interruptible?: bo
   backups: { run: backupsCommand, usage: backupsUsage },
   verify: { run: verifyCommand, usage: verifyUsage },
   restore: { run: restoreCommand, usage: restoreUsage, interruptible: true },
+  recover: { run: recoverCommand, usage: recoverUsage, interruptible: true },
   run: { run: runCommand, usage: runUsage },
   status: { run: statusCommand, usage: statusUsage },
   drill: { run: drillCommand, usage: drillUsage },
@@ -59,6 +61,9 @@ const options = {
   'no-privileges': { type: 'boolean' },
   'no-tablespaces': { type: 'boolean' },
   list: { type: 'boolean' },
+  before: { type: 'string' },
+  newest: { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
   schema: { type: 'string', multiple: true },
   table: { type: 'string', multiple: true },
   uncommitted: { type: 'boolean' },

@@ -2,7 +2,8 @@ import { findBackup, listBackups } from '../../functions/lib/backup/catalog.ts';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
 import { readManifest } from '../../functions/lib/restore/fetch.ts';
-import { listBackupContents, restoreBackup, verifyBackup } from '../../functions/lib/restore/restore.ts';
+import { listBackupContents, restoreBackup, verifyBackup, type RestoreResult } from '../../functions/lib/restore/restore.ts';
+import type { Manifest } from '../../functions/lib/backup/manifest.ts';
 import { removeAbandonedStaging } from '../../functions/lib/restore/staging.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
 import type { RolesReport } from '../../functions/lib/pg/roles.ts';
@@ -137,27 +138,29 @@ export async function restoreCommand(flags: Flags, _positionals: string[] = [], 
     },
   );
   progress.finish(`download ${manifest.backupId}: ${formatBytes(result.fetch.storedBytes)} verified and decrypted`);
+  return { json: result, text: restoreReportLines(manifest, result).join('\n') };
+}
+
+/** What a restore did, line by line, for people (restore and recover print it). */
+export function restoreReportLines(manifest: Manifest, result: RestoreResult): string[] {
   const t = result.timings;
-  return {
-    json: result,
-    text: [
-      `Restored ${manifest.backupId} of ${manifest.database.id} into ${result.target} in ${formatDuration(t.totalMs)}`,
-      `  pg_restore ${result.client.version} into PostgreSQL ${result.client.targetServerVersion}, for an archive of pg_dump ${result.client.pgDump.version} (installed: ${result.client.installedMajors.join(', ')})`,
-      `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
-      ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
-      ...(result.selection
-        ? [
-            `  restored only ${result.selection.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} (${result.selection.entries} archive entries)${result.selection.structureOnly.length ? `; as structure only: ${result.selection.structureOnly.map((t) => `${t.schema}.${t.name}`).join(', ')}` : ''}`,
-            ...result.selection.leftOut.map((l) => `  left out  ${l}`),
-          ]
-        : []),
-      ...rolesLines(result.roles),
-      ...result.fidelity.dropped.map((d) => `  left out  ${d}`),
-      ...result.databaseState.restored.map((r) => `  restored  ${r}`),
-      ...result.databaseState.notRestored.map((r) => `  NOT restored  ${r}`),
-      `  not in any pg_dump archive: ${result.databaseState.notCarried.join('; ')}`,
-    ].join('\n'),
-  };
+  return [
+    `Restored ${manifest.backupId} of ${manifest.database.id} into ${result.target} in ${formatDuration(t.totalMs)}`,
+    `  pg_restore ${result.client.version} into PostgreSQL ${result.client.targetServerVersion}, for an archive of pg_dump ${result.client.pgDump.version} (installed: ${result.client.installedMajors.join(', ')})`,
+    `  download+decrypt ${formatDuration(t.downloadMs)}, pg_restore ${formatDuration(t.restoreMs)}, verify ${formatDuration(t.verifyMs)}`,
+    ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}`),
+    ...(result.selection
+      ? [
+          `  restored only ${result.selection.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} (${result.selection.entries} archive entries)${result.selection.structureOnly.length ? `; as structure only: ${result.selection.structureOnly.map((t) => `${t.schema}.${t.name}`).join(', ')}` : ''}`,
+          ...result.selection.leftOut.map((l) => `  left out  ${l}`),
+        ]
+      : []),
+    ...rolesLines(result.roles),
+    ...result.fidelity.dropped.map((d) => `  left out  ${d}`),
+    ...result.databaseState.restored.map((r) => `  restored  ${r}`),
+    ...result.databaseState.notRestored.map((r) => `  NOT restored  ${r}`),
+    `  not in any pg_dump archive: ${result.databaseState.notCarried.join('; ')}`,
+  ];
 }
 
 function rolesLines(roles: RolesReport): string[] {

@@ -52,17 +52,24 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
   for (const { report } of await listDrillReports(s3, bucket, prefix, { databaseId, limit: options.drillReports ?? 200 })) {
     if (report.verdict === 'passed' && report.backup?.kind === 'dump' && !proofs.has(report.backup.id)) proofs.set(report.backup.id, { drillId: report.drillId, finishedAt: report.finishedAt });
   }
-  // Newest first; read manifests until the newest qualifying one, and the newest proven one if that is older.
+  // Newest first, a second at a time (ids of one second do not sort by time): read manifests until the newest
+  // qualifying one, and the newest proven one if that is older.
   let newest: { point: RecoveryPoint; manifest: Manifest } | undefined;
   let proven: { point: RecoveryPoint; manifest: Manifest } | undefined;
-  for (const c of committed) {
-    if (newest && (proven || options.newest)) break;
-    if (newest && !proofs.has(c.backupId)) continue;
-    const manifest = await readManifest(s3, bucket, c.manifestKey);
-    if (Date.parse(manifest.consistentAt) >= before.getTime()) continue;
-    const point: RecoveryPoint = { backupId: c.backupId, manifestKey: c.manifestKey, consistentAt: manifest.consistentAt, ...(proofs.has(c.backupId) ? { provenBy: proofs.get(c.backupId)! } : {}) };
-    newest ??= { point, manifest };
-    if (point.provenBy) proven ??= { point, manifest };
+  const seconds = new Map<string, typeof committed>();
+  for (const c of committed) seconds.set(c.backupId.slice(0, 16), [...(seconds.get(c.backupId.slice(0, 16)) ?? []), c]);
+  for (const group of seconds.values()) {
+    if (newest && proven) break;
+    const wanted = newest ? group.filter((c) => proofs.has(c.backupId)) : group;
+    const read: { point: RecoveryPoint; manifest: Manifest }[] = [];
+    for (const c of wanted) {
+      const manifest = await readManifest(s3, bucket, c.manifestKey);
+      if (Date.parse(manifest.consistentAt) >= before.getTime()) continue;
+      read.push({ point: { backupId: c.backupId, manifestKey: c.manifestKey, consistentAt: manifest.consistentAt, ...(proofs.has(c.backupId) ? { provenBy: proofs.get(c.backupId)! } : {}) }, manifest });
+    }
+    read.sort((a, b) => Date.parse(b.point.consistentAt) - Date.parse(a.point.consistentAt));
+    newest ??= read[0];
+    proven ??= read.find((r) => r.point.provenBy);
   }
   if (!newest) {
     throw new BackupNotFoundError(`No committed backup of database "${databaseId}" in ${where} is consistent before ${before.toISOString()}.`, {
