@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawn } from 'node:child_process';
 import { createTestBucket, createTestKey } from '../harness/aws.ts';
 import { lifeboat as cli } from '../harness/cli.ts';
 import { adminClient, createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
@@ -104,6 +105,33 @@ describe('lifeboat recover', () => {
     expect(result.choice.reason).toMatch(/no drill has restored it yet, the newest proven one is/);
     expect(result.connect).toEqual({ host: pgServer().host, port: pgServer().port, database: 'lbrecover_newest', user: 'lifeboat_recover_cli' });
     expect(await rows('lbrecover_newest')).toBe(150);
+  });
+
+  it('on a terminal, shows the plan and asks; "n" restores nothing', async () => {
+    // Prepare: a real pseudo-terminal (util-linux script), answered "n".
+    const bin = new URL('../../bin/lifeboat.mjs', import.meta.url).pathname;
+    const args = ['recover', '--config', configPath, '--database', 'notes', '--before', moment, '--target', targetUri('lbrecover_declined')];
+    const command = [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+
+    // Act
+    const out = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, LIFEBOAT_LOCAL_DRILL_DIR: registryDir, PGPASSWORD: SENTINEL } });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('Restore it? [y/N]')) child.stdin.write('n\n');
+      });
+      child.on('close', (code) => resolve({ code, output }));
+    });
+
+    // Assess
+    expect(out.output).toMatch(/LOST in this copy/);
+    expect(out.output).toMatch(/Not restored: nothing was changed\./);
+    expect(out.code).toBe(0);
+    const admin = await adminClient();
+    const { rows: dbs } = await admin.query(`SELECT datname FROM pg_database WHERE datname = 'lbrecover_declined'`);
+    await admin.end();
+    expect(dbs).toEqual([]);
   });
 
   it('asks for --yes when not on a terminal, and refuses moments it cannot use, creating nothing', async () => {
