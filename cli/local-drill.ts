@@ -31,6 +31,8 @@ export interface LocalDrillDepsOptions {
   vault?: { s3?: S3Client; bucket: string; prefix: string };
   /** Marker directory of the local clusters (the janitor's view). */
   registryDir?: string;
+  /** The local clusters' provisioner, when the caller must reach it (to release clusters on Ctrl-C). @default a new one on registryDir */
+  localProvisioner?: LocalPostgresProvisioner;
   /** Snapshot drills against moto: report data checks as not performed. @default true when AWS_ENDPOINT_URL is set */
   rdsEmulated?: boolean;
   metrics?: DrillMetrics;
@@ -47,7 +49,7 @@ export function localDrillDeps(options: LocalDrillDepsOptions): DrillDeps {
     kms: clients.keyringKms,
     secrets: clients.secrets,
     provisioners: {
-      local: new LocalPostgresProvisioner({ registryDir: options.registryDir }),
+      local: options.localProvisioner ?? new LocalPostgresProvisioner({ registryDir: options.registryDir }),
       rds: clients.rds && new RdsProvisioner({ clients: { source: clients.rds }, emulated: options.rdsEmulated ?? Boolean(process.env.AWS_ENDPOINT_URL) }),
     },
     dumpProvider: 'local',

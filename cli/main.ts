@@ -31,7 +31,7 @@ const commands: Record<string, { run: Command; usage: string; interruptible?: bo
   recover: { run: recoverCommand, usage: recoverUsage, interruptible: true },
   run: { run: runCommand, usage: runUsage },
   status: { run: statusCommand, usage: statusUsage },
-  drill: { run: drillCommand, usage: drillUsage },
+  drill: { run: drillCommand, usage: drillUsage, interruptible: true },
   prune: { run: pruneCommand, usage: pruneUsage },
   'vault-scp': { run: vaultScpCommand, usage: vaultScpUsage },
 };
@@ -126,5 +126,7 @@ const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://$
 if (invokedDirectly || process.env.LIFEBOAT_CLI_ENTRY === '1') {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
+    // Interrupted: the command cleaned up what it made; work still pending in this process must not go on.
+    if (code === 130 || code === 143) process.exit(code);
   });
 }

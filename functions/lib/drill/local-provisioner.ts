@@ -25,6 +25,8 @@ interface Marker {
   dataDir: string;
   tags: Record<string, string>;
   createdAt: string;
+  /** The process that runs the drill: when it is gone (SIGKILL, power loss), the next run removes the cluster. */
+  ownerPid?: number;
 }
 
 const LOCAL_CLUSTER_DIR = /^lifeboat-pg-/;
@@ -74,6 +76,7 @@ export class LocalPostgresProvisioner implements Provisioner {
         dataDir: cluster.dataDir,
         tags: tagRecord(drillTagList(request.tags)),
         createdAt: new Date().toISOString(),
+        ownerPid: process.pid,
       };
       mkdirSync(this.registryDir, { recursive: true, mode: 0o700 });
       writeFileSync(this.#markerPath(instanceId), `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o600 });
@@ -135,6 +138,28 @@ export class LocalPostgresProvisioner implements Provisioner {
     return this.#destroy(resource.id);
   }
 
+  /**
+   * Removes the clusters of drills whose process is gone (killed outright,
+   * power loss): each holds a restored copy of production data. Clusters of
+   * live processes, and markers without an owner, are left to the janitor.
+   */
+  async sweepAbandoned(): Promise<TeardownItem[]> {
+    const out: TeardownItem[] = [];
+    for (const resource of await this.listDrillResources()) {
+      const owner = this.#readMarker(resource.id)?.ownerPid;
+      if (owner === undefined || owner === process.pid || isAlive(owner)) continue;
+      out.push(await this.#destroy(resource.id));
+    }
+    return out;
+  }
+
+  /** Stops and removes every cluster this process started (an interrupted drill). */
+  async releaseAll(): Promise<TeardownItem[]> {
+    const out: TeardownItem[] = [];
+    for (const instanceId of [...this.#clusters.keys()]) out.push(await this.#destroy(instanceId));
+    return out;
+  }
+
   async #destroy(instanceId: string): Promise<TeardownItem> {
     const item = { type: 'local-cluster', id: instanceId };
     const cluster = this.#clusters.get(instanceId);
@@ -188,7 +213,8 @@ function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    // EPERM: it exists, it is another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -50,3 +50,19 @@ export function removeAbandonedStaging(parent = tmpdir()): string[] {
   }
   return removed;
 }
+
+/** Removes this process's own staging directories (an interrupted drill, whose restore runs in-process). */
+export function removeOwnStaging(parent = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const name of names.filter((n) => n.startsWith(`${PREFIX}${process.pid}-`))) {
+    rmSync(join(parent, name), { recursive: true, force: true });
+    removed.push(join(parent, name));
+  }
+  return removed;
+}
