@@ -25,36 +25,65 @@ export interface BackupListing {
 }
 
 /**
- * The one backup catalog of the CLI, status and drills: every backup directory
- * under `<prefix><databaseId>/`, split by whether its manifest exists, from one
- * paginated listing (no request per backup).
+ * What a backup is, for everything that lists them (the CLI, status, drills,
+ * recover and retention): the objects under `<prefix><databaseId>/<backupId>/`
+ * form one backup directory, and the directory is a committed backup exactly
+ * when its manifest (written last) is there. Objects directly under the
+ * database's prefix belong to no backup (`strays`).
+ */
+export function groupBackupDirectories<T extends { key: string }>(objects: Iterable<T>, prefix: string, databaseId: string): { dirs: Map<string, T[]>; strays: T[] } {
+  const base = `${prefix}${databaseId}/`;
+  const dirs = new Map<string, T[]>();
+  const strays: T[] = [];
+  for (const o of objects) {
+    const rest = o.key.slice(base.length);
+    const slash = rest.indexOf('/');
+    if (!o.key.startsWith(base) || slash <= 0) {
+      strays.push(o);
+      continue;
+    }
+    const id = rest.slice(0, slash);
+    let list = dirs.get(id);
+    if (!list) dirs.set(id, (list = []));
+    list.push(o);
+  }
+  return { dirs, strays };
+}
+
+/** Whether a backup directory's objects include its manifest, the commit marker. */
+export function isCommitted(objects: readonly { key: string }[], prefix: string, databaseId: string, backupId: string): boolean {
+  const manifest = backupKeys(prefix, databaseId, backupId).manifest;
+  return objects.some((o) => o.key === manifest);
+}
+
+/**
+ * The one backup catalog of the CLI, status, drills and recover: every backup
+ * directory under `<prefix><databaseId>/`, split by whether its manifest
+ * exists, from one paginated listing (no request per backup). Retention reads
+ * object versions instead and groups them with the same rules.
  */
 export async function listBackups(s3: S3Client, bucket: string, prefix: string, databaseId: string): Promise<BackupListing> {
-  const base = `${prefix}${databaseId}/`;
-  const dirs = new Map<string, { manifest: boolean; objects: number; lastWrite?: Date }>();
+  const objects: { key: string; lastModified?: Date }[] = [];
   let token: string | undefined;
   do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) {
-      const rest = o.Key?.slice(base.length) ?? '';
-      const slash = rest.indexOf('/');
-      if (slash <= 0) continue;
-      const id = rest.slice(0, slash);
-      const dir = dirs.get(id) ?? { manifest: false, objects: 0 };
-      dir.objects += 1;
-      if (rest.slice(slash + 1) === 'manifest.json') dir.manifest = true;
-      if (o.LastModified && (!dir.lastWrite || o.LastModified > dir.lastWrite)) dir.lastWrite = o.LastModified;
-      dirs.set(id, dir);
-    }
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${databaseId}/`, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) if (o.Key) objects.push({ key: o.Key, lastModified: o.LastModified });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
+  const { dirs } = groupBackupDirectories(objects, prefix, databaseId);
   const ids = [...dirs.keys()].sort().reverse();
+  const lastWrite = (list: { lastModified?: Date }[]) => list.reduce<Date | undefined>((at, o) => (o.lastModified && (!at || o.lastModified > at) ? o.lastModified : at), undefined);
   return {
-    committed: ids.filter((id) => dirs.get(id)!.manifest).map((id) => {
+    committed: ids.filter((id) => isCommitted(dirs.get(id)!, prefix, databaseId, id)).map((id) => {
       const keys = backupKeys(prefix, databaseId, id);
       return { backupId: id, manifestKey: keys.manifest, dataKey: keys.data };
     }),
-    uncommitted: ids.filter((id) => !dirs.get(id)!.manifest).map((id) => ({ backupId: id, objects: dirs.get(id)!.objects, ...(dirs.get(id)!.lastWrite ? { lastWrite: dirs.get(id)!.lastWrite } : {}) })),
+    uncommitted: ids
+      .filter((id) => !isCommitted(dirs.get(id)!, prefix, databaseId, id))
+      .map((id) => {
+        const at = lastWrite(dirs.get(id)!);
+        return { backupId: id, objects: dirs.get(id)!.length, ...(at ? { lastWrite: at } : {}) };
+      }),
   };
 }
 

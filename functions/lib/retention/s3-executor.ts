@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { RetentionPolicy } from '../config/schema.ts';
 import { backupKeys, manifestSchema, parseBackupIdTime, type Manifest } from '../backup/manifest.ts';
+import { groupBackupDirectories } from '../backup/catalog.ts';
 import {
   auditKeyFor,
   backoff,
@@ -472,21 +473,10 @@ export async function listS3Backups(
 ): Promise<S3BackupInventory> {
   const versioned = await isVersioned(s3, target);
   const objects = await listAllObjects(s3, target, versioned, options.pageSize);
-  const root = dbPrefix(target);
   const warnings: string[] = [];
-  const dirs = new Map<string, StoredObjectVersion[]>();
-  for (const o of objects) {
-    const rest = o.key.slice(root.length);
-    const slash = rest.indexOf('/');
-    if (slash <= 0) {
-      if (!o.isDeleteMarker) warnings.push(`ignored ${o.key}: not inside a backup directory`);
-      continue;
-    }
-    const id = rest.slice(0, slash);
-    let list = dirs.get(id);
-    if (!list) dirs.set(id, (list = []));
-    list.push(o);
-  }
+  // The catalog's rules (functions/lib/backup/catalog.ts), over object versions.
+  const { dirs, strays } = groupBackupDirectories(objects, target.prefix, target.databaseId);
+  for (const o of strays) if (!o.isDeleteMarker) warnings.push(`ignored ${o.key}: not inside a backup directory`);
 
   const ids = [...dirs.keys()].sort();
   const backups: StoredBackup[] = [];
@@ -496,6 +486,7 @@ export async function listS3Backups(
   for (const id of ids) {
     const list = dirs.get(id)!;
     const keys = backupKeys(target.prefix, target.databaseId, id);
+    // Committed: the manifest's current version is an object, not a delete marker.
     const current = list.find((o) => o.key === keys.manifest && o.isLatest && !o.isDeleteMarker);
     if (current) {
       withManifest.push({ id, current });
