@@ -6,6 +6,7 @@ import type { KMS } from '@aws-sdk/client-kms';
 import { createDecryptStream, classifyKmsError } from '../backup/encryption.ts';
 import { manifestSchema, type Manifest } from '../backup/manifest.ts';
 import { globalsDocumentSchema, type GlobalsDocument } from '../pg/roles.ts';
+import { DEFAULT_RANGE_PART_SIZE, rangedObjectStream } from './ranged-get.ts';
 import { classifyS3Error } from '../backup/s3-errors.ts';
 import { BackupNotFoundError, ChecksumMismatchError, DecryptionError, LifeboatError } from '../errors.ts';
 
@@ -15,6 +16,8 @@ export interface FetchDeps {
   onProgress?: (p: { storedBytes: number; totalBytes: number }) => void;
   /** Stops the download (and the decryption) at once. */
   signal?: AbortSignal;
+  /** Parallel ranged GETs for objects larger than one part. @default 4 × 16 MiB */
+  download?: { partSize?: number; concurrency?: number };
 }
 
 export async function readManifest(s3: S3Client, bucket: string, key: string): Promise<Manifest> {
@@ -99,11 +102,17 @@ export async function fetchGlobals(manifest: Manifest, deps: FetchDeps, bucket =
 async function fetchPart(manifest: Manifest, part: StoredPart, sink: Writable, deps: FetchDeps, bucket: string): Promise<FetchResult> {
   const key = part.key;
   let body: Readable;
-  try {
-    const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    body = out.Body as Readable;
-  } catch (error) {
-    throw classifyS3Error(error, 'reading the backup', bucket, key) ?? error;
+  const ranged = deps.download ?? {};
+  if (part.storedBytes > (ranged.partSize ?? DEFAULT_RANGE_PART_SIZE)) {
+    // Large objects: parallel ranged GETs, read in order and overlapped with the hashing and decryption below.
+    body = rangedObjectStream(deps.s3, bucket, key, part.storedBytes, { ...ranged, signal: deps.signal });
+  } else {
+    try {
+      const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      body = out.Body as Readable;
+    } catch (error) {
+      throw classifyS3Error(error, 'reading the backup', bucket, key) ?? error;
+    }
   }
   const hash = createHash('sha256');
   let storedBytes = 0;
