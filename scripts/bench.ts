@@ -18,12 +18,14 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import pg from 'pg';
 import { formatBytes, formatDuration } from '../cli/progress.ts';
 import { createKeyringKmsClient } from '../functions/lib/backup/encryption.ts';
 import { planPartSize } from '../functions/lib/backup/part-size.ts';
+import { deploymentConfigBytes, deploymentConfigEnvironment, sha256Hex } from '../functions/lib/config/deployment.ts';
+import { parseConfig } from '../functions/lib/config/load.ts';
 import { startLocalPostgres } from '../functions/lib/pg/postgres-cluster.ts';
 import { startMotoServer } from '../local/moto-server.ts';
 import { createSampleDatabase, growSampleDatabase } from '../local/sample-data.ts';
@@ -332,13 +334,24 @@ async function main(options: Options): Promise<void> {
     return { wallMs, cpu, rawBytes: 0, pgDumpPeakRssKiB: result.peakRssKiB };
   };
 
-  const handlerEvent = {
-    planId: 'bench',
-    database: {
-      id: database,
-      connection: { host: cluster.host, port: cluster.port, database, username: cluster.superuser, passwordEnv: 'BENCH_PGPASSWORD', sslMode: 'disable' },
+  // The handler reads the database's connection from the deployed config (ids-only task input), as deployed:
+  // published once, on moto and served by the null S3, named by bucket, key and sha256.
+  const benchConfig = parseConfig(
+    {
+      name: 'bench',
+      source: { region: REGION },
+      databases: [{ id: database, connection: { host: cluster.host, port: cluster.port, database, username: cluster.superuser, passwordEnv: 'BENCH_PGPASSWORD', sslMode: 'disable' } }],
+      plans: [{ id: 'bench', schedule: { cron: 'cron(0 3 * * ? *)' }, databases: [database], rpoMinutes: 1440, rtoMinutes: 60 }],
+      storage: { bucketName: bucket, kmsKeyArn },
     },
-  };
+    'the bench config',
+  );
+  const configBytes = deploymentConfigBytes(benchConfig);
+  const configKey = 'config/bench.json';
+  await s3Moto.send(new PutObjectCommand({ Bucket: bucket, Key: configKey, Body: configBytes }));
+  sink.serve(bucket, configKey, configBytes);
+  const configEnv = deploymentConfigEnvironment({ bucket, key: configKey, sha256: sha256Hex(configBytes) });
+  const handlerEvent = { planId: 'bench', databaseId: database };
   let childNo = 0;
   const pipelineDump = async (target: 'null' | 'moto', label = `lifeboat handler → ${target === 'null' ? 'null S3' : 'S3 on moto'}`): Promise<DumpRun & { manifestKey: string }> => {
     const resultFile = join(work, `dump-${++childNo}.json`);
@@ -357,6 +370,7 @@ async function main(options: Options): Promise<void> {
       BACKUP_KMS_KEY_ARN: kmsKeyArn,
       BENCH_PGPASSWORD: cluster.password,
       BENCH_DUMP_EVENT: JSON.stringify(handlerEvent),
+      ...configEnv,
       POWERTOOLS_SERVICE_NAME: 'lifeboat-bench',
       POWERTOOLS_LOG_LEVEL: 'ERROR',
       POWERTOOLS_METRICS_DISABLED: 'true',

@@ -26,6 +26,8 @@ export interface NullS3Server {
   /** Running totals; reset() zeroes them. */
   readonly stats: NullS3Stats;
   reset(): void;
+  /** Answers GETs of this object (the deployed config the handler reads); everything written is still dropped. */
+  serve(bucket: string, key: string, body: Buffer): void;
   stop(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ function send(res: ServerResponse, status: number, body = '', headers: Record<st
 
 export async function startNullS3(): Promise<NullS3Server> {
   const stats: NullS3Stats = { requests: 0, bodyBytes: 0, parts: 0, completed: 0, aborted: 0, puts: 0 };
+  const served = new Map<string, Buffer>();
   const region = 'eu-west-1';
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -93,6 +96,11 @@ export async function startNullS3(): Promise<NullS3Server> {
       stats.aborted++;
       return send(res, 204);
     }
+    if (method === 'GET' && served.has(`${bucket}/${key}`)) {
+      const body = served.get(`${bucket}/${key}`)!;
+      res.writeHead(200, { 'content-length': String(body.length), etag: `"${randomBytes(16).toString('hex')}"`, 'content-type': 'application/json' });
+      return res.end(body);
+    }
     if (method === 'GET' && bucket && !key && q.has('uploads')) {
       return send(res, 200, `<ListMultipartUploadsResult xmlns="${NS}"><Bucket>${escapeXml(bucket)}</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>`);
     }
@@ -123,6 +131,9 @@ export async function startNullS3(): Promise<NullS3Server> {
     stats,
     reset() {
       Object.assign(stats, { requests: 0, bodyBytes: 0, parts: 0, completed: 0, aborted: 0, puts: 0 });
+    },
+    serve(bucket, key, body) {
+      served.set(`${bucket}/${key}`, body);
     },
     stop: () =>
       new Promise<void>((resolve) => {

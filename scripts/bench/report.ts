@@ -6,6 +6,8 @@ import { median, medianCpu, type CpuSplit, type RunRecord } from './measure.ts';
 
 export const TARGETS = {
   dumpRatio: 0.9,
+  /** Issue 12: restore (download, sha256, decryption, pg_restore -j, verification) against raw pg_restore -j from a local file. */
+  restoreRatio: 0.9,
   peakRssMiB: 256,
   retention100kMs: 1000,
 } as const;
@@ -134,6 +136,14 @@ export function verdicts(results: BenchResults): Verdict[] {
       figure: `${ratio.toFixed(2)} ×`,
       pass: ratio >= TARGETS.dumpRatio,
     });
+    if (size.restoreRaw.length > 0 && size.restoreLifeboat.length > 0) {
+      const restore = restoreRatio(size);
+      out.push({
+        name: `Restore ≥ ${TARGETS.restoreRatio} × raw pg_restore -j, download and verification included (${size.targetGiB} GiB)`,
+        figure: `${restore.toFixed(2)} ×`,
+        pass: restore >= TARGETS.restoreRatio,
+      });
+    }
   }
   const handler = allHandlerRuns(results).filter((r) => r.run.maxRssKiB !== undefined);
   if (handler.length > 0) {
@@ -326,7 +336,7 @@ export function renderMarkdown(r: BenchResults): string {
   }
   add(
     '',
-    'No target is set for restore. The ratio is below 1 by construction: lifeboat does everything raw pg_restore does, plus fetching the object, checking it and proving the result against the manifest. The download runs against moto, so it says little about S3.',
+    `The target is ${TARGETS.restoreRatio} × (issue 12). lifeboat does everything raw pg_restore does, plus fetching the object (parallel ranged GETs), checking it, restoring owners and grants, and proving the result against the manifest, so the ratio is below 1 by construction. The download runs against moto, which copies the whole object for every ranged GET (a 68 MiB object: one GET 0.4 s, 4 × 16 MiB ranges 1.8 s on this machine), so it says little about S3, where ranges are what make a download fast.`,
     '',
   );
 

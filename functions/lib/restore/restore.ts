@@ -35,6 +35,8 @@ export interface RestoreDeps {
    * is dropped, then the restore rejects with the signal's reason.
    */
   signal?: AbortSignal;
+  /** Parallel ranged GETs of the download (see ranged-get.ts). @default 4 × 16 MiB; concurrency 1 with a part size past the object is one GET */
+  download?: { partSize?: number; concurrency?: number };
 }
 
 export interface RestoreOptions {
