@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { S3Client } from '@aws-sdk/client-s3';
 import { createAwsClients } from '../functions/lib/aws/clients.ts';
 import { createKeyringKmsClient } from '../functions/lib/backup/encryption.ts';
 import { loadConfigFile } from '../functions/lib/config/load.ts';
@@ -11,8 +12,18 @@ import { ConfigError } from '../functions/lib/errors.ts';
  * source region, so a config file is enough on a machine with no AWS profile region.
  */
 export function cliClients(config?: LifeboatConfig) {
-  const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || config?.source.region;
-  return { ...createAwsClients(region ? { region } : {}), keyringKms: createKeyringKmsClient(region ? { region } : {}) };
+  const fallback = config?.source.region;
+  if (!fallback) return { ...createAwsClients(), keyringKms: createKeyringKmsClient() };
+  // The SDK's own chain first (AWS_REGION, the profile's region in ~/.aws/config, ...), the config's only when it finds none.
+  const probe = new S3Client({});
+  const region = async () => {
+    try {
+      return await probe.config.region();
+    } catch {
+      return fallback;
+    }
+  };
+  return { ...createAwsClients({ region }), keyringKms: createKeyringKmsClient({ region }) };
 }
 
 export function loadCliConfig(path: string | undefined): LifeboatConfig | undefined {

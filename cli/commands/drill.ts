@@ -49,8 +49,9 @@ export async function drillCommand(flags: Record<string, string | boolean | stri
   const interrupted = new Promise<never>((_, reject) => {
     if (!signal) return;
     const onAbort = async () => {
-      const released = await local.releaseAll().catch(() => []);
+      // The plaintext first (a second Ctrl-C exits at once), then the slower cluster stop.
       removeOwnStaging();
+      const released = await local.releaseAll().catch(() => []);
       for (const item of released) process.stderr.write(`lifeboat drill: interrupted; removed ${item.type} ${item.id} (${item.detail ?? item.outcome})\n`);
       reject(signal.reason);
     };

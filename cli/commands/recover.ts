@@ -50,6 +50,7 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
     `  point-in-time recovery: ${choice.pointInTime}`,
     `  backup ${choice.chosen.backupId}, consistent at ${choice.chosen.consistentAt}: ${choice.reason}`,
     ...(choice.newerUnproven ? [`  a newer backup, ${choice.newerUnproven.backupId} (consistent at ${choice.newerUnproven.consistentAt}), is unproven: --newest takes it`] : []),
+    ...choice.unreadable.map((u) => `  passed over, its manifest is unreadable: ${u}`),
     `  LOST in this copy: every write from ${choice.loss.from} to ${choice.loss.to} (${lost})`,
     `  into a new database ${target.database} on ${target.host}:${target.port}, verified against the backup's manifest`,
   ];

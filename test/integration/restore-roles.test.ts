@@ -60,6 +60,10 @@ const SOURCE_ROLES = `
   CREATE ROLE rds_iam NOLOGIN;
   GRANT rds_iam TO app_rw;
   ALTER ROLE app_rw SET statement_timeout = '5s';
+  ALTER ROLE app_rw SET search_path = app, public;
+  ALTER ROLE reporting SET role = 'app_owner';
+  GRANT pg_read_all_data TO reporting;
+  CREATE ROLE ops_admin LOGIN CREATEROLE IN ROLE readers;
   COMMENT ON ROLE app_rw IS 'the application''s login';
   CREATE DATABASE shop OWNER app_owner;
 `;
@@ -194,10 +198,15 @@ describe('restore into a fresh cluster that has none of the roles', () => {
     expect(result.roles.created.sort()).toEqual(['app_owner', 'app_rw', 'auditor', 'readers', 'reporting', 'writers']);
     expect(result.roles.needPassword.sort()).toEqual(['app_rw', 'reporting']);
     expect(result.roles.memberships).toEqual(expect.arrayContaining(['readers TO app_rw', 'writers TO app_rw', 'readers TO reporting']));
-    expect(result.roles.skipped.join('\n')).toMatch(/GRANT rds_iam TO app_rw: role rds_iam does not exist on the target \(a managed-service or predefined role/);
+    // ... and nothing that hands out power: no predefined or managed-service membership, no administrator pulled in through a group, no setting that changes who a session is
+    const skipped = result.roles.skipped.join('\n');
+    expect(skipped).toMatch(/GRANT rds_iam TO app_rw: rds_iam grants more than access to data/);
+    expect(skipped).toMatch(/GRANT pg_read_all_data TO reporting: pg_read_all_data grants more than access to data/);
+    expect(skipped).toMatch(/ALTER ROLE reporting SET role: refused/);
+    expect(result.roles.created).not.toContain('ops_admin');
     const roles = await sql(target, target.superuser, target.password, 'postgres', `SELECT a.rolname, a.rolpassword IS NULL AS no_password, a.rolbypassrls, a.rolconnlimit, r.rolconfig FROM pg_authid a JOIN pg_roles r ON r.oid = a.oid WHERE a.rolname IN ('app_rw', 'auditor', 'unrelated_team') ORDER BY 1`);
     expect(roles[0]!.rows).toEqual([
-      { rolname: 'app_rw', no_password: true, rolbypassrls: false, rolconnlimit: 20, rolconfig: ['statement_timeout=5s'] },
+      { rolname: 'app_rw', no_password: true, rolbypassrls: false, rolconnlimit: 20, rolconfig: ['search_path=app, public', 'statement_timeout=5s'] },
       { rolname: 'auditor', no_password: true, rolbypassrls: true, rolconnlimit: -1, rolconfig: null },
     ]);
     expect(result.databaseState.restored).toEqual(expect.arrayContaining(['owner app_owner']));
@@ -238,8 +247,11 @@ describe('restore into a fresh cluster that has none of the roles', () => {
     expect(result.checks.filter((c) => !c.ok)).toEqual([]);
     expect(result.roles.created).toContain('app_owner');
     expect(result.roles.grantedToRestoringUser).toEqual(expect.arrayContaining(['app_owner']));
-    expect(result.roles.memberships).toContain('rds_iam TO app_rw');
+    expect(result.roles.memberships).not.toContain('rds_iam TO app_rw');
     expect(result.roles.skipped.join('\n')).toMatch(/role auditor: created without BYPASSRLS \(the restoring user may not give it/);
+    // It gave itself the roles only to hand them objects, and took them back.
+    const member = await one<{ m: boolean }>(target, target.superuser, target.password, 'postgres', `SELECT pg_has_role('master', 'app_owner', 'MEMBER') AS m`);
+    expect(member.m).toBe(false);
     const owner = await one<{ owner: string }>(target, target.superuser, target.password, 'shop', `SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 'app.customers'::regclass`);
     expect(owner.owner).toBe('app_owner');
   }, 120_000);
@@ -288,6 +300,27 @@ describe('restore into a fresh cluster that has none of the roles', () => {
     expect(error).toBeInstanceOf(RestoreFailedError);
     const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT (SELECT count(*)::int FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw', 'readers')) AS roles, (SELECT count(*)::int FROM pg_database WHERE datname = 'shop') AS dbs`);
     expect(left[0]!.rows[0]).toEqual({ roles: 0, dbs: 0 });
+  }, 120_000);
+});
+
+describe('grants made through WITH GRANT OPTION', () => {
+  it('refuses, before downloading, to restore them as a user who is no superuser (pg_restore replays them with SET SESSION AUTHORIZATION)', async () => {
+    // Prepare
+    await asSuper(source, 'postgres', 'CREATE DATABASE delegated');
+    await asSuper(source, 'delegated', `CREATE TABLE t (id int);\nGRANT SELECT ON t TO writers WITH GRANT OPTION;\nSET ROLE writers;\nGRANT SELECT ON t TO readers`);
+    const delegated = await dumpOf(source, 'delegated', 'delegated');
+    const manifest = await readManifest(clients.s3, bucket, delegated.manifestKey);
+    const target = await freshCluster('deleg_admin');
+    await asSuper(target, 'postgres', `CREATE ROLE master LOGIN PASSWORD 'master-pw-2' CREATEROLE CREATEDB`);
+
+    // Act
+    const refused = await restoreBackup(manifest, targetOf(target, 'delegated', 'master', 'master-pw-2'), deps, { createDatabase: true }).catch((e: unknown) => e);
+    const bySuperuser = await restoreBackup(manifest, targetOf(target, 'delegated'), deps, { createDatabase: true });
+
+    // Assess
+    expect(manifest.inventory.privileges!.delegatedGrants).toBe(1);
+    expect((refused as Error).message).toMatch(/holds 1 grant\(s\) made by roles other than the objects' owners .* master on delegated on .* is none\. Nothing was downloaded/);
+    expect(bySuperuser.checks.filter((c) => !c.ok)).toEqual([]);
   }, 120_000);
 });
 

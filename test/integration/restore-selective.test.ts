@@ -48,6 +48,7 @@ beforeAll(async () => {
       CREATE TABLE app.events (id int, at date) PARTITION BY RANGE (at);
       CREATE TABLE app.events_2024 PARTITION OF app.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
       CREATE TABLE public.orders (note text);
+      CREATE MATERIALIZED VIEW app.order_stats AS SELECT count(*) AS orders FROM app.orders;
       INSERT INTO app.customers (name) SELECT 'customer ' || g FROM generate_series(1, 20) g;
       INSERT INTO app.orders (customer_id, total) SELECT 1 + g % 20, g FROM generate_series(1, 100) g;
       INSERT INTO billing.invoices (order_id, amount) SELECT g, g * 2 FROM generate_series(1, 100) g;
@@ -146,6 +147,21 @@ describe('restore --table / --schema', () => {
     expect(result.checks.filter((c) => !c.ok)).toEqual([]);
     expect(result.selection!.structureOnly).toEqual([{ schema: 'app', name: 'events' }]);
     expect((await one<{ n: number }>(result.target.split(' on ')[0]!, 'SELECT count(*)::int AS n FROM app.events')).n).toBe(10);
+  });
+
+  it('restores a partitioned table with its partitions, and a whole schema with its materialized view, verified', async () => {
+    // Act
+    const parent = await restoreBackup(manifest, fresh('parent'), deps, { createDatabase: true, select: { schemas: [], tables: ['app.events'] } });
+    const schema = await restoreBackup(manifest, fresh('schema'), deps, { createDatabase: true, select: { schemas: ['app'], tables: [] } });
+
+    // Assess
+    expect(parent.checks.filter((c) => !c.ok)).toEqual([]);
+    // The partitioned parent holds no rows of its own: its partitions come with their data.
+    expect(parent.selection!.tables.map((t) => t.name)).toEqual(['events_2024']);
+    expect((await one<{ n: number }>(parent.target.split(' on ')[0]!, 'SELECT count(*)::int AS n FROM app.events')).n).toBe(10);
+    expect(schema.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(schema.selection!.tables.map((t) => t.name)).toContain('order_stats');
+    expect((await one<{ orders: string }>(schema.target.split(' on ')[0]!, 'SELECT orders::text FROM app.order_stats')).orders).toBe('100');
   });
 
   it('refuses, before downloading, a table the backup does not have or one that is ambiguous, saying how to find the right name', async () => {

@@ -58,3 +58,22 @@ describe('selective restore closure', () => {
     expect(() => selectEntries(toc, { schemas: [], tables: ['app.refunds'] }, 'backup x')).toThrow(/backup x has no table app\.refunds/);
   });
 });
+
+import { projectPrivilegeLines } from '../../functions/lib/pg/privileges.ts';
+
+describe('privileges comparison across majors', () => {
+  it('leaves out privileges the source server did not know (MAINTAIN before 17), and nothing else', () => {
+    // Prepare: a PostgreSQL 15 backup's line, and the same table restored into 17 (acldefault adds MAINTAIN).
+    const backup = ['table\t"app"."t"\towner="app_owner"\tacl=OWNER=DELETE,INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE "readers"=SELECT'];
+    const restored = ['table\t"app"."t"\towner="app_owner"\tacl=OWNER=DELETE,INSERT,MAINTAIN,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE "readers"=SELECT'];
+    const lost = ['table\t"app"."t"\towner="app_owner"\tacl=OWNER=DELETE,INSERT,MAINTAIN,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE'];
+
+    // Act
+    const keep = { owners: true, acls: true, unknownPrivileges: ['MAINTAIN'] };
+
+    // Assess
+    expect(projectPrivilegeLines(restored, keep)).toEqual(projectPrivilegeLines(backup, keep));
+    expect(projectPrivilegeLines(restored, { owners: true, acls: true })).not.toEqual(projectPrivilegeLines(backup, { owners: true, acls: true }));
+    expect(projectPrivilegeLines(lost, keep)).not.toEqual(projectPrivilegeLines(backup, keep));
+  });
+});

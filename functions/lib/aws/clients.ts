@@ -23,7 +23,8 @@ export interface AwsCredentials {
 export type AwsCredentialsProvider = () => Promise<AwsCredentials>;
 
 export interface ClientOptions {
-  region?: string;
+  /** A region, or a provider of one (the CLI: the SDK's chain, then the config's). @default the SDK's chain */
+  region?: string | (() => Promise<string>);
   /** Explicit credentials (e.g. an assumed vault role), or a provider that renews them; default: the standard provider chain. */
   credentials?: AwsCredentials | AwsCredentialsProvider;
   /** SDK attempts per call, first included. @default 6 */

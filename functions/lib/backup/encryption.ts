@@ -21,7 +21,7 @@ const esdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
  */
 export const FRAME_LENGTH = 256 * 1024;
 
-export function createKeyringKmsClient(options: { region?: string; endpoint?: string } = {}): KMS {
+export function createKeyringKmsClient(options: { region?: string | (() => Promise<string>); endpoint?: string } = {}): KMS {
   return new KMS({ ...options, maxAttempts: 6, retryMode: 'adaptive' });
 }
 

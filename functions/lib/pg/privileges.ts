@@ -28,6 +28,12 @@ export const privilegesInventorySchema = z.object({
   roles: z.array(z.string()),
   /** Roles named by row-level security policies: pg_restore needs them even with --no-owner --no-privileges. @default [] */
   policyRoles: z.array(z.string()).optional(),
+  /**
+   * Grants made by a role other than the object's owner (through WITH GRANT
+   * OPTION): pg_restore replays them with SET SESSION AUTHORIZATION, which
+   * only a superuser may run. @default 0
+   */
+  delegatedGrants: z.number().int().nonnegative().optional(),
 });
 export type PrivilegesInventory = z.infer<typeof privilegesInventorySchema>;
 
@@ -153,7 +159,25 @@ export async function readPrivileges(client: pg.Client, excludeSchemas: string[]
     [excludeSchemas],
   );
   const policyRoles = policies.rows.map((r) => r.role);
-  return { version: PRIVILEGES_FINGERPRINT_VERSION, fingerprint: fingerprint(lines), lines: packSchemaLines(lines), roles: [...new Set([...roles, ...policyRoles])].sort(), policyRoles };
+  const delegated = await client.query<{ n: string }>(
+    `SELECT (
+       (SELECT count(*) FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a WHERE a.grantor <> n.nspowner AND ${USER_NAMESPACE})
+     + (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, pg_catalog.aclexplode(c.relacl) a
+         WHERE a.grantor <> c.relowner AND ${USER_NAMESPACE})
+     + (SELECT count(*) FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_class c ON c.oid = t.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+              pg_catalog.aclexplode(t.attacl) a WHERE a.grantor <> c.relowner AND ${USER_NAMESPACE})
+     + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace, pg_catalog.aclexplode(p.proacl) a
+         WHERE a.grantor <> p.proowner AND ${USER_NAMESPACE}))::text AS n`,
+    [excludeSchemas],
+  );
+  return {
+    version: PRIVILEGES_FINGERPRINT_VERSION,
+    fingerprint: fingerprint(lines),
+    lines: packSchemaLines(lines),
+    roles: [...new Set([...roles, ...policyRoles])].sort(),
+    policyRoles,
+    delegatedGrants: Number(delegated.rows[0]!.n),
+  };
 }
 
 /** The `grantee=privileges` entries of a line's `acl=` field (grantees are JSON-quoted and may hold spaces). */
@@ -167,21 +191,38 @@ export interface PrivilegesProjection {
   owners: boolean;
   /** --no-privileges: ACLs and default privileges are the target's defaults. */
   acls: boolean;
+  /** Privilege names compared on neither side (those the backup's server did not have). @default none */
+  unknownPrivileges?: readonly string[];
 }
 
 /** The lines as they should compare after a restore that kept only `keep`. */
 export function projectPrivilegeLines(lines: readonly string[], keep: PrivilegesProjection): string[] {
+  const unknown = new Set(keep.unknownPrivileges ?? []);
   const out: string[] = [];
   for (const line of lines) {
     const [kind, name, owner, acl] = line.split('\t') as [string, string, string, string];
     if (!keep.acls && (kind === 'column' || kind === 'default privileges')) continue;
-    let aclPart = acl;
-    if (!keep.acls) aclPart = '';
+    let entries = aclEntries(acl);
     // Without owners, the owner's own (default) entry names whoever restored: leave it out.
-    else if (!keep.owners) aclPart = `acl=${aclEntries(acl).filter((e) => !e.startsWith('OWNER=')).join(' ')}`;
-    out.push([kind, name, keep.owners ? owner : '', aclPart].join('\t'));
+    if (!keep.owners) entries = entries.filter((e) => !e.startsWith('OWNER='));
+    // Privileges the source's server did not have (MAINTAIN before 17) are the target's defaults, not a difference.
+    if (unknown.size > 0) {
+      entries = entries
+        .map((e) => {
+          const at = e.lastIndexOf('=');
+          const privileges = e.slice(at + 1).split(',').filter((p) => !unknown.has(p.replace(/\*$/, '')));
+          return privileges.length ? `${e.slice(0, at)}=${privileges.join(',')}` : '';
+        })
+        .filter(Boolean);
+    }
+    out.push([kind, name, keep.owners ? owner : '', keep.acls ? `acl=${entries.join(' ')}` : ''].join('\t'));
   }
   return out.sort();
+}
+
+/** Privileges a server of this major does not know, which a newer target adds to its defaults. */
+export function privilegesUnknownTo(serverVersionNum: number): string[] {
+  return serverVersionNum < 170000 ? ['MAINTAIN'] : [];
 }
 
 export { unpackSchemaLines as unpackPrivilegeLines };

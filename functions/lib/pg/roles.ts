@@ -65,7 +65,17 @@ export function isPredefinedRole(name: string): boolean {
  * needs, a NOLOGIN placeholder of that name is created and reported.
  */
 export function isManagedServiceRole(name: string): boolean {
-  return /^rds/.test(name) || /^aurora_/.test(name);
+  return /^(rdsadmin|rdsrepladmin|rdstopmgr|rdsproxyadmin)$/.test(name) || /^rds_/.test(name) || /^aurora_/.test(name);
+}
+
+/** A role whose membership hands out power beyond data: a superuser, or one that may create roles, bypass RLS or replicate. */
+function isPowerful(role: Role | undefined): boolean {
+  return Boolean(role && (role.superuser || role.createRole || role.bypassRls || role.replication));
+}
+
+/** PostgreSQL 16+: a membership that only lets the member administer the role (what CREATEROLE users get on every role they create). */
+function isAdminOnly(m: Membership): boolean {
+  return m.admin && m.inherit === false && m.set === false;
 }
 
 export async function readGlobals(client: pg.Client): Promise<Omit<GlobalsDocument, 'pgDumpall'>> {
@@ -124,8 +134,8 @@ export async function tablespacesUsed(client: pg.Client): Promise<string[]> {
  * Predefined and managed-service roles are not followed.
  */
 export function rolesToBring(globals: Pick<GlobalsDocument, 'roles' | 'memberships'>, needed: readonly string[]): string[] {
-  const known = new Set(globals.roles.map((r) => r.name));
-  const followed = (name: string) => known.has(name) && !isPredefinedRole(name) && !isManagedServiceRole(name);
+  const byName = new Map(globals.roles.map((r) => [r.name, r]));
+  const followed = (name: string) => byName.has(name) && !isPredefinedRole(name) && !isManagedServiceRole(name);
   const out = new Set<string>();
   const queue = needed.filter(followed);
   while (queue.length > 0) {
@@ -133,8 +143,13 @@ export function rolesToBring(globals: Pick<GlobalsDocument, 'roles' | 'membershi
     if (out.has(name)) continue;
     out.add(name);
     for (const m of globals.memberships) {
-      if (m.member === name && followed(m.role)) queue.push(m.role);
-      if (m.role === name && followed(m.member)) queue.push(m.member);
+      // Administration-only memberships (PostgreSQL 16 gives one to whoever created a role) join nothing.
+      if (isAdminOnly(m)) continue;
+      // Up: the groups this role uses, unless they hand out power (those are granted by people, not restores).
+      if (m.member === name && followed(m.role) && !isPowerful(byName.get(m.role))) queue.push(m.role);
+      // Down: the login roles that use this group, never an administrator of it.
+      const member = byName.get(m.member);
+      if (m.role === name && followed(m.member) && member?.canLogin && !isPowerful(member)) queue.push(m.member);
     }
   }
   return [...out].sort();
@@ -147,14 +162,19 @@ export interface TargetRoles {
   existing: Set<string>;
   /** Roles the current user can act as (member of, or superuser). */
   memberOf: Set<string>;
+  /** Roles the current user may SET ROLE to, which PostgreSQL 16+ needs to give them objects (membership on 15 and older). */
+  canSet: Set<string>;
 }
 
 export async function readTargetRoles(client: pg.Client): Promise<TargetRoles> {
   const me = await client.query<{ name: string; superuser: boolean; createrole: boolean }>(
     `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole FROM pg_catalog.pg_roles WHERE rolname = current_user`,
   );
-  const all = await client.query<{ name: string; member: boolean }>(
-    `SELECT rolname AS name, pg_catalog.pg_has_role(current_user, oid, 'MEMBER') AS member FROM pg_catalog.pg_roles`,
+  const version = Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+  const all = await client.query<{ name: string; member: boolean; can_set: boolean }>(
+    `SELECT rolname AS name, pg_catalog.pg_has_role(current_user, oid, 'MEMBER') AS member,
+            pg_catalog.pg_has_role(current_user, oid, '${version >= 160000 ? 'SET' : 'MEMBER'}') AS can_set
+       FROM pg_catalog.pg_roles`,
   );
   const row = me.rows[0]!;
   return {
@@ -163,6 +183,7 @@ export async function readTargetRoles(client: pg.Client): Promise<TargetRoles> {
     createRole: row.createrole,
     existing: new Set(all.rows.map((r) => r.name)),
     memberOf: new Set(all.rows.filter((r) => r.member).map((r) => r.name)),
+    canSet: new Set(all.rows.filter((r) => r.can_set).map((r) => r.name)),
   };
 }
 
@@ -177,9 +198,12 @@ export interface RolesReport {
   memberships: string[];
   /** What was not brought back, each with why. */
   skipped: string[];
-  /** Created roles granted to the restoring user so it could give them objects (it is no superuser). */
+  /** Created roles granted to the restoring user so it could give them objects (it is no superuser); revoked once the restore is done. */
   grantedToRestoringUser: string[];
 }
+
+/** Settings that would change who the restoring session is, never applied from a backup. */
+const REFUSED_SETTINGS = new Set(['role', 'session_authorization']);
 
 const ATTRIBUTES: { key: keyof Role; on: string; off: string; privileged?: boolean }[] = [
   { key: 'inherit', on: 'INHERIT', off: 'NOINHERIT' },
@@ -189,10 +213,6 @@ const ATTRIBUTES: { key: keyof Role; on: string; off: string; privileged?: boole
   { key: 'replication', on: 'REPLICATION', off: 'NOREPLICATION', privileged: true },
   { key: 'bypassRls', on: 'BYPASSRLS', off: 'NOBYPASSRLS', privileged: true },
 ];
-
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
-}
 
 /**
  * Creates the roles a restore needs and the target lacks, without passwords,
@@ -229,15 +249,19 @@ export async function createMissingRoles(client: pg.Client, globals: GlobalsDocu
   try {
     for (const name of bring) {
       const role = byName.get(name)!;
-      let attributes = ATTRIBUTES.map((a) => (role[a.key] ? a.on : a.off));
       const dropped: string[] = [];
-      if (role.superuser) dropped.push('SUPERUSER (never recreated from a backup; grant it yourself if it is really needed)');
+      // A source superuser comes back as a plain role: no attribute of its that hands out power.
+      const kept = (a: (typeof ATTRIBUTES)[number]) => role[a.key] && !(role.superuser && a.privileged);
+      let attributes = ATTRIBUTES.map((a) => (kept(a) ? a.on : a.off));
+      if (role.superuser) {
+        dropped.push(`SUPERUSER${ATTRIBUTES.filter((a) => a.privileged && role[a.key]).map((a) => `, ${a.on}`).join('')} (a superuser of the source comes back as a plain role; grant what it really needs yourself)`);
+      }
       const options = () =>
-        [...attributes, `CONNECTION LIMIT ${role.connectionLimit}`, ...(role.validUntil ? [`VALID UNTIL ${quoteLiteral(role.validUntil)}`] : [])].join(' ');
+        [...attributes, `CONNECTION LIMIT ${Number(role.connectionLimit)}`, ...(role.validUntil ? [`VALID UNTIL ${client.escapeLiteral(role.validUntil)}`] : [])].join(' ');
       let failed = await attempt(`CREATE ROLE ${quoteIdent(name)} WITH ${options()}`);
       if (failed && /permission denied|must be superuser|must have/i.test(failed)) {
         // The restoring user may not give every attribute (managed services): keep the role, drop those.
-        const privileged = ATTRIBUTES.filter((a) => a.privileged && role[a.key]).map((a) => a.on);
+        const privileged = ATTRIBUTES.filter((a) => a.privileged && kept(a)).map((a) => a.on);
         attributes = attributes.map((a) => (privileged.includes(a) ? `NO${a}` : a));
         dropped.push(...privileged.map((a) => `${a} (the restoring user may not give it: ${failed})`));
         failed = await attempt(`CREATE ROLE ${quoteIdent(name)} WITH ${options()}`);
@@ -250,15 +274,7 @@ export async function createMissingRoles(client: pg.Client, globals: GlobalsDocu
       target.existing.add(name);
       if (role.canLogin) report.needPassword.push(name);
       for (const d of dropped) report.skipped.push(`role ${name}: created without ${d}`);
-      if (role.comment !== null) await attempt(`COMMENT ON ROLE ${quoteIdent(name)} IS ${quoteLiteral(role.comment)}`);
-      for (const s of globals.roleSettings.filter((x) => x.role === name)) {
-        const at = s.setting.indexOf('=');
-        const set = await attempt(
-          `SELECT pg_catalog.set_config(${quoteLiteral(s.setting.slice(0, at))}, ${quoteLiteral(s.setting.slice(at + 1))}, true)`,
-        );
-        const failedSetting = set ?? (await attempt(`ALTER ROLE ${quoteIdent(name)} SET ${quoteIdent(s.setting.slice(0, at))} FROM CURRENT`));
-        if (failedSetting) report.skipped.push(`ALTER ROLE ${name} SET ${s.setting}: ${failedSetting}`);
-      }
+      if (role.comment !== null) await attempt(`COMMENT ON ROLE ${quoteIdent(name)} IS ${client.escapeLiteral(role.comment)}`);
       await claim(name);
     }
     // Managed-service roles the database itself names (an owner, a grantee) and the target lacks.
@@ -270,34 +286,79 @@ export async function createMissingRoles(client: pg.Client, globals: GlobalsDocu
       }
       report.placeholders.push(name);
       target.existing.add(name);
-      await attempt(`COMMENT ON ROLE ${quoteIdent(name)} IS ${quoteLiteral('lifeboat: NOLOGIN placeholder for a managed-service role the restored database names')}`);
+      await attempt(`COMMENT ON ROLE ${quoteIdent(name)} IS ${client.escapeLiteral('lifeboat: NOLOGIN placeholder for a managed-service role the restored database names')}`);
       await claim(name);
     }
-    const created = new Set([...report.created, ...report.placeholders]);
+    // Memberships join roles this restore created (placeholders stand alone).
+    const created = new Set(report.created);
     const current = await client.query<{ role: string; member: string }>(
       `SELECT g.rolname AS role, u.rolname AS member FROM pg_catalog.pg_auth_members m
          JOIN pg_catalog.pg_roles g ON g.oid = m.roleid JOIN pg_catalog.pg_roles u ON u.oid = m.member`,
     );
     const has = new Set(current.rows.map((m) => `${m.role}\u0000${m.member}`));
+    const targetMajor = Math.floor(Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) / 10_000);
     for (const m of globals.memberships) {
       if (!created.has(m.member) && !created.has(m.role)) continue; // memberships of roles that were there are left alone
+      if (isAdminOnly(m)) continue; // PostgreSQL 16's creator memberships: the target makes its own
       if (has.has(`${m.role}\u0000${m.member}`)) continue;
-      const what = `${m.role} TO ${m.member}${m.admin ? ' WITH ADMIN OPTION' : ''}`;
-      if (!target.existing.has(m.role) || !target.existing.has(m.member)) {
-        const absent = target.existing.has(m.role) ? m.member : m.role;
-        report.skipped.push(`GRANT ${what}: role ${absent} does not exist on the target${isManagedServiceRole(absent) || isPredefinedRole(absent) ? ' (a managed-service or predefined role of the source)' : ''}`);
+      const what = `GRANT ${m.role} TO ${m.member}`;
+      // Power is granted by people, not restores: predefined and managed-service roles, and roles that may do more than use data.
+      if (isPredefinedRole(m.role) || isManagedServiceRole(m.role) || isPowerful(byName.get(m.role))) {
+        report.skipped.push(`${what}: ${m.role} grants more than access to data (a predefined, managed-service or privileged role); grant it yourself if ${m.member} needs it`);
         continue;
       }
-      const failed = await attempt(`GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${m.admin ? ' WITH ADMIN OPTION' : ''}`);
-      if (failed) report.skipped.push(`GRANT ${what}: ${failed}`);
-      else report.memberships.push(what);
+      if (!target.existing.has(m.role) || !target.existing.has(m.member)) {
+        report.skipped.push(`${what}: role ${target.existing.has(m.role) ? m.member : m.role} does not exist on the target`);
+        continue;
+      }
+      if (targetMajor < 16 && (m.inherit === false || m.set === false)) {
+        report.skipped.push(`${what}: the source grants it WITH ${m.inherit === false ? 'INHERIT FALSE' : ''}${m.inherit === false && m.set === false ? ', ' : ''}${m.set === false ? 'SET FALSE' : ''}, which PostgreSQL ${targetMajor} cannot express; grant it yourself`);
+        continue;
+      }
+      const options = targetMajor >= 16 && m.inherit !== undefined ? ` WITH INHERIT ${m.inherit ? 'TRUE' : 'FALSE'}, SET ${m.set ? 'TRUE' : 'FALSE'}` : '';
+      const failed = await attempt(`GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${options}`);
+      if (failed) report.skipped.push(`${what}: ${failed}`);
+      else report.memberships.push(`${m.role} TO ${m.member}${m.admin ? ' (without the ADMIN OPTION the source gives: grant it yourself if needed)' : ''}`);
     }
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+  // ALTER ROLE ... SET, each in its own transaction: set_config(..., true) lets the server's own parser
+  // read list values such as search_path, and ends with the transaction, so the restoring session is
+  // never changed. Settings that would change who the session is are refused; values are never printed.
+  for (const setting of globals.roleSettings.filter((x) => report.created.includes(x.role))) {
+    const at = setting.setting.indexOf('=');
+    const [name, value] = [setting.setting.slice(0, at), setting.setting.slice(at + 1)];
+    if (REFUSED_SETTINGS.has(name.toLowerCase())) {
+      report.skipped.push(`ALTER ROLE ${setting.role} SET ${name}: refused (it would change who a session is)`);
+      continue;
+    }
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
+      await client.query(`ALTER ROLE ${quoteIdent(setting.role)} SET ${quoteIdent(name)} FROM CURRENT`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      report.skipped.push(`ALTER ROLE ${setting.role} SET ${name}: ${(error as Error).message.replaceAll(value, '...')}`);
+    }
+  }
   return report;
+}
+
+/** Takes back the memberships a non-superuser restore gave itself to hand objects to the roles it created. */
+export async function releaseClaimedRoles(client: pg.Client, report: RolesReport): Promise<string[]> {
+  const left: string[] = [];
+  for (const name of report.grantedToRestoringUser) {
+    try {
+      await client.query(`REVOKE ${quoteIdent(name)} FROM CURRENT_USER`);
+    } catch (error) {
+      left.push(`${name} (${(error as Error).message})`);
+    }
+  }
+  return left;
 }
 
 /** Drops roles a failed restore created (best effort: a role that still owns something elsewhere stays, and is named). */

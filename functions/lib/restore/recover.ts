@@ -31,6 +31,8 @@ export interface RecoveryChoice {
   newerUnproven?: RecoveryPoint;
   /** Point-in-time recovery, and why it was not used. */
   pointInTime: string;
+  /** Newer backups passed over because their manifest could not be read, each with why. */
+  unreadable: string[];
 }
 
 export interface RecoveryOptions {
@@ -56,6 +58,7 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
   // qualifying one, and the newest proven one if that is older.
   let newest: { point: RecoveryPoint; manifest: Manifest } | undefined;
   let proven: { point: RecoveryPoint; manifest: Manifest } | undefined;
+  const unreadable: string[] = [];
   const seconds = new Map<string, typeof committed>();
   for (const c of committed) seconds.set(c.backupId.slice(0, 16), [...(seconds.get(c.backupId.slice(0, 16)) ?? []), c]);
   for (const group of seconds.values()) {
@@ -63,7 +66,15 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
     const wanted = newest ? group.filter((c) => proofs.has(c.backupId)) : group;
     const read: { point: RecoveryPoint; manifest: Manifest }[] = [];
     for (const c of wanted) {
-      const manifest = await readManifest(s3, bucket, c.manifestKey);
+      let manifest: Manifest;
+      try {
+        manifest = await readManifest(s3, bucket, c.manifestKey);
+      } catch (error) {
+        // A corrupt or forged manifest must not stand between the operator and an older good backup.
+        if (!(error instanceof BackupNotFoundError) && !(error instanceof SyntaxError)) throw error;
+        unreadable.push(`${c.backupId}: ${(error as Error).message}`);
+        continue;
+      }
       if (Date.parse(manifest.consistentAt) >= before.getTime()) continue;
       read.push({ point: { backupId: c.backupId, manifestKey: c.manifestKey, consistentAt: manifest.consistentAt, ...(proofs.has(c.backupId) ? { provenBy: proofs.get(c.backupId)! } : {}) }, manifest });
     }
@@ -72,7 +83,7 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
     proven ??= read.find((r) => r.point.provenBy);
   }
   if (!newest) {
-    throw new BackupNotFoundError(`No committed backup of database "${databaseId}" in ${where} is consistent before ${before.toISOString()}.`, {
+    throw new BackupNotFoundError(`No committed backup of database "${databaseId}" in ${where} is consistent before ${before.toISOString()}${unreadable.length ? ` (${unreadable.length} unreadable: ${unreadable.join('; ')})` : ''}.`, {
       nextStep: '`lifeboat backups --database <id>` lists what there is; a later --before, or the vault copy (--bucket), may have one.',
     });
   }
@@ -91,6 +102,7 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
     reason,
     loss: { from: pick.point.consistentAt, to: before.toISOString(), seconds: Math.round((before.getTime() - Date.parse(pick.point.consistentAt)) / 1000) },
     ...(pick !== newest ? { newerUnproven: newest.point } : {}),
+    unreadable,
     pointInTime: POINT_IN_TIME_NOTE,
   };
 }
@@ -99,7 +111,15 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
 export function parseMoment(text: string, now = new Date()): Date | undefined {
   const ago = /^(\d+)\s*(m|min|h|d)\s+ago$/i.exec(text.trim());
   if (ago) return new Date(now.getTime() - Number(ago[1]) * { m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2]!.toLowerCase() as 'm' | 'min' | 'h' | 'd']);
-  if (!/(Z|[+-]\d{2}:?\d{2})$/.test(text.trim())) return undefined;
-  const at = new Date(text);
-  return Number.isNaN(at.getTime()) ? undefined : at;
+  // Strict ISO 8601 only: JavaScript's Date reads "12/07/2026" US-style and rolls 30 February into March.
+  const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})$/.exec(text.trim());
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
+  const wall = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  if (wall.getUTCFullYear() !== year || wall.getUTCMonth() !== month - 1 || wall.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return undefined;
+  const zone = m[8]!;
+  const offsetMinutes = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(-2)));
+  if (Math.abs(offsetMinutes) > 14 * 60) return undefined;
+  const fraction = m[7] ? Number(`0.${m[7]}`) * 1000 : 0;
+  return new Date(wall.getTime() - offsetMinutes * 60_000 + Math.floor(fraction));
 }

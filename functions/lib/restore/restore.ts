@@ -9,8 +9,8 @@ import { ManifestMismatchError, RestoreFailedError } from '../errors.ts';
 import { connect, describeTarget, libpqEnv, type ResolvedConnection } from '../pg/connection.ts';
 import { applyDatabaseState, NOT_CARRIED_BY_PG_DUMP, type AppliedDatabaseState } from '../pg/database-state.ts';
 import { quoteIdent, takeInventory, unpackSchemaLines } from '../pg/inventory.ts';
-import { ownersIn } from '../pg/privileges.ts';
-import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, isPredefinedRole, readTargetRoles, type RolesReport } from '../pg/roles.ts';
+import { ownersIn, privilegesUnknownTo } from '../pg/privileges.ts';
+import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, isPredefinedRole, readTargetRoles, releaseClaimedRoles, type RolesReport } from '../pg/roles.ts';
 import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
 import { redactError, SecretRegistry } from '../redact.ts';
 import { compareInventories, compareSelection, type ComparisonCheck, type RestoredSelection } from './compare.ts';
@@ -107,7 +107,16 @@ function rolesNeeded(manifest: Manifest, fidelity: RestoreFidelity): string[] {
   const policies = recorded.policyRoles ?? [];
   if (!fidelity.owners && !fidelity.privileges) return policies;
   const named = fidelity.privileges ? recorded.roles : [...ownersIn(unpackSchemaLines(recorded.lines)), ...policies];
-  return [...new Set(named)].filter((r) => !isPredefinedRole(r)).sort();
+  // The database's own owner and settings' roles (its ACL's grantees with the privileges), applied after the restore.
+  const state = manifest.database.state;
+  const stateRoles = state
+    ? [
+        ...(fidelity.owners ? [state.owner] : []),
+        ...state.settings.flatMap((x) => (x.role ? [x.role] : [])),
+        ...(fidelity.privileges ? (state.acl ?? []).map((item) => item.slice(0, item.indexOf('=')).replace(/^"(.*)"$/, '$1').replace(/""/g, '"')).filter(Boolean) : []),
+      ]
+    : [];
+  return [...new Set([...named, ...stateRoles])].filter((r) => !isPredefinedRole(r)).sort();
 }
 
 /** The pg_restore a restore ran, and the versions it was chosen for. */
@@ -306,10 +315,17 @@ async function preflightRoles(client: pg.Client, manifest: Manifest, fidelity: R
       nextStep: `create them on the target first, ${escape}.`,
     });
   }
+  if (fidelity.privileges && !target.superuser && (manifest.inventory.privileges?.delegatedGrants ?? 0) > 0) {
+    throw new RestoreFailedError(
+      `Backup ${manifest.backupId} holds ${manifest.inventory.privileges!.delegatedGrants} grant(s) made by roles other than the objects' owners (WITH GRANT OPTION); pg_restore replays them with SET SESSION AUTHORIZATION, which only a superuser may run, and ${target.currentUser} on ${where} is none. Nothing was downloaded.`,
+      { nextStep: 'restore as a superuser, or with --no-privileges and grant access yourself.' },
+    );
+  }
   if (fidelity.owners && !target.superuser) {
     const owners = ownersIn(unpackSchemaLines(manifest.inventory.privileges!.lines));
     // Predefined owners (pg_database_owner owns the public schema) come with the server, not from the restore.
-    const foreign = owners.filter((o) => target.existing.has(o) && !target.memberOf.has(o) && !isPredefinedRole(o));
+    // PostgreSQL 16+ needs SET on an owner role (membership alone may be administration only).
+    const foreign = owners.filter((o) => target.existing.has(o) && !target.canSet.has(o) && !isPredefinedRole(o));
     if (foreign.length > 0) {
       throw new RestoreFailedError(
         `${target.currentUser} cannot give objects to the existing role(s) ${foreign.join(', ')} on ${where} (it is not a member of them and no superuser); nothing was downloaded.`,
@@ -338,7 +354,14 @@ function preflightSelection(manifest: Manifest, select: SelectionRequest): void 
   const where = `Backup ${manifest.backupId} of database "${manifest.database.id}"`;
   const hint = '`lifeboat restore --list` shows what the backup holds; nothing was downloaded.';
   if (select.schemas.length === 0 && select.tables.length === 0) throw new RestoreFailedError('A selective restore needs at least one --schema or --table.');
-  const tables = manifest.inventory.tables;
+  const schemaLines = manifest.inventory.schemaLines ? unpackSchemaLines(manifest.inventory.schemaLines) : [];
+  // Every relation the schema describes (partitioned tables, views and foreign tables too), else the row-counted tables.
+  const relations = schemaLines.flatMap((line) => {
+    const m = /^rel ((?:"(?:[^"]|"")*"|[^."\s]+))\.((?:"(?:[^"]|"")*"|[^."\s]+)) kind=/.exec(line);
+    const unquote = (x: string) => (x.startsWith('"') ? x.slice(1, -1).replace(/""/g, '"') : x);
+    return m ? [{ schema: unquote(m[1]!), name: unquote(m[2]!) }] : [];
+  });
+  const tables = relations.length > 0 ? relations : manifest.inventory.tables;
   for (const wanted of select.tables) {
     const matches = tables.filter((t) => `${t.schema}.${t.name}` === wanted || t.name === wanted);
     if (matches.length === 0) throw new RestoreFailedError(`${where} has no table ${wanted}.`, { nextStep: hint });
@@ -346,7 +369,6 @@ function preflightSelection(manifest: Manifest, select: SelectionRequest): void 
       throw new RestoreFailedError(`--table ${wanted} is ambiguous in ${where}: ${matches.map((t) => `${t.schema}.${t.name}`).join(', ')}.`, { nextStep: 'name it with its schema, e.g. --table app.orders; nothing was downloaded.' });
     }
   }
-  const schemaLines = manifest.inventory.schemaLines ? unpackSchemaLines(manifest.inventory.schemaLines) : [];
   for (const schema of select.schemas) {
     const known = tables.some((t) => t.schema === schema) || schemaLines.includes(`schema ${quoteIdentIfNeeded(schema)}`);
     if (!known) throw new RestoreFailedError(`${where} has no schema ${schema}.`, { nextStep: hint });
@@ -396,7 +418,7 @@ export async function verifyRestoredDatabase(
     // In the form the manifest's fingerprint was taken in.
     const actual = await takeInventory(client, { fingerprintVersion: manifest.inventory.schemaFingerprintVersion ?? 1 });
     await client.query('COMMIT');
-    const keep = { owners: fidelity.owners, acls: fidelity.privileges };
+    const keep = { owners: fidelity.owners, acls: fidelity.privileges, unknownPrivileges: privilegesUnknownTo(manifest.database.serverVersionNum) };
     return selection ? compareSelection(manifest.inventory, actual, selection, keep) : compareInventories(manifest.inventory, actual, keep);
   } finally {
     await client.end();
@@ -486,6 +508,11 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
           ? `the restored database is kept as ${where} (not dropped: it may be the only working copy, and the check may be what is wrong). Inspect the differences above in it; if the data is right, rename it and use it (ALTER DATABASE ... RENAME TO ...), otherwise drop it. Treat this backup as unproven until a restore passes.`
           : 'the restored database was dropped (--drop-on-mismatch). Treat this backup as unproven; inspect the differences and run a fresh backup.',
       });
+    }
+    // The restoring user gave itself the roles it created only to hand them objects: take that back.
+    if (roles.grantedToRestoringUser.length > 0) {
+      const left = await withClient(manifest.database.id, target, (c) => releaseClaimedRoles(c, roles));
+      roles = { ...roles, skipped: [...roles.skipped, ...left.map((l) => `revoking from the restoring user the role ${l}`)] };
     }
     // After the verification: settings such as statement_timeout or default_transaction_read_only apply from here on.
     // A selective restore brings objects back beside others, not the database: its settings stay as they are.

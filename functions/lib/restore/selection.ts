@@ -137,11 +137,12 @@ export function selectEntries(entries: readonly TocEntry[], request: SelectionRe
   const chosen = included();
   const ids = entries.filter((e) => chosen.has(e.dumpId) || SESSION.has(e.desc)).map((e) => e.dumpId);
   const tableOf = (e: TocEntry) => ({ schema: e.namespace ?? '', name: e.tag });
-  const withData = new Set(entries.filter((e) => e.desc === 'TABLE DATA' && chosen.has(e.dumpId)).flatMap((e) => e.dependencies));
+  const withData = new Set(entries.filter((e) => (e.desc === 'TABLE DATA' || e.desc === 'MATERIALIZED VIEW DATA') && chosen.has(e.dumpId)).flatMap((e) => e.dependencies));
+  const relation = (e: TocEntry) => (e.desc === 'TABLE' || e.desc === 'MATERIALIZED VIEW') && chosen.has(e.dumpId);
   return {
     ids,
-    tables: entries.filter((e) => e.desc === 'TABLE' && chosen.has(e.dumpId) && withData.has(e.dumpId)).map(tableOf),
-    structureOnly: entries.filter((e) => e.desc === 'TABLE' && chosen.has(e.dumpId) && !withData.has(e.dumpId)).map(tableOf),
+    tables: entries.filter((e) => relation(e) && withData.has(e.dumpId)).map(tableOf),
+    structureOnly: entries.filter((e) => relation(e) && !withData.has(e.dumpId)).map(tableOf),
     leftOut: [...waiting].map((id) => {
       const e = byId.get(id)!;
       const missing = e.dependencies.map((d) => byId.get(d)).filter((d): d is TocEntry => d !== undefined && !chosen.has(d.dumpId));
