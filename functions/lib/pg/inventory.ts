@@ -14,12 +14,14 @@ import { readPrivileges } from './privileges.ts';
  * which a restore with --no-owner/--no-privileges legitimately changes.
  */
 
-const USER_NAMESPACE = `
+/** SQL: `n` is a user schema, not one of `$1` (the excluded schemas). */
+export const USER_NAMESPACE = `
   n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
   AND NOT (n.nspname = ANY($1::text[]))`;
 
-const NOT_FROM_EXTENSION = (classId: string, objId: string) => `
+/** SQL: the object is not a member of an extension. */
+export const NOT_FROM_EXTENSION = (classId: string, objId: string) => `
   NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
               WHERE d.classid = '${classId}'::regclass AND d.objid = ${objId} AND d.deptype = 'e')`;
 

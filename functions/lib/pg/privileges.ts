@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { fingerprint, packSchemaLines, unpackSchemaLines } from './inventory.ts';
+import { fingerprint, NOT_FROM_EXTENSION, packSchemaLines, unpackSchemaLines, USER_NAMESPACE } from './inventory.ts';
 
 /**
  * Who owns what and who may do what in a database, as a fingerprint the
@@ -37,14 +37,6 @@ export const privilegesInventorySchema = z.object({
 });
 export type PrivilegesInventory = z.infer<typeof privilegesInventorySchema>;
 
-const USER_NAMESPACE = `
-  n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-  AND NOT (n.nspname = ANY($1::text[]))`;
-
-const notFromExtension = (classId: string, objId: string) => `
-  NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-              WHERE d.classid = '${classId}'::regclass AND d.objid = ${objId} AND d.deptype = 'e')`;
 
 /** `grantee:privilege[*]` items of an ACL, owner as OWNER, PUBLIC as PUBLIC, sorted. */
 const aclItems = (acl: string, owner: string) => `
@@ -87,7 +79,7 @@ export async function privilegesDescription(client: pg.Client, excludeSchemas: s
     `SELECT n.nspname AS name, pg_catalog.pg_get_userbyid(n.nspowner) AS owner,
             ${aclItems(`coalesce(n.nspacl, pg_catalog.acldefault('n'::"char", n.nspowner))`, 'n.nspowner')} AS acl
        FROM pg_catalog.pg_namespace n
-      WHERE ${USER_NAMESPACE} AND ${notFromExtension('pg_catalog.pg_namespace', 'n.oid')}`,
+      WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_namespace', 'n.oid')}`,
     [excludeSchemas],
   );
   rows.push(...schemas.rows.map((r) => ({ kind: 'schema', name: q(r.name), owner: r.owner, acl: r.acl })));
@@ -97,7 +89,7 @@ export async function privilegesDescription(client: pg.Client, excludeSchemas: s
             ${aclItems(`coalesce(c.relacl, pg_catalog.acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))`, 'c.relowner')} AS acl
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relpersistence <> 't'
-        AND ${USER_NAMESPACE} AND ${notFromExtension('pg_catalog.pg_class', 'c.oid')}`,
+        AND ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`,
     [excludeSchemas],
   );
   rows.push(...relations.rows.map((r) => ({ kind: KINDS[r.relkind]!, name: `${q(r.schema)}.${q(r.name)}`, owner: r.owner, acl: r.acl })));
@@ -109,7 +101,7 @@ export async function privilegesDescription(client: pg.Client, excludeSchemas: s
                     FROM pg_catalog.aclexplode(a.attacl) x ORDER BY 1) AS acl
        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-        AND ${USER_NAMESPACE} AND ${notFromExtension('pg_catalog.pg_class', 'c.oid')}`,
+        AND ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_class', 'c.oid')}`,
     [excludeSchemas],
   );
   rows.push(...columns.rows.map((r) => ({ kind: 'column', name: `${q(r.schema)}.${q(r.table)}.${q(r.name)}`, owner: null, acl: r.acl })));
@@ -119,7 +111,7 @@ export async function privilegesDescription(client: pg.Client, excludeSchemas: s
             pg_catalog.pg_get_userbyid(p.proowner) AS owner,
             ${aclItems(`coalesce(p.proacl, pg_catalog.acldefault('f'::"char", p.proowner))`, 'p.proowner')} AS acl
        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-      WHERE ${USER_NAMESPACE} AND ${notFromExtension('pg_catalog.pg_proc', 'p.oid')}`,
+      WHERE ${USER_NAMESPACE} AND ${NOT_FROM_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
     [excludeSchemas],
   );
   rows.push(...functions.rows.map((r) => ({ kind: 'function', name: `${q(r.schema)}.${q(r.name)}(${r.args})`, owner: r.owner, acl: r.acl })));

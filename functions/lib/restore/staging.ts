@@ -23,46 +23,47 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Staging directories under `parent` with the pid they were made by. */
+function stagingDirs(parent: string): { path: string; pid: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const match = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
+    return match ? [{ path: join(parent, name), pid: Number(match[1]) }] : [];
+  });
+}
+
+function remove(path: string): boolean {
+  try {
+    if (!statSync(path).isDirectory()) return false;
+    rmSync(path, { recursive: true, force: true });
+    return true;
+  } catch {
+    // Another user's, or gone already: not ours to report.
+    return false;
+  }
+}
+
 /**
  * Removes staging directories whose process is gone (each holds decrypted
  * production data). Returns what it removed. A directory of a live process,
  * or one not named as ours, is never touched.
  */
 export function removeAbandonedStaging(parent = tmpdir()): string[] {
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(parent);
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
-    const match = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
-    if (!match || Number(match[1]) === process.pid || alive(Number(match[1]))) continue;
-    const path = join(parent, name);
-    try {
-      if (!statSync(path).isDirectory()) continue;
-      rmSync(path, { recursive: true, force: true });
-      removed.push(path);
-    } catch {
-      // Another user's, or gone already: not ours to report.
-    }
-  }
-  return removed;
+  return stagingDirs(parent)
+    .filter((d) => d.pid !== process.pid && !alive(d.pid))
+    .filter((d) => remove(d.path))
+    .map((d) => d.path);
 }
 
 /** Removes this process's own staging directories (an interrupted drill, whose restore runs in-process). */
 export function removeOwnStaging(parent = tmpdir()): string[] {
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(parent);
-  } catch {
-    return removed;
-  }
-  for (const name of names.filter((n) => n.startsWith(`${PREFIX}${process.pid}-`))) {
-    rmSync(join(parent, name), { recursive: true, force: true });
-    removed.push(join(parent, name));
-  }
-  return removed;
+  return stagingDirs(parent)
+    .filter((d) => d.pid === process.pid)
+    .filter((d) => remove(d.path))
+    .map((d) => d.path);
 }
