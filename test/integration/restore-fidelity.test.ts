@@ -145,7 +145,7 @@ describe("the database's own state", () => {
     });
   });
 
-  it('brings back ALTER DATABASE settings, owner and ACL after a verified restore, and says what it could not and what no dump carries', async () => {
+  it('brings back ALTER DATABASE settings, owner and ACL after a verified restore (creating the roles they name), and says what it could not and what no dump carries', async () => {
     // Prepare: settings (one a list), a role-in-database setting for a role the fresh cluster has, and a grant and
     // a setting for a role it lacks.
     await withClient('postgres', async (c) => void (await c.query(`CREATE ROLE ${reader}`)));
@@ -167,24 +167,32 @@ describe("the database's own state", () => {
     );
     const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
 
-    // Act
+    // Act: first without owners and grants (no role is created: what needs one is named), then in full.
+    const plain = await restoreBackup(manifest, freshTarget('state_plain'), deps, { createDatabase: true, noOwner: true, noPrivileges: true });
     const result = await restoreBackup(manifest, freshTarget('state_restored'), deps, { createDatabase: true });
 
-    // Assess: the manifest recorded it; the restore applied what the fresh cluster can take and named the rest.
+    // Assess: the manifest recorded it; the plain restore applied the settings the fresh cluster can take and named the rest.
     expect(manifest.database.state).toMatchObject({ owner: s.user, acl: expect.arrayContaining([`${reader}=c/${s.user}`]) });
+    expect(plain.roles.created).toEqual([]);
+    expect(plain.databaseState.notRestored).toEqual(expect.arrayContaining([
+      `ALTER ROLE ${reader} IN DATABASE SET work_mem=4MB: role "${reader}" does not exist on the target`,
+      expect.stringMatching(/^database privileges .*: left out \(--no-privileges\)$/),
+      expect.stringMatching(/^owner \S+: left out \(--no-owner\)/),
+    ]));
+    // ... the full restore created the role and applied everything.
+    expect(result.roles.created).toContain(reader);
     expect(result.databaseState.restored).toEqual(expect.arrayContaining([
       'ALTER DATABASE SET work_mem=8MB',
       'ALTER DATABASE SET search_path=app, "My Schema", public',
       `ALTER ROLE ${s.user} IN DATABASE SET statement_timeout=5min`,
+      `ALTER ROLE ${reader} IN DATABASE SET work_mem=4MB`,
       'REVOKE ALL ON DATABASE FROM PUBLIC (the recorded ACL replaces the defaults)',
+      `GRANT CONNECT ON DATABASE TO ${reader}`,
     ]));
-    expect(result.databaseState.notRestored).toEqual(expect.arrayContaining([
-      `ALTER ROLE ${reader} IN DATABASE SET work_mem=4MB: role "${reader}" does not exist on the target`,
-      `database privilege ${reader}=c/${s.user}: role "${reader}" does not exist on the target`,
-    ]));
+    expect(result.databaseState.notRestored).toEqual([]);
     expect(result.databaseState.notCarried).toEqual(expect.arrayContaining([expect.stringMatching(/^planner statistics/)]));
     const applied = await onFresh('postgres', async (c) => (await c.query(`SELECT unnest(setconfig) AS s FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'state_restored') ORDER BY 1`)).rows.map((r) => r.s));
-    expect(applied).toEqual(['search_path=app, "My Schema", public', 'statement_timeout=5min', 'work_mem=8MB']);
+    expect(applied).toEqual(['search_path=app, "My Schema", public', 'statement_timeout=5min', 'work_mem=4MB', 'work_mem=8MB']);
     const publicConnect = await onFresh('postgres', async (c) => (await c.query(`SELECT has_database_privilege('public', 'state_restored', 'CONNECT') AS ok`)).rows[0].ok);
     expect(publicConnect).toBe(false);
   });

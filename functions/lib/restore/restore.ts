@@ -393,13 +393,20 @@ async function targetServerVersion(databaseId: string, target: ResolvedConnectio
   }
 }
 
-async function restoreDatabaseState(manifest: Manifest, target: ResolvedConnection): Promise<AppliedDatabaseState> {
-  if (!manifest.database.state) {
+async function restoreDatabaseState(manifest: Manifest, target: ResolvedConnection, fidelity: RestoreFidelity): Promise<AppliedDatabaseState> {
+  const state = manifest.database.state;
+  if (!state) {
     return { restored: [], notRestored: ['database settings, owner and ACL: this backup predates their recording in the manifest'], notCarried: NOT_CARRIED_BY_PG_DUMP };
   }
+  // --no-owner and --no-privileges leave the database's own owner and ACL as they are too.
+  const left = [
+    ...(fidelity.owners ? [] : [`owner ${state.owner}: left out (--no-owner); the database stays owned by ${target.user}`]),
+    ...(fidelity.privileges || !state.acl ? [] : [`database privileges ${state.acl.join(', ')}: left out (--no-privileges)`]),
+  ];
   const client = await connect(manifest.database.id, target, 'lifeboat-restore');
   try {
-    return await applyDatabaseState(client, manifest.database.state);
+    const applied = await applyDatabaseState(client, { ...state, owner: fidelity.owners ? state.owner : target.user, acl: fidelity.privileges ? state.acl : null });
+    return { ...applied, restored: applied.restored.filter((r) => fidelity.owners || !r.startsWith('owner ')), notRestored: [...left, ...applied.notRestored] };
   } finally {
     await client.end();
   }
@@ -518,7 +525,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     // A selective restore brings objects back beside others, not the database: its settings stay as they are.
     const databaseState: AppliedDatabaseState = selection
       ? { restored: [], notRestored: ['database settings, owner and ACL: not applied by a selective restore (--schema/--table)'], notCarried: NOT_CARRIED_BY_PG_DUMP }
-      : await restoreDatabaseState(manifest, target);
+      : await restoreDatabaseState(manifest, target, fidelity);
     return {
       backupId: manifest.backupId,
       databaseId: manifest.database.id,
