@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { DrillProvisioningError } from '../errors.ts';
+import { processAlive } from '../processes.ts';
 import { quoteIdent } from '../pg/inventory.ts';
 import { startLocalPostgres, type LocalPostgresCluster } from '../pg/postgres-cluster.ts';
 import { DRILL_TAG, drillResourceName, drillTagList, tagRecord, type DrillResource, type InstanceStatus, type Provisioner, type ProvisionRequest } from './provisioner.ts';
@@ -147,7 +148,7 @@ export class LocalPostgresProvisioner implements Provisioner {
     const out: TeardownItem[] = [];
     for (const resource of await this.listDrillResources()) {
       const owner = this.#readMarker(resource.id)?.ownerPid;
-      if (owner === undefined || owner === process.pid || isAlive(owner)) continue;
+      if (owner === undefined || owner === process.pid || processAlive(owner)) continue;
       out.push(await this.#destroy(resource.id));
     }
     return out;
@@ -189,7 +190,7 @@ async function stopOrphan(dataDir: string): Promise<void> {
   if (pid !== undefined && isPostgresFor(pid, dataDir)) {
     process.kill(pid, 'SIGQUIT');
     // A local cleanup path only (janitor, tests): postgres exits within milliseconds.
-    for (let i = 0; i < 200 && isAlive(pid); i++) await delay(25);
+    for (let i = 0; i < 200 && processAlive(pid); i++) await delay(25);
   }
   rmSync(root, { recursive: true, force: true });
 }
@@ -209,12 +210,3 @@ function isPostgresFor(pid: number, dataDir: string): boolean {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, it is another user's.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../processes.ts';
 
 /**
  * Where a restore keeps the decrypted archive: a private directory (mkdtemp
@@ -12,15 +13,6 @@ const PREFIX = 'lifeboat-restore-';
 
 export function createStagingDir(parent = tmpdir()): string {
   return mkdtempSync(join(parent, `${PREFIX}${process.pid}-`));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Staging directories under `parent` with the pid they were made by. */
@@ -55,7 +47,7 @@ function remove(path: string): boolean {
  */
 export function removeAbandonedStaging(parent = tmpdir()): string[] {
   return stagingDirs(parent)
-    .filter((d) => d.pid !== process.pid && !alive(d.pid))
+    .filter((d) => d.pid !== process.pid && !processAlive(d.pid))
     .filter((d) => remove(d.path))
     .map((d) => d.path);
 }
