@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { fingerprint, NOT_FROM_EXTENSION, packSchemaLines, unpackSchemaLines, USER_NAMESPACE } from './inventory.ts';
+import { fingerprint, NOT_FROM_EXTENSION, packSchemaLines, USER_NAMESPACE } from './inventory.ts';
 
 /**
  * Who owns what and who may do what in a database, as a fingerprint the
@@ -217,7 +217,6 @@ export function privilegesUnknownTo(serverVersionNum: number): string[] {
   return serverVersionNum < 170000 ? ['MAINTAIN'] : [];
 }
 
-export { unpackSchemaLines as unpackPrivilegeLines };
 
 /** The roles named as owners in the lines (a non-superuser restoring them must be able to act as each). */
 export function ownersIn(lines: readonly string[]): string[] {

@@ -160,8 +160,6 @@ export interface TargetRoles {
   superuser: boolean;
   createRole: boolean;
   existing: Set<string>;
-  /** Roles the current user can act as (member of, or superuser). */
-  memberOf: Set<string>;
   /** Roles the current user may SET ROLE to, which PostgreSQL 16+ needs to give them objects (membership on 15 and older). */
   canSet: Set<string>;
 }
@@ -171,9 +169,8 @@ export async function readTargetRoles(client: pg.Client): Promise<TargetRoles> {
     `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole FROM pg_catalog.pg_roles WHERE rolname = current_user`,
   );
   const version = Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
-  const all = await client.query<{ name: string; member: boolean; can_set: boolean }>(
-    `SELECT rolname AS name, pg_catalog.pg_has_role(current_user, oid, 'MEMBER') AS member,
-            pg_catalog.pg_has_role(current_user, oid, '${version >= 160000 ? 'SET' : 'MEMBER'}') AS can_set
+  const all = await client.query<{ name: string; can_set: boolean }>(
+    `SELECT rolname AS name, pg_catalog.pg_has_role(current_user, oid, '${version >= 160000 ? 'SET' : 'MEMBER'}') AS can_set
        FROM pg_catalog.pg_roles`,
   );
   const row = me.rows[0]!;
@@ -182,7 +179,6 @@ export async function readTargetRoles(client: pg.Client): Promise<TargetRoles> {
     superuser: row.superuser,
     createRole: row.createrole,
     existing: new Set(all.rows.map((r) => r.name)),
-    memberOf: new Set(all.rows.filter((r) => r.member).map((r) => r.name)),
     canSet: new Set(all.rows.filter((r) => r.can_set).map((r) => r.name)),
   };
 }
