@@ -2,10 +2,10 @@ import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:f
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runDumpBackup, type DumpBackupResult } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
-import { RestoreFailedError } from '../../functions/lib/errors.ts';
+import { ChecksumMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
 import { startLocalPostgres, type LocalPostgresCluster } from '../../functions/lib/pg/postgres-cluster.ts';
 import type { ResolvedConnection } from '../../functions/lib/pg/connection.ts';
 import { tableChecksums, diffTableChecksums } from '../../functions/lib/pg/table-checksums.ts';
@@ -299,6 +299,29 @@ describe('restore into a fresh cluster that has none of the roles', () => {
     // Assess
     expect(error).toBeInstanceOf(RestoreFailedError);
     const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT (SELECT count(*)::int FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw', 'readers')) AS roles, (SELECT count(*)::int FROM pg_database WHERE datname = 'shop') AS dbs`);
+    expect(left[0]!.rows[0]).toEqual({ roles: 0, dbs: 0 });
+  }, 120_000);
+});
+
+describe('a damaged globals object', () => {
+  it('fails the restore naming the globals, before any role or database is created', async () => {
+    // Prepare: the backup's globals with one flipped byte, beside the original.
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.globals!.key }));
+    const bytes = Buffer.from(await got.Body!.transformToByteArray());
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    const key = manifest.globals!.key.replace(/globals\.enc$/, 'globals-damaged.enc');
+    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    const damaged = { ...manifest, globals: { ...manifest.globals!, key } };
+    const target = await freshCluster('damaged_admin');
+
+    // Act
+    const error = await restoreBackup(damaged, targetOf(target, 'shop'), deps, { createDatabase: true }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(ChecksumMismatchError);
+    expect((error as Error).message).toMatch(/the globals \(roles, tablespaces\) of backup \S+ of database "shop" .*globals-damaged\.enc.* has sha256 [0-9a-f]{64}, the manifest says/);
+    const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT (SELECT count(*)::int FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw')) AS roles, (SELECT count(*)::int FROM pg_database WHERE datname = 'shop') AS dbs`);
     expect(left[0]!.rows[0]).toEqual({ roles: 0, dbs: 0 });
   }, 120_000);
 });
