@@ -18,7 +18,7 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import pg from 'pg';
 import { formatBytes, formatDuration } from '../cli/progress.ts';
@@ -427,9 +427,19 @@ async function main(options: Options): Promise<void> {
     return { wallMs, cpu };
   };
 
-  const lifeboatRestore = async (manifestKey: string): Promise<RestoreRun> => {
-    const target = `bench_lifeboat_${++restoreNo}`;
+  const s3Sink = new S3Client({ region: REGION, endpoint: sink.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
+  /** Hands the stored objects of a backup on moto to the loopback S3, which serves them from memory. */
+  const serveFromSink = async (manifestKey: string): Promise<void> => {
     const manifest = await readManifest(s3Moto, bucket, manifestKey);
+    for (const key of [manifestKey, manifest.object.key, ...(manifest.globals ? [manifest.globals.key] : [])]) {
+      const out = await s3Moto.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      sink.serve(bucket, key, Buffer.from(await out.Body!.transformToByteArray()));
+    }
+  };
+  const lifeboatRestore = async (manifestKey: string, from: 'loopback' | 'moto'): Promise<RestoreRun> => {
+    const target = `bench_lifeboat_${++restoreNo}`;
+    const s3 = from === 'moto' ? s3Moto : s3Sink;
+    const manifest = await readManifest(s3, bucket, manifestKey);
     await client.query('CHECKPOINT');
     try {
       const { wallMs, cpu, result } = await measure(
@@ -439,7 +449,7 @@ async function main(options: Options): Promise<void> {
             restoreBackup(
               manifest,
               { ...admin, database: target, sslMode: 'disable', connectTimeoutSeconds: 10 },
-              { s3: s3Moto, kms: keyringKms, pgRestorePath: restoreTool.path, workDir: work },
+              { s3, kms: keyringKms, pgRestorePath: restoreTool.path, workDir: work },
               { jobs: options.jobs, createDatabase: true },
             ),
           ),
@@ -582,10 +592,11 @@ async function main(options: Options): Promise<void> {
     results.memory.push({ label: `${sizeGiB} GiB`, dbBytes: bytes, sink: 'null S3', runs: [warmPipe, ...dumps.b] }, { label: `${sizeGiB} GiB`, dbBytes: bytes, sink: 'moto', runs: [motoRun] });
 
     // 2. Restore -------------------------------------------------------------
-    log(`restore: warm-up (raw pg_restore -j ${options.jobs}, then lifeboat restoreBackup from moto)`);
+    log(`restore: warm-up (raw pg_restore -j ${options.jobs}, then lifeboat restoreBackup from the loopback S3)`);
+    await serveFromSink(motoRun.manifestKey);
     const wr = await rawRestore(archive);
     log(`  raw ${secs(wr.wallMs)}`);
-    const wl = await lifeboatRestore(motoRun.manifestKey);
+    const wl = await lifeboatRestore(motoRun.manifestKey, 'loopback');
     log(`  lifeboat ${secs(wl.wallMs)}`);
     n = 0;
     const restores = await alternate(
@@ -596,7 +607,7 @@ async function main(options: Options): Promise<void> {
         return run;
       },
       async () => {
-        const run = await lifeboatRestore(motoRun.manifestKey);
+        const run = await lifeboatRestore(motoRun.manifestKey, 'loopback');
         log(
           `  lifeboat restore                #${Math.floor(n++ / 2) + 1}: ${secs(run.wallMs)} = download+decrypt ${secs(run.downloadMs ?? 0)} + pg_restore ${secs(run.pgRestoreMs ?? 0)} + verify ${secs(run.verifyMs ?? 0)}  (${otherLoad(run)})`,
         );
@@ -606,6 +617,8 @@ async function main(options: Options): Promise<void> {
     size.restoreRaw = restores.a;
     size.restoreLifeboat = restores.b;
     log(`  restore ratio raw/lifeboat = ${restoreRatio(size).toFixed(2)}`);
+    size.restoreMoto = await lifeboatRestore(motoRun.manifestKey, 'moto');
+    log(`  lifeboat restore from moto      : ${secs(size.restoreMoto.wallMs)} = download+decrypt ${secs(size.restoreMoto.downloadMs ?? 0)} (moto's speed, not S3's)`);
 
     // 4. Compression ---------------------------------------------------------
     size.compression.push({ label: chosen.label, how: 'pg_dump', bytes: rawArchiveBytes, runs: dumps.a });

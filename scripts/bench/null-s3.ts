@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
  * PutObject, AbortMultipartUpload, and ListMultipartUploads for the failure path)
  * with minimal valid responses, reads every request body to the end and throws
  * it away. The pipeline then pays for hashing, encryption, part buffering and
- * HTTP framing, but not for a storage service.
+ * HTTP framing, but not for a storage service. Objects handed to serve() are
+ * answered from memory, so a restore can download at loopback speed too.
  *
  * Path-style addressing only (the SDK uses it with a custom endpoint).
  */
@@ -19,6 +20,8 @@ export interface NullS3Stats {
   completed: number;
   aborted: number;
   puts: number;
+  /** Bytes answered to GETs of served objects. */
+  servedBytes: number;
 }
 
 export interface NullS3Server {
@@ -26,7 +29,10 @@ export interface NullS3Server {
   /** Running totals; reset() zeroes them. */
   readonly stats: NullS3Stats;
   reset(): void;
-  /** Answers GETs of this object (the deployed config the handler reads); everything written is still dropped. */
+  /**
+   * Answers GETs (whole or ranged, with If-Match) and HEADs of this object from memory: the deployed config the
+   * handler reads, and a stored backup for the restore runs. Everything written is still dropped.
+   */
   serve(bucket: string, key: string, body: Buffer): void;
   stop(): Promise<void>;
 }
@@ -54,8 +60,8 @@ function send(res: ServerResponse, status: number, body = '', headers: Record<st
 }
 
 export async function startNullS3(): Promise<NullS3Server> {
-  const stats: NullS3Stats = { requests: 0, bodyBytes: 0, parts: 0, completed: 0, aborted: 0, puts: 0 };
-  const served = new Map<string, Buffer>();
+  const stats: NullS3Stats = { requests: 0, bodyBytes: 0, parts: 0, completed: 0, aborted: 0, puts: 0, servedBytes: 0 };
+  const served = new Map<string, { body: Buffer; etag: string }>();
   const region = 'eu-west-1';
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -96,10 +102,24 @@ export async function startNullS3(): Promise<NullS3Server> {
       stats.aborted++;
       return send(res, 204);
     }
-    if (method === 'GET' && served.has(`${bucket}/${key}`)) {
-      const body = served.get(`${bucket}/${key}`)!;
-      res.writeHead(200, { 'content-length': String(body.length), etag: `"${randomBytes(16).toString('hex')}"`, 'content-type': 'application/json' });
-      return res.end(body);
+    if ((method === 'GET' || method === 'HEAD') && served.has(`${bucket}/${key}`)) {
+      const object = served.get(`${bucket}/${key}`)!;
+      const ifMatch = req.headers['if-match'];
+      if (ifMatch && ifMatch !== object.etag) return send(res, 412, `<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>`);
+      // Ranged GETs as S3 answers them (206 with Content-Range), so the restore's parallel download runs as it would there.
+      const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+      const start = range ? Number(range[1]) : 0;
+      const end = range ? Math.min(Number(range[2]), object.body.length - 1) : object.body.length - 1;
+      const slice = object.body.subarray(start, end + 1);
+      stats.servedBytes += method === 'GET' ? slice.length : 0;
+      res.writeHead(range ? 206 : 200, {
+        'content-length': String(slice.length),
+        etag: object.etag,
+        'accept-ranges': 'bytes',
+        'content-type': 'binary/octet-stream',
+        ...(range ? { 'content-range': `bytes ${start}-${end}/${object.body.length}` } : {}),
+      });
+      return res.end(method === 'GET' ? slice : undefined);
     }
     if (method === 'GET' && bucket && !key && q.has('uploads')) {
       return send(res, 200, `<ListMultipartUploadsResult xmlns="${NS}"><Bucket>${escapeXml(bucket)}</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>`);
@@ -130,10 +150,10 @@ export async function startNullS3(): Promise<NullS3Server> {
     endpoint: `http://127.0.0.1:${port}`,
     stats,
     reset() {
-      Object.assign(stats, { requests: 0, bodyBytes: 0, parts: 0, completed: 0, aborted: 0, puts: 0 });
+      Object.assign(stats, { requests: 0, bodyBytes: 0, parts: 0, completed: 0, aborted: 0, puts: 0, servedBytes: 0 });
     },
     serve(bucket, key, body) {
-      served.set(`${bucket}/${key}`, body);
+      served.set(`${bucket}/${key}`, { body, etag: etag() });
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -59,7 +59,31 @@ describe('ranged, parallel download', () => {
     const bucket = await createTestBucket();
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'short', Body: randomBytes(6 * MIB) }));
 
-    // Act + Assess
-    await expect(collect(rangedObjectStream(s3, bucket, 'short', 8 * MIB, { partSize: 5 * MIB, concurrency: 2 }))).rejects.toThrow(/returned \d+ bytes for bytes 5242880-8388607/);
+    // Act: ranges 0-1 MiB, 1-6 MiB (which the object has) and 6-8 MiB (which it does not); then 1-4 MiB, 4-7 MiB (cut short)
+    const beyond = collect(rangedObjectStream(s3, bucket, 'short', 8 * MIB, { partSize: 5 * MIB, concurrency: 2 }));
+    const cut = collect(rangedObjectStream(s3, bucket, 'short', 7 * MIB, { partSize: 3 * MIB, concurrency: 2 }));
+
+    // Assess
+    await expect(beyond).rejects.toBeInstanceOf(ChecksumMismatchError);
+    await expect(beyond).rejects.toThrow(/s3:\/\/\S+\/short has no bytes 6291456-8388607: the object is shorter than its manifest says/);
+    await expect(cut).rejects.toThrow(/returned \d+ bytes for bytes 4194304-7340031: the object is shorter than its manifest says/);
+  });
+
+  it('asks for a short first range, so that hashing and decryption start after one small round trip', async () => {
+    // Prepare
+    const bucket = await createTestBucket();
+    const data = randomBytes(12 * MIB);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'first', Body: data }));
+    const iterator = rangedObjectStream(s3, bucket, 'first', data.length, { partSize: 8 * MIB, concurrency: 2 })[Symbol.asyncIterator]();
+
+    // Act
+    const first = (await iterator.next()).value as Buffer;
+    const second = (await iterator.next()).value as Buffer;
+    await iterator.return?.();
+
+    // Assess
+    expect(first.length).toBe(MIB);
+    expect(second.length).toBe(8 * MIB);
+    expect(Buffer.concat([first, second]).equals(data.subarray(0, 9 * MIB))).toBe(true);
   });
 });

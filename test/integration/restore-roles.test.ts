@@ -1,4 +1,5 @@
-import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -304,7 +305,7 @@ describe('restore into a fresh cluster that has none of the roles', () => {
 });
 
 describe('a damaged globals object', () => {
-  it('fails the restore naming the globals, before any role or database is created', async () => {
+  it('fails the restore naming the globals, and leaves no role or database behind', async () => {
     // Prepare: the backup's globals with one flipped byte, beside the original.
     const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
     const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.globals!.key }));
@@ -323,6 +324,32 @@ describe('a damaged globals object', () => {
     expect((error as Error).message).toMatch(/the globals \(roles, tablespaces\) of backup \S+ of database "shop" .*globals-damaged\.enc.* has sha256 [0-9a-f]{64}, the manifest says/);
     const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT (SELECT count(*)::int FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw')) AS roles, (SELECT count(*)::int FROM pg_database WHERE datname = 'shop') AS dbs`);
     expect(left[0]!.rows[0]).toEqual({ roles: 0, dbs: 0 });
+  }, 120_000);
+});
+
+describe('a damaged dump object', () => {
+  it('fails the restore naming the dump, and drops what it made beside the download (the database, the roles) and the plaintext', async () => {
+    // Prepare: the dump object with one flipped byte near its end; the database and the roles are made while it downloads.
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key }));
+    const bytes = Buffer.from(await got.Body!.transformToByteArray());
+    bytes[bytes.length - 200]! ^= 0xff;
+    const key = manifest.object.key.replace(/\.enc$/, '-damaged.enc');
+    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    const damaged = { ...manifest, object: { ...manifest.object, key } };
+    const target = await freshCluster('dmgdump_admin');
+    const staging = mkdtempSync(join(tmpdir(), 'lifeboat-test-staging-'));
+
+    // Act
+    const error = await restoreBackup(damaged, targetOf(target, 'shop'), { ...deps, workDir: staging }, { createDatabase: true }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(ChecksumMismatchError);
+    expect((error as Error).message).toMatch(/backup \S+ of database "shop" \(s3:\/\/\S+-damaged\.enc\) has sha256 [0-9a-f]{64}, the manifest says/);
+    const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT (SELECT count(*)::int FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw')) AS roles, (SELECT count(*)::int FROM pg_database WHERE datname = 'shop') AS dbs`);
+    expect(left[0]!.rows[0]).toEqual({ roles: 0, dbs: 0 });
+    expect(readdirSync(staging)).toEqual([]);
+    rmSync(staging, { recursive: true, force: true });
   }, 120_000);
 });
 

@@ -28,6 +28,8 @@ export interface RangedGetOptions {
 
 export const DEFAULT_RANGE_PART_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_RANGE_CONCURRENCY = 4;
+/** The first range is at most this long. */
+export const FIRST_RANGE_SIZE = 1024 * 1024;
 
 export function rangedObjectStream(s3: S3Client, bucket: string, key: string, size: number, options: RangedGetOptions = {}): Readable {
   const partSize = options.partSize ?? DEFAULT_RANGE_PART_SIZE;
@@ -60,6 +62,9 @@ export function rangedObjectStream(s3: S3Client, bucket: string, key: string, si
           nextStep: 'find out what writes to the backup bucket (nothing should), then restore again or from the vault copy.',
         });
       }
+      if (e.name === 'InvalidRange' || e.$metadata?.httpStatusCode === 416) {
+        throw new ChecksumMismatchError(`s3://${bucket}/${key} has no bytes ${start}-${end}: the object is shorter than its manifest says.`, { cause: error });
+      }
       if (error instanceof ChecksumMismatchError) throw error;
       throw classifyS3Error(error, 'reading the backup', bucket, key) ?? error;
     }
@@ -68,7 +73,8 @@ export function rangedObjectStream(s3: S3Client, bucket: string, key: string, si
   const enqueue = () => {
     while (queue.length < concurrency && next < size) {
       const start = next;
-      const end = Math.min(size, start + partSize) - 1;
+      // A short first range: the hashing and decryption downstream start after one round trip, not after a whole part.
+      const end = Math.min(size, start + (start === 0 ? Math.min(partSize, FIRST_RANGE_SIZE) : partSize)) - 1;
       next = end + 1;
       const part = fetchRange(start, end);
       part.catch(() => undefined); // awaited in order below; a part read after a failure is dropped

@@ -468,17 +468,30 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
   let roles: RolesReport = { created: [], needPassword: [], placeholders: [], memberships: [], skipped: [], grantedToRestoringUser: [] };
   try {
     const needed = rolesNeeded(manifest, fidelity);
-    const globals = needed.length > 0 ? await fetchGlobals(manifest, deps, options.bucket) : undefined;
-    const fetched = await fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
+    // The download, sha256 and authentication of the dump run beside what needs none of its bytes: the
+    // (separately authenticated) globals, the new database and the missing roles. Not one statement of
+    // the archive runs before the whole object has been checked: pg_restore starts after both.
+    const download = fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
+    const globals = needed.length > 0 ? fetchGlobals(manifest, deps, options.bucket) : undefined;
+    globals?.catch(() => undefined); // awaited below, once the database exists
+    const prepare = (async () => {
+      if (options.createDatabase) {
+        await createTargetDatabase(manifest.database.id, target);
+        created = true;
+      }
+      if (globals) {
+        const document = await globals;
+        deps.signal?.throwIfAborted();
+        roles = await withClient(manifest.database.id, target, (client) => createMissingRoles(client, document, needed));
+      }
+    })();
+    // Both settle before anything is decided, so the cleanup below sees everything either of them created.
+    const [fetchedOutcome, prepared] = await Promise.allSettled([download, prepare]);
+    if (fetchedOutcome.status === 'rejected') throw fetchedOutcome.reason;
+    if (prepared.status === 'rejected') throw prepared.reason;
+    const fetched = fetchedOutcome.value;
     deps.signal?.throwIfAborted();
     const downloaded = Date.now();
-
-    if (options.createDatabase) {
-      await createTargetDatabase(manifest.database.id, target);
-      created = true;
-    }
-    if (globals) roles = await withClient(manifest.database.id, target, (client) => createMissingRoles(client, globals, needed));
-    deps.signal?.throwIfAborted();
     let selection: Selection | undefined;
     const listFile = join(stagingDir, 'restore.list');
     if (options.select) {
