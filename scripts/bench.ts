@@ -12,7 +12,7 @@
  * stopped and removed, on success, on error and on Ctrl-C. A missed target is
  * reported loudly but is not a failure; only a crash exits non-zero.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -427,18 +427,34 @@ async function main(options: Options): Promise<void> {
     return { wallMs, cpu };
   };
 
-  const s3Sink = new S3Client({ region: REGION, endpoint: sink.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
-  /** Hands the stored objects of a backup on moto to the loopback S3, which serves them from memory. */
-  const serveFromSink = async (manifestKey: string): Promise<void> => {
+  /**
+   * Copies the stored objects of a backup from moto into files and starts a loopback S3 in its own process
+   * (scripts/bench/object-server.ts) that serves them from memory.
+   */
+  const serveFromSink = async (manifestKey: string): Promise<{ s3: S3Client; stop: () => Promise<void> }> => {
     const manifest = await readManifest(s3Moto, bucket, manifestKey);
+    const specs: string[] = [];
     for (const key of [manifestKey, manifest.object.key, ...(manifest.globals ? [manifest.globals.key] : [])]) {
       const out = await s3Moto.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      sink.serve(bucket, key, Buffer.from(await out.Body!.transformToByteArray()));
+      const file = join(work, `served-${specs.length}`);
+      writeFileSync(file, await out.Body!.transformToByteArray());
+      specs.push(`${key}=${file}`);
     }
+    const server = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/bench/object-server.ts'), bucket, ...specs], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const stop = () => new Promise<void>((resolve) => (server.exitCode !== null ? resolve() : (server.once('exit', () => resolve()), server.stdin!.end())));
+    cleanups.push({ name: 'object server', fn: stop });
+    const line = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      server.stdout!.setEncoding('utf8').on('data', (t: string) => {
+        text += t;
+        if (text.includes('\n')) resolve(text.split('\n', 1)[0]!);
+      });
+      server.once('exit', (code) => reject(new Error(`the object server exited (${code}) before it listened`)));
+    });
+    return { s3: new S3Client({ region: REGION, endpoint: (JSON.parse(line) as { endpoint: string }).endpoint, forcePathStyle: true, credentials: CREDENTIALS }), stop };
   };
-  const lifeboatRestore = async (manifestKey: string, from: 'loopback' | 'moto'): Promise<RestoreRun> => {
+  const lifeboatRestore = async (manifestKey: string, s3: S3Client): Promise<RestoreRun> => {
     const target = `bench_lifeboat_${++restoreNo}`;
-    const s3 = from === 'moto' ? s3Moto : s3Sink;
     const manifest = await readManifest(s3, bucket, manifestKey);
     await client.query('CHECKPOINT');
     try {
@@ -593,10 +609,10 @@ async function main(options: Options): Promise<void> {
 
     // 2. Restore -------------------------------------------------------------
     log(`restore: warm-up (raw pg_restore -j ${options.jobs}, then lifeboat restoreBackup from the loopback S3)`);
-    await serveFromSink(motoRun.manifestKey);
+    const served = await serveFromSink(motoRun.manifestKey);
     const wr = await rawRestore(archive);
     log(`  raw ${secs(wr.wallMs)}`);
-    const wl = await lifeboatRestore(motoRun.manifestKey, 'loopback');
+    const wl = await lifeboatRestore(motoRun.manifestKey, served.s3);
     log(`  lifeboat ${secs(wl.wallMs)}`);
     n = 0;
     const restores = await alternate(
@@ -607,7 +623,7 @@ async function main(options: Options): Promise<void> {
         return run;
       },
       async () => {
-        const run = await lifeboatRestore(motoRun.manifestKey, 'loopback');
+        const run = await lifeboatRestore(motoRun.manifestKey, served.s3);
         log(
           `  lifeboat restore                #${Math.floor(n++ / 2) + 1}: ${secs(run.wallMs)} = download+decrypt ${secs(run.downloadMs ?? 0)} + pg_restore ${secs(run.pgRestoreMs ?? 0)} + verify ${secs(run.verifyMs ?? 0)}  (${otherLoad(run)})`,
         );
@@ -617,7 +633,8 @@ async function main(options: Options): Promise<void> {
     size.restoreRaw = restores.a;
     size.restoreLifeboat = restores.b;
     log(`  restore ratio raw/lifeboat = ${restoreRatio(size).toFixed(2)}`);
-    size.restoreMoto = await lifeboatRestore(motoRun.manifestKey, 'moto');
+    await served.stop();
+    size.restoreMoto = await lifeboatRestore(motoRun.manifestKey, s3Moto);
     log(`  lifeboat restore from moto      : ${secs(size.restoreMoto.wallMs)} = download+decrypt ${secs(size.restoreMoto.downloadMs ?? 0)} (moto's speed, not S3's)`);
 
     // 4. Compression ---------------------------------------------------------
