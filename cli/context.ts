@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { S3Client } from '@aws-sdk/client-s3';
-import { createAwsClients } from '../functions/lib/aws/clients.ts';
+import { createAwsClients, createRdsClient } from '../functions/lib/aws/clients.ts';
 import { createKeyringKmsClient } from '../functions/lib/backup/encryption.ts';
 import { loadConfigFile } from '../functions/lib/config/load.ts';
 import type { LifeboatConfig } from '../functions/lib/config/schema.ts';
@@ -13,7 +13,7 @@ import { ConfigError } from '../functions/lib/errors.ts';
  */
 export function cliClients(config?: LifeboatConfig) {
   const fallback = config?.source.region;
-  if (!fallback) return { ...createAwsClients(), keyringKms: createKeyringKmsClient() };
+  if (!fallback) return { ...createAwsClients(), rds: createRdsClient(), keyringKms: createKeyringKmsClient() };
   // The SDK's own chain first (AWS_REGION, the profile's region in ~/.aws/config, ...), the config's only when it finds none.
   const probe = new S3Client({});
   const region = async () => {
@@ -23,7 +23,7 @@ export function cliClients(config?: LifeboatConfig) {
       return fallback;
     }
   };
-  return { ...createAwsClients({ region }), keyringKms: createKeyringKmsClient({ region }) };
+  return { ...createAwsClients({ region }), rds: createRdsClient({ region }), keyringKms: createKeyringKmsClient({ region }) };
 }
 
 export function loadCliConfig(path: string | undefined): LifeboatConfig | undefined {

@@ -67,6 +67,14 @@ const options = {
   schema: { type: 'string', multiple: true },
   table: { type: 'string', multiple: true },
   uncommitted: { type: 'boolean' },
+  'into-rds': { type: 'string' },
+  'instance-class': { type: 'string' },
+  'subnet-group': { type: 'string' },
+  'security-group': { type: 'string', multiple: true },
+  'storage-gib': { type: 'string' },
+  'database-name': { type: 'string' },
+  'wait-minutes': { type: 'string' },
+  'poll-seconds': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

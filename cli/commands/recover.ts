@@ -1,22 +1,39 @@
 import { createInterface } from 'node:readline/promises';
 import { ConfigError } from '../../functions/lib/errors.ts';
 import { chooseRecoveryPoint, parseMoment } from '../../functions/lib/restore/recover.ts';
-import { restoreBackup } from '../../functions/lib/restore/restore.ts';
+import { restoreBackup, type RestoreResult } from '../../functions/lib/restore/restore.ts';
+import {
+  createRecoveryInstance,
+  describeSpec,
+  discardRecoveryInstance,
+  planRecoveryInstance,
+  protectRecoveryInstance,
+  recordEndpoint,
+  waitForInstance,
+  type CreatedInstance,
+} from '../../functions/lib/restore/rds-target.ts';
 import { removeAbandonedStaging } from '../../functions/lib/restore/staging.ts';
 import { SecretRegistry } from '../../functions/lib/redact.ts';
 import { cliClients, loadCliConfig, requireFlag, storageLocation } from '../context.ts';
 import { createProgress, formatDuration } from '../progress.ts';
 import type { CommandContext, CommandResult } from '../main.ts';
-import { parseTarget, restoreReportLines } from './restore.ts';
+import { many, parseTarget, restoreReportLines } from './restore.ts';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
-export const recoverUsage = `lifeboat recover --database <id> --before <time> --target postgres://user@host:port/newdb [--newest] [--yes]
-                 [--jobs N] [--no-owner] [--no-privileges] [--no-tablespaces] [--bucket <name>] [--prefix <p>] [--json]
+export const recoverUsage = `lifeboat recover --database <id> --before <time> (--target postgres://user@host:port/newdb | --into-rds <new-instance-id>)
+                 [--newest] [--yes] [--jobs N] [--no-owner] [--no-privileges] [--no-tablespaces] [--bucket <name>] [--prefix <p>] [--json]
+                 [--instance-class <class>] [--subnet-group <name>] [--security-group <sg-id>]... [--storage-gib N] [--database-name <name>]
+                 [--wait-minutes N (default 60)] [--poll-seconds N (default 30)]
   Brings a database back as it was before <time> (ISO 8601 with a zone, e.g. 2026-12-07T09:12:00Z, or "30m ago"):
   picks the newest committed backup consistent before it, preferring one a restore drill proved (--newest takes the
   newest regardless), says what is lost, asks for confirmation (--yes for scripts), restores into a NEW database,
-  verifies it and prints how to connect. The password comes from PGPASSWORD.`;
+  verifies it and prints how to connect. With --target the password comes from PGPASSWORD.
+  With --into-rds it first creates a new RDS for PostgreSQL instance (class, network, storage and parameter group
+  like the database's own rds.instanceIdentifier from the config, or from the flags), its master password generated
+  into the Secrets Manager secret lifeboat/recovered/<id>; restores into it over TLS (verify-full, PGSSLROOTCERT
+  names the RDS CA bundle), verifies, then turns deletion protection on. If anything fails or is interrupted before
+  the restore is verified, the instance and its secret are deleted.`;
 
 async function confirm(question: string, signal?: AbortSignal): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -40,10 +57,37 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   const interactive = Boolean(process.stdin.isTTY);
   if (!flags.yes && !interactive) throw new ConfigError('command line', ['--yes: required when not on a terminal (recover asks for confirmation before it restores)']);
   const registry = new SecretRegistry();
-  const target = parseTarget(requireFlag(flags.target as string | undefined, 'target', 'a NEW database, e.g. postgres://admin@host:5432/orders_recovered'), registry);
+  const intoRds = flags['into-rds'] as string | undefined;
+  if (intoRds !== undefined && flags.target !== undefined) throw new ConfigError('command line', ['--target and --into-rds: give one (a new database on a server you name, or a new RDS instance lifeboat creates)']);
+  if (intoRds === undefined && flags.target === undefined) {
+    throw new ConfigError('command line', ['--target: required (a NEW database, e.g. postgres://admin@host:5432/orders_recovered), or --into-rds <new-instance-id> for a new RDS instance']);
+  }
+  const number = (flag: string, fallback: number, min: number) => {
+    const text = flags[flag] as string | undefined;
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min) throw new ConfigError('command line', [`--${flag}: "${text}" is not a number ≥ ${min}`]);
+    return value;
+  };
+  const wait = { pollMs: number('poll-seconds', 30, 0.1) * 1000, timeoutMs: number('wait-minutes', 60, 1) * 60_000 };
+  const storageGiB = flags['storage-gib'] === undefined ? undefined : number('storage-gib', 20, 20);
   const clients = cliClients(config);
+  let target = intoRds === undefined ? parseTarget(requireFlag(flags.target as string | undefined, 'target'), registry) : undefined;
 
   const choice = await chooseRecoveryPoint(clients.s3, storage.bucket, storage.prefix, databaseId, before, { newest: Boolean(flags.newest) });
+  const manifest = choice.manifest;
+  const databaseName = (flags['database-name'] as string | undefined) ?? manifest.database.name;
+  const ownInstance = config?.databases.find((d) => d.id === databaseId)?.rds;
+  const spec =
+    intoRds === undefined
+      ? undefined
+      : await planRecoveryInstance(clients.rds, intoRds, { serverMajor: Math.floor(manifest.database.serverVersionNum / 10000), sizeBytes: manifest.database.sizeBytes }, {
+          instanceClass: flags['instance-class'] as string | undefined,
+          subnetGroup: flags['subnet-group'] as string | undefined,
+          securityGroups: many(flags['security-group']),
+          like: ownInstance && 'instanceIdentifier' in ownInstance ? ownInstance.instanceIdentifier : undefined,
+          storageGiB,
+        });
   const lost = formatDuration(choice.loss.seconds * 1000);
   const plan = [
     `Recovering database "${databaseId}" to before ${before.toISOString()}`,
@@ -52,28 +96,74 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
     ...(choice.newerUnproven ? [`  a newer backup, ${choice.newerUnproven.backupId} (consistent at ${choice.newerUnproven.consistentAt}), is unproven: --newest takes it`] : []),
     ...choice.unreadable.map((u) => `  passed over, its manifest is unreadable: ${u}`),
     `  LOST in this copy: every write from ${choice.loss.from} to ${choice.loss.to} (${lost})`,
-    `  into a new database ${target.database} on ${target.host}:${target.port}, verified against the backup's manifest`,
+    ...(spec
+      ? [...describeSpec(spec).map((l, i) => (i === 0 ? `  into a new database ${databaseName} on ${l}` : `  ${l}`)), '    verified against the backup\'s manifest; deleted again if anything fails before that']
+      : [`  into a new database ${target!.database} on ${target!.host}:${target!.port}, verified against the backup's manifest`]),
   ];
   process.stderr.write(`${plan.join('\n')}\n`);
-  if (!flags.yes && !(await confirm('Restore it? [y/N] ', context?.signal))) {
+  if (!flags.yes && !(await confirm(spec ? 'Create the instance and restore into it? [y/N] ' : 'Restore it? [y/N] ', context?.signal))) {
     return { json: { databaseId, before: before.toISOString(), choice: { ...choice, manifest: undefined }, restored: false }, text: 'Not restored: nothing was changed.' };
   }
-  const progress = createProgress(`download ${choice.chosen.backupId}`);
-  const result = await restoreBackup(
-    choice.manifest,
-    target,
-    { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes), signal: context?.signal },
-    {
-      createDatabase: true,
-      jobs: flags.jobs ? Number(flags.jobs) : 1,
-      bucket: storage.bucket,
-      noOwner: Boolean(flags['no-owner']),
-      noPrivileges: Boolean(flags['no-privileges']),
-      noTablespaces: Boolean(flags['no-tablespaces']),
-    },
-  );
-  progress.finish(`download ${choice.chosen.backupId}: verified and decrypted`);
-  const connect = `psql "host=${target.host} port=${target.port} dbname=${target.database} user=${target.user}${target.sslMode === 'disable' ? '' : ` sslmode=${target.sslMode}`}"`;
+
+  let instance: { identifier: string; secretArn: string; endpoint: { host: string; port: number } } | undefined;
+  let created: CreatedInstance | undefined;
+  let result: RestoreResult;
+  try {
+    if (spec) {
+      created = await createRecoveryInstance(clients.rds, clients.secrets, spec, { 'lifeboat:recovered-database': databaseId, 'lifeboat:recovered-backup': manifest.backupId }, registry);
+      const started = Date.now();
+      let last = '';
+      const endpoint = await waitForInstance(clients.rds, spec.identifier, {
+        ...wait,
+        signal: context?.signal,
+        onStatus: (status) => {
+          if (status !== last) process.stderr.write(`instance ${spec.identifier}: ${status} (${formatDuration(Date.now() - started)})\n`);
+          last = status;
+        },
+      });
+      await recordEndpoint(clients.secrets, created, endpoint);
+      instance = { identifier: spec.identifier, secretArn: created.secretArn, endpoint };
+      target = {
+        ...endpoint,
+        database: databaseName,
+        user: created.masterUsername,
+        password: created.password,
+        sslMode: 'verify-full',
+        sslRootCert: process.env.PGSSLROOTCERT,
+        connectTimeoutSeconds: 10,
+      };
+    }
+    const progress = createProgress(`download ${choice.chosen.backupId}`);
+    result = await restoreBackup(
+      manifest,
+      target!,
+      { s3: clients.s3, kms: clients.keyringKms, secretRegistry: registry, onProgress: (p) => progress.update(p.storedBytes, p.totalBytes), signal: context?.signal },
+      {
+        createDatabase: true,
+        jobs: flags.jobs ? Number(flags.jobs) : 1,
+        bucket: storage.bucket,
+        noOwner: Boolean(flags['no-owner']),
+        noPrivileges: Boolean(flags['no-privileges']),
+        noTablespaces: Boolean(flags['no-tablespaces']),
+        // A new instance is discarded whole when the restore does not verify.
+        ...(spec ? { onMismatch: 'drop' as const } : {}),
+      },
+    );
+    progress.finish(`download ${choice.chosen.backupId}: verified and decrypted`);
+    if (spec) await protectRecoveryInstance(clients.rds, spec.identifier);
+  } catch (error) {
+    const failure = context?.signal?.aborted ? context.signal.reason : error;
+    if (created) {
+      process.stderr.write(`deleting the new instance ${created.identifier} and its secret (nothing verified was restored into it)\n`);
+      const left = await discardRecoveryInstance(clients.rds, clients.secrets, created, { pollMs: wait.pollMs, timeoutMs: 15 * 60_000 });
+      if (failure instanceof Error) {
+        failure.message += left.length === 0 ? ` The new instance ${created.identifier} and its secret were deleted.` : ` Left behind, delete by hand: ${left.join('; ')}.`;
+      }
+    }
+    throw failure;
+  }
+  const to = target!;
+  const connect = `psql "host=${to.host} port=${to.port} dbname=${to.database} user=${to.user}${to.sslMode === 'disable' ? '' : ` sslmode=${to.sslMode}`}"`;
   return {
     json: {
       databaseId,
@@ -81,12 +171,14 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
       choice: { chosen: choice.chosen, reason: choice.reason, loss: choice.loss, newerUnproven: choice.newerUnproven, pointInTime: choice.pointInTime },
       restored: true,
       result,
-      connect: { host: target.host, port: target.port, database: target.database, user: target.user },
+      connect: { host: to.host, port: to.port, database: to.database, user: to.user, ...(instance ? { instance: instance.identifier, secretArn: instance.secretArn } : {}) },
     },
     text: [
       ...plan,
-      ...restoreReportLines(choice.manifest, result),
-      `Connect: ${connect} (password: the restoring user's; roles created by the restore have none yet)`,
+      ...restoreReportLines(manifest, result),
+      instance
+        ? `Connect: ${connect} (the master password is in the secret ${instance.secretArn}: aws secretsmanager get-secret-value --secret-id ${instance.secretArn}; deletion protection is on)`
+        : `Connect: ${connect} (password: the restoring user's; roles created by the restore have none yet)`,
       `Writes after ${choice.chosen.consistentAt} are not in it (${lost} up to the moment asked for).`,
     ].join('\n'),
   };

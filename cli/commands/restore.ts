@@ -82,7 +82,7 @@ export function parseTarget(uri: string, registry: SecretRegistry): ResolvedConn
 }
 
 /** A repeatable option's values (parseArgs gives an array, or nothing). */
-function many(value: Flags[string]): string[] {
+export function many(value: Flags[string]): string[] {
   return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
 }
 

@@ -140,6 +140,9 @@ export class SourceDatabaseBusyError extends LifeboatError {
  */
 export class DeploymentConfigError extends LifeboatError {}
 
+/** `lifeboat recover --into-rds`: the new instance could not be created, did not become available, or was refused. */
+export class RecoveryInstanceError extends LifeboatError {}
+
 /** An execution named a database, plan or drill the deployed config does not have. */
 export class UnknownTargetError extends LifeboatError {}
 

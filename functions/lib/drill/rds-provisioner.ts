@@ -44,7 +44,8 @@ export interface RdsProvisionerOptions {
   masterUsername?: string;
 }
 
-const FAILED_STATES = new Set([
+/** Instance statuses from which RDS does not recover on its own. */
+export const RDS_FAILED_STATES: ReadonlySet<string> = new Set([
   'failed',
   'incompatible-restore',
   'incompatible-parameters',
@@ -55,8 +56,8 @@ const FAILED_STATES = new Set([
   'restore-error',
   'storage-full',
 ]);
-const NOT_FOUND = /NotFound/;
-const BUSY = /InvalidDB(Instance|Cluster|SubnetGroup)State|InvalidDBSubnetGroupStateFault|DBSubnetGroupInUse/;
+export const NOT_FOUND = /NotFound/;
+export const BUSY = /InvalidDB(Instance|Cluster|SubnetGroup)State|InvalidDBSubnetGroupStateFault|DBSubnetGroupInUse/;
 const THROTTLED = /Throttl|RequestLimitExceeded|TooManyRequests/;
 
 /** Cluster instances are named after the cluster, with this suffix. */
@@ -179,7 +180,7 @@ export class RdsProvisioner implements Provisioner {
     }
     const word = found?.DBInstanceStatus ?? 'unknown';
     const endpoint = found?.Endpoint?.Address && found.Endpoint.Port ? { host: found.Endpoint.Address, port: found.Endpoint.Port } : undefined;
-    if (FAILED_STATES.has(word)) return { state: 'failed', detail: word };
+    if (RDS_FAILED_STATES.has(word)) return { state: 'failed', detail: word };
     return { state: word === 'available' && endpoint ? 'available' : 'pending', detail: word, endpoint, masterUsername: found?.MasterUsername };
   }
 

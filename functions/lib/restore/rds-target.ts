@@ -1,0 +1,289 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CreateDBInstanceCommand,
+  DeleteDBInstanceCommand,
+  DescribeDBInstancesCommand,
+  ModifyDBInstanceCommand,
+  type DBInstance,
+  type RDSClient,
+} from '@aws-sdk/client-rds';
+import { CreateSecretCommand, DeleteSecretCommand, PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { generateDrillPassword } from '../drill/credentials.ts';
+import { BUSY, NOT_FOUND, RDS_FAILED_STATES } from '../drill/rds-provisioner.ts';
+import { errorName } from '../drill/provisioner.ts';
+import { RecoveryInstanceError } from '../errors.ts';
+import type { SecretRegistry } from '../redact.ts';
+
+/**
+ * `lifeboat recover --into-rds <id>`: a new RDS for PostgreSQL instance to
+ * restore a backup into, made like the database's own instance where lifeboat
+ * knows it, and kept (it is the recovered service, not a throwaway). Its master
+ * password is generated here, stored in a Secrets Manager secret in the RDS
+ * shape and never printed. Until the restore into it has been verified, the
+ * instance is lifeboat's to delete: any failure or interruption deletes it and
+ * its secret; once verified, deletion protection goes on.
+ */
+
+export interface RecoveryInstanceSpec {
+  identifier: string;
+  /** The backup's server major version: RDS picks its newest minor. */
+  engineVersion: string;
+  instanceClass: string;
+  subnetGroupName: string;
+  securityGroupIds: string[];
+  allocatedStorageGiB: number;
+  storageType: string;
+  /** The KMS key of the storage encryption. @default the RDS-managed key */
+  kmsKeyId?: string;
+  /** A parameter group of the same engine major. @default the engine's default group */
+  parameterGroupName?: string;
+  multiAz: boolean;
+  backupRetentionDays: number;
+  masterUsername: string;
+  /** Where each setting came from, for the plan shown before anything is created. */
+  sources: string[];
+}
+
+export interface RecoveryInstanceFlags {
+  instanceClass?: string;
+  subnetGroup?: string;
+  securityGroups?: string[];
+  /** An existing instance to take class, network, storage and parameter group from. */
+  like?: string;
+  storageGiB?: number;
+}
+
+/** RDS's identifier rules: 1–63 letters, digits and hyphens, a letter first, no `--`, no hyphen last. */
+export function checkInstanceIdentifier(identifier: string): string | undefined {
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(identifier)) return 'must be 1 to 63 letters, digits or hyphens, starting with a letter';
+  if (identifier.includes('--') || identifier.endsWith('-')) return 'must not contain two hyphens in a row or end with a hyphen';
+  return undefined;
+}
+
+async function describe(rds: RDSClient, identifier: string): Promise<DBInstance | undefined> {
+  try {
+    return (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier }))).DBInstances?.[0];
+  } catch (error) {
+    if (NOT_FOUND.test(errorName(error))) return undefined;
+    throw new RecoveryInstanceError(`DescribeDBInstances ${identifier} failed: ${errorName(error)}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * What will be created, decided before anything is: flags first, then the
+ * instance named by `like` (the database's own, from the config), then defaults.
+ * Refuses an identifier that is taken or invalid, and a missing class or network.
+ */
+export async function planRecoveryInstance(
+  rds: RDSClient,
+  identifier: string,
+  backup: { serverMajor: number; sizeBytes: number },
+  flags: RecoveryInstanceFlags,
+): Promise<RecoveryInstanceSpec> {
+  const invalid = checkInstanceIdentifier(identifier);
+  if (invalid) throw new RecoveryInstanceError(`--into-rds: "${identifier}" is not a valid DB instance identifier: it ${invalid}.`);
+  if (await describe(rds, identifier)) {
+    throw new RecoveryInstanceError(`--into-rds: a DB instance "${identifier}" already exists; recover creates a new one and never writes into an existing instance.`, {
+      nextStep: 'choose an identifier no instance uses, or restore into a database on it with --target.',
+    });
+  }
+  const sources: string[] = [];
+  let like: DBInstance | undefined;
+  if (flags.like) {
+    like = await describe(rds, flags.like);
+    if (!like) throw new RecoveryInstanceError(`The database's own instance "${flags.like}" was not found, so its settings cannot be copied.`, { nextStep: 'give --instance-class, --subnet-group and --security-group instead.' });
+    sources.push(`class, network, storage and parameter group like ${flags.like}`);
+  }
+  const instanceClass = flags.instanceClass ?? like?.DBInstanceClass;
+  const subnetGroupName = flags.subnetGroup ?? like?.DBSubnetGroup?.DBSubnetGroupName;
+  const securityGroupIds = flags.securityGroups?.length ? flags.securityGroups : (like?.VpcSecurityGroups ?? []).map((g) => g.VpcSecurityGroupId!).filter(Boolean);
+  const missing = [
+    ...(instanceClass ? [] : ['--instance-class (e.g. db.r6g.large)']),
+    ...(subnetGroupName ? [] : ['--subnet-group (the DB subnet group the application can reach)']),
+    ...(securityGroupIds.length ? [] : ['--security-group (repeatable: the groups that let the application in)']),
+  ];
+  if (missing.length > 0) {
+    throw new RecoveryInstanceError(`--into-rds needs ${missing.join(', ')}: the database has no RDS instance in the config to copy them from.`);
+  }
+  // Room for the data, its indexes and some growth, never less than the instance it replaces.
+  const needed = Math.max(20, Math.ceil((backup.sizeBytes * 3) / 1024 ** 3));
+  const allocatedStorageGiB = flags.storageGiB ?? Math.max(needed, like?.AllocatedStorage ?? 0);
+  const sameMajor = like?.EngineVersion?.split('.')[0] === String(backup.serverMajor);
+  const parameterGroupName = sameMajor ? like?.DBParameterGroups?.[0]?.DBParameterGroupName : undefined;
+  if (like && !sameMajor) sources.push(`the default parameter group: ${flags.like} runs PostgreSQL ${like.EngineVersion}, the backup ${backup.serverMajor}`);
+  return {
+    identifier,
+    engineVersion: String(backup.serverMajor),
+    instanceClass: instanceClass!,
+    subnetGroupName: subnetGroupName!,
+    securityGroupIds,
+    allocatedStorageGiB,
+    storageType: like?.StorageType ?? 'gp3',
+    kmsKeyId: like?.KmsKeyId,
+    parameterGroupName: parameterGroupName?.startsWith('default.') ? undefined : parameterGroupName,
+    multiAz: like?.MultiAZ ?? false,
+    backupRetentionDays: Math.max(7, like?.BackupRetentionPeriod ?? 0),
+    masterUsername: like?.MasterUsername ?? 'lifeboat_admin',
+    sources,
+  };
+}
+
+export function describeSpec(spec: RecoveryInstanceSpec): string[] {
+  return [
+    `a NEW RDS instance ${spec.identifier}, PostgreSQL ${spec.engineVersion}, ${spec.instanceClass}, ${spec.allocatedStorageGiB} GiB ${spec.storageType} encrypted${spec.kmsKeyId ? ` with ${spec.kmsKeyId}` : ''}, ${spec.multiAz ? 'Multi-AZ' : 'single-AZ'}, not public`,
+    `    subnet group ${spec.subnetGroupName}, security groups ${spec.securityGroupIds.join(', ')}${spec.parameterGroupName ? `, parameter group ${spec.parameterGroupName}` : ''}; backups kept ${spec.backupRetentionDays} days`,
+    `    master user ${spec.masterUsername}, password generated and stored in Secrets Manager (lifeboat/recovered/${spec.identifier}), never shown`,
+    ...spec.sources.map((s) => `    settings: ${s}`),
+  ];
+}
+
+export function recoverySecretName(identifier: string): string {
+  return `lifeboat/recovered/${identifier}`;
+}
+
+export interface CreatedInstance {
+  identifier: string;
+  secretArn: string;
+  masterUsername: string;
+  /** Registered with the caller's SecretRegistry; never returned to a printer. */
+  password: string;
+}
+
+/** Stores the new master password, then asks RDS for the instance. A refusal deletes the secret again. */
+export async function createRecoveryInstance(
+  rds: RDSClient,
+  secrets: SecretsManagerClient,
+  spec: RecoveryInstanceSpec,
+  tags: Record<string, string>,
+  registry: SecretRegistry,
+): Promise<CreatedInstance> {
+  const password = generateDrillPassword();
+  registry.add(password);
+  const Tags = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+  let secretArn: string;
+  try {
+    secretArn = (
+      await secrets.send(
+        new CreateSecretCommand({
+          Name: recoverySecretName(spec.identifier),
+          Description: `lifeboat recover: master credentials of ${spec.identifier}`,
+          SecretString: JSON.stringify({ engine: 'postgres', username: spec.masterUsername, password }),
+          Tags,
+        }),
+      )
+    ).ARN!;
+  } catch (error) {
+    throw new RecoveryInstanceError(`Creating the secret ${recoverySecretName(spec.identifier)} failed: ${errorName(error)}: ${(error as Error).message}`, {
+      cause: error,
+      nextStep: errorName(error) === 'ResourceExistsException' ? 'a secret of that name is left from an earlier recovery: delete it, or choose another identifier.' : 'check the Secrets Manager permissions of these credentials.',
+    });
+  }
+  try {
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: spec.identifier,
+        Engine: 'postgres',
+        EngineVersion: spec.engineVersion,
+        DBInstanceClass: spec.instanceClass,
+        AllocatedStorage: spec.allocatedStorageGiB,
+        StorageType: spec.storageType,
+        StorageEncrypted: true,
+        KmsKeyId: spec.kmsKeyId,
+        DBSubnetGroupName: spec.subnetGroupName,
+        VpcSecurityGroupIds: spec.securityGroupIds,
+        DBParameterGroupName: spec.parameterGroupName,
+        MultiAZ: spec.multiAz,
+        PubliclyAccessible: false,
+        BackupRetentionPeriod: spec.backupRetentionDays,
+        CopyTagsToSnapshot: true,
+        // On once the restore is verified: until then lifeboat must be able to delete what it made.
+        DeletionProtection: false,
+        MasterUsername: spec.masterUsername,
+        MasterUserPassword: password,
+        Tags,
+      }),
+    );
+  } catch (error) {
+    await secrets.send(new DeleteSecretCommand({ SecretId: secretArn, ForceDeleteWithoutRecovery: true })).catch(() => undefined);
+    throw new RecoveryInstanceError(`CreateDBInstance ${spec.identifier} was refused: ${errorName(error)}: ${registry.redact((error as Error).message)}`, {
+      cause: error,
+      nextStep: 'nothing was created (the secret made for it was deleted); fix what RDS names above and run recover again.',
+    });
+  }
+  return { identifier: spec.identifier, secretArn, masterUsername: spec.masterUsername, password };
+}
+
+export interface WaitOptions {
+  pollMs: number;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onStatus?: (status: string) => void;
+}
+
+/** Polls until the instance is available with an endpoint; a failed status or the timeout is a RecoveryInstanceError. */
+export async function waitForInstance(rds: RDSClient, identifier: string, options: WaitOptions): Promise<{ host: string; port: number }> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const found = await describe(rds, identifier);
+    const status = found?.DBInstanceStatus ?? 'not visible yet';
+    options.onStatus?.(status);
+    if (RDS_FAILED_STATES.has(status)) throw new RecoveryInstanceError(`The new instance ${identifier} failed: RDS reports it "${status}".`, { nextStep: 'see the instance\'s events in the RDS console for why; it is deleted.' });
+    if (status === 'available' && found?.Endpoint?.Address && found.Endpoint.Port) return { host: found.Endpoint.Address, port: found.Endpoint.Port };
+    if (Date.now() >= deadline) throw new RecoveryInstanceError(`The new instance ${identifier} was not available after ${Math.round(options.timeoutMs / 60_000)} min (last status: ${status}).`, { nextStep: 'raise --wait-minutes; it is deleted.' });
+    // Interrupted: the caller's reason (an InterruptedError), not the timer's AbortError.
+    await sleep(options.pollMs, undefined, { signal: options.signal }).catch((error: unknown) => {
+      throw options.signal?.aborted ? options.signal.reason : error;
+    });
+  }
+}
+
+/** The instance's address goes into its secret, so the secret alone is enough to connect. */
+export async function recordEndpoint(secrets: SecretsManagerClient, created: CreatedInstance, endpoint: { host: string; port: number }): Promise<void> {
+  await secrets.send(
+    new PutSecretValueCommand({
+      SecretId: created.secretArn,
+      SecretString: JSON.stringify({ engine: 'postgres', username: created.masterUsername, password: created.password, host: endpoint.host, port: endpoint.port }),
+    }),
+  );
+}
+
+export async function protectRecoveryInstance(rds: RDSClient, identifier: string): Promise<void> {
+  await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: identifier, DeletionProtection: true, ApplyImmediately: true }));
+}
+
+/**
+ * Deletes a recovery instance that never held a verified restore, and its
+ * secret. RDS refuses to delete an instance while it is busy (creating,
+ * backing-up, modifying): that is waited out, up to `timeoutMs`. Returns what
+ * is left, each with why, for the error message.
+ */
+export async function discardRecoveryInstance(
+  rds: RDSClient,
+  secrets: SecretsManagerClient,
+  created: Pick<CreatedInstance, 'identifier' | 'secretArn'>,
+  options: { pollMs: number; timeoutMs: number },
+): Promise<string[]> {
+  const left: string[] = [];
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    try {
+      await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: created.identifier, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+      break;
+    } catch (error) {
+      const name = errorName(error);
+      if (NOT_FOUND.test(name)) break;
+      if (!BUSY.test(name) || Date.now() >= deadline) {
+        left.push(`the RDS instance ${created.identifier} (${name}: ${(error as Error).message}): delete it with \`aws rds delete-db-instance --db-instance-identifier ${created.identifier} --skip-final-snapshot --delete-automated-backups\``);
+        break;
+      }
+      await sleep(options.pollMs);
+    }
+  }
+  try {
+    await secrets.send(new DeleteSecretCommand({ SecretId: created.secretArn, ForceDeleteWithoutRecovery: true }));
+  } catch (error) {
+    if (errorName(error) !== 'ResourceNotFoundException') left.push(`the secret ${created.secretArn} (${errorName(error)})`);
+  }
+  return left;
+}

@@ -1,0 +1,268 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, DeleteDBInstanceCommand, type RDSClient } from '@aws-sdk/client-rds';
+import { GetSecretValueCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
+import { createRdsClient } from '../../functions/lib/aws/clients.ts';
+import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
+import { rdsError, rdsRequest } from '../../local/moto-rds-compat.ts';
+import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
+import { createTestBucket, createTestKey, testClients, uniqueName } from '../harness/aws.ts';
+import { lifeboat as cli } from '../harness/cli.ts';
+import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
+import { defaultNetwork } from './drill-harness.ts';
+
+/**
+ * Issue 12, must-show 4: `lifeboat recover --into-rds <id>` restores into a NEW
+ * RDS instance. The instance is emulated by the strict RDS layer (it takes
+ * several polls to become available and refuses calls while busy) and backed
+ * by a real PostgreSQL server serving TLS with a local CA's certificate, which
+ * the CLI trusts through PGSSLROOTCERT as a workstation trusts the RDS bundle.
+ * Run through the real `lifeboat` bin.
+ */
+const SENTINEL = 'S3NTINEL-recover-rds-31';
+let proxy: MotoCompatProxy;
+let servers: DrillPostgres;
+let ca: LocalCertificateAuthority;
+let rds: RDSClient;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let dir: string;
+let configPath: string;
+let subnetGroup: string;
+let securityGroup: string;
+let moment: string;
+/** Every master password sent to RDS (seen on the wire): none may appear in any output. */
+const passwords: string[] = [];
+const { secrets } = testClients();
+
+const lifeboat = (args: string[], env: Record<string, string> = {}) =>
+  cli(['recover', '--config', configPath, '--database', 'notes', '--before', moment, '--poll-seconds', '0.2', ...args], { PGSSLROOTCERT: ca.caPath, NOTES_DB_PASSWORD: SENTINEL, ...env });
+const network = () => ['--instance-class', 'db.t4g.micro', '--subnet-group', subnetGroup, '--security-group', securityGroup];
+
+async function instance(id: string) {
+  try {
+    return (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances?.[0];
+  } catch (error) {
+    if ((error as Error).name === 'DBInstanceNotFoundFault') return undefined;
+    throw error;
+  }
+}
+
+/** Gone, or on its way: strict RDS keeps an instance `deleting` for a few polls. */
+async function goneOrDeleting(id: string): Promise<boolean> {
+  const found = await instance(id);
+  return found === undefined || found.DBInstanceStatus === 'deleting';
+}
+
+async function secretNamed(name: string): Promise<boolean> {
+  const page = await secrets.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [name] }] }));
+  return (page.SecretList ?? []).some((s) => s.Name === name);
+}
+
+beforeAll(async () => {
+  ca = createLocalCertificateAuthority();
+  servers = drillPostgres({ tls: ca.server, backs: (i) => i.id.startsWith('lbrec-') });
+  proxy = await startMotoCompatProxy(inject('motoEndpoint'), { max: () => 100 }, { instances: servers });
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  proxy.addRule((req) => {
+    const password = rdsRequest(req)?.params.get('MasterUserPassword');
+    if (password) passwords.push(password);
+    return undefined;
+  });
+  rds = createRdsClient();
+  const net = await defaultNetwork();
+  securityGroup = net.securityGroup;
+  subnetGroup = uniqueName('lbrec-subnets');
+  await rds.send(new CreateDBSubnetGroupCommand({ DBSubnetGroupName: subnetGroup, DBSubnetGroupDescription: 'recover test', SubnetIds: net.subnets }));
+
+  db = await createTestDatabase('lbrecrds');
+  await withClient(db.name, (c) => c.query(`CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 120) g`));
+  const [bucket, keyArn] = await Promise.all([createTestBucket(), createTestKey()]);
+  const s = pgServer();
+  dir = mkdtempSync(join(tmpdir(), 'lifeboat-recover-rds-'));
+  configPath = join(dir, 'lifeboat.config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      name: 'recoverrds',
+      source: { region: 'eu-west-1' },
+      databases: [{ id: 'notes', connection: { host: s.host, port: s.port, database: db.name, username: s.user, passwordEnv: 'NOTES_DB_PASSWORD', sslMode: 'disable' } }],
+      plans: [{ id: 'nightly', schedule: { cron: 'cron(0 3 * * ? *)' }, databases: ['notes'], rpoMinutes: 1440, rtoMinutes: 60 }],
+      storage: { bucketName: bucket, kmsKeyArn: keyArn },
+    }),
+  );
+  const backup = await cli(['backup', '--config', configPath, '--database', 'notes', '--json'], { NOTES_DB_PASSWORD: s.password });
+  if (backup.code !== 0) throw new Error(backup.stderr);
+  await sleep(1100);
+  moment = new Date().toISOString();
+}, 120_000);
+
+afterAll(async () => {
+  await proxy?.stop();
+  ca?.remove();
+  await db?.drop();
+  process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('lifeboat recover --into-rds', () => {
+  it('creates a new instance, restores into it over verify-full, verifies, turns deletion protection on, and never shows the password', async () => {
+    // Prepare
+    const id = uniqueName('lbrec-ok');
+
+    // Act
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes', '--json']);
+
+    // Assess: the CLI's account of it
+    expect(run.code, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out.restored).toBe(true);
+    expect(out.connect).toMatchObject({ instance: id, database: db.name, user: 'lifeboat_admin' });
+    expect(out.result.checks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);
+    expect(run.stderr).toMatch(new RegExp(`into a new database ${db.name} on a NEW RDS instance ${id}, PostgreSQL \\d+, db\\.t4g\\.micro, 20 GiB gp3 encrypted`));
+    expect(run.stderr).toMatch(new RegExp(`instance ${id}: creating`));
+    // ... the instance itself
+    const made = await instance(id);
+    expect(made).toMatchObject({ DeletionProtection: true, PubliclyAccessible: false, StorageEncrypted: true, DBInstanceClass: 'db.t4g.micro' });
+    expect(made!.TagList).toEqual(expect.arrayContaining([{ Key: 'lifeboat:recovered-database', Value: 'notes' }]));
+    // ... its secret, which alone is enough to connect, and the data in it
+    const secret = JSON.parse((await secrets.send(new GetSecretValueCommand({ SecretId: out.connect.secretArn }))).SecretString!);
+    expect(secret).toMatchObject({ engine: 'postgres', username: 'lifeboat_admin', host: out.connect.host, port: out.connect.port });
+    const client = new pg.Client({ host: secret.host, port: secret.port, user: secret.username, password: secret.password, database: db.name, ssl: { ca: readFileSync(ca.caPath, 'utf8'), rejectUnauthorized: true } });
+    await client.connect();
+    const { rows } = await client.query('SELECT count(*)::int AS n FROM notes');
+    await client.end();
+    expect(rows[0].n).toBe(120);
+    // ... and no password anywhere in what was printed
+    expect(passwords).toContain(secret.password);
+    for (const p of [...passwords, SENTINEL]) expect(run.stdout + run.stderr).not.toContain(p);
+
+    // Cleanup: deletion protection off, then delete
+    await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: id, DeletionProtection: false, ApplyImmediately: true }));
+    for (let i = 0; i < 5 && (await instance(id))?.DBInstanceStatus !== 'available'; i++);
+    await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true }));
+  }, 120_000);
+
+  it("makes the instance like the database's own (rds.instanceIdentifier in the config): class, network, storage, master user", async () => {
+    // Prepare: the production instance, and a config that names it
+    const own = uniqueName('lbsrc-own');
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: own,
+        Engine: 'postgres',
+        EngineVersion: '15.4',
+        DBInstanceClass: 'db.r6g.large',
+        AllocatedStorage: 50,
+        MasterUsername: 'appadmin',
+        MasterUserPassword: 'own-instance-pw-1',
+        DBSubnetGroupName: subnetGroup,
+        VpcSecurityGroupIds: [securityGroup],
+      }),
+    );
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    config.databases[0].rds = { instanceIdentifier: own };
+    const ownConfig = join(dir, 'own.config.json');
+    writeFileSync(ownConfig, JSON.stringify(config));
+    const id = uniqueName('lbrec-like');
+
+    // Act: no class or network flags
+    const run = await lifeboat(['--config', ownConfig, '--into-rds', id, '--yes', '--json']);
+
+    // Assess
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(new RegExp(`NEW RDS instance ${id}, PostgreSQL 15, db\\.r6g\\.large, 50 GiB`));
+    expect(run.stderr).toContain(`settings: class, network, storage and parameter group like ${own}`);
+    expect(run.stderr).toContain(`subnet group ${subnetGroup}, security groups ${securityGroup}`);
+    expect(await instance(id)).toMatchObject({ DBInstanceClass: 'db.r6g.large', AllocatedStorage: 50, MasterUsername: 'appadmin', DBSubnetGroup: { DBSubnetGroupName: subnetGroup } });
+    expect(JSON.parse(run.stdout).connect.user).toBe('appadmin');
+  }, 120_000);
+
+  it('refuses before creating anything: a taken identifier, an invalid one, no network to put it in', async () => {
+    // Prepare
+    const taken = uniqueName('lbrec-taken');
+    const create = await lifeboat(['--into-rds', taken, ...network(), '--yes', '--json']);
+    expect(create.code, create.stderr).toBe(0);
+    const before = passwords.length;
+
+    // Act
+    const again = await lifeboat(['--into-rds', taken, ...network(), '--yes']);
+    const invalid = await lifeboat(['--into-rds', 'lbrec--bad-', ...network(), '--yes']);
+    const noNetwork = await lifeboat(['--into-rds', uniqueName('lbrec-nonet'), '--instance-class', 'db.t4g.micro', '--yes']);
+    const both = await lifeboat(['--into-rds', uniqueName('lbrec-both'), '--target', 'postgres://u@127.0.0.1:5432/x', '--yes']);
+
+    // Assess
+    expect(again.stderr).toMatch(new RegExp(`RecoveryInstanceError: --into-rds: a DB instance "${taken}" already exists; recover creates a new one and never writes into an existing instance`));
+    expect(invalid.stderr).toMatch(/"lbrec--bad-" is not a valid DB instance identifier: it must not contain two hyphens in a row or end with a hyphen/);
+    expect(noNetwork.stderr).toMatch(/--into-rds needs --subnet-group .*, --security-group .*: the database has no RDS instance in the config to copy them from/);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--target and --into-rds: give one/);
+    for (const run of [again, invalid, noNetwork]) expect(run.code).toBe(1);
+    expect(passwords.length).toBe(before); // no CreateDBInstance was sent
+    expect(await secretNamed(`lifeboat/recovered/${taken}`)).toBe(true); // the first one's, untouched
+  }, 120_000);
+
+  it('deletes the new instance and its secret when the restore into it fails (the CA that signed its certificate is not trusted)', async () => {
+    // Prepare
+    const id = uniqueName('lbrec-noca');
+
+    // Act: no PGSSLROOTCERT, so verify-full cannot trust the server
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes'], { PGSSLROOTCERT: '' });
+
+    // Assess
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/certificate/i);
+    expect(run.stderr).toMatch(new RegExp(`The new instance ${id} and its secret were deleted\\.`));
+    expect(await goneOrDeleting(id)).toBe(true);
+    expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(false);
+  }, 120_000);
+
+  it('deletes the secret when RDS refuses the instance, and says nothing was created', async () => {
+    // Prepare
+    const id = uniqueName('lbrec-refused');
+    proxy.addRule((req) => {
+      const r = rdsRequest(req);
+      return r?.action === 'CreateDBInstance' && r.params.get('DBInstanceIdentifier') === id
+        ? rdsError('InsufficientDBInstanceCapacity', 'Cannot create a db.t4g.micro instance in the requested Availability Zone.')
+        : undefined;
+    });
+
+    // Act
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes']);
+
+    // Assess
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`CreateDBInstance ${id} was refused: InsufficientDBInstanceCapacity(Fault)?: Cannot create .*nothing was created \\(the secret made for it was deleted\\)`));
+    expect(await instance(id)).toBeUndefined();
+    expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(false);
+  }, 120_000);
+
+  it('on Ctrl-C while the instance is being created, deletes it and its secret', async () => {
+    // Prepare: slow polls, so the CLI is still waiting when interrupted
+    const id = uniqueName('lbrec-int');
+    const child = spawn(
+      process.execPath,
+      [new URL('../../bin/lifeboat.mjs', import.meta.url).pathname, 'recover', '--config', configPath, '--database', 'notes', '--before', moment, '--poll-seconds', '1', '--into-rds', id, ...network(), '--yes'],
+      { env: { ...process.env, PGSSLROOTCERT: ca.caPath }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    for (let i = 0; i < 300 && !stderr.includes(`instance ${id}: creating`); i++) await sleep(100);
+    expect(stderr).toContain(`instance ${id}: creating`);
+
+    // Act
+    child.kill('SIGINT');
+    const code = await exited;
+
+    // Assess
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/InterruptedError: Interrupted by SIGINT/);
+    expect(stderr).toMatch(new RegExp(`The new instance ${id} and its secret were deleted\\.`));
+    expect(await goneOrDeleting(id)).toBe(true);
+    expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(false);
+  }, 120_000);
+});
