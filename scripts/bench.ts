@@ -450,6 +450,7 @@ async function main(options: Options): Promise<void> {
         if (text.includes('\n')) resolve(text.split('\n', 1)[0]!);
       });
       server.once('exit', (code) => reject(new Error(`the object server exited (${code}) before it listened`)));
+      setTimeout(() => reject(new Error('the object server did not listen within 30 s')), 30_000).unref();
     });
     return { s3: new S3Client({ region: REGION, endpoint: (JSON.parse(line) as { endpoint: string }).endpoint, forcePathStyle: true, credentials: CREDENTIALS }), stop };
   };

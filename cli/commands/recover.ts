@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { ConfigError } from '../../functions/lib/errors.ts';
+import { ConfigError, ManifestMismatchError } from '../../functions/lib/errors.ts';
 import { chooseRecoveryPoint, parseMoment } from '../../functions/lib/restore/recover.ts';
 import { restoreBackup, type RestoreResult } from '../../functions/lib/restore/restore.ts';
 import {
   createRecoveryInstance,
+  deleteCommands,
   describeSpec,
   discardRecoveryInstance,
   planRecoveryInstance,
@@ -32,8 +34,9 @@ export const recoverUsage = `lifeboat recover --database <id> --before <time> (-
   With --into-rds it first creates a new RDS for PostgreSQL instance (class, network, storage and parameter group
   like the database's own rds.instanceIdentifier from the config, or from the flags), its master password generated
   into the Secrets Manager secret lifeboat/recovered/<id>; restores into it over TLS (verify-full, PGSSLROOTCERT
-  names the RDS CA bundle), verifies, then turns deletion protection on. If anything fails or is interrupted before
-  the restore is verified, the instance and its secret are deleted.`;
+  names the RDS CA bundle), verifies, then turns deletion protection on. If the instance or the restore fails, or
+  Ctrl-C interrupts, the instance and its secret are deleted; a restore that completes but does not match the
+  manifest is kept like any unverified restore (database renamed <name>_unverified), without deletion protection.`;
 
 async function confirm(question: string, signal?: AbortSignal): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -88,6 +91,15 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
           like: ownInstance && 'instanceIdentifier' in ownInstance ? ownInstance.instanceIdentifier : undefined,
           storageGiB,
         });
+  if (spec) {
+    // What would fail only after paying for an instance and waiting for it, refused now.
+    const issues: string[] = [];
+    if (['postgres', 'template0', 'template1', 'rdsadmin'].includes(databaseName)) issues.push(`--database-name: "${databaseName}" exists on every RDS instance; name the recovered database (e.g. --database-name ${databaseId.replace(/[^a-z0-9_]/gi, '_')})`);
+    const ca = process.env.PGSSLROOTCERT;
+    if (!ca) issues.push('PGSSLROOTCERT: not set; the restore connects with verify-full and needs the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)');
+    else if (!existsSync(ca)) issues.push(`PGSSLROOTCERT: ${ca} does not exist`);
+    if (issues.length > 0) throw new ConfigError('command line', issues);
+  }
   const lost = formatDuration(choice.loss.seconds * 1000);
   const plan = [
     `Recovering database "${databaseId}" to before ${before.toISOString()}`,
@@ -97,7 +109,7 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
     ...choice.unreadable.map((u) => `  passed over, its manifest is unreadable: ${u}`),
     `  LOST in this copy: every write from ${choice.loss.from} to ${choice.loss.to} (${lost})`,
     ...(spec
-      ? [...describeSpec(spec).map((l, i) => (i === 0 ? `  into a new database ${databaseName} on ${l}` : `  ${l}`)), '    verified against the backup\'s manifest; deleted again if anything fails before that']
+      ? [...describeSpec(spec).map((l, i) => (i === 0 ? `  into a new database ${databaseName} on ${l}` : `  ${l}`)), '    verified against the backup\'s manifest; deleted again if it or the restore fails (kept, unprotected, if it restores but does not verify)']
       : [`  into a new database ${target!.database} on ${target!.host}:${target!.port}, verified against the backup's manifest`]),
   ];
   process.stderr.write(`${plan.join('\n')}\n`);
@@ -110,7 +122,7 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   let result: RestoreResult;
   try {
     if (spec) {
-      created = await createRecoveryInstance(clients.rds, clients.secrets, spec, { 'lifeboat:recovered-database': databaseId, 'lifeboat:recovered-backup': manifest.backupId }, registry);
+      created = await createRecoveryInstance(clients.rds, clients.secrets, spec, { 'lifeboat:recovered-database': databaseId, 'lifeboat:recovered-backup': manifest.backupId }, registry, context?.signal);
       const started = Date.now();
       let last = '';
       const endpoint = await waitForInstance(clients.rds, spec.identifier, {
@@ -145,16 +157,16 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
         noOwner: Boolean(flags['no-owner']),
         noPrivileges: Boolean(flags['no-privileges']),
         noTablespaces: Boolean(flags['no-tablespaces']),
-        // A new instance is discarded whole when the restore does not verify.
-        ...(spec ? { onMismatch: 'drop' as const } : {}),
       },
     );
     progress.finish(`download ${choice.chosen.backupId}: verified and decrypted`);
-    if (spec) await protectRecoveryInstance(clients.rds, spec.identifier);
   } catch (error) {
     const failure = context?.signal?.aborted ? context.signal.reason : error;
-    if (created) {
-      process.stderr.write(`deleting the new instance ${created.identifier} and its secret (nothing verified was restored into it)\n`);
+    if (created && failure instanceof ManifestMismatchError && !context?.signal?.aborted) {
+      // Restored but not verified: kept like any unverified restore (it may be the only working copy), unprotected.
+      failure.message += ` The new instance ${created.identifier} is kept with it (deletion protection off); its master password is in the secret ${created.secretArn}. When done with it: ${deleteCommands(created)}`;
+    } else if (created) {
+      process.stderr.write(`deleting the new instance ${created.identifier} and its secret (nothing verified was restored into it); if this is cut short: ${deleteCommands(created)}\n`);
       const left = await discardRecoveryInstance(clients.rds, clients.secrets, created, { pollMs: wait.pollMs, timeoutMs: 15 * 60_000 });
       if (failure instanceof Error) {
         failure.message += left.length === 0 ? ` The new instance ${created.identifier} and its secret were deleted.` : ` Left behind, delete by hand: ${left.join('; ')}.`;
@@ -162,6 +174,8 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
     }
     throw failure;
   }
+  // Verified: from here on the instance is the recovered service and is never deleted by lifeboat.
+  const unprotected = spec ? await protectRecoveryInstance(clients.rds, spec.identifier, { pollMs: wait.pollMs, timeoutMs: 10 * 60_000 }) : undefined;
   const to = target!;
   const connect = `psql "host=${to.host} port=${to.port} dbname=${to.database} user=${to.user}${to.sslMode === 'disable' ? '' : ` sslmode=${to.sslMode}`}"`;
   return {
@@ -171,13 +185,13 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
       choice: { chosen: choice.chosen, reason: choice.reason, loss: choice.loss, newerUnproven: choice.newerUnproven, pointInTime: choice.pointInTime },
       restored: true,
       result,
-      connect: { host: to.host, port: to.port, database: to.database, user: to.user, ...(instance ? { instance: instance.identifier, secretArn: instance.secretArn } : {}) },
+      connect: { host: to.host, port: to.port, database: to.database, user: to.user, ...(instance ? { instance: instance.identifier, secretArn: instance.secretArn, deletionProtection: !unprotected } : {}) },
     },
     text: [
       ...plan,
       ...restoreReportLines(manifest, result),
       instance
-        ? `Connect: ${connect} (the master password is in the secret ${instance.secretArn}: aws secretsmanager get-secret-value --secret-id ${instance.secretArn}; deletion protection is on)`
+        ? `Connect: ${connect} (the master password is in the secret ${instance.secretArn}: aws secretsmanager get-secret-value --secret-id ${instance.secretArn}; ${unprotected ? `deletion protection could NOT be turned on (${unprotected}): aws rds modify-db-instance --db-instance-identifier ${instance.identifier} --deletion-protection --apply-immediately` : 'deletion protection is on'})`
         : `Connect: ${connect} (password: the restoring user's; roles created by the restore have none yet)`,
       `Writes after ${choice.chosen.consistentAt} are not in it (${lost} up to the moment asked for).`,
     ].join('\n'),

@@ -110,6 +110,9 @@ export async function startNullS3(): Promise<NullS3Server> {
       const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
       const start = range ? Number(range[1]) : 0;
       const end = range ? Math.min(Number(range[2]), object.body.length - 1) : object.body.length - 1;
+      if (range && start >= object.body.length) {
+        return send(res, 416, `<Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message></Error>`, { 'content-range': `bytes */${object.body.length}` });
+      }
       const slice = object.body.subarray(start, end + 1);
       stats.servedBytes += method === 'GET' ? slice.length : 0;
       res.writeHead(range ? 206 : 200, {

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, DeleteDBInstanceCommand, type RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { GetSecretValueCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { rdsError, rdsRequest } from '../../local/moto-rds-compat.ts';
@@ -35,9 +36,11 @@ let configPath: string;
 let subnetGroup: string;
 let securityGroup: string;
 let moment: string;
+let bucket: string;
+let backup: { backupId: string; manifestKey: string };
 /** Every master password sent to RDS (seen on the wire): none may appear in any output. */
 const passwords: string[] = [];
-const { secrets } = testClients();
+const { secrets, s3 } = testClients();
 
 const lifeboat = (args: string[], env: Record<string, string> = {}) =>
   cli(['recover', '--config', configPath, '--database', 'notes', '--before', moment, '--poll-seconds', '0.2', ...args], { PGSSLROOTCERT: ca.caPath, NOTES_DB_PASSWORD: SENTINEL, ...env });
@@ -81,7 +84,8 @@ beforeAll(async () => {
 
   db = await createTestDatabase('lbrecrds');
   await withClient(db.name, (c) => c.query(`CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 120) g`));
-  const [bucket, keyArn] = await Promise.all([createTestBucket(), createTestKey()]);
+  let keyArn: string;
+  [bucket, keyArn] = await Promise.all([createTestBucket(), createTestKey()]);
   const s = pgServer();
   dir = mkdtempSync(join(tmpdir(), 'lifeboat-recover-rds-'));
   configPath = join(dir, 'lifeboat.config.json');
@@ -95,8 +99,9 @@ beforeAll(async () => {
       storage: { bucketName: bucket, kmsKeyArn: keyArn },
     }),
   );
-  const backup = await cli(['backup', '--config', configPath, '--database', 'notes', '--json'], { NOTES_DB_PASSWORD: s.password });
-  if (backup.code !== 0) throw new Error(backup.stderr);
+  const made = await cli(['backup', '--config', configPath, '--database', 'notes', '--json'], { NOTES_DB_PASSWORD: s.password });
+  if (made.code !== 0) throw new Error(made.stderr);
+  backup = JSON.parse(made.stdout);
   await sleep(1100);
   moment = new Date().toISOString();
 }, 120_000);
@@ -175,10 +180,58 @@ describe('lifeboat recover --into-rds', () => {
     // Assess
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(new RegExp(`NEW RDS instance ${id}, PostgreSQL 15, db\\.r6g\\.large, 50 GiB`));
-    expect(run.stderr).toContain(`settings: class, network, storage and parameter group like ${own}`);
+    expect(run.stderr).toContain(`settings: class, network, port, storage and parameter group like ${own}`);
     expect(run.stderr).toContain(`subnet group ${subnetGroup}, security groups ${securityGroup}`);
     expect(await instance(id)).toMatchObject({ DBInstanceClass: 'db.r6g.large', AllocatedStorage: 50, MasterUsername: 'appadmin', DBSubnetGroup: { DBSubnetGroupName: subnetGroup } });
     expect(JSON.parse(run.stdout).connect.user).toBe('appadmin');
+  }, 120_000);
+
+  it("uses the flags when the database's own instance is gone (the incident took it), and says so", async () => {
+    // Prepare
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    config.databases[0].rds = { instanceIdentifier: 'lbsrc-gone-0' };
+    const goneConfig = join(dir, 'gone.config.json');
+    writeFileSync(goneConfig, JSON.stringify(config));
+    const id = uniqueName('lbrec-gone');
+
+    // Act
+    const withoutFlags = await lifeboat(['--config', goneConfig, '--into-rds', uniqueName('lbrec-gone'), '--yes']);
+    const withFlags = await lifeboat(['--config', goneConfig, '--into-rds', id, ...network(), '--yes', '--json']);
+
+    // Assess
+    expect(withoutFlags.code).toBe(1);
+    expect(withoutFlags.stderr).toMatch(/--into-rds needs --instance-class .*: the database's own instance lbsrc-gone-0 was not found \(gone with the incident\?\): nothing copied from it/);
+    expect(withFlags.code, withFlags.stderr).toBe(0);
+    expect(withFlags.stderr).toContain("settings: the database's own instance lbsrc-gone-0 was not found");
+    expect(await instance(id)).toMatchObject({ DBInstanceClass: 'db.t4g.micro', DeletionProtection: true });
+  }, 120_000);
+
+  it('keeps the instance, unprotected, when the restore completes but does not match the manifest, and says how to delete it', async () => {
+    // Prepare: a newer backup whose manifest claims one note more than its dump holds
+    const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: backup.manifestKey }))).Body!.transformToString());
+    const stamp = backup.backupId.slice(0, backup.backupId.indexOf('-'));
+    const second = Date.parse(stamp.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
+    const forgedId = `${new Date(second + 1000).toISOString().replace(/[-:]|\.\d{3}/g, '')}${backup.backupId.slice(stamp.length)}`;
+    const forgedKey = backup.manifestKey.replace(backup.backupId, forgedId);
+    const notes = manifest.inventory.tables.find((t: { name: string }) => t.name === 'notes');
+    notes.rows += 1;
+    manifest.backupId = forgedId;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: forgedKey, Body: JSON.stringify(manifest) }));
+    const id = uniqueName('lbrec-mismatch');
+    const later = new Date(Date.parse(manifest.consistentAt ?? moment) + 2000).toISOString();
+
+    // Act
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes', '--before', later]);
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: forgedKey })); // the other tests recover the real backup
+
+    // Assess
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`backup ${forgedId}`);
+    expect(run.stderr).toMatch(/ManifestMismatchError: .*table "public"\."notes" has 120 rows, the manifest says 121/s);
+    expect(run.stderr).toMatch(new RegExp(`The new instance ${id} is kept with it \\(deletion protection off\\); its master password is in the secret \\S+\\. When done with it: aws rds delete-db-instance --db-instance-identifier ${id} --skip-final-snapshot --delete-automated-backups; aws secretsmanager delete-secret`));
+    expect(await instance(id)).toMatchObject({ DeletionProtection: false });
+    expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(true);
+    for (const p of passwords) expect(run.stdout + run.stderr).not.toContain(p);
   }, 120_000);
 
   it('refuses before creating anything: a taken identifier, an invalid one, no network to put it in', async () => {
@@ -193,6 +246,8 @@ describe('lifeboat recover --into-rds', () => {
     const invalid = await lifeboat(['--into-rds', 'lbrec--bad-', ...network(), '--yes']);
     const noNetwork = await lifeboat(['--into-rds', uniqueName('lbrec-nonet'), '--instance-class', 'db.t4g.micro', '--yes']);
     const both = await lifeboat(['--into-rds', uniqueName('lbrec-both'), '--target', 'postgres://u@127.0.0.1:5432/x', '--yes']);
+    const noCa = await lifeboat(['--into-rds', uniqueName('lbrec-noca'), ...network(), '--yes'], { PGSSLROOTCERT: '' });
+    const postgresDb = await lifeboat(['--into-rds', uniqueName('lbrec-pgdb'), ...network(), '--database-name', 'postgres', '--yes']);
 
     // Assess
     expect(again.stderr).toMatch(new RegExp(`RecoveryInstanceError: --into-rds: a DB instance "${taken}" already exists; recover creates a new one and never writes into an existing instance`));
@@ -200,17 +255,23 @@ describe('lifeboat recover --into-rds', () => {
     expect(noNetwork.stderr).toMatch(/--into-rds needs --subnet-group .*, --security-group .*: the database has no RDS instance in the config to copy them from/);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--target and --into-rds: give one/);
+    expect(noCa.code).toBe(2);
+    expect(noCa.stderr).toMatch(/PGSSLROOTCERT: not set; the restore connects with verify-full and needs the RDS CA bundle/);
+    expect(postgresDb.code).toBe(2);
+    expect(postgresDb.stderr).toMatch(/--database-name: "postgres" exists on every RDS instance/);
     for (const run of [again, invalid, noNetwork]) expect(run.code).toBe(1);
     expect(passwords.length).toBe(before); // no CreateDBInstance was sent
     expect(await secretNamed(`lifeboat/recovered/${taken}`)).toBe(true); // the first one's, untouched
   }, 120_000);
 
-  it('deletes the new instance and its secret when the restore into it fails (the CA that signed its certificate is not trusted)', async () => {
+  it('deletes the new instance and its secret when the restore into it fails (its certificate is signed by a CA the CLI does not trust)', async () => {
     // Prepare
     const id = uniqueName('lbrec-noca');
+    const otherCa = createLocalCertificateAuthority();
 
-    // Act: no PGSSLROOTCERT, so verify-full cannot trust the server
-    const run = await lifeboat(['--into-rds', id, ...network(), '--yes'], { PGSSLROOTCERT: '' });
+    // Act: PGSSLROOTCERT names another CA, so verify-full refuses the server
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes'], { PGSSLROOTCERT: otherCa.caPath });
+    otherCa.remove();
 
     // Assess
     expect(run.code).toBe(1);
@@ -235,8 +296,31 @@ describe('lifeboat recover --into-rds', () => {
 
     // Assess
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`CreateDBInstance ${id} was refused: InsufficientDBInstanceCapacity(Fault)?: Cannot create .*nothing was created \\(the secret made for it was deleted\\)`));
+    expect(run.stderr).toMatch(new RegExp(`CreateDBInstance ${id} failed: InsufficientDBInstanceCapacity(Fault)?: Cannot create .*nothing was created \\(the secret made for it was deleted\\)`));
     expect(await instance(id)).toBeUndefined();
+    expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(false);
+  }, 120_000);
+
+  it('deletes an instance RDS created although CreateDBInstance failed (the answer was lost), with its secret', async () => {
+    // Prepare: moto creates the instance, the answer the CLI gets is a server error
+    const id = uniqueName('lbrec-lost');
+    const upstream = new RDSClient({ endpoint: inject('motoEndpoint'), region: 'eu-west-1' });
+    proxy.addRule(async (req) => {
+      const r = rdsRequest(req);
+      if (r?.action !== 'CreateDBInstance' || r.params.get('DBInstanceIdentifier') !== id) return undefined;
+      await upstream
+        .send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'x', MasterUserPassword: 'lost-answer-pw-1' }))
+        .catch(() => undefined); // the SDK's retries find it there
+      return rdsError('InternalFailure', 'An internal error occurred.', 500);
+    });
+
+    // Act
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes']);
+
+    // Assess
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`CreateDBInstance ${id} failed: InternalFailure: .*RDS created ${id} nonetheless; it was deleted \\(the secret made for it was deleted\\)`));
+    expect(await goneOrDeleting(id)).toBe(true);
     expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(false);
   }, 120_000);
 

@@ -58,7 +58,7 @@ export const RDS_FAILED_STATES: ReadonlySet<string> = new Set([
 ]);
 export const NOT_FOUND = /NotFound/;
 export const BUSY = /InvalidDB(Instance|Cluster|SubnetGroup)State|InvalidDBSubnetGroupStateFault|DBSubnetGroupInUse/;
-const THROTTLED = /Throttl|RequestLimitExceeded|TooManyRequests/;
+export const THROTTLED = /Throttl|RequestLimitExceeded|TooManyRequests/;
 
 /** Cluster instances are named after the cluster, with this suffix. */
 const CLUSTER_INSTANCE_SUFFIX = '-1';

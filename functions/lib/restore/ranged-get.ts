@@ -33,6 +33,7 @@ export const FIRST_RANGE_SIZE = 1024 * 1024;
 
 export function rangedObjectStream(s3: S3Client, bucket: string, key: string, size: number, options: RangedGetOptions = {}): Readable {
   const partSize = options.partSize ?? DEFAULT_RANGE_PART_SIZE;
+  if (!Number.isInteger(partSize) || partSize < 1) throw new RangeError(`partSize must be a positive integer, got ${partSize}`);
   const concurrency = Math.max(1, options.concurrency ?? DEFAULT_RANGE_CONCURRENCY);
   let next = 0;
   let etag: string | undefined;

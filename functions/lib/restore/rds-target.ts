@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { CreateSecretCommand, DeleteSecretCommand, PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { generateDrillPassword } from '../drill/credentials.ts';
-import { BUSY, NOT_FOUND, RDS_FAILED_STATES } from '../drill/rds-provisioner.ts';
+import { BUSY, NOT_FOUND, RDS_FAILED_STATES, THROTTLED } from '../drill/rds-provisioner.ts';
 import { errorName } from '../drill/provisioner.ts';
 import { RecoveryInstanceError } from '../errors.ts';
 import type { SecretRegistry } from '../redact.ts';
@@ -33,6 +33,10 @@ export interface RecoveryInstanceSpec {
   securityGroupIds: string[];
   allocatedStorageGiB: number;
   storageType: string;
+  /** Provisioned IOPS, for io1/io2 storage (required there). */
+  iops?: number;
+  /** IAM database authentication, as the instance it replaces has it. @default false */
+  iamAuth: boolean;
   /** The KMS key of the storage encryption. @default the RDS-managed key */
   kmsKeyId?: string;
   /** A parameter group of the same engine major. @default the engine's default group */
@@ -41,6 +45,8 @@ export interface RecoveryInstanceSpec {
   backupRetentionDays: number;
   masterUsername: string;
   /** Where each setting came from, for the plan shown before anything is created. */
+  /** The port the security groups let in. @default 5432 */
+  port: number;
   sources: string[];
 }
 
@@ -90,9 +96,13 @@ export async function planRecoveryInstance(
   const sources: string[] = [];
   let like: DBInstance | undefined;
   if (flags.like) {
-    like = await describe(rds, flags.like);
-    if (!like) throw new RecoveryInstanceError(`The database's own instance "${flags.like}" was not found, so its settings cannot be copied.`, { nextStep: 'give --instance-class, --subnet-group and --security-group instead.' });
-    sources.push(`class, network, storage and parameter group like ${flags.like}`);
+    const found = await describe(rds, flags.like);
+    if (!found) sources.push(`the database's own instance ${flags.like} was not found (gone with the incident?): nothing copied from it`);
+    else if (found.Engine !== 'postgres') sources.push(`${flags.like} is ${found.Engine}, not RDS for PostgreSQL: nothing copied from it`);
+    else {
+      like = found;
+      sources.push(`class, network, port, storage and parameter group like ${flags.like}`);
+    }
   }
   const instanceClass = flags.instanceClass ?? like?.DBInstanceClass;
   const subnetGroupName = flags.subnetGroup ?? like?.DBSubnetGroup?.DBSubnetGroupName;
@@ -103,7 +113,7 @@ export async function planRecoveryInstance(
     ...(securityGroupIds.length ? [] : ['--security-group (repeatable: the groups that let the application in)']),
   ];
   if (missing.length > 0) {
-    throw new RecoveryInstanceError(`--into-rds needs ${missing.join(', ')}: the database has no RDS instance in the config to copy them from.`);
+    throw new RecoveryInstanceError(`--into-rds needs ${missing.join(', ')}: ${flags.like ? sources[0] : 'the database has no RDS instance in the config to copy them from'}.`);
   }
   // Room for the data, its indexes and some growth, never less than the instance it replaces.
   const needed = Math.max(20, Math.ceil((backup.sizeBytes * 3) / 1024 ** 3));
@@ -119,19 +129,22 @@ export async function planRecoveryInstance(
     securityGroupIds,
     allocatedStorageGiB,
     storageType: like?.StorageType ?? 'gp3',
+    iops: like?.StorageType?.startsWith('io') ? like.Iops : undefined,
+    iamAuth: like?.IAMDatabaseAuthenticationEnabled ?? false,
     kmsKeyId: like?.KmsKeyId,
     parameterGroupName: parameterGroupName?.startsWith('default.') ? undefined : parameterGroupName,
     multiAz: like?.MultiAZ ?? false,
     backupRetentionDays: Math.max(7, like?.BackupRetentionPeriod ?? 0),
     masterUsername: like?.MasterUsername ?? 'lifeboat_admin',
+    port: like?.Endpoint?.Port ?? like?.DbInstancePort ?? 5432,
     sources,
   };
 }
 
 export function describeSpec(spec: RecoveryInstanceSpec): string[] {
   return [
-    `a NEW RDS instance ${spec.identifier}, PostgreSQL ${spec.engineVersion}, ${spec.instanceClass}, ${spec.allocatedStorageGiB} GiB ${spec.storageType} encrypted${spec.kmsKeyId ? ` with ${spec.kmsKeyId}` : ''}, ${spec.multiAz ? 'Multi-AZ' : 'single-AZ'}, not public`,
-    `    subnet group ${spec.subnetGroupName}, security groups ${spec.securityGroupIds.join(', ')}${spec.parameterGroupName ? `, parameter group ${spec.parameterGroupName}` : ''}; backups kept ${spec.backupRetentionDays} days`,
+    `a NEW RDS instance ${spec.identifier}, PostgreSQL ${spec.engineVersion}, ${spec.instanceClass}, ${spec.allocatedStorageGiB} GiB ${spec.storageType}${spec.iops ? ` ${spec.iops} IOPS` : ''} encrypted${spec.kmsKeyId ? ` with ${spec.kmsKeyId}` : ''}, ${spec.multiAz ? 'Multi-AZ' : 'single-AZ'}, not public`,
+    `    subnet group ${spec.subnetGroupName}, security groups ${spec.securityGroupIds.join(', ')}${spec.parameterGroupName ? `, parameter group ${spec.parameterGroupName}` : ''}${spec.iamAuth ? ', IAM authentication' : ''}; backups kept ${spec.backupRetentionDays} days`,
     `    master user ${spec.masterUsername}, password generated and stored in Secrets Manager (lifeboat/recovered/${spec.identifier}), never shown`,
     ...spec.sources.map((s) => `    settings: ${s}`),
   ];
@@ -156,6 +169,7 @@ export async function createRecoveryInstance(
   spec: RecoveryInstanceSpec,
   tags: Record<string, string>,
   registry: SecretRegistry,
+  signal?: AbortSignal,
 ): Promise<CreatedInstance> {
   const password = generateDrillPassword();
   registry.add(password);
@@ -178,6 +192,10 @@ export async function createRecoveryInstance(
       nextStep: errorName(error) === 'ResourceExistsException' ? 'a secret of that name is left from an earlier recovery: delete it, or choose another identifier.' : 'check the Secrets Manager permissions of these credentials.',
     });
   }
+  if (signal?.aborted) {
+    await deleteSecret(secrets, secretArn);
+    throw signal.reason;
+  }
   try {
     await rds.send(
       new CreateDBInstanceCommand({
@@ -187,6 +205,8 @@ export async function createRecoveryInstance(
         DBInstanceClass: spec.instanceClass,
         AllocatedStorage: spec.allocatedStorageGiB,
         StorageType: spec.storageType,
+        Iops: spec.iops,
+        EnableIAMDatabaseAuthentication: spec.iamAuth || undefined,
         StorageEncrypted: true,
         KmsKeyId: spec.kmsKeyId,
         DBSubnetGroupName: spec.subnetGroupName,
@@ -200,14 +220,21 @@ export async function createRecoveryInstance(
         DeletionProtection: false,
         MasterUsername: spec.masterUsername,
         MasterUserPassword: password,
+        Port: spec.port,
         Tags,
       }),
     );
   } catch (error) {
-    await secrets.send(new DeleteSecretCommand({ SecretId: secretArn, ForceDeleteWithoutRecovery: true })).catch(() => undefined);
-    throw new RecoveryInstanceError(`CreateDBInstance ${spec.identifier} was refused: ${errorName(error)}: ${registry.redact((error as Error).message)}`, {
+    // A timeout or a retried call may fail although RDS took the request: whatever exists is deleted with the secret.
+    const created = { identifier: spec.identifier, secretArn, masterUsername: spec.masterUsername, password };
+    const exists = !/InvalidParameter|AlreadyExists/.test(errorName(error)) && (await describe(rds, spec.identifier).catch(() => undefined)) !== undefined;
+    const left = exists
+      ? await discardRecoveryInstance(rds, secrets, created, { pollMs: 10_000, timeoutMs: 15 * 60_000 })
+      : await deleteSecret(secrets, secretArn);
+    const what = exists ? `RDS created ${spec.identifier} nonetheless; it was deleted` : 'nothing was created';
+    throw new RecoveryInstanceError(`CreateDBInstance ${spec.identifier} failed: ${errorName(error)}: ${registry.redact((error as Error).message)}`, {
       cause: error,
-      nextStep: 'nothing was created (the secret made for it was deleted); fix what RDS names above and run recover again.',
+      nextStep: left.length === 0 ? `${what} (the secret made for it was deleted); fix what RDS names above and run recover again.` : `left behind, delete by hand: ${left.join('; ')}.`,
     });
   }
   return { identifier: spec.identifier, secretArn, masterUsername: spec.masterUsername, password };
@@ -243,13 +270,27 @@ export async function recordEndpoint(secrets: SecretsManagerClient, created: Cre
   await secrets.send(
     new PutSecretValueCommand({
       SecretId: created.secretArn,
-      SecretString: JSON.stringify({ engine: 'postgres', username: created.masterUsername, password: created.password, host: endpoint.host, port: endpoint.port }),
+      SecretString: JSON.stringify({ engine: 'postgres', username: created.masterUsername, password: created.password, host: endpoint.host, port: endpoint.port, dbInstanceIdentifier: created.identifier }),
     }),
   );
 }
 
-export async function protectRecoveryInstance(rds: RDSClient, identifier: string): Promise<void> {
-  await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: identifier, DeletionProtection: true, ApplyImmediately: true }));
+/**
+ * Deletion protection on, once the restore verified. RDS refuses modifications while the instance is busy
+ * (its first backup, a maintenance): that is waited out. Returns why it could not, or undefined.
+ */
+export async function protectRecoveryInstance(rds: RDSClient, identifier: string, options: { pollMs: number; timeoutMs: number }): Promise<string | undefined> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    try {
+      await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: identifier, DeletionProtection: true, ApplyImmediately: true }));
+      return undefined;
+    } catch (error) {
+      const name = errorName(error);
+      if (!(BUSY.test(name) || THROTTLED.test(name)) || Date.now() >= deadline) return `${name}: ${(error as Error).message}`;
+      await sleep(options.pollMs);
+    }
+  }
 }
 
 /**
@@ -273,17 +314,26 @@ export async function discardRecoveryInstance(
     } catch (error) {
       const name = errorName(error);
       if (NOT_FOUND.test(name)) break;
-      if (!BUSY.test(name) || Date.now() >= deadline) {
+      if (!(BUSY.test(name) || THROTTLED.test(name)) || Date.now() >= deadline) {
         left.push(`the RDS instance ${created.identifier} (${name}: ${(error as Error).message}): delete it with \`aws rds delete-db-instance --db-instance-identifier ${created.identifier} --skip-final-snapshot --delete-automated-backups\``);
         break;
       }
       await sleep(options.pollMs);
     }
   }
+  return [...left, ...(await deleteSecret(secrets, created.secretArn))];
+}
+
+async function deleteSecret(secrets: SecretsManagerClient, secretArn: string): Promise<string[]> {
   try {
-    await secrets.send(new DeleteSecretCommand({ SecretId: created.secretArn, ForceDeleteWithoutRecovery: true }));
+    await secrets.send(new DeleteSecretCommand({ SecretId: secretArn, ForceDeleteWithoutRecovery: true }));
+    return [];
   } catch (error) {
-    if (errorName(error) !== 'ResourceNotFoundException') left.push(`the secret ${created.secretArn} (${errorName(error)})`);
+    return errorName(error) === 'ResourceNotFoundException' ? [] : [`the secret ${secretArn} (${errorName(error)}: ${(error as Error).message})`];
   }
-  return left;
+}
+
+/** The commands that delete a recovery instance and its secret, for when lifeboat cannot. */
+export function deleteCommands(created: Pick<CreatedInstance, 'identifier' | 'secretArn'>): string {
+  return `aws rds delete-db-instance --db-instance-identifier ${created.identifier} --skip-final-snapshot --delete-automated-backups; aws secretsmanager delete-secret --secret-id ${created.secretArn} --force-delete-without-recovery`;
 }

@@ -168,7 +168,7 @@ async function createTargetDatabase(databaseId: string, target: ResolvedConnecti
     await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING 'UTF8'`);
   } catch (error) {
     if ((error as { code?: string }).code !== '42P04') throw error;
-    throw new RestoreFailedError(`Target database "${target.database}" on ${target.host}:${target.port} was created by someone else while the backup downloaded.`, {
+    throw new RestoreFailedError(`Target database "${target.database}" on ${target.host}:${target.port} was created by someone else after the checks before the download.`, {
       nextStep: 'restore into a new database name, or drop that database first if it is truly disposable.',
     });
   } finally {
@@ -471,7 +471,11 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     // The download, sha256 and authentication of the dump run beside what needs none of its bytes: the
     // (separately authenticated) globals, the new database and the missing roles. Not one statement of
     // the archive runs before the whole object has been checked: pg_restore starts after both.
-    const download = fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), deps, options.bucket);
+    // A failure beside the download (CREATE DATABASE refused, a role it may not create) stops the download at once.
+    const beside = new AbortController();
+    const stopOnInterrupt = () => beside.abort(deps.signal!.reason);
+    deps.signal?.addEventListener('abort', stopOnInterrupt, { once: true });
+    const download = fetchAndDecrypt(manifest, createWriteStream(archive, { mode: 0o600 }), { ...deps, signal: beside.signal }, options.bucket);
     const globals = needed.length > 0 ? fetchGlobals(manifest, deps, options.bucket) : undefined;
     globals?.catch(() => undefined); // awaited below, once the database exists
     const prepare = (async () => {
@@ -485,10 +489,11 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
         roles = await withClient(manifest.database.id, target, (client) => createMissingRoles(client, document, needed));
       }
     })();
+    prepare.catch((error: unknown) => beside.abort(error));
     // Both settle before anything is decided, so the cleanup below sees everything either of them created.
-    const [fetchedOutcome, prepared] = await Promise.allSettled([download, prepare]);
-    if (fetchedOutcome.status === 'rejected') throw fetchedOutcome.reason;
+    const [fetchedOutcome, prepared] = await Promise.allSettled([download, prepare]).finally(() => deps.signal?.removeEventListener('abort', stopOnInterrupt));
     if (prepared.status === 'rejected') throw prepared.reason;
+    if (fetchedOutcome.status === 'rejected') throw fetchedOutcome.reason;
     const fetched = fetchedOutcome.value;
     deps.signal?.throwIfAborted();
     const downloaded = Date.now();
