@@ -186,6 +186,37 @@ describe('lifeboat recover --into-rds', () => {
     expect(JSON.parse(run.stdout).connect.user).toBe('appadmin');
   }, 120_000);
 
+  it('turns deletion protection on once RDS lets it (busy at first), and keeps a verified instance it may not protect, saying how', async () => {
+    // Prepare: the first ModifyDBInstance of one instance meets a busy instance; every one of the other's is denied
+    const busy = uniqueName('lbrec-busy');
+    const denied = uniqueName('lbrec-denied');
+    let refusedOnce = false;
+    proxy.addRule((req) => {
+      const r = rdsRequest(req);
+      if (r?.action !== 'ModifyDBInstance' || r.params.get('DeletionProtection') !== 'true') return undefined;
+      const id = r.params.get('DBInstanceIdentifier');
+      if (id === busy && !refusedOnce) {
+        refusedOnce = true;
+        return rdsError('InvalidDBInstanceState', `Database instance is not in available state (backing-up).`);
+      }
+      return id === denied ? rdsError('AccessDenied', 'User is not authorized to perform: rds:ModifyDBInstance', 403) : undefined;
+    });
+
+    // Act
+    const waited = await lifeboat(['--into-rds', busy, ...network(), '--yes', '--json']);
+    const unprotected = await lifeboat(['--into-rds', denied, ...network(), '--yes']);
+
+    // Assess
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(refusedOnce).toBe(true);
+    expect(JSON.parse(waited.stdout).connect.deletionProtection).toBe(true);
+    expect(await instance(busy)).toMatchObject({ DeletionProtection: true });
+    expect(unprotected.code, unprotected.stderr).toBe(0);
+    expect(unprotected.stdout).toMatch(new RegExp(`deletion protection could NOT be turned on \\(AccessDenied: User is not authorized .*\\): aws rds modify-db-instance --db-instance-identifier ${denied} --deletion-protection --apply-immediately`));
+    expect(await instance(denied)).toMatchObject({ DBInstanceStatus: 'available', DeletionProtection: false });
+    expect(await secretNamed(`lifeboat/recovered/${denied}`)).toBe(true);
+  }, 120_000);
+
   it("uses the flags when the database's own instance is gone (the incident took it), and says so", async () => {
     // Prepare
     const config = JSON.parse(readFileSync(configPath, 'utf8'));

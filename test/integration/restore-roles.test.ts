@@ -1,9 +1,11 @@
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { startFaultProxy } from '../../local/fault-proxy.ts';
 import { runDumpBackup, type DumpBackupResult } from '../../functions/lib/backup/dump-pipeline.ts';
 import { dumpSettingsSchema } from '../../functions/lib/config/schema.ts';
 import { ChecksumMismatchError, RestoreFailedError } from '../../functions/lib/errors.ts';
@@ -324,6 +326,38 @@ describe('a damaged globals object', () => {
     expect((error as Error).message).toMatch(/the globals \(roles, tablespaces\) of backup \S+ of database "shop" .*globals-damaged\.enc.* has sha256 [0-9a-f]{64}, the manifest says/);
     const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT (SELECT count(*)::int FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw')) AS roles, (SELECT count(*)::int FROM pg_database WHERE datname = 'shop') AS dbs`);
     expect(left[0]!.rows[0]).toEqual({ roles: 0, dbs: 0 });
+  }, 120_000);
+});
+
+describe('a failure beside the download', () => {
+  it('stops the download at once: a damaged globals object fails the restore without waiting for a slow dump download', async () => {
+    // Prepare: the globals damaged as above, and S3 answering GETs of the dump only after 8 s
+    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+    const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.globals!.key }));
+    const bytes = Buffer.from(await got.Body!.transformToByteArray());
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    const key = manifest.globals!.key.replace(/globals\.enc$/, 'globals-damaged-2.enc');
+    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    const proxy = await startFaultProxy(inject('motoEndpoint'));
+    proxy.addRule(async (req) => {
+      if (req.method === 'GET' && decodeURIComponent(req.url).includes(manifest.object.key)) await sleep(8000);
+      return undefined;
+    });
+    const slowS3 = new S3Client({ endpoint: proxy.endpoint, forcePathStyle: true });
+    const target = await freshCluster('failfast_admin');
+
+    // Act
+    const started = Date.now();
+    const error = await restoreBackup({ ...manifest, globals: { ...manifest.globals!, key } }, targetOf(target, 'shop'), { ...deps, s3: slowS3 }, { createDatabase: true }).catch((e: unknown) => e);
+    const elapsed = Date.now() - started;
+    await proxy.stop();
+
+    // Assess
+    expect(error).toBeInstanceOf(ChecksumMismatchError);
+    expect((error as Error).message).toMatch(/the globals \(roles, tablespaces\)/);
+    expect(elapsed).toBeLessThan(6000);
+    const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT count(*)::int AS dbs FROM pg_database WHERE datname = 'shop'`);
+    expect(left[0]!.rows[0]).toEqual({ dbs: 0 });
   }, 120_000);
 });
 

@@ -108,9 +108,10 @@ async function fetchPart(manifest: Manifest, part: StoredPart, sink: Writable, d
     body = rangedObjectStream(deps.s3, bucket, key, part.storedBytes, { ...ranged, signal: deps.signal });
   } else {
     try {
-      const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: deps.signal });
       body = out.Body as Readable;
     } catch (error) {
+      if (deps.signal?.aborted) throw deps.signal.reason;
       throw classifyS3Error(error, 'reading the backup', bucket, key) ?? error;
     }
   }
