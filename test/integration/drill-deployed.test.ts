@@ -3,13 +3,13 @@ import { existsSync } from 'node:fs';
 import { DescribeDBInstancesCommand, DescribeDBSubnetGroupsCommand } from '@aws-sdk/client-rds';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import { listDrillReports } from '../../functions/lib/drill/report.ts';
-import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
+import type { DrillPostgres, LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { rdsRequest } from '../../local/moto-rds-compat.ts';
-import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
+import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
 import { createTestBucket, createTestKey, createTestSecret, localAwsEnvironment, testClients, uniqueName } from '../harness/aws.ts';
 import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
-import { alertInbox, backUp, createSecurityGroup, defaultNetwork, portClosed, secretExists, type ReceivedAlert } from './drill-harness.ts';
+import { alertInbox, backUp, createSecurityGroup, defaultNetwork, portClosed, rdsWithServers, secretExists, type ReceivedAlert } from './drill-harness.ts';
 
 /**
  * The nightly drill as the source stack deploys it, run from the shipped
@@ -32,18 +32,10 @@ let keyArn: string;
 let secretArn: string;
 let network: Awaited<ReturnType<typeof defaultNetwork>>;
 /** Every master password the drill sent to RDS (seen on the wire): none may appear in any output. */
-const passwords: string[] = [];
+let passwords: string[] = [];
 
 beforeAll(async () => {
-  ca = createLocalCertificateAuthority();
-  servers = drillPostgres({ tls: ca.server });
-  proxy = await startMotoCompatProxy(inject('motoEndpoint'), { max: () => 100 }, { instances: servers });
-  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
-  proxy.addRule((req) => {
-    const password = rdsRequest(req)?.params.get('MasterUserPassword');
-    if (password) passwords.push(password);
-    return undefined;
-  });
+  ({ ca, servers, proxy, passwords } = await rdsWithServers(inject('motoEndpoint')));
   network = await defaultNetwork();
   db = await createTestDatabase('lbdrilldep');
   await withClient(db.name, (c) =>

@@ -10,6 +10,10 @@ import { runDumpBackup } from '../../functions/lib/backup/dump-pipeline.ts';
 import { databaseSchema } from '../../functions/lib/config/schema.ts';
 import { drillSecretName } from '../../functions/lib/drill/credentials.ts';
 import type { DrillReport } from '../../functions/lib/drill/report.ts';
+import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
+import { rdsRequest } from '../../local/moto-rds-compat.ts';
+import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
+import type { InstanceInfo } from '../../local/strict-rds.ts';
 import { testClients, uniqueName } from '../harness/aws.ts';
 
 /** Shared by the drill tests: alerts over SNS→SQS, backups and teardown proofs. */
@@ -121,4 +125,23 @@ export async function defaultNetwork(): Promise<{ vpcId: string; subnets: string
   const groups = await query('DescribeSecurityGroups', /<groupId>([^<]+)</g);
   const [vpcId] = await query('DescribeVpcs', /<vpcId>([^<]+)</g);
   return { vpcId: vpcId!, subnets: subnets.slice(0, 2), securityGroup: groups[0]! };
+}
+
+/**
+ * Strict RDS in front of moto with real PostgreSQL servers behind the instances `backs` picks (a local CA signs
+ * their certificates), pointed at by AWS_ENDPOINT_URL; every master password sent to RDS is collected in
+ * `passwords`, so a test can prove none of them reaches an output.
+ */
+export async function rdsWithServers(motoEndpoint: string, backs?: (instance: InstanceInfo) => boolean): Promise<{ proxy: MotoCompatProxy; servers: DrillPostgres; ca: LocalCertificateAuthority; passwords: string[] }> {
+  const ca = createLocalCertificateAuthority();
+  const servers = drillPostgres({ tls: ca.server, ...(backs ? { backs } : {}) });
+  const proxy = await startMotoCompatProxy(motoEndpoint, { max: () => 100 }, { instances: servers });
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  const passwords: string[] = [];
+  proxy.addRule((req) => {
+    const password = rdsRequest(req)?.params.get('MasterUserPassword');
+    if (password) passwords.push(password);
+    return undefined;
+  });
+  return { proxy, servers, ca, passwords };
 }

@@ -9,13 +9,13 @@ import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DescribeDBInstance
 import { GetSecretValueCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
-import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
+import { createLocalCertificateAuthority, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { rdsError, rdsRequest } from '../../local/moto-rds-compat.ts';
-import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
+import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
 import { createTestBucket, createTestKey, testClients, uniqueName } from '../harness/aws.ts';
 import { lifeboat as cli } from '../harness/cli.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
-import { defaultNetwork } from './drill-harness.ts';
+import { defaultNetwork, rdsWithServers } from './drill-harness.ts';
 
 /**
  * Issue 12, must-show 4: `lifeboat recover --into-rds <id>` restores into a NEW
@@ -27,7 +27,6 @@ import { defaultNetwork } from './drill-harness.ts';
  */
 const SENTINEL = 'S3NTINEL-recover-rds-31';
 let proxy: MotoCompatProxy;
-let servers: DrillPostgres;
 let ca: LocalCertificateAuthority;
 let rds: RDSClient;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -39,7 +38,7 @@ let moment: string;
 let bucket: string;
 let backup: { backupId: string; manifestKey: string };
 /** Every master password sent to RDS (seen on the wire): none may appear in any output. */
-const passwords: string[] = [];
+let passwords: string[] = [];
 const { secrets, s3 } = testClients();
 
 const lifeboat = (args: string[], env: Record<string, string> = {}) =>
@@ -67,15 +66,7 @@ async function secretNamed(name: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  ca = createLocalCertificateAuthority();
-  servers = drillPostgres({ tls: ca.server, backs: (i) => i.id.startsWith('lbrec-') });
-  proxy = await startMotoCompatProxy(inject('motoEndpoint'), { max: () => 100 }, { instances: servers });
-  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
-  proxy.addRule((req) => {
-    const password = rdsRequest(req)?.params.get('MasterUserPassword');
-    if (password) passwords.push(password);
-    return undefined;
-  });
+  ({ ca, proxy, passwords } = await rdsWithServers(inject('motoEndpoint'), (i) => i.id.startsWith('lbrec-')));
   rds = createRdsClient();
   const net = await defaultNetwork();
   securityGroup = net.securityGroup;

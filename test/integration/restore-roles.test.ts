@@ -306,16 +306,21 @@ describe('restore into a fresh cluster that has none of the roles', () => {
   }, 120_000);
 });
 
+/** The backup's manifest, pointing at a copy of its globals with one byte flipped (stored as `name` beside the original). */
+async function withDamagedGlobals(name: string) {
+  const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
+  const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.globals!.key }));
+  const bytes = Buffer.from(await got.Body!.transformToByteArray());
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+  const key = manifest.globals!.key.replace(/globals\.enc$/, name);
+  await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+  return { ...manifest, globals: { ...manifest.globals!, key } };
+}
+
 describe('a damaged globals object', () => {
   it('fails the restore naming the globals, and leaves no role or database behind', async () => {
     // Prepare: the backup's globals with one flipped byte, beside the original.
-    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
-    const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.globals!.key }));
-    const bytes = Buffer.from(await got.Body!.transformToByteArray());
-    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
-    const key = manifest.globals!.key.replace(/globals\.enc$/, 'globals-damaged.enc');
-    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
-    const damaged = { ...manifest, globals: { ...manifest.globals!, key } };
+    const damaged = await withDamagedGlobals('globals-damaged.enc');
     const target = await freshCluster('damaged_admin');
 
     // Act
@@ -332,12 +337,7 @@ describe('a damaged globals object', () => {
 describe('a failure beside the download', () => {
   it('stops the download at once: a damaged globals object fails the restore without waiting for a slow dump download', async () => {
     // Prepare: the globals damaged as above, and S3 answering GETs of the dump only after 8 s
-    const manifest = await readManifest(clients.s3, bucket, backup.manifestKey);
-    const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.globals!.key }));
-    const bytes = Buffer.from(await got.Body!.transformToByteArray());
-    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
-    const key = manifest.globals!.key.replace(/globals\.enc$/, 'globals-damaged-2.enc');
-    await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    const manifest = await withDamagedGlobals('globals-damaged-2.enc');
     const proxy = await startFaultProxy(inject('motoEndpoint'));
     proxy.addRule(async (req) => {
       if (req.method === 'GET' && decodeURIComponent(req.url).includes(manifest.object.key)) await sleep(8000);
@@ -348,7 +348,7 @@ describe('a failure beside the download', () => {
 
     // Act
     const started = Date.now();
-    const error = await restoreBackup({ ...manifest, globals: { ...manifest.globals!, key } }, targetOf(target, 'shop'), { ...deps, s3: slowS3 }, { createDatabase: true }).catch((e: unknown) => e);
+    const error = await restoreBackup(manifest, targetOf(target, 'shop'), { ...deps, s3: slowS3 }, { createDatabase: true }).catch((e: unknown) => e);
     const elapsed = Date.now() - started;
     await proxy.stop();
 
