@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { ConfigError, ManifestMismatchError } from '../../functions/lib/errors.ts';
+import { pointInTimeAdvice } from '../../functions/lib/restore/point-in-time.ts';
 import { chooseRecoveryPoint, parseMoment } from '../../functions/lib/restore/recover.ts';
 import { restoreBackup, type RestoreResult } from '../../functions/lib/restore/restore.ts';
 import {
@@ -81,6 +82,8 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   const manifest = choice.manifest;
   const databaseName = (flags['database-name'] as string | undefined) ?? manifest.database.name;
   const ownInstance = config?.databases.find((d) => d.id === databaseId)?.rds;
+  // Point-in-time recovery reaches the moment itself where the database has it: said first, with the command.
+  const pointInTime = await pointInTimeAdvice(clients.rds, ownInstance, before);
   const spec =
     intoRds === undefined
       ? undefined
@@ -103,7 +106,7 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   const lost = formatDuration(choice.loss.seconds * 1000);
   const plan = [
     `Recovering database "${databaseId}" to before ${before.toISOString()}`,
-    `  point-in-time recovery: ${choice.pointInTime}`,
+    `  point-in-time recovery: ${pointInTime.summary}`,
     `  backup ${choice.chosen.backupId}, consistent at ${choice.chosen.consistentAt}: ${choice.reason}`,
     ...(choice.newerUnproven ? [`  a newer backup, ${choice.newerUnproven.backupId} (consistent at ${choice.newerUnproven.consistentAt}), is unproven: --newest takes it`] : []),
     ...choice.unreadable.map((u) => `  passed over, its manifest is unreadable: ${u}`),
@@ -114,7 +117,7 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   ];
   process.stderr.write(`${plan.join('\n')}\n`);
   if (!flags.yes && !(await confirm(spec ? 'Create the instance and restore into it? [y/N] ' : 'Restore it? [y/N] ', context?.signal))) {
-    return { json: { databaseId, before: before.toISOString(), choice: { ...choice, manifest: undefined }, restored: false }, text: 'Not restored: nothing was changed.' };
+    return { json: { databaseId, before: before.toISOString(), choice: { ...choice, manifest: undefined }, pointInTime, restored: false }, text: 'Not restored: nothing was changed.' };
   }
 
   let instance: { identifier: string; secretArn: string; endpoint: { host: string; port: number } } | undefined;
@@ -182,7 +185,8 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
     json: {
       databaseId,
       before: before.toISOString(),
-      choice: { chosen: choice.chosen, reason: choice.reason, loss: choice.loss, newerUnproven: choice.newerUnproven, pointInTime: choice.pointInTime },
+      choice: { chosen: choice.chosen, reason: choice.reason, loss: choice.loss, newerUnproven: choice.newerUnproven },
+      pointInTime,
       restored: true,
       result,
       connect: { host: to.host, port: to.port, database: to.database, user: to.user, ...(instance ? { instance: instance.identifier, secretArn: instance.secretArn, deletionProtection: !unprotected } : {}) },

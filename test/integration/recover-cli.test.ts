@@ -87,7 +87,7 @@ describe('lifeboat recover', () => {
     expect(out.stdout).toMatch(new RegExp(`backup ${ids.proven}, consistent at \\S+: the newest backup before ${moment} that a restore drill proved`));
     expect(out.stdout).toMatch(new RegExp(`a newer backup, ${ids.unproven} .* is unproven: --newest takes it`));
     expect(out.stdout).toMatch(/LOST in this copy: every write from \S+ to \S+ \(\d/);
-    expect(out.stdout).toMatch(/point-in-time recovery: not used/);
+    expect(out.stdout).toMatch(/point-in-time recovery: not available: the config names no RDS instance or Aurora cluster for this database/);
     expect(out.stdout).toMatch(/ok\s+row counts\s+100 rows/);
     expect(out.stdout).toMatch(/^Connect: psql "host=\S+ port=\d+ dbname=lbrecover_proven user=lifeboat_recover_cli"/m);
     expect(out.stdout + out.stderr).not.toContain(SENTINEL);

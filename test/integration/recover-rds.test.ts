@@ -228,6 +228,47 @@ describe('lifeboat recover --into-rds', () => {
     expect(await instance(id)).toMatchObject({ DBInstanceClass: 'db.t4g.micro', DeletionProtection: true });
   }, 120_000);
 
+  it("says whether the database's RDS point-in-time window covers the moment, with the command, and still restores the dump", async () => {
+    // Prepare: instances with 7 days of automated backups and with none, and one the config names that does not exist
+    const kept = uniqueName('lbsrc-pitr');
+    const none = uniqueName('lbsrc-nobackups');
+    for (const [id, days] of [[kept, 7], [none, 0]] as const) {
+      await rds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'x', MasterUserPassword: 'pitr-test-pw-1', BackupRetentionPeriod: days }));
+    }
+    await sleep(1100);
+    const now = new Date().toISOString();
+    const withRds = (instanceIdentifier: string) => {
+      const config = JSON.parse(readFileSync(configPath, 'utf8'));
+      config.databases[0].rds = { instanceIdentifier };
+      const path = join(dir, `${instanceIdentifier}.config.json`);
+      writeFileSync(path, JSON.stringify(config));
+      return path;
+    };
+    const s = pgServer();
+    const target = (name: string) => `postgres://${s.user}@${s.host}:${s.port}/${name}?sslmode=disable`;
+    const names = ['lbrec_pitr_a', 'lbrec_pitr_b', 'lbrec_pitr_c'].map((n) => `${n}_${Date.now() % 100000}`);
+
+    // Act
+    const covered = await lifeboat(['--config', withRds(kept), '--before', now, '--target', target(names[0]!), '--yes', '--json'], { PGPASSWORD: s.password });
+    const noBackups = await lifeboat(['--config', withRds(none), '--before', now, '--target', target(names[1]!), '--yes'], { PGPASSWORD: s.password });
+    const missing = await lifeboat(['--config', withRds('lbsrc-missing-0'), '--before', now, '--target', target(names[2]!), '--yes'], { PGPASSWORD: s.password });
+    await withClient('postgres', async (c) => {
+      for (const n of names) await c.query(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
+    });
+
+    // Assess
+    expect(covered.code, covered.stderr).toBe(0);
+    const out = JSON.parse(covered.stdout);
+    expect(out.pointInTime).toMatchObject({ covers: true, window: { kind: 'instance', identifier: kept, retentionDays: 7 } });
+    expect(out.pointInTime.command).toMatch(new RegExp(`^aws rds restore-db-instance-to-point-in-time --source-db-instance-identifier ${kept} --target-db-instance-identifier ${kept}-pitr --restore-time ${now.replace(/\.\d{3}Z$/, 'Z')} `));
+    expect(covered.stderr).toMatch(/point-in-time recovery: AVAILABLE and better: the window of \S+ \(.* to .*\) covers /);
+    expect(out.restored).toBe(true);
+    expect(noBackups.code, noBackups.stderr).toBe(0);
+    expect(noBackups.stdout).toMatch(new RegExp(`point-in-time recovery: not available: ${none} keeps no automated backups \\(BackupRetentionPeriod 0\\)`));
+    expect(missing.code, missing.stderr).toBe(0);
+    expect(missing.stdout).toMatch(/point-in-time recovery: unknown: the window of lbsrc-missing-0 could not be read \(DBInstanceNotFound/);
+  }, 120_000);
+
   it('keeps the instance, unprotected, when the restore completes but does not match the manifest, and says how to delete it', async () => {
     // Prepare: a newer backup whose manifest claims one note more than its dump holds
     const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: backup.manifestKey }))).Body!.transformToString());

@@ -29,8 +29,6 @@ export interface RecoveryChoice {
   loss: { from: string; to: string; seconds: number };
   /** A newer backup before the moment that no drill proved, when the proven one was preferred. */
   newerUnproven?: RecoveryPoint;
-  /** Point-in-time recovery, and why it was not used. */
-  pointInTime: string;
   /** Newer backups passed over because their manifest could not be read, each with why. */
   unreadable: string[];
 }
@@ -41,10 +39,6 @@ export interface RecoveryOptions {
   /** How many drill reports to read for proofs. @default 200 */
   drillReports?: number;
 }
-
-/** Why lifeboat restores a dump rather than a point in time, until the PITR issues land. */
-export const POINT_IN_TIME_NOTE =
-  'not used: lifeboat restores logical backups only for now (RDS and Aurora point-in-time restores and WAL archiving for self-managed servers are planned); the dump below is the restorable point closest before the moment';
 
 export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: string, databaseId: string, before: Date, options: RecoveryOptions = {}): Promise<RecoveryChoice> {
   const where = `s3://${bucket}/${prefix}${databaseId}/`;
@@ -103,7 +97,6 @@ export async function chooseRecoveryPoint(s3: S3Client, bucket: string, prefix: 
     loss: { from: pick.point.consistentAt, to: before.toISOString(), seconds: Math.round((before.getTime() - Date.parse(pick.point.consistentAt)) / 1000) },
     ...(pick !== newest ? { newerUnproven: newest.point } : {}),
     unreadable,
-    pointInTime: POINT_IN_TIME_NOTE,
   };
 }
 
