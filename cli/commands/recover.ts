@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import { ConfigError, ManifestMismatchError } from '../../functions/lib/errors.ts';
 import { pointInTimeAdvice } from '../../functions/lib/restore/point-in-time.ts';
 import { chooseRecoveryPoint, parseMoment } from '../../functions/lib/restore/recover.ts';
@@ -81,9 +82,12 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   const choice = await chooseRecoveryPoint(clients.s3, storage.bucket, storage.prefix, databaseId, before, { newest: Boolean(flags.newest) });
   const manifest = choice.manifest;
   const databaseName = (flags['database-name'] as string | undefined) ?? manifest.database.name;
-  const ownInstance = config?.databases.find((d) => d.id === databaseId)?.rds;
-  // Point-in-time recovery reaches the moment itself where the database has it: said first, with the command.
-  const pointInTime = await pointInTimeAdvice(clients.rds, ownInstance, before);
+  const own = config?.databases.find((d) => d.id === databaseId);
+  const ownInstance = own?.rds;
+  // Point-in-time recovery reaches the moment itself where the database has it: said first, with the command,
+  // read in the region of the source that holds the database.
+  const sourceRegion = own?.source && own.source !== config?.source.id ? config?.additionalSources.find((s) => s.id === own.source)?.region : config?.source.region;
+  const pointInTime = await pointInTimeAdvice(sourceRegion ? createRdsClient({ region: sourceRegion }) : clients.rds, ownInstance, before, { region: sourceRegion });
   const spec =
     intoRds === undefined
       ? undefined

@@ -235,6 +235,20 @@ describe('lifeboat recover --into-rds', () => {
     for (const [id, days] of [[kept, 7], [none, 0]] as const) {
       await rds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'x', MasterUserPassword: 'pitr-test-pw-1', BackupRetentionPeriod: days }));
     }
+    // moto keeps no automated backups: answer for `kept` as RDS does, with a retained backup of a deleted namesake beside it
+    const { DbiResourceId } = (await instance(kept))!;
+    const day = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString();
+    const backupXml = (status: string, resource: string, earliest: string) =>
+      `<DBInstanceAutomatedBackup><DBInstanceIdentifier>${kept}</DBInstanceIdentifier><DbiResourceId>${resource}</DbiResourceId><Status>${status}</Status><RestoreWindow><EarliestTime>${earliest}</EarliestTime></RestoreWindow></DBInstanceAutomatedBackup>`;
+    proxy.addRule((req) => {
+      const r = rdsRequest(req);
+      if (r?.action !== 'DescribeDBInstanceAutomatedBackups' || r.params.get('DBInstanceIdentifier') !== kept) return undefined;
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/xml' },
+        body: `<DescribeDBInstanceAutomatedBackupsResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><DescribeDBInstanceAutomatedBackupsResult><DBInstanceAutomatedBackups>${backupXml('retained', 'db-OLDNAMESAKE', day(30))}${backupXml('active', DbiResourceId!, day(2))}</DBInstanceAutomatedBackups></DescribeDBInstanceAutomatedBackupsResult><ResponseMetadata><RequestId>pitr-test</RequestId></ResponseMetadata></DescribeDBInstanceAutomatedBackupsResponse>`,
+      };
+    });
     await sleep(1100);
     const now = new Date().toISOString();
     const withRds = (instanceIdentifier: string) => {
@@ -260,13 +274,15 @@ describe('lifeboat recover --into-rds', () => {
     expect(covered.code, covered.stderr).toBe(0);
     const out = JSON.parse(covered.stdout);
     expect(out.pointInTime).toMatchObject({ covers: true, window: { kind: 'instance', identifier: kept, retentionDays: 7 } });
-    expect(out.pointInTime.command).toMatch(new RegExp(`^aws rds restore-db-instance-to-point-in-time --source-db-instance-identifier ${kept} --target-db-instance-identifier ${kept}-pitr --restore-time ${now.replace(/\.\d{3}Z$/, 'Z')} `));
+    expect(Date.parse(out.pointInTime.window.earliest)).toBeGreaterThan(Date.now() - 3 * 86_400_000); // the active backup's, not the namesake's
+    expect(out.pointInTime.window.earliestEstimated).toBeUndefined();
+    expect(out.pointInTime.command).toMatch(new RegExp(`^aws rds restore-db-instance-to-point-in-time --region eu-west-1 --source-db-instance-identifier ${kept} --target-db-instance-identifier ${kept}-pitr --restore-time ${now.replace(/\.\d{3}Z$/, 'Z')} `));
     expect(covered.stderr).toMatch(/point-in-time recovery: AVAILABLE and better: the window of \S+ \(.* to .*\) covers /);
     expect(out.restored).toBe(true);
     expect(noBackups.code, noBackups.stderr).toBe(0);
     expect(noBackups.stdout).toMatch(new RegExp(`point-in-time recovery: not available: ${none} keeps no automated backups \\(BackupRetentionPeriod 0\\)`));
     expect(missing.code, missing.stderr).toBe(0);
-    expect(missing.stdout).toMatch(/point-in-time recovery: unknown: the window of lbsrc-missing-0 could not be read \(DBInstanceNotFound/);
+    expect(missing.stdout).toMatch(/point-in-time recovery: unknown: the window of lbsrc-missing-0 in eu-west-1 could not be read \(DBInstanceNotFound.*--source-dbi-resource-id/);
   }, 120_000);
 
   it('keeps the instance, unprotected, when the restore completes but does not match the manifest, and says how to delete it', async () => {
@@ -284,8 +300,9 @@ describe('lifeboat recover --into-rds', () => {
     const later = new Date(Date.parse(manifest.consistentAt ?? moment) + 2000).toISOString();
 
     // Act
-    const run = await lifeboat(['--into-rds', id, ...network(), '--yes', '--before', later]);
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: forgedKey })); // the other tests recover the real backup
+    const run = await lifeboat(['--into-rds', id, ...network(), '--yes', '--before', later]).finally(() =>
+      s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: forgedKey })), // the other tests recover the real backup
+    );
 
     // Assess
     expect(run.code).toBe(1);
@@ -365,15 +382,17 @@ describe('lifeboat recover --into-rds', () => {
   }, 120_000);
 
   it('deletes an instance RDS created although CreateDBInstance failed (the answer was lost), with its secret', async () => {
-    // Prepare: moto creates the instance, the answer the CLI gets is a server error
+    // Prepare: the first CreateDBInstance creates the instance (with the request's tags) but answers a server error;
+    // the SDK's retry then meets DBInstanceAlreadyExists
     const id = uniqueName('lbrec-lost');
     const upstream = new RDSClient({ endpoint: inject('motoEndpoint'), region: 'eu-west-1' });
+    let answered = false;
     proxy.addRule(async (req) => {
       const r = rdsRequest(req);
-      if (r?.action !== 'CreateDBInstance' || r.params.get('DBInstanceIdentifier') !== id) return undefined;
-      await upstream
-        .send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'x', MasterUserPassword: 'lost-answer-pw-1' }))
-        .catch(() => undefined); // the SDK's retries find it there
+      if (r?.action !== 'CreateDBInstance' || r.params.get('DBInstanceIdentifier') !== id || answered) return undefined;
+      answered = true;
+      const tags = [...r.params.keys()].filter((k) => /^Tags\.\w+\.\d+\.Key$/.test(k)).map((k) => ({ Key: r.params.get(k)!, Value: r.params.get(k.replace(/Key$/, 'Value'))! }));
+      await upstream.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20, MasterUsername: 'x', MasterUserPassword: 'lost-answer-pw-1', Tags: tags }));
       return rdsError('InternalFailure', 'An internal error occurred.', 500);
     });
 
@@ -382,7 +401,8 @@ describe('lifeboat recover --into-rds', () => {
 
     // Assess
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`CreateDBInstance ${id} failed: InternalFailure: .*RDS created ${id} nonetheless; it was deleted \\(the secret made for it was deleted\\)`));
+    expect(answered).toBe(true);
+    expect(run.stderr).toMatch(new RegExp(`CreateDBInstance ${id} failed: DBInstanceAlreadyExists(Fault)?: .*RDS created ${id} nonetheless; it was deleted \\(the secret made for it was deleted\\)`));
     expect(await goneOrDeleting(id)).toBe(true);
     expect(await secretNamed(`lifeboat/recovered/${id}`)).toBe(false);
   }, 120_000);

@@ -336,11 +336,11 @@ describe('a damaged globals object', () => {
 
 describe('a failure beside the download', () => {
   it('stops the download at once: a damaged globals object fails the restore without waiting for a slow dump download', async () => {
-    // Prepare: the globals damaged as above, and S3 answering GETs of the dump only after 8 s
+    // Prepare: the globals damaged as above, and S3 answering GETs of the dump only after 40 s
     const manifest = await withDamagedGlobals('globals-damaged-2.enc');
     const proxy = await startFaultProxy(inject('motoEndpoint'));
     proxy.addRule(async (req) => {
-      if (req.method === 'GET' && decodeURIComponent(req.url).includes(manifest.object.key)) await sleep(8000);
+      if (req.method === 'GET' && decodeURIComponent(req.url).includes(manifest.object.key)) await sleep(40_000);
       return undefined;
     });
     const slowS3 = new S3Client({ endpoint: proxy.endpoint, forcePathStyle: true });
@@ -350,12 +350,13 @@ describe('a failure beside the download', () => {
     const started = Date.now();
     const error = await restoreBackup(manifest, targetOf(target, 'shop'), { ...deps, s3: slowS3 }, { createDatabase: true }).catch((e: unknown) => e);
     const elapsed = Date.now() - started;
+    slowS3.destroy();
     await proxy.stop();
 
     // Assess
     expect(error).toBeInstanceOf(ChecksumMismatchError);
     expect((error as Error).message).toMatch(/the globals \(roles, tablespaces\)/);
-    expect(elapsed).toBeLessThan(6000);
+    expect(elapsed).toBeLessThan(20_000);
     const left = await sql(target, target.superuser, target.password, 'postgres', `SELECT count(*)::int AS dbs FROM pg_database WHERE datname = 'shop'`);
     expect(left[0]!.rows[0]).toEqual({ dbs: 0 });
   }, 120_000);

@@ -111,6 +111,7 @@ async function fetchPart(manifest: Manifest, part: StoredPart, sink: Writable, d
       const out = await deps.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: deps.signal });
       body = out.Body as Readable;
     } catch (error) {
+      sink.destroy(); // never written to: its file descriptor goes now, not at exit
       if (deps.signal?.aborted) throw deps.signal.reason;
       throw classifyS3Error(error, 'reading the backup', bucket, key) ?? error;
     }
@@ -144,7 +145,7 @@ async function fetchPart(manifest: Manifest, part: StoredPart, sink: Writable, d
   // is the clearer diagnosis, so finish hashing what S3 holds before deciding.
   let sha256: string;
   if (streamError !== undefined) {
-    sha256 = await hashRemaining(deps.s3, bucket, key);
+    sha256 = await hashRemaining(deps.s3, bucket, key, deps.signal);
   } else {
     sha256 = hash.digest('hex');
   }
@@ -170,9 +171,16 @@ async function fetchPart(manifest: Manifest, part: StoredPart, sink: Writable, d
   return { sha256, storedBytes, plaintextBytes };
 }
 
-async function hashRemaining(s3: S3Client, bucket: string, key: string): Promise<string> {
-  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  const hash = createHash('sha256');
-  for await (const chunk of out.Body as Readable) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+async function hashRemaining(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<string> {
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    const hash = createHash('sha256');
+    for await (const chunk of out.Body as Readable) {
+      signal?.throwIfAborted();
+      hash.update(chunk as Buffer);
+    }
+    return hash.digest('hex');
+  } catch (error) {
+    throw signal?.aborted ? signal.reason : error;
+  }
 }

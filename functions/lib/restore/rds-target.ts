@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateDBInstanceCommand,
@@ -173,7 +174,9 @@ export async function createRecoveryInstance(
 ): Promise<CreatedInstance> {
   const password = generateDrillPassword();
   registry.add(password);
-  const Tags = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+  // A value of this run alone: an instance that carries it is this run's, whatever the answer to CreateDBInstance was.
+  const run = randomBytes(8).toString('hex');
+  const Tags = Object.entries({ ...tags, 'lifeboat:recovery-run': run }).map(([Key, Value]) => ({ Key, Value }));
   let secretArn: string;
   try {
     secretArn = (
@@ -227,7 +230,8 @@ export async function createRecoveryInstance(
   } catch (error) {
     // A timeout or a retried call may fail although RDS took the request: whatever exists is deleted with the secret.
     const created = { identifier: spec.identifier, secretArn, masterUsername: spec.masterUsername, password };
-    const exists = !/InvalidParameter|AlreadyExists/.test(errorName(error)) && (await describe(rds, spec.identifier).catch(() => undefined)) !== undefined;
+    const found = /InvalidParameter/.test(errorName(error)) ? undefined : await describe(rds, spec.identifier).catch(() => undefined);
+    const exists = found?.TagList?.some((t) => t.Key === 'lifeboat:recovery-run' && t.Value === run) ?? false;
     const left = exists
       ? await discardRecoveryInstance(rds, secrets, created, { pollMs: 10_000, timeoutMs: 15 * 60_000 })
       : await deleteSecret(secrets, secretArn);
@@ -321,7 +325,9 @@ export async function discardRecoveryInstance(
       await sleep(options.pollMs);
     }
   }
-  return [...left, ...(await deleteSecret(secrets, created.secretArn))];
+  // The secret holds the only copy of the password: it stays while the instance does.
+  if (left.length > 0) return [...left, `the secret ${created.secretArn}, kept: it holds the instance's master password`];
+  return deleteSecret(secrets, created.secretArn);
 }
 
 async function deleteSecret(secrets: SecretsManagerClient, secretArn: string): Promise<string[]> {

@@ -12,7 +12,7 @@ import { quoteIdent, takeInventory, unpackSchemaLines } from '../pg/inventory.ts
 import { ownersIn, privilegesUnknownTo } from '../pg/privileges.ts';
 import { createMissingRoles, dropCreatedRoles, isManagedServiceRole, isPredefinedRole, readTargetRoles, releaseClaimedRoles, type RolesReport } from '../pg/roles.ts';
 import { restoreClientFor, type ArchiveOrigin, type ChosenClient } from '../pg/tools.ts';
-import { redactError, SecretRegistry } from '../redact.ts';
+import { redact, redactError, SecretRegistry } from '../redact.ts';
 import { compareInventories, compareSelection, type ComparisonCheck, type RestoredSelection } from './compare.ts';
 import { readArchiveToc } from './archive-toc.ts';
 import { selectEntries, useListFile, type Selection, type SelectionRequest } from './selection.ts';
@@ -465,6 +465,8 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
   const stagingDir = createStagingDir(deps.workDir);
   const archive = join(stagingDir, 'dump.pgc');
   let created = false;
+  /** The restore verified: the database and the roles it created stay, whatever happens after. */
+  let verifiedKept = false;
   let roles: RolesReport = { created: [], needPassword: [], placeholders: [], memberships: [], skipped: [], grantedToRestoringUser: [] };
   try {
     const needed = rolesNeeded(manifest, fidelity);
@@ -534,16 +536,23 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
           : 'the restored database was dropped (--drop-on-mismatch). Treat this backup as unproven; inspect the differences and run a fresh backup.',
       });
     }
+    // Verified: from here on nothing is dropped, whatever fails; what does is reported with the result.
+    created = false;
+    verifiedKept = true;
     // The restoring user gave itself the roles it created only to hand them objects: take that back.
     if (roles.grantedToRestoringUser.length > 0) {
-      const left = await withClient(manifest.database.id, target, (c) => releaseClaimedRoles(c, roles));
+      const left = await withClient(manifest.database.id, target, (c) => releaseClaimedRoles(c, roles)).catch((e: Error) => [`${roles.grantedToRestoringUser.join(', ')} (${redact(e.message, registry.values())})`]);
       roles = { ...roles, skipped: [...roles.skipped, ...left.map((l) => `revoking from the restoring user the role ${l}`)] };
     }
     // After the verification: settings such as statement_timeout or default_transaction_read_only apply from here on.
     // A selective restore brings objects back beside others, not the database: its settings stay as they are.
     const databaseState: AppliedDatabaseState = selection
       ? { restored: [], notRestored: ['database settings, owner and ACL: not applied by a selective restore (--schema/--table)'], notCarried: NOT_CARRIED_BY_PG_DUMP }
-      : await restoreDatabaseState(manifest, target, fidelity);
+      : await restoreDatabaseState(manifest, target, fidelity).catch((e: Error) => ({
+          restored: [],
+          notRestored: [`database settings, owner and ACL: not applied (${redact(e.message, registry.values())}); the restored data is verified and kept`],
+          notCarried: NOT_CARRIED_BY_PG_DUMP,
+        }));
     return {
       backupId: manifest.backupId,
       databaseId: manifest.database.id,
@@ -563,7 +572,7 @@ async function restore(manifest: Manifest, target: ResolvedConnection, deps: Res
     if (created) await dropDatabase(manifest.database.id, target).catch(() => undefined);
     // Roles this restore created go too, once nothing of theirs is left (a restore into an existing database
     // may have left objects behind: those roles stay, and the error says so).
-    const createdRoles = [...roles.created, ...roles.placeholders];
+    const createdRoles = verifiedKept ? [] : [...roles.created, ...roles.placeholders];
     if (createdRoles.length > 0) {
       const left = await withClient(manifest.database.id, { ...target, database: created || options.createDatabase ? 'postgres' : target.database }, (c) => dropCreatedRoles(c, createdRoles)).catch((e: Error) => [`all of ${createdRoles.join(', ')} (${e.message})`]);
       if (left.length > 0 && error instanceof Error) error.message += ` Roles this restore created and could not drop: ${left.join('; ')}.`;
