@@ -60,6 +60,9 @@ export async function drillCommand(flags: Record<string, string | boolean | stri
   });
   drilled.catch(() => undefined);
   const { run, reports, items } = await Promise.race([drilled, interrupted]);
+  // Interrupted, even if the drill finished first (its restore failing fast once the cluster went): the answer is the
+  // interruption, once the cleanup is done, not the failed verdict the interruption caused.
+  if (signal?.aborted) await interrupted;
   const report = reports[0];
   if (!report) throw new Error(`the drill of ${databaseId} wrote no report: ${run.error ?? ''} ${String(run.cause ?? '')}`);
   const text = formatDrillReport(report, { color: Boolean(process.stdout.isTTY), locations: items[0]?.report });
