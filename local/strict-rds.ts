@@ -68,10 +68,28 @@ export interface StrictRdsOptions {
   instances?: InstanceHooks;
 }
 
+/** A point-in-time restore, as the instance hooks see it. */
+export interface PointInTimeRestoreInfo {
+  /** The instance whose automated backups are restored (for a restore from replicated backups in another region: the instance they replicate). */
+  readonly source: { readonly account: string; readonly region: string; readonly id: string };
+  /** The moment restored to; for UseLatestRestorableTime, the newest restorable moment the layer reported at the call. */
+  readonly restoreTime: Date;
+}
+
 /** What happens to a real server behind an emulated instance. */
 export interface InstanceHooks {
-  /** An instance was created or restored (its identifier, and the password it was created with, if any). */
-  created(instance: InstanceInfo, masterPassword: string | undefined): void;
+  /**
+   * An instance was created or restored (its identifier, and the password it was
+   * created with, if any). `pointInTime` is set for RestoreDBInstanceToPointInTime:
+   * a real server behind the source can then be recovered to that moment.
+   */
+  created(instance: InstanceInfo, masterPassword: string | undefined, pointInTime?: PointInTimeRestoreInfo): void;
+  /**
+   * The newest moment a real server behind `instance` can be recovered to (its
+   * newest archived WAL), when one backs it as a point-in-time source; the layer
+   * reports it as LatestRestorableTime instead of its own estimate.
+   */
+  latestRestorable?(instance: { readonly account: string; readonly region: string; readonly id: string }): Date | undefined;
   /** False while the server behind the instance is still starting: the instance stays in its last transitional status. */
   ready?(instance: InstanceInfo): boolean;
   /** The instance became available: its endpoint, if a real server backs it. */

@@ -195,6 +195,61 @@ export const scheduleSchema = z
   })
   .strict();
 
+/** RDS keeps automated backups (the point-in-time window) for 1 to 35 days; Aurora the same. */
+export const PITR_WINDOW_DAYS = { min: 1, max: 35 } as const;
+
+/**
+ * Point-in-time recovery of a plan's RDS instances and Aurora clusters: the
+ * window RDS keeps (automated backups and WAL, BackupRetentionPeriod), checked
+ * on every backup run and by `lifeboat pitr status`, optionally replicated to
+ * the copy region (`snapshots.copy.region`), and drilled.
+ */
+export const pitrSchema = z
+  .object({
+    /** The window every database of the plan must keep: BackupRetentionPeriod at least this (RDS allows 1 to 35). */
+    windowDays: z.number().int().min(PITR_WINDOW_DAYS.min, `RDS keeps automated backups for ${PITR_WINDOW_DAYS.min} to ${PITR_WINDOW_DAYS.max} days`).max(PITR_WINDOW_DAYS.max, `RDS keeps automated backups for ${PITR_WINDOW_DAYS.min} to ${PITR_WINDOW_DAYS.max} days`),
+    /**
+     * RDS instances replicate their automated backups to the copy region
+     * (`snapshots.copy.region`, encrypted there with `snapshots.copy.kmsKeyArn`),
+     * so the window survives the loss of the source region. Aurora has no
+     * automated-backup replication: its databases rely on snapshot copies.
+     * @default false
+     */
+    copyRegion: z.boolean().default(false),
+    /**
+     * lifeboat starts the copy region's replication where it is missing
+     * (StartDBInstanceAutomatedBackupsReplication, in the copy region). Off, it only reports.
+     * @default false
+     */
+    manage: z.boolean().default(false),
+    /**
+     * PITR RPO: the newest restorable moment (LatestRestorableTime) may lag this far
+     * behind now before the freshness alarm fires. RDS ships logs about every 5 minutes.
+     * @default 15
+     */
+    maxLagMinutes: z.number().int().min(6, 'RDS ships logs about every 5 minutes: a lag under 6 minutes would alarm on normal operation').max(1440).default(15),
+    /**
+     * PITR drills (drill kind `pitr`, the default drill of the plan's databases when set):
+     * `moment` is the newest restorable moment (`latest`), a random moment inside the
+     * window (`random`), or the consistent point of the newest dump inside the window
+     * (`dump`: the restored database is then compared with that dump's manifest).
+     * `from`: the source region, or the replicated automated backups in the copy region.
+     * @default - no PITR drills
+     */
+    drill: z
+      .object({
+        /** @default 'dump' when the plan dumps, else 'latest' */
+        moment: z.enum(['latest', 'random', 'dump']).optional(),
+        /** @default 'source' */
+        from: z.enum(['source', 'copy-region']).default('source'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((p) => p.drill?.from !== 'copy-region' || p.copyRegion, { message: 'PITR drills from the copy region restore its replicated automated backups: set copyRegion: true', path: ['drill', 'from'] });
+export type PitrConfig = z.infer<typeof pitrSchema>;
+
 export const planSchema = z
   .object({
     id: identifier,
@@ -225,6 +280,8 @@ export const planSchema = z
     snapshot: z.boolean().default(false),
     /** @default 4 */
     maxConcurrency: z.number().int().min(1).max(19).default(4),
+    /** Point-in-time recovery posture and drills of the plan's RDS instances and Aurora clusters. @default - not checked */
+    pitr: pitrSchema.optional(),
     retention: z
       .object({
         source: retentionPolicySchema.optional(),
@@ -383,7 +440,7 @@ const drillOverrides = {
   /** Drill from the source bucket/region or from the vault copy. @default drills.from */
   from: z.enum(['source', 'vault']).optional(),
   /** Which kind of backup to drill. @default 'dump' when the plan dumps, else 'snapshot' */
-  backupKind: z.enum(['dump', 'snapshot']).optional(),
+  backupKind: z.enum(['dump', 'snapshot', 'pitr']).optional(),
 };
 
 /**
@@ -513,7 +570,7 @@ export const AURORA_COPY_CONCURRENCY = 5;
 interface LooseConfig {
   databases?: Array<{ id?: unknown; rds?: unknown; source?: unknown } | undefined>;
   additionalSources?: Array<{ id?: unknown; account?: unknown; region?: unknown } | undefined>;
-  plans?: Array<{ id?: unknown; databases?: unknown[]; snapshot?: unknown } | undefined>;
+  plans?: Array<{ id?: unknown; databases?: unknown[]; snapshot?: unknown; pitr?: { copyRegion?: unknown; drill?: unknown } } | undefined>;
   vault?: unknown;
   source?: { region?: unknown };
   snapshots?: { copy?: { region?: unknown; kmsKeyArn?: unknown } };
@@ -562,8 +619,39 @@ function checkCrossReferences(cfg: LooseConfig, ctx: z.RefinementCtx): void {
     }
   });
   checkDrillReferences(cfg, databases, plans, ctx);
+  checkPitr(cfg, databases, plans, ctx);
   checkSourceReferences(cfg, databases, ctx);
   checkSnapshotSettings(cfg, plans, ctx);
+}
+
+/**
+ * PITR needs an RDS instance or Aurora cluster behind every database of the
+ * plan; replication to the copy region needs that region (and its key), and
+ * exists for RDS instances only (Aurora has no automated-backup replication).
+ */
+function checkPitr(cfg: LooseConfig, databases: NonNullable<LooseConfig['databases']>, plans: NonNullable<LooseConfig['plans']>, ctx: z.RefinementCtx): void {
+  plans.forEach((plan, i) => {
+    const pitr = plan?.pitr;
+    if (!pitr || typeof pitr !== 'object') return;
+    const planDatabases = Array.isArray(plan?.databases) ? plan.databases : [];
+    planDatabases.forEach((dbId, j) => {
+      const rds = databases.find((d) => d?.id === dbId)?.rds as { clusterIdentifier?: unknown; instanceIdentifier?: unknown } | undefined;
+      if (databases.some((d) => d?.id === dbId) && !rds) {
+        ctx.addIssue({ code: 'custom', message: `point-in-time recovery is RDS's and Aurora's: database "${String(dbId)}" has no rds.instanceIdentifier or rds.clusterIdentifier`, path: ['plans', i, 'databases', j] });
+      } else if (pitr.copyRegion === true && rds?.clusterIdentifier !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `database "${String(dbId)}" is an Aurora cluster, and Aurora has no automated-backup replication: turn pitr.copyRegion off for this plan (move the database to a plan without it) and rely on snapshot copies (snapshot: true with snapshots.copy) in the copy region`,
+          path: ['plans', i, 'pitr', 'copyRegion'],
+        });
+      }
+    });
+    if (pitr.copyRegion === true && !cfg?.snapshots?.copy?.region) {
+      ctx.addIssue({ code: 'custom', message: 'pitr.copyRegion replicates automated backups to the copy region: set snapshots.copy.region (and its customer managed kmsKeyArn, which encrypts the replica)', path: ['plans', i, 'pitr', 'copyRegion'] });
+    } else if (pitr.copyRegion === true && cfg?.snapshots?.copy?.region === cfg?.source?.region) {
+      ctx.addIssue({ code: 'custom', message: 'pitr.copyRegion needs a copy region other than the source region: a replica in the same region does not survive its loss', path: ['plans', i, 'pitr', 'copyRegion'] });
+    }
+  });
 }
 
 /**
@@ -618,12 +706,18 @@ function checkDrillReferences(cfg: LooseConfig, databases: NonNullable<LooseConf
   (Array.isArray(drills?.plans) ? drills.plans : []).forEach((p, i) => {
     if (!plans.some((plan) => plan?.id === p?.id)) ctx.addIssue({ code: 'custom', message: `unknown plan "${String(p?.id)}"`, path: ['drills', 'plans', i, 'id'] });
     if (p?.from === 'vault' && !cfg.vault) ctx.addIssue({ code: 'custom', message: 'drills from the vault need a vault section', path: ['drills', 'plans', i, 'from'] });
+    const backupKind = (p as { backupKind?: unknown } | undefined)?.backupKind;
+    if (backupKind === 'pitr' && !plans.some((plan) => plan?.id === p?.id && plan?.pitr)) {
+      ctx.addIssue({ code: 'custom', message: `PITR drills need plan "${String(p?.id)}" to have a pitr section`, path: ['drills', 'plans', i, 'backupKind'] });
+    }
   });
   (Array.isArray(drills?.databases) ? drills.databases : []).forEach((d, i) => {
     const db = databases.find((x) => x?.id === d?.id);
     if (!db) ctx.addIssue({ code: 'custom', message: `unknown database "${String(d?.id)}"`, path: ['drills', 'databases', i, 'id'] });
-    else if (d?.backupKind === 'snapshot' && !db.rds) {
-      ctx.addIssue({ code: 'custom', message: `snapshot drills need rds.instanceIdentifier or rds.clusterIdentifier on database "${String(d?.id)}"`, path: ['drills', 'databases', i, 'backupKind'] });
+    else if ((d?.backupKind === 'snapshot' || d?.backupKind === 'pitr') && !db.rds) {
+      ctx.addIssue({ code: 'custom', message: `${String(d?.backupKind)} drills need rds.instanceIdentifier or rds.clusterIdentifier on database "${String(d?.id)}"`, path: ['drills', 'databases', i, 'backupKind'] });
+    } else if (d?.backupKind === 'pitr' && !plans.some((p) => p?.pitr && Array.isArray(p.databases) && p.databases.includes(d?.id))) {
+      ctx.addIssue({ code: 'custom', message: `PITR drills need a plan with a pitr section that holds database "${String(d?.id)}"`, path: ['drills', 'databases', i, 'backupKind'] });
     }
     if (d?.from === 'vault' && !cfg.vault) ctx.addIssue({ code: 'custom', message: 'drills from the vault need a vault section', path: ['drills', 'databases', i, 'from'] });
   });
