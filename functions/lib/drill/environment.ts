@@ -19,6 +19,8 @@ export const drillEnvSchema = z.object({
   VAULT_BUCKET: z.string().min(3).optional(),
   VAULT_PREFIX: z.string().default('backups/'),
   VAULT_REGION: z.string().optional(),
+  /** The copy region (snapshots.copy.region): PITR drills from the automated backups replicated there. */
+  COPY_REGION: z.string().optional(),
   /** `rds` in AWS; `local` starts clusters in-process (workstations only). */
   DRILL_DUMP_PROVISIONER: z.enum(['rds', 'local']).default('rds'),
   /** `true` only against moto: RDS instances hold no data there. */
@@ -69,14 +71,14 @@ export function drillNetworkEnvironment(drills: { subnetGroupName?: string; subn
 
 const rdsClient = (region?: string) => new RDSClient({ region, maxAttempts: 6, retryMode: 'adaptive' });
 
-function rdsClients(vaultRegion: string | undefined) {
-  return { source: rdsClient(), vault: vaultRegion ? rdsClient(vaultRegion) : undefined };
+function rdsClients(vaultRegion: string | undefined, copyRegion?: string) {
+  return { source: rdsClient(), vault: vaultRegion ? rdsClient(vaultRegion) : undefined, ...(copyRegion ? { copy: rdsClient(copyRegion) } : {}) };
 }
 
 export function drillDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): DrillDeps {
   const env = parseWith(drillEnvSchema, raw, 'the function environment');
   const aws = createAwsClients();
-  const rds = rdsClients(env.VAULT_REGION);
+  const rds = rdsClients(env.VAULT_REGION, env.COPY_REGION);
   return {
     storage: {
       source: { s3: aws.s3, bucket: env.BACKUP_BUCKET, prefix: env.BACKUP_PREFIX },
@@ -95,11 +97,11 @@ export function drillDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): 
   };
 }
 
-export const janitorEnvSchema = drillEnvSchema.pick({ VAULT_REGION: true, LIFEBOAT_RDS_EMULATED: true, LIFEBOAT_LOCAL_DRILL_DIR: true });
+export const janitorEnvSchema = drillEnvSchema.pick({ VAULT_REGION: true, COPY_REGION: true, LIFEBOAT_RDS_EMULATED: true, LIFEBOAT_LOCAL_DRILL_DIR: true });
 
 export function janitorDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): JanitorDeps {
   const env = parseWith(janitorEnvSchema, raw, 'the function environment');
-  const provisioners = [new RdsProvisioner({ clients: rdsClients(env.VAULT_REGION), emulated: env.LIFEBOAT_RDS_EMULATED === 'true' })];
+  const provisioners = [new RdsProvisioner({ clients: rdsClients(env.VAULT_REGION, env.COPY_REGION), emulated: env.LIFEBOAT_RDS_EMULATED === 'true' })];
   return {
     provisioners: env.LIFEBOAT_LOCAL_DRILL_DIR ? [...provisioners, new LocalPostgresProvisioner({ registryDir: env.LIFEBOAT_LOCAL_DRILL_DIR })] : provisioners,
     secrets: createAwsClients().secrets,

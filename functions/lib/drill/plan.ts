@@ -24,26 +24,42 @@ export function drillRequestsFromConfig(config: LifeboatConfig, options: { datab
     const strictest = [...plans].sort((a, b) => a.rpoMinutes - b.rpoMinutes)[0]!;
     const own = drills.databases.find((d) => d.id === id);
     const planOverride = drills.plans.find((p) => p.id === strictest.id);
-    const backupKind = own?.backupKind ?? planOverride?.backupKind ?? (plans.some((p) => p.dump) ? 'dump' : 'snapshot');
-    if (backupKind === 'snapshot' && !database.rds) {
-      throw new ConfigError('config', [`drills: database "${id}" is drilled from snapshots but has no rds.instanceIdentifier or rds.clusterIdentifier`]);
+    // A plan with PITR drills drills its databases to a moment, unless an override names another kind.
+    const pitrPlan = [...plans].filter((p) => p.pitr).sort((a, b) => Number(!!b.pitr?.drill) - Number(!!a.pitr?.drill) || a.rpoMinutes - b.rpoMinutes)[0];
+    const backupKind = own?.backupKind ?? planOverride?.backupKind ?? (pitrPlan?.pitr?.drill ? 'pitr' : plans.some((p) => p.dump) ? 'dump' : 'snapshot');
+    if (backupKind !== 'dump' && !database.rds) {
+      throw new ConfigError('config', [`drills: database "${id}" is drilled from ${backupKind === 'pitr' ? 'its point-in-time window' : 'snapshots'} but has no rds.instanceIdentifier or rds.clusterIdentifier`]);
     }
+    if (backupKind === 'pitr' && !pitrPlan?.pitr) {
+      throw new ConfigError('config', [`drills: database "${id}" is drilled to a point in time but none of its plans has a pitr section`]);
+    }
+    const pitr =
+      backupKind === 'pitr' && pitrPlan?.pitr
+        ? {
+            moment: pitrPlan.pitr.drill?.moment ?? (plans.some((p) => p.dump) ? ('dump' as const) : ('latest' as const)),
+            from: pitrPlan.pitr.drill?.from ?? ('source' as const),
+            copyRegion: config.snapshots?.copy?.region,
+          }
+        : undefined;
+    const isCluster = !!database.rds && 'clusterIdentifier' in database.rds;
     return drillRequestSchema.parse({
       databaseId: id,
       planId: strictest.id,
       databaseName: database.connection.database,
       backupKind,
+      ...(pitr ? { pitr } : {}),
       selection: own?.selection ?? planOverride?.selection ?? drills.selection,
       from: own?.from ?? planOverride?.from ?? drills.from,
       backupId: options.backupId === 'latest' ? undefined : options.backupId,
       rds: database.rds,
-      targets: targets(plans),
+      // A PITR drill is held to the plan's PITR RPO (the newest restorable moment's lag), not the dumps'.
+      targets: pitr && pitrPlan?.pitr ? { rpoMinutes: pitrPlan.pitr.maxLagMinutes, rtoMinutes: targets(plans).rtoMinutes } : targets(plans),
       assertions: own?.assertions ?? [],
       freshness: own?.freshness,
       amcheck: drills.amcheck,
       instance: {
         // A restored Aurora cluster gets an Aurora instance; everything else (dumps of Aurora too) an RDS PostgreSQL instance.
-        instanceClass: backupKind === 'snapshot' && database.rds && 'clusterIdentifier' in database.rds ? drills.auroraInstanceClass : drills.instanceClass,
+        instanceClass: backupKind !== 'dump' && isCluster ? drills.auroraInstanceClass : drills.instanceClass,
         subnetGroupName: drills.subnetGroupName,
         subnetIds: drills.subnetIds,
         securityGroupIds: drills.securityGroupIds,

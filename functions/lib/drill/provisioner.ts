@@ -22,7 +22,7 @@ export interface Provisioner {
   /** Sets a new master password (already stored in the drill's secret). */
   applyPassword(ref: InstanceRef, password: string): Promise<void>;
   /** Deletes what the drill created; idempotent, and works without `ref` (provisioning that failed midway). */
-  teardown(drillId: string, from: DrillRequest['from'], ref?: InstanceRef): Promise<TeardownItem[]>;
+  teardown(drillId: string, from: InstanceRef['from'], ref?: InstanceRef): Promise<TeardownItem[]>;
   /** Every drill resource this provisioner can see, for the janitor. */
   listDrillResources(): Promise<DrillResource[]>;
   /** Deletes one resource the janitor found expired. */

@@ -14,7 +14,9 @@ import {
   ModifyDBClusterCommand,
   ModifyDBInstanceCommand,
   RestoreDBClusterFromSnapshotCommand,
+  RestoreDBClusterToPointInTimeCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
+  RestoreDBInstanceToPointInTimeCommand,
   type RDSClient,
 } from '@aws-sdk/client-rds';
 import { DrillProvisioningError, InstanceNotReadyError, ThrottledError } from '../errors.ts';
@@ -33,8 +35,8 @@ import {
 import type { DrillRequest, InstanceRef, TeardownItem } from './types.ts';
 
 export interface RdsProvisionerOptions {
-  /** RDS clients for the source region and, for vault drills, the vault's. */
-  clients: { source: RDSClient; vault?: RDSClient };
+  /** RDS clients for the source region and, for vault drills, the vault's; for PITR drills from replicated automated backups, the copy region's. */
+  clients: { source: RDSClient; vault?: RDSClient; copy?: RDSClient };
   /**
    * The API is emulated (moto): instances hold no data, so the drill reports its
    * data checks as not performed instead of connecting. Never set in AWS.
@@ -84,8 +86,8 @@ export class RdsProvisioner implements Provisioner {
   }
 
   #client(from: string | undefined): RDSClient {
-    const client = from === 'vault' ? this.#clients.vault : this.#clients.source;
-    if (!client) throw new DrillProvisioningError(`No RDS client for the ${from} location.`, { nextStep: 'set VAULT_REGION for drills from the vault.' });
+    const client = from === 'vault' ? this.#clients.vault : from === 'copy-region' || from === 'copy' ? this.#clients.copy : this.#clients.source;
+    if (!client) throw new DrillProvisioningError(`No RDS client for the ${from} location.`, { nextStep: from === 'vault' ? 'set VAULT_REGION for drills from the vault.' : 'set COPY_REGION for PITR drills from the copy region.' });
     return client;
   }
 
@@ -99,7 +101,7 @@ export class RdsProvisioner implements Provisioner {
 
   async provision(request: ProvisionRequest): Promise<InstanceRef> {
     const { backup, instance, tags } = request;
-    const from = backup.kind === 'snapshot' ? backup.from : 'source';
+    const from = backup.kind === 'dump' ? 'source' : backup.from;
     const rds = this.#client(from);
     const name = drillResourceName(tags.drillId);
     const Tags = drillTagList(tags);
@@ -122,7 +124,25 @@ export class RdsProvisioner implements Provisioner {
     let clusterIdentifier: string | undefined;
     // An own-account snapshot by identifier; a vault snapshot (possibly shared from another account) needs its ARN.
     const snapshotRef = backup.kind === 'snapshot' ? (backup.from === 'vault' ? backup.snapshotArn : backup.backupId) : undefined;
-    if (backup.kind === 'snapshot' && backup.isCluster) {
+    if (backup.kind === 'pitr' && backup.isCluster) {
+      // Aurora: the cluster to the moment, then one instance in it.
+      clusterIdentifier = name;
+      identifier = `${name}${CLUSTER_INSTANCE_SUFFIX}`;
+      const when = backup.useLatest ? { UseLatestRestorableTime: true } : { RestoreToTime: new Date(backup.consistentAt) };
+      await this.#idempotent(`RestoreDBClusterToPointInTime ${name} from ${backup.sourceIdentifier}`, () =>
+        rds.send(new RestoreDBClusterToPointInTimeCommand({ DBClusterIdentifier: name, SourceDBClusterIdentifier: backup.sourceIdentifier, RestoreType: 'full-copy', ...when, ...placement })),
+      );
+      await this.#idempotent(`CreateDBInstance ${identifier}`, () =>
+        rds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: identifier, DBClusterIdentifier: name, Engine: backup.engine, DBInstanceClass: instance.instanceClass, PubliclyAccessible: false, Tags })),
+      );
+    } else if (backup.kind === 'pitr') {
+      // The source's own automated backups by identifier, or their replica in the copy region by ARN (the source region may be gone).
+      const source = backup.automatedBackupsArn ? { SourceDBInstanceAutomatedBackupsArn: backup.automatedBackupsArn } : { SourceDBInstanceIdentifier: backup.sourceIdentifier };
+      const when = backup.useLatest ? { UseLatestRestorableTime: true } : { RestoreTime: new Date(backup.consistentAt) };
+      await this.#idempotent(`RestoreDBInstanceToPointInTime ${name} from ${backup.sourceIdentifier}`, () =>
+        rds.send(new RestoreDBInstanceToPointInTimeCommand({ TargetDBInstanceIdentifier: name, ...source, ...when, BackupRetentionPeriod: 0, ...isolated })),
+      );
+    } else if (backup.kind === 'snapshot' && backup.isCluster) {
       clusterIdentifier = name;
       identifier = `${name}${CLUSTER_INSTANCE_SUFFIX}`;
       // Aurora keeps at least one day of backups; BackupRetentionPeriod 0 does not exist for clusters.
@@ -136,7 +156,7 @@ export class RdsProvisioner implements Provisioner {
       await this.#idempotent(`RestoreDBInstanceFromDBSnapshot ${name}`, () =>
         rds.send(new RestoreDBInstanceFromDBSnapshotCommand({ DBInstanceIdentifier: name, DBSnapshotIdentifier: snapshotRef, BackupRetentionPeriod: 0, ...isolated })),
       );
-    } else {
+    } else if (backup.kind === 'dump') {
       const gib = Math.max(20, Math.ceil((backup.sizeBytes * 2) / 1024 ** 3));
       await this.#idempotent(`CreateDBInstance ${name}`, () =>
         rds.send(

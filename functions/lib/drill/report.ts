@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { describeCaughtError } from '../alerts/format.ts';
 import { redact } from '../redact.ts';
 import { check } from './verify.ts';
-import { drillCheckSchema, measurementSchema, restoreClientSchema, teardownItemSchema, type DrillCheck, type DrillState } from './types.ts';
+import { drillCheckSchema, measurementSchema, restoreClientSchema, teardownItemSchema, type DrillCheck, type DrillState, type PitrBackup } from './types.ts';
 
 /**
  * The drill report: one JSON object per drill at
@@ -27,9 +27,9 @@ export const drillReportSchema = z.object({
   summary: z.string(),
   backup: z
     .object({
-      kind: z.enum(['dump', 'snapshot']),
+      kind: z.enum(['dump', 'snapshot', 'pitr']),
       id: z.string(),
-      from: z.enum(['source', 'vault']),
+      from: z.enum(['source', 'vault', 'copy-region']),
       location: z.string(),
       consistentAt: z.iso.datetime(),
       choice: z.enum(['latest', 'random', 'explicit']),
@@ -85,6 +85,13 @@ function caught(error: { Error?: string; Cause?: string }): { name: string; mess
   return { name: d.failure, message: redact(d.nextStep ? `${d.what} Next step: ${d.nextStep}` : d.what) };
 }
 
+/** Where a point-in-time restore came from, in words: the automated backups (or their replica) and the moment. */
+function pitrLocation(b: PitrBackup): string {
+  const what = b.automatedBackupsArn ?? `automated backups of ${b.isCluster ? 'cluster' : 'instance'} ${b.sourceIdentifier}`;
+  const moment = b.useLatest ? `the newest restorable moment (${b.consistentAt} when selected)` : b.dump ? `${b.consistentAt}, the consistent point of dump ${b.dump.backupId}` : b.consistentAt;
+  return `${what}${b.region ? ` in ${b.region}` : ''} at ${moment}; window ${b.window.earliest} to ${b.window.latest}`;
+}
+
 export function buildDrillReport(state: DrillState, drillId: string, now: Date): DrillReport {
   const { request, selection, instance, measurement } = state;
   const error = state.error ? caught(state.error) : undefined;
@@ -106,7 +113,7 @@ export function buildDrillReport(state: DrillState, drillId: string, now: Date):
       kind: b.kind,
       id: b.backupId,
       from: b.from,
-      location: b.kind === 'dump' ? `s3://${b.bucket}/${b.manifestKey}` : b.snapshotArn,
+      location: b.kind === 'dump' ? `s3://${b.bucket}/${b.manifestKey}` : b.kind === 'snapshot' ? b.snapshotArn : pitrLocation(b),
       consistentAt: b.consistentAt,
       choice: selection.choice,
       newestConsistentAt: selection.newestConsistentAt,

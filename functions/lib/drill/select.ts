@@ -1,10 +1,12 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand, type RDSClient } from '@aws-sdk/client-rds';
+import { DescribeDBClusterSnapshotsCommand, DescribeDBInstanceAutomatedBackupsCommand, DescribeDBSnapshotsCommand, type DBInstanceAutomatedBackup, type RDSClient } from '@aws-sdk/client-rds';
 import { findBackup, listBackupIds } from '../backup/catalog.ts';
 import { backupKeys, parseBackupIdTime } from '../backup/manifest.ts';
 import { BackupNotFoundError, ConfigError } from '../errors.ts';
 import { readManifest } from '../restore/fetch.ts';
-import type { DrillRequest, Selection } from './types.ts';
+import { readPitrWindow } from '../restore/point-in-time.ts';
+import { errorName } from './provisioner.ts';
+import type { DrillRequest, PitrBackup, Selection } from './types.ts';
 
 /** A bucket and prefix holding dump backups (the source bucket, or the vault's copy). */
 export interface BackupLocation {
@@ -15,7 +17,8 @@ export interface BackupLocation {
 
 export interface SelectionDeps {
   storage: { source: BackupLocation; vault?: BackupLocation };
-  rds?: { source: RDSClient; vault?: RDSClient };
+  /** RDS clients: the source region, the vault's, and the copy region's (PITR drills from replicated automated backups). */
+  rds?: { source: RDSClient; vault?: RDSClient; copy?: RDSClient };
   now: Date;
   /** [0, 1), injectable for tests. */
   random: () => number;
@@ -199,7 +202,155 @@ async function selectSnapshot(request: DrillRequest, deps: SelectionDeps): Promi
   };
 }
 
+interface PitrSpan {
+  earliest: Date;
+  latest: Date;
+  retentionDays: number;
+  engine: string;
+  automatedBackupsArn?: string;
+}
+
+/** The window of the source's own automated backups (source region). */
+async function sourceSpan(rds: RDSClient, request: DrillRequest, source: string): Promise<PitrSpan> {
+  const where = `${source} (database "${request.databaseId}", source region)`;
+  let window;
+  try {
+    window = await readPitrWindow(rds, request.rds!);
+  } catch (error) {
+    throw new BackupNotFoundError(`The point-in-time window of ${where} could not be read: ${errorName(error)}: ${(error as Error).message}`, {
+      nextStep: "check that the instance or cluster exists and the drill role may describe it (rds:DescribeDBInstances, DescribeDBClusters, DescribeDBInstanceAutomatedBackups).",
+    });
+  }
+  if (window.kind === 'multi-az-cluster') {
+    throw new BackupNotFoundError(`${where} is an RDS Multi-AZ DB cluster: lifeboat's PITR drills restore RDS instances and Aurora clusters only.`, {
+      nextStep: 'drill this database from dumps or snapshots (drills.databases[].backupKind), and restore it to a moment with aws rds restore-db-cluster-to-point-in-time.',
+    });
+  }
+  if (window.retentionDays === 0 || !window.latest || !window.earliest) {
+    throw new BackupNotFoundError(
+      `${where} has no point-in-time window (BackupRetentionPeriod ${window.retentionDays}${window.latest ? '' : ', no LatestRestorableTime'}).`,
+      { nextStep: `turn automated backups on (aws rds modify-db-${'clusterIdentifier' in request.rds! ? 'cluster --db-cluster-identifier' : 'instance --db-instance-identifier'} ${source} --backup-retention-period <days> --apply-immediately); lifeboat pitr status shows the posture.` },
+    );
+  }
+  return { earliest: window.earliest, latest: window.latest, retentionDays: window.retentionDays, engine: window.engine ?? (window.kind === 'aurora' ? 'aurora-postgresql' : 'postgres') };
+}
+
+/**
+ * The window of the source's automated backups as replicated into the copy
+ * region, found there by the source's identifier alone: a drill from the copy
+ * region must work without the source region.
+ */
+async function replicaSpan(rds: RDSClient, request: DrillRequest, source: string): Promise<PitrSpan> {
+  const region = request.pitr?.copyRegion ?? 'the copy region';
+  const where = `the replicated automated backups of ${source} in ${region} (database "${request.databaseId}")`;
+  const found: DBInstanceAutomatedBackup[] = [];
+  try {
+    let marker: string | undefined;
+    do {
+      const page = await rds.send(new DescribeDBInstanceAutomatedBackupsCommand({ Marker: marker }));
+      found.push(...(page.DBInstanceAutomatedBackups ?? []).filter((b) => b.DBInstanceIdentifier === source && b.Region !== request.pitr?.copyRegion));
+      marker = page.Marker;
+    } while (marker);
+  } catch (error) {
+    throw new BackupNotFoundError(`${where} could not be listed: ${errorName(error)}: ${(error as Error).message}`, {
+      nextStep: `check the drill role's rds:DescribeDBInstanceAutomatedBackups in ${region}.`,
+    });
+  }
+  const active = found.find((b) => b.Status === 'active' && b.RestoreWindow?.EarliestTime && b.RestoreWindow.LatestTime && b.DBInstanceAutomatedBackupsArn);
+  if (!active) {
+    const seen = found.map((b) => b.Status ?? 'unknown').join(', ');
+    throw new BackupNotFoundError(`No active replica of ${source}'s automated backups in ${region}${seen ? ` (found: ${seen})` : ''}: there is nothing to restore there.`, {
+      nextStep: 'lifeboat pitr status shows the replication; start it with pitr.manage: true or aws rds start-db-instance-automated-backups-replication (in the copy region).',
+    });
+  }
+  return {
+    earliest: active.RestoreWindow!.EarliestTime!,
+    latest: active.RestoreWindow!.LatestTime!,
+    retentionDays: active.BackupRetentionPeriod ?? 0,
+    engine: active.Engine ?? 'postgres',
+    automatedBackupsArn: active.DBInstanceAutomatedBackupsArn!,
+  };
+}
+
+/** The newest committed dump whose consistent point lies inside [earliest, latest]. */
+async function dumpInside(request: DrillRequest, deps: SelectionDeps, span: PitrSpan): Promise<{ id: string; manifestKey: string; consistentAt: Date; bucket: string } | undefined> {
+  const loc = deps.storage.source;
+  const ids = (await listBackupIds(loc.s3, loc.bucket, loc.prefix, request.databaseId)).sort().reverse();
+  for (const id of ids) {
+    const at = parseBackupIdTime(id);
+    // Ids carry the start of the dump, a little before its consistent point.
+    if (!at || at.getTime() > span.latest.getTime()) continue;
+    if (at.getTime() < span.earliest.getTime() - 3_600_000) break;
+    const committed = await findBackup(loc.s3, loc.bucket, loc.prefix, request.databaseId, id).then(() => true, () => false);
+    if (!committed) continue;
+    const manifestKey = backupKeys(loc.prefix, request.databaseId, id).manifest;
+    const consistentAt = new Date((await readManifest(loc.s3, loc.bucket, manifestKey)).consistentAt);
+    if (consistentAt >= span.earliest && consistentAt <= span.latest) return { id, manifestKey, consistentAt, bucket: loc.bucket };
+  }
+  return undefined;
+}
+
+/** A moment a little inside the window: its oldest edge moves on while the drill runs. */
+const EARLIEST_MARGIN_MS = 15 * 60_000;
+
+/**
+ * Chooses the moment a PITR drill restores to: RDS's newest restorable moment,
+ * a random second inside the window, or the consistent point of the newest
+ * lifeboat dump inside it (so the restore can be compared with its manifest).
+ */
+async function selectPitr(request: DrillRequest, deps: SelectionDeps): Promise<Chosen> {
+  const pitr = request.pitr;
+  if (!request.rds || !pitr) throw new ConfigError('drill request', [`pitr: database "${request.databaseId}" is drilled to a point in time but names no RDS instance or cluster, or no pitr settings`]);
+  const isCluster = 'clusterIdentifier' in request.rds;
+  const source = 'clusterIdentifier' in request.rds ? request.rds.clusterIdentifier : request.rds.instanceIdentifier;
+  const fromCopy = pitr.from === 'copy-region';
+  const rds = fromCopy ? deps.rds?.copy : deps.rds?.source;
+  if (!rds) throw new ConfigError('drill deployment', [`rds: a PITR drill from the ${fromCopy ? 'copy region' : 'source region'} needs an RDS client there${fromCopy ? ' (COPY_REGION)' : ''}`]);
+  const span = fromCopy ? await replicaSpan(rds, request, source) : await sourceSpan(rds, request, source);
+  let moment: Date;
+  let dump: PitrBackup['dump'];
+  if (pitr.moment === 'latest') {
+    moment = span.latest;
+  } else if (pitr.moment === 'random') {
+    const width = span.latest.getTime() - span.earliest.getTime();
+    const from = span.earliest.getTime() + Math.min(EARLIEST_MARGIN_MS, width / 10);
+    moment = new Date(Math.floor((from + deps.random() * (span.latest.getTime() - from)) / 1000) * 1000);
+  } else {
+    const found = await dumpInside(request, deps, span);
+    if (!found) {
+      throw new BackupNotFoundError(`No committed dump of database "${request.databaseId}" has its consistent point inside the point-in-time window of ${source} (${span.earliest.toISOString()} to ${span.latest.toISOString()}).`, {
+        nextStep: 'run a dump (lifeboat backup) and drill again once RDS has shipped the logs past it (about 5 minutes), or set pitr.drill.moment to latest or random.',
+      });
+    }
+    moment = found.consistentAt;
+    dump = { backupId: found.id, bucket: found.bucket, manifestKey: found.manifestKey, from: 'source' };
+  }
+  const useLatest = pitr.moment === 'latest';
+  return {
+    choice: pitr.moment === 'random' ? 'random' : 'latest',
+    candidates: 1,
+    // The PITR RPO: how far back the newest restorable moment is when the drill starts.
+    newestConsistentAt: span.latest.toISOString(),
+    backup: {
+      kind: 'pitr',
+      backupId: `${source}@${useLatest ? 'latest' : moment.toISOString()}`,
+      from: pitr.from,
+      ...(fromCopy && pitr.copyRegion ? { region: pitr.copyRegion } : {}),
+      isCluster,
+      sourceIdentifier: source,
+      ...(span.automatedBackupsArn ? { automatedBackupsArn: span.automatedBackupsArn } : {}),
+      engine: span.engine,
+      moment: pitr.moment,
+      useLatest,
+      consistentAt: moment.toISOString(),
+      window: { earliest: span.earliest.toISOString(), latest: span.latest.toISOString(), retentionDays: span.retentionDays },
+      ...(dump ? { dump } : {}),
+    },
+  };
+}
+
 /** Chooses the backup a drill restores, with the newest backup's consistent point for the age check. */
 export async function selectBackup(request: DrillRequest, deps: SelectionDeps): Promise<Chosen> {
+  if (request.backupKind === 'pitr') return selectPitr(request, deps);
   return request.backupKind === 'snapshot' ? selectSnapshot(request, deps) : selectDump(request, deps);
 }

@@ -17,8 +17,8 @@ import { measureDrill, publishMeasurement, recordMetric, type DrillMetrics } fro
 import type { DrillTags, Provisioner } from './provisioner.ts';
 import { buildDrillReport, drillReportKey, writeDrillReport } from './report.ts';
 import { selectBackup, type BackupLocation } from './select.ts';
-import type { DrillState, DrillTeardown, InstanceRef, Measurement, ProviderName, RestoreOutcome, Selection, Verification } from './types.ts';
-import { backupAgeCheck, fromComparison, MANIFEST_CHECKS, notPerformed, restoreChecks, runVerificationSuite, skipped } from './verify.ts';
+import type { DrillCheck, DrillState, DrillTeardown, InstanceRef, Measurement, ProviderName, RestoreOutcome, Selection, Verification } from './types.ts';
+import { backupAgeCheck, compareWithDumpAtMoment, fromComparison, MANIFEST_CHECKS, notPerformed, restoreChecks, runVerificationSuite, skipped } from './verify.ts';
 
 /** Everything the drill steps need; the handler builds it once per cold start. */
 export interface DrillDeps {
@@ -38,8 +38,8 @@ export interface DrillDeps {
    * @default - the request's own (local runs, which have no deployed config)
    */
   drillNetwork?: DrillNetwork;
-  /** RDS clients for snapshot selection. */
-  rds?: { source: RDSClient; vault?: RDSClient };
+  /** RDS clients for snapshot and point-in-time selection (the copy region's for PITR drills from replicated automated backups). */
+  rds?: { source: RDSClient; vault?: RDSClient; copy?: RDSClient };
   metrics?: DrillMetrics;
   now?: () => Date;
   random?: () => number;
@@ -66,7 +66,7 @@ function provisionerFor(deps: DrillDeps, provider: ProviderName): Provisioner {
 
 /** The provisioner a drill uses: RDS for snapshots, the configured one for dumps. */
 function provisionerOf(state: DrillState, deps: DrillDeps): Provisioner {
-  return provisionerFor(deps, state.instance?.provider ?? (state.request.backupKind === 'snapshot' ? 'rds' : deps.dumpProvider));
+  return provisionerFor(deps, state.instance?.provider ?? (state.request.backupKind === 'dump' ? deps.dumpProvider : 'rds'));
 }
 
 function tagsOf(state: DrillState): DrillTags {
@@ -173,7 +173,8 @@ async function whenReachable<T>(what: string, fn: () => Promise<T>): Promise<T> 
 
 async function restore(state: DrillState, deps: DrillDeps, registry: SecretRegistry): Promise<RestoreOutcome> {
   const backup = need(state.selection, 'selection').backup;
-  if (backup.kind === 'snapshot') return { kind: 'snapshot', database: state.request.databaseName ?? 'postgres', checks: [] };
+  // Snapshots and point-in-time restores bring their data with them: verify reads it.
+  if (backup.kind !== 'dump') return { kind: backup.kind, database: state.request.databaseName ?? 'postgres', checks: [] };
   // An emulated instance (moto) holds no data and accepts no connections: verify reports the checks as not performed.
   if (need(state.instance, 'instance').emulated) return { kind: 'dump', database: backup.databaseName, checks: [] };
   const location = need(deps.storage[backup.from], `${backup.from} storage`);
@@ -228,14 +229,15 @@ async function verify(state: DrillState, deps: DrillDeps, registry: SecretRegist
     const why = 'emulated: the RDS API is served by an emulator (moto) whose instances hold no data, so no query ran';
     const names = [
       ...(outcome.kind === 'dump' ? ['sha256', 'decryption', 'pg_restore', ...MANIFEST_CHECKS] : ['restored data readable']),
+      ...(selection.backup.kind === 'pitr' && selection.backup.dump ? MANIFEST_CHECKS : []),
       ...request.assertions.map((a) => `assertion: ${a.name}`),
       ...(request.freshness ? ['freshness: newest row'] : []),
       'amcheck',
     ];
     return { emulated: true, checks: [...names.map((n) => notPerformed(n, why)), age] };
   }
-  const manifestChecks = outcome.kind === 'dump' ? outcome.checks : MANIFEST_CHECKS.map((n) => skipped(n, 'a snapshot carries no manifest inventory; dump drills compare it'));
   const target = await throwaway(state, deps, registry, outcome.database);
+  const manifestChecks = await manifestChecksOf(state, deps, target);
   const suite = await whenReachable(`The drill's throwaway does not accept connections`, () =>
     runVerificationSuite(target, {
       databaseId: request.databaseId,
@@ -254,6 +256,25 @@ async function verify(state: DrillState, deps: DrillDeps, registry: SecretRegist
   };
 }
 
+/**
+ * The comparison with a manifest: a dump drill's restore ran it; a point-in-time
+ * restore to a dump's consistent point is compared with that dump's manifest
+ * here (exact and in-flight checks told apart); a snapshot or another moment has
+ * no manifest to compare with.
+ */
+async function manifestChecksOf(state: DrillState, deps: DrillDeps, target: ResolvedConnection): Promise<DrillCheck[]> {
+  const outcome = need(state.restore, 'restore outcome');
+  const backup = need(state.selection, 'selection').backup;
+  if (outcome.kind === 'dump') return outcome.checks;
+  if (backup.kind !== 'pitr') return MANIFEST_CHECKS.map((n) => skipped(n, 'a snapshot carries no manifest inventory; dump drills compare it'));
+  if (!backup.dump) {
+    return MANIFEST_CHECKS.map((n) => skipped(n, `the moment ${backup.useLatest ? '(the newest restorable one)' : backup.consistentAt} is no dump's consistent point, so there is no manifest to compare with; pitr.drill.moment "dump" compares`));
+  }
+  const location = need(deps.storage[backup.dump.from], `${backup.dump.from} storage`);
+  const manifest = await readManifest(location.s3, backup.dump.bucket, backup.dump.manifestKey);
+  return whenReachable(`The drill's throwaway does not accept connections`, () => compareWithDumpAtMoment(manifest, target));
+}
+
 async function measure(state: DrillState, deps: DrillDeps): Promise<Measurement> {
   const selection = need(state.selection, 'selection');
   const m = measureDrill(state, reportLocation(state, deps, selection.drillId));
@@ -265,7 +286,9 @@ async function teardown(state: DrillState, deps: DrillDeps): Promise<DrillTeardo
   if (!state.selection) return { completedAt: nowOf(deps).toISOString(), items: [] };
   const { drillId } = state.selection;
   const items = [await deleteDrillSecret(deps.secrets, drillSecretName(drillId))];
-  items.push(...(await provisionerOf(state, deps).teardown(drillId, state.request.from, state.instance)));
+  // Without an instance ref (provisioning failed midway), look where the drill would have created it.
+  const from = state.request.backupKind === 'pitr' && state.request.pitr?.from === 'copy-region' ? 'copy-region' : state.request.from;
+  items.push(...(await provisionerOf(state, deps).teardown(drillId, from, state.instance)));
   const pending = items.filter((i) => i.outcome === 'pending' || i.outcome === 'failed');
   if (pending.length > 0) {
     throw new TeardownIncompleteError(`Teardown of drill ${drillId} (database "${state.request.databaseId}") is still waiting for ${pending.map((i) => `${i.type} ${i.id} (${i.detail ?? i.outcome})`).join(', ')}.`, {

@@ -16,7 +16,20 @@ export const drillRequestSchema = z
     planId: z.string().min(1),
     /** Database to verify inside a restored snapshot; dump drills use the manifest's name. */
     databaseName: z.string().min(1).optional(),
-    backupKind: z.enum(['dump', 'snapshot']).default('dump'),
+    backupKind: z.enum(['dump', 'snapshot', 'pitr']).default('dump'),
+    /**
+     * PITR drills (`backupKind: 'pitr'`): the moment restored to, and from where
+     * (the source region's automated backups, or their replica in the copy region).
+     */
+    pitr: z
+      .object({
+        moment: z.enum(['latest', 'random', 'dump']),
+        from: z.enum(['source', 'copy-region']).default('source'),
+        /** The copy region (`snapshots.copy.region`), for drills from it. */
+        copyRegion: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
     selection: drillSelectionSchema.default('latest'),
     from: z.enum(['source', 'vault']).default('source'),
     /** A specific backup id (dumps) or snapshot identifier/ARN instead of `selection`. */
@@ -51,8 +64,16 @@ export const drillRequestSchema = z
   })
   .strict()
   .superRefine((request, ctx) => {
+    if (request.backupKind === 'pitr') {
+      if (!request.rds) ctx.addIssue({ code: 'custom', message: `database "${request.databaseId}" is drilled to a point in time but names no RDS instance or Aurora cluster`, path: ['rds'] });
+      if (!request.pitr) ctx.addIssue({ code: 'custom', message: `database "${request.databaseId}" is drilled to a point in time but its request has no pitr settings`, path: ['pitr'] });
+      if (request.pitr?.from === 'copy-region' && !request.pitr.copyRegion) ctx.addIssue({ code: 'custom', message: 'a PITR drill from the copy region needs the copy region', path: ['pitr', 'copyRegion'] });
+      if (request.pitr?.from === 'copy-region' && request.rds && 'clusterIdentifier' in request.rds) {
+        ctx.addIssue({ code: 'custom', message: `database "${request.databaseId}" is an Aurora cluster: Aurora has no automated-backup replication to drill from the copy region`, path: ['pitr', 'from'] });
+      }
+    }
     // A restored Aurora cluster needs an instance of a class Aurora offers (RDS would refuse it only after the restore).
-    if (request.backupKind !== 'snapshot' || !request.rds || !('clusterIdentifier' in request.rds)) return;
+    if (request.backupKind === 'dump' || !request.rds || !('clusterIdentifier' in request.rds)) return;
     const problem = auroraInstanceClassProblem(request.instance.instanceClass);
     if (problem) ctx.addIssue({ code: 'custom', message: `database "${request.databaseId}" is an Aurora cluster: ${problem} (drills.auroraInstanceClass)`, path: ['instance', 'instanceClass'] });
   });
@@ -83,6 +104,33 @@ export const snapshotBackupSchema = z.object({
   consistentAt: isoTime,
 });
 
+/**
+ * A moment inside an RDS instance's or Aurora cluster's point-in-time window.
+ * `consistentAt` is the moment restored to; for `useLatest`, RDS's newest
+ * restorable moment when the drill selected it (the restore may reach a little
+ * further: RDS restores to its newest moment at the call).
+ */
+export const pitrBackupSchema = z.object({
+  kind: z.literal('pitr'),
+  /** `<source>@<moment>`, or `<source>@latest`. */
+  backupId: z.string(),
+  from: z.enum(['source', 'copy-region']),
+  /** The region restored in (the copy region for drills from it). */
+  region: z.string().optional(),
+  isCluster: z.boolean(),
+  sourceIdentifier: z.string(),
+  /** The replicated automated backups in the copy region (SourceDBInstanceAutomatedBackupsArn). */
+  automatedBackupsArn: z.string().optional(),
+  engine: z.string(),
+  moment: z.enum(['latest', 'random', 'dump']),
+  useLatest: z.boolean(),
+  consistentAt: isoTime,
+  window: z.object({ earliest: isoTime, latest: isoTime, retentionDays: z.number().int() }),
+  /** For `moment: 'dump'`: the dump whose consistent point is the moment; the restored database is compared with its manifest. */
+  dump: z.object({ backupId: z.string(), bucket: z.string(), manifestKey: z.string(), from: z.enum(['source', 'vault']) }).optional(),
+});
+export type PitrBackup = z.infer<typeof pitrBackupSchema>;
+
 export const selectionSchema = z.object({
   drillId: z.string(),
   startedAt: isoTime,
@@ -91,7 +139,7 @@ export const selectionSchema = z.object({
   candidates: z.number().int().nonnegative(),
   /** Consistent point of the newest committed backup (for the backup-age check). */
   newestConsistentAt: isoTime,
-  backup: z.discriminatedUnion('kind', [dumpBackupSchema, snapshotBackupSchema]),
+  backup: z.discriminatedUnion('kind', [dumpBackupSchema, snapshotBackupSchema, pitrBackupSchema]),
 });
 export type Selection = z.infer<typeof selectionSchema>;
 export type SelectedBackup = Selection['backup'];
@@ -102,7 +150,8 @@ export const instanceRefSchema = z.object({
   identifier: z.string(),
   clusterIdentifier: z.string().optional(),
   createdSubnetGroup: z.string().optional(),
-  from: z.enum(['source', 'vault']),
+  /** Where the throwaway lives: the source region, the vault's, or (PITR drills from replicated backups) the copy region. */
+  from: z.enum(['source', 'vault', 'copy-region']),
   /** True where the instance is an API-level emulation (moto) that holds no data. */
   emulated: z.boolean(),
   endpoint: z.object({ host: z.string(), port: z.number().int() }).optional(),
@@ -113,7 +162,13 @@ export const instanceRefSchema = z.object({
 export type InstanceRef = z.infer<typeof instanceRefSchema>;
 export type ProviderName = InstanceRef['provider'];
 
-export const checkStatus = z.enum(['passed', 'failed', 'skipped', 'not-performed']);
+/**
+ * `inexact`: a comparison that cannot be exact by nature and found a difference
+ * within what that allows (a point-in-time restore to a dump's consistent point
+ * differs from the dump by the transactions in flight at that instant). It is
+ * reported with its differences and does not fail the drill.
+ */
+export const checkStatus = z.enum(['passed', 'failed', 'skipped', 'not-performed', 'inexact']);
 export const drillCheckSchema = z.object({
   name: z.string(),
   status: checkStatus,
@@ -133,7 +188,7 @@ export const restoreClientSchema = z.object({
 export type RestoreClientRecord = z.infer<typeof restoreClientSchema>;
 
 export const restoreOutcomeSchema = z.object({
-  kind: z.enum(['dump', 'snapshot']),
+  kind: z.enum(['dump', 'snapshot', 'pitr']),
   database: z.string(),
   /** Dump drills: the client that restored (absent for snapshots and emulated instances). */
   client: restoreClientSchema.optional(),
@@ -162,7 +217,7 @@ export const measurementSchema = z.object({
   verdict: z.enum(['passed', 'failed', 'emulated']),
   summary: z.string(),
   rto: objective,
-  rpo: objective.extend({ basis: z.enum(['drilled-backup', 'newest-backup']) }),
+  rpo: objective.extend({ basis: z.enum(['drilled-backup', 'newest-backup', 'latest-restorable']) }),
   objectivesMet: z.boolean(),
   objectiveSummary: z.string(),
 });

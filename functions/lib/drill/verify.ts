@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import type { FetchResult } from '../restore/fetch.ts';
-import type { ComparisonCheck } from '../restore/compare.ts';
+import type { Inventory, Manifest } from '../backup/manifest.ts';
+import { compareInventories, type ComparisonCheck } from '../restore/compare.ts';
+import { privilegesUnknownTo } from '../pg/privileges.ts';
 import { connect, type ResolvedConnection } from '../pg/connection.ts';
-import { quoteIdent } from '../pg/inventory.ts';
+import { quoteIdent, takeInventory } from '../pg/inventory.ts';
 import type { SecretRegistry } from '../redact.ts';
 import { capDifferences, type DrillCheck, type DrillRequest, type RestoreClientRecord } from './types.ts';
 
@@ -172,4 +174,50 @@ async function amcheck(client: pg.Client, mode: DrillRequest['amcheck'], registr
     }
   }
   return check(name, problems.length === 0, `${rows.length} btree indexes checked with bt_index_check${heap ? ' (heapallindexed)' : ''}`, problems);
+}
+
+/**
+ * A table's row count may differ between a dump and a point-in-time restore to
+ * its consistent point by the transactions in flight at that instant (commit
+ * records stamped just before the snapshot but not yet visible to it, or just
+ * after). Beyond this many rows (or 1 % of the table), the difference is not
+ * "in flight": it fails.
+ */
+export const IN_FLIGHT_ROWS = 100;
+
+/**
+ * A point-in-time restore to a dump's consistent point, compared with that
+ * dump's manifest. Exact by nature: the set of tables, the schema fingerprint,
+ * extensions, owners and privileges (DDL and GRANTs in flight at that very
+ * instant aside), and sequences at or past the manifest's values (a sequence's
+ * WAL runs ahead of its last value). Inexact by nature: row counts and large
+ * objects, which may differ by the transactions in flight at the instant; a
+ * small difference is reported `inexact`, a larger one fails.
+ */
+export async function compareWithDumpAtMoment(manifest: Manifest, target: ResolvedConnection): Promise<DrillCheck[]> {
+  const client = await connect(manifest.database.id, target, 'lifeboat-drill-verify');
+  let actual: Inventory;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    actual = await takeInventory(client, { fingerprintVersion: manifest.inventory.schemaFingerprintVersion ?? 1 });
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+  const keep = { owners: true, acls: true, unknownPrivileges: privilegesUnknownTo(manifest.database.serverVersionNum) };
+  const expected = manifest.inventory;
+  return compareInventories(expected, actual, keep).map((c) => {
+    if (c.ok) return check(c.name, true, `${c.detail}; ${c.name === 'row counts' || c.name === 'large objects' ? 'equal at the moment' : 'exact'}`);
+    if (c.name === 'large objects') return { name: c.name, status: 'inexact' as const, detail: `${c.detail}: may differ by transactions in flight at the moment`, differences: capDifferences(c.differences) };
+    if (c.name !== 'row counts') return check(c.name, false, `${c.detail}; exact at the moment, and it differs`, c.differences);
+    const restored = new Map(actual.tables.map((t) => [`${t.schema}.${t.name}`, t.rows]));
+    const beyond = expected.tables.filter((t) => {
+      const got = restored.get(`${t.schema}.${t.name}`);
+      return got !== undefined && Math.abs(got - t.rows) > Math.max(IN_FLIGHT_ROWS, t.rows / 100);
+    });
+    if (beyond.length > 0) {
+      return check(c.name, false, `${c.detail}; ${beyond.length} table(s) differ by more than transactions in flight can explain (over ${IN_FLIGHT_ROWS} rows or 1 %)`, c.differences);
+    }
+    return { name: c.name, status: 'inexact' as const, detail: `${c.detail}; ${c.differences.length} table(s) differ slightly: transactions in flight at the moment (within ${IN_FLIGHT_ROWS} rows or 1 %)`, differences: capDifferences(c.differences) };
+  });
 }

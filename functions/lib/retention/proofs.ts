@@ -45,6 +45,8 @@ export async function readDrillProofs(s3: S3Client, bucket: string, prefix: stri
   for (const { report } of reports) {
     if (report.verdict !== 'passed' || report.instance?.emulated !== false || !report.backup) continue;
     if (report.databaseId !== databaseId) continue;
+    // A point-in-time restore proves RDS's automated backups, none of lifeboat's backups (not even the dump whose moment it restored to).
+    if (report.backup.kind === 'pitr') continue;
     proofs[report.backup.kind].add(report.backup.id);
   }
   return proofs;
