@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { LayerNext, ProxiedRequest, ProxyLayer, ScriptedResponse } from './fault-proxy.ts';
-import { accountOf, manualSnapshotCount, motoQuery, rdsError, rdsRequest, type QuotaScript, type RdsRequest } from './moto-rds-compat.ts';
+import { accountOf, manualSnapshotCount, motoKms, motoQuery, rdsError, rdsRequest, type QuotaScript, type RdsRequest } from './moto-rds-compat.ts';
 
 /**
  * A strict RDS lifecycle in front of moto, for local runs only (the tests and
@@ -34,6 +34,21 @@ import { accountOf, manualSnapshotCount, motoQuery, rdsError, rdsRequest, type Q
  * - Quotas: manual snapshots per account and region (the same QuotaScript that
  *   accountQuotas answers DescribeAccountAttributes from, so both agree) and
  *   snapshot copies in progress per destination account and region.
+ * - Point-in-time recovery (moto copies the source whatever the time, reports
+ *   LatestRestorableTime as "now" and has no backup replication):
+ *     LatestRestorableTime lags like RDS's log shipping (the newest
+ *     `logShippingSeconds` boundary, never before creation; a real server's
+ *     newest archived WAL when the latestRestorable hook knows one; none with
+ *     retention 0), clusters get EarliestRestorableTime too, and a test can pin
+ *     a window (setRestoreWindow: stale log shipping, a short window).
+ *     DescribeDBInstanceAutomatedBackups lists each instance's `active` backup
+ *     with its RestoreWindow, and the backups replicated into the region.
+ *     Start/StopDBInstanceAutomatedBackupsReplication (called in the
+ *     destination Region): replicated backup pending → replicating, one step
+ *     per poll; stopped, it is `retained` with its window frozen.
+ *     RestoreDBInstanceToPointInTime / RestoreDBClusterToPointInTime validate
+ *     the source, the time against the window and the target as RDS does; a
+ *     restore from replicated backups creates the instance in their Region.
  *
  * What only a real account shows is listed in docs/aws-fidelity.md ("RDS").
  */
@@ -66,6 +81,18 @@ export interface StrictRdsOptions {
   concurrentCopies?: { instance?: number; cluster?: number };
   /** Lifecycle hooks of instances (the drill PostgreSQL backing, see drill-postgres.ts). */
   instances?: InstanceHooks;
+  /**
+   * RDS uploads transaction logs about every 5 minutes, so LatestRestorableTime is
+   * the newest multiple of this many seconds (since the epoch: deterministic), never
+   * before the resource was created. @default 300
+   */
+  logShippingSeconds?: number;
+}
+
+/** A restore window pinned by a test; an unset side keeps the layer's own figure. */
+export interface RestoreWindowPin {
+  earliest?: Date;
+  latest?: Date;
 }
 
 /** A point-in-time restore, as the instance hooks see it. */
@@ -125,6 +152,12 @@ export interface StrictRds extends ProxyLayer {
   makeBusy(at: ResourceAddress & { kind: 'instance' | 'cluster' }, status?: TransitionalStatus, polls?: number): void;
   /** The status this layer reports for a resource, or undefined when it does not track it. */
   statusOf(at: ResourceAddress): string | undefined;
+  /**
+   * Pins the point-in-time window of an instance or cluster (and of the backups
+   * replicated from it): e.g. `{ latest: twoHoursAgo }` for log shipping that is
+   * stuck. `undefined` unpins. The pin wins over the latestRestorable hook.
+   */
+  setRestoreWindow(at: ResourceAddress & { kind: 'instance' | 'cluster' }, window: RestoreWindowPin | undefined): void;
 }
 
 interface KindMeta {
@@ -168,7 +201,31 @@ const HANDLED = new Set([
   'DeleteDBInstance',
   'DeleteDBCluster',
   'DeleteDBSubnetGroup',
+  'DescribeDBInstanceAutomatedBackups',
+  'StartDBInstanceAutomatedBackupsReplication',
+  'StopDBInstanceAutomatedBackupsReplication',
 ]);
+
+/** Automated backups replicated into another Region (StartDBInstanceAutomatedBackupsReplication). */
+interface Replica {
+  /** arn:aws:rds:<destination>:<account>:auto-backup:ab-… */
+  arn: string;
+  account: string;
+  /** The destination Region. */
+  region: string;
+  source: { arn: string; account: string; region: string; id: string; dbiResourceId: string; created: Date; retention: number };
+  /** The source instance's DescribeDBInstances element when replication started (engine, class, storage…). */
+  sourceInner: string;
+  retention: number;
+  encrypted: boolean;
+  kmsKeyId?: string;
+  status: 'pending' | 'replicating' | 'retained';
+  seen: number;
+  since: number;
+  startedAt: Date;
+  /** The window when replication stopped. */
+  frozen?: { earliest: Date; latest: Date };
+}
 
 interface Phase {
   status: TransitionalStatus;
@@ -343,6 +400,154 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     return idOrArn.startsWith('arn:') ? idOrArn : arnOf(kind, await callerAccount(r), r.region, idOrArn);
   };
 
+  // -------------------------------------------------------------------------
+  // Point-in-time windows and automated backups
+  // -------------------------------------------------------------------------
+  const shippingMs = (options.logShippingSeconds ?? 300) * 1000;
+  const pins = new Map<string, RestoreWindowPin>();
+  const replicas = new Map<string, Replica>();
+  const DAY_MS = 86_400_000;
+  const iso = (d: Date) => d.toISOString();
+  const maxDate = (a: Date, b: Date) => (a.getTime() >= b.getTime() ? a : b);
+  const minDate = (a: Date, b: Date) => (a.getTime() <= b.getTime() ? a : b);
+
+  /**
+   * The window of an instance or cluster with `retention` days of automated backups.
+   * RDS uploads transaction logs about every 5 minutes: LatestRestorableTime "is typically
+   * within the last 5 minutes" (AmazonRDS/latest/UserGuide/USER_PIT.html), so it is the newest
+   * shipping boundary, never before creation. EarliestRestorableTime: the retention period back,
+   * never before creation (API_DBCluster.html). Retention 0: no window
+   * (PointInTimeRestoreNotEnabled, API_RestoreDBInstanceToPointInTime.html).
+   */
+  function windowOf(kind: 'instance' | 'cluster', account: string, region: string, id: string, created: Date, retention: number): { earliest: Date; latest: Date } | undefined {
+    if (!(retention > 0)) return undefined;
+    const pin = pins.get(key(arnOf(kind, account, region, id)));
+    const now = Date.now();
+    const real = kind === 'instance' ? hooks?.latestRestorable?.({ account, region, id }) : undefined;
+    const shipped = maxDate(created, new Date(Math.floor(now / shippingMs) * shippingMs));
+    const latest = pin?.latest ?? real ?? shipped;
+    const earliest = pin?.earliest ?? maxDate(created, new Date(now - retention * DAY_MS));
+    return { earliest, latest };
+  }
+
+  /** What the layer needs of a DescribeDBInstances / DescribeDBClusters element. */
+  function sourceOf(kind: 'instance' | 'cluster', inner: string) {
+    const arn = childValue(inner, KINDS[kind].arnTag) ?? '';
+    const [, , , region = '', account = ''] = arn.split(':');
+    const id = childValue(inner, kind === 'instance' ? 'DBInstanceIdentifier' : 'DBClusterIdentifier') ?? '';
+    const created = new Date(Date.parse(childValue(inner, kind === 'instance' ? 'InstanceCreateTime' : 'ClusterCreateTime') ?? '') || 0);
+    const retention = Number(childValue(inner, 'BackupRetentionPeriod') ?? '0');
+    return { arn, account, region, id, created, retention, window: () => windowOf(kind, account, region, id, created, retention) };
+  }
+
+  /** The automated backups ARN of an instance in `region` (its own Region, or a replica's): stable per instance and Region. */
+  const autoBackupArn = (account: string, region: string, dbiResourceId: string) =>
+    `arn:aws:rds:${region}:${account}:auto-backup:ab-${createHash('sha256').update(`${region}/${dbiResourceId}`).digest('hex').slice(0, 40)}`;
+
+  /** Replications of a source instance still running (what its DescribeDBInstances lists). */
+  const replicationsOf = (sourceArn: string) => [...replicas.values()].filter((x) => key(x.source.arn) === key(sourceArn) && x.status !== 'retained');
+
+  /**
+   * A replicated backup's window follows its source's (the same log-shipping lag) from the moment
+   * replication began; a fresh replica's window is a single moment, as in the API reference's example
+   * (API_DescribeDBInstanceAutomatedBackups.html: EarliestTime = LatestTime). None while `pending`
+   * (RestoreWindow empty in StartDBInstanceAutomatedBackupsReplication's answer).
+   */
+  function replicaWindow(x: Replica): { earliest: Date; latest: Date } | undefined {
+    if (x.status === 'pending') return undefined;
+    if (x.frozen) return x.frozen;
+    const w = windowOf('instance', x.source.account, x.source.region, x.source.id, x.source.created, x.source.retention);
+    if (!w) return undefined;
+    const earliest = maxDate(maxDate(w.earliest, minDate(x.startedAt, w.latest)), new Date(Date.now() - x.retention * DAY_MS));
+    return { earliest: minDate(earliest, w.latest), latest: w.latest };
+  }
+
+  /** One look at a replicated backup: pending → replicating (Terraform's waiter goes from `pending` to `replicating`). */
+  function pollReplica(x: Replica): void {
+    if (x.status !== 'pending') return;
+    x.seen++;
+    if (x.seen < polls.pending || Date.now() - x.since < minMillis) return;
+    x.status = 'replicating';
+    x.seen = 0;
+    x.since = Date.now();
+  }
+
+  const replicationsXml = (arns: string[]) => arns.map((a) => `<DBInstanceAutomatedBackupsReplication><DBInstanceAutomatedBackupsArn>${a}</DBInstanceAutomatedBackupsArn></DBInstanceAutomatedBackupsReplication>`).join('');
+
+  /** A DBInstanceAutomatedBackup element (API_DBInstanceAutomatedBackup.html) from the instance's DescribeDBInstances element. */
+  function automatedBackupXml(inner: string, b: { arn: string; region: string; status: string; retention: number; window?: { earliest: Date; latest: Date }; encrypted: boolean; kmsKeyId?: string; replications: string[] }): string {
+    const copy = (tag: string, from = tag) => {
+      const v = childValue(inner, from);
+      return v === undefined ? '' : `<${tag}>${v}</${tag}>`;
+    };
+    const port = childValue(childValue(inner, 'Endpoint') ?? '', 'Port') ?? childValue(inner, 'DbInstancePort');
+    const window = b.window ? `<EarliestTime>${iso(b.window.earliest)}</EarliestTime><LatestTime>${iso(b.window.latest)}</LatestTime>` : '';
+    return [
+      '<DBInstanceAutomatedBackup>',
+      copy('DBInstanceArn'),
+      copy('DbiResourceId'),
+      `<Region>${b.region}</Region>`,
+      copy('DBInstanceIdentifier'),
+      `<RestoreWindow>${window}</RestoreWindow>`,
+      copy('AllocatedStorage'),
+      `<Status>${b.status}</Status>`,
+      port ? `<Port>${port}</Port>` : '',
+      copy('AvailabilityZone'),
+      copy('InstanceCreateTime'),
+      copy('MasterUsername'),
+      copy('Engine'),
+      copy('EngineVersion'),
+      copy('LicenseModel'),
+      `<Encrypted>${b.encrypted}</Encrypted>`,
+      copy('StorageType'),
+      b.encrypted && b.kmsKeyId ? `<KmsKeyId>${b.kmsKeyId}</KmsKeyId>` : '',
+      copy('IAMDatabaseAuthenticationEnabled'),
+      `<BackupRetentionPeriod>${b.retention}</BackupRetentionPeriod>`,
+      `<DBInstanceAutomatedBackupsArn>${b.arn}</DBInstanceAutomatedBackupsArn>`,
+      `<DBInstanceAutomatedBackupsReplications>${replicationsXml(b.replications)}</DBInstanceAutomatedBackupsReplications>`,
+      '</DBInstanceAutomatedBackup>',
+    ].join('');
+  }
+
+  /** An instance's own (active) automated backup. */
+  function ownBackupXml(inner: string): string {
+    const s = sourceOf('instance', inner);
+    return automatedBackupXml(inner, {
+      arn: autoBackupArn(s.account, s.region, childValue(inner, 'DbiResourceId') ?? s.id),
+      region: s.region,
+      status: 'active',
+      retention: s.retention,
+      window: s.window(),
+      encrypted: childValue(inner, 'StorageEncrypted') === 'true',
+      kmsKeyId: childValue(inner, 'KmsKeyId'),
+      replications: replicationsOf(s.arn).map((x) => x.arn),
+    });
+  }
+
+  const replicaXml = (x: Replica, status: string = x.status) =>
+    automatedBackupXml(x.sourceInner, { arn: x.arn, region: x.source.region, status, retention: x.retention, window: replicaWindow(x), encrypted: x.encrypted, kmsKeyId: x.kmsKeyId, replications: [] });
+
+  /** LatestRestorableTime (and a cluster's EarliestRestorableTime) as RDS reports them; an instance's replications. */
+  function restorable(kind: ResourceKind, inner: string, t?: Tracked): string {
+    if (kind !== 'instance' && kind !== 'cluster') return inner;
+    // An Aurora instance's backups are its cluster's.
+    if (kind === 'instance' && childValue(inner, 'DBClusterIdentifier')) return inner;
+    const s = sourceOf(kind, inner);
+    const w = t && statusOf(t) === 'creating' ? undefined : s.window();
+    let out = inner;
+    if (w) out = setChild(out, 'LatestRestorableTime', iso(w.latest));
+    else out = removeChild(out, 'LatestRestorableTime');
+    if (kind === 'cluster') out = w ? setChild(out, 'EarliestRestorableTime', iso(w.earliest)) : removeChild(out, 'EarliestRestorableTime');
+    if (kind === 'instance') {
+      const running = replicationsOf(s.arn);
+      out = running.length > 0 ? setChild(out, 'DBInstanceAutomatedBackupsReplications', replicationsXml(running.map((x) => x.arn))) : removeChild(out, 'DBInstanceAutomatedBackupsReplications');
+    }
+    return out;
+  }
+
+  const answerXml = (action: string, result: string) =>
+    xmlAnswer(200, `<${action}Response xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>${requestId()}</RequestId></ResponseMetadata></${action}Response>`);
+
   const statusOf = (t: Tracked): string => t.scripted ?? t.phases[0]?.status ?? (t.end === 'available' ? 'available' : 'deleting');
   const info = (t: Tracked): InstanceInfo => ({ arn: t.arn, account: t.account, region: t.region, id: t.id, masterUsername: t.masterUsername });
 
@@ -439,9 +644,8 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     const looked: Tracked[] = [];
     const body = mapElements(answer.body, meta.element, (inner) => {
       const t = find(childValue(inner, meta.arnTag));
-      if (!t) return inner;
-      looked.push(t);
-      return present(t, inner);
+      if (t) looked.push(t);
+      return restorable(kind, t ? present(t, inner) : inner, t);
     });
     return { body, looked };
   }
@@ -490,7 +694,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     const arn = inner ? childValue(inner, meta.arnTag) : undefined;
     if (!inner || !arn) return answer;
     const t = track(kind, arn, phases, 'available', extra(inner));
-    return { ...answer, body: mapElements(answer.body, meta.element, (el) => present(t, el)) };
+    return { ...answer, body: mapElements(answer.body, meta.element, (el) => restorable(kind, present(t, el), t)) };
   }
 
   /** A delete AWS takes minutes over: moto keeps the resource until the layer's `deleting` polls are over. */
@@ -508,6 +712,295 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     };
     const element = `<${meta.element}>${present(t, inner)}</${meta.element}>`;
     return xmlAnswer(200, `<${r.action}Response xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><${r.action}Result>${element}</${r.action}Result><ResponseMetadata><RequestId>${requestId()}</RequestId></ResponseMetadata></${r.action}Response>`);
+  }
+
+  // -------------------------------------------------------------------------
+  // Point-in-time recovery calls
+  // -------------------------------------------------------------------------
+
+  /**
+   * A RestoreTime outside the window. The API reference lists InvalidRestoreFault (HTTP 400) among
+   * RestoreDBInstanceToPointInTime's and RestoreDBClusterToPointInTime's errors and says RestoreTime
+   * "Must be before the latest restorable time" (API_RestoreDBInstanceToPointInTime.html,
+   * API_RestoreDBClusterToPointInTime.html); it does not name the code for this case, see
+   * docs/aws-fidelity.md.
+   */
+  const outsideWindow = (what: string, at: Date, w: { earliest: Date; latest: Date } | undefined) =>
+    rdsError('InvalidRestoreFault', w ? `The restore time ${iso(at)} is outside the restorable window of ${what} (${iso(w.earliest)} to ${iso(w.latest)}).` : `${what} has no restorable time yet.`);
+
+  /** RestoreTime / RestoreToTime against UseLatestRestorableTime: exactly one (the constraints on both parameters in the API reference). */
+  function restoreMoment(r: RdsRequest, timeParam: 'RestoreTime' | 'RestoreToTime'): { at?: Date; latest: boolean } | ScriptedResponse {
+    const text = r.params.get(timeParam);
+    const latest = r.params.get('UseLatestRestorableTime') === 'true';
+    if (text && latest) return rdsError('InvalidParameterCombination', `Cannot specify both ${timeParam} and UseLatestRestorableTime.`);
+    if (!text && !latest) return rdsError('InvalidParameterCombination', `Either ${timeParam} or UseLatestRestorableTime must be specified.`);
+    if (!text) return { latest };
+    const at = new Date(text);
+    if (Number.isNaN(at.getTime())) return rdsError('InvalidParameterValue', `Invalid ${timeParam}: ${text}`);
+    return { at, latest };
+  }
+  const isAnswer = (x: object): x is ScriptedResponse => 'status' in x && 'body' in x;
+
+  /** The request's Filters (Filters.Filter.N.Name, Filters.Filter.N.Values.Value.M). */
+  function filtersOf(r: RdsRequest): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const [k, name] of r.params) {
+      const n = /^Filters\.(?:Filter|member)\.(\d+)\.Name$/.exec(k)?.[1];
+      if (!n) continue;
+      const value = new RegExp(`^Filters\\.(?:Filter|member)\\.${n}\\.Values\\.(?:Value|member)\\.\\d+$`);
+      out.set(name, [...r.params.entries()].filter(([vk]) => value.test(vk)).map(([, v]) => v));
+    }
+    return out;
+  }
+
+  /**
+   * DescribeDBInstanceAutomatedBackups (API_DescribeDBInstanceAutomatedBackups.html): each instance of
+   * the caller's Region with automated backups (`active`), and the backups replicated into it. A
+   * DBInstanceIdentifier, DbiResourceId or DBInstanceAutomatedBackupsArn that matches none:
+   * DBInstanceAutomatedBackupNotFound, HTTP 404.
+   */
+  async function describeAutomatedBackups(r: RdsRequest, next: LayerNext): Promise<ScriptedResponse> {
+    const scripted = await next.rulesOnly();
+    if (scripted) return scripted;
+    const account = await callerAccount(r);
+    const p = (name: string) => r.params.get(name);
+    const own = (await describeAll(r, 'DescribeDBInstances', 'DBInstance')).filter((i) => !childValue(i, 'DBClusterIdentifier') && Number(childValue(i, 'BackupRetentionPeriod') ?? '0') > 0);
+    const entries = [
+      ...own.map((i) => {
+        const s = sourceOf('instance', i);
+        return { xml: ownBackupXml(i), id: s.id, instanceArn: s.arn, resource: childValue(i, 'DbiResourceId') ?? '', arn: autoBackupArn(account, r.region, childValue(i, 'DbiResourceId') ?? s.id), status: 'active', replica: undefined as Replica | undefined };
+      }),
+      ...[...replicas.values()]
+        .filter((x) => x.account === account && x.region === r.region)
+        .map((x) => ({ xml: replicaXml(x), id: x.source.id, instanceArn: x.source.arn, resource: x.source.dbiResourceId, arn: x.arn, status: x.status as string, replica: x as Replica | undefined })),
+    ];
+    const filters = filtersOf(r);
+    const named = [p('DBInstanceIdentifier'), p('DbiResourceId'), p('DBInstanceAutomatedBackupsArn')].some((x) => x);
+    const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+    const listed = entries.filter((e) => {
+      const id = p('DBInstanceIdentifier');
+      if (id && !same(e.id, id) && !same(e.instanceArn, id)) return false;
+      if (p('DbiResourceId') && e.resource !== p('DbiResourceId')) return false;
+      if (p('DBInstanceAutomatedBackupsArn') && !same(e.arn, p('DBInstanceAutomatedBackupsArn')!)) return false;
+      for (const [name, values] of filters) {
+        const have = name === 'db-instance-id' ? [e.id, e.instanceArn] : name === 'dbi-resource-id' ? [e.resource] : name === 'status' ? [e.status] : undefined;
+        if (have && !values.some((v) => have.some((h) => same(h, v)))) return false;
+      }
+      return true;
+    });
+    if (named && listed.length === 0) {
+      const what = p('DBInstanceAutomatedBackupsArn') ?? p('DbiResourceId') ?? p('DBInstanceIdentifier');
+      return rdsError('DBInstanceAutomatedBackupNotFound', `No automated backup found for ${what}.`, 404);
+    }
+    const answer = answerXml('DescribeDBInstanceAutomatedBackups', `<DBInstanceAutomatedBackups>${listed.map((e) => e.xml).join('')}</DBInstanceAutomatedBackups>`);
+    for (const e of listed) if (e.replica) pollReplica(e.replica);
+    return answer;
+  }
+
+  /** The source instance a replication call names (SourceDBInstanceArn), read in its own Region. */
+  async function replicationSource(r: RdsRequest): Promise<{ inner: string; arn: string; id: string; region: string } | ScriptedResponse> {
+    const arn = r.params.get('SourceDBInstanceArn');
+    if (!arn) return rdsError('MissingParameter', 'The request must contain the parameter SourceDBInstanceArn.');
+    const [prefix, , service, region = '', account = '', type, ...rest] = arn.split(':');
+    const id = rest.join(':');
+    if (prefix !== 'arn' || service !== 'rds' || type !== 'db' || !id) return rdsError('InvalidParameterValue', `Invalid DB instance ARN: ${arn}`);
+    // "Enables replication of automated backups to a different AWS Region" (API_StartDBInstanceAutomatedBackupsReplication.html);
+    // a Region it cannot serve is refused with InvalidParameterValue (as boto/boto3#3201 shows RDS answering).
+    if (region === r.region) return rdsError('InvalidParameterValue', `Automated backups can only be replicated to a different Region than the source's (${region}).`);
+    // The source is looked up in the caller's own account.
+    if (account !== (await callerAccount(r))) return rdsError('DBInstanceNotFound', `DBInstance ${arn} not found.`, 404);
+    const found = await motoQuery(upstream, { service: 'rds', region, accessKey: r.accessKey }, { Action: 'DescribeDBInstances', DBInstanceIdentifier: id });
+    const inner = found.status === 200 ? firstElement(found.text, 'DBInstance') : undefined;
+    if (!inner) return rdsError('DBInstanceNotFound', `DBInstance ${id} not found.`, 404);
+    return { inner, arn: childValue(inner, 'DBInstanceArn') ?? arn, id, region };
+  }
+
+  /** Starting or stopping replication modifies the source instance for a while (seen by aws-cloudformation-resource-providers-rds#446). */
+  function modifying(sourceArn: string): void {
+    const t = find(sourceArn);
+    if (t && statusOf(t) !== 'available') return;
+    track('instance', sourceArn, ['modifying'], 'available', { clusterId: t?.clusterId, masterUsername: t?.masterUsername });
+  }
+
+  /**
+   * StartDBInstanceAutomatedBackupsReplication, called in the destination Region
+   * (API_StartDBInstanceAutomatedBackupsReplication.html). Errors: DBInstanceNotFound (404),
+   * InvalidDBInstanceState, KMSKeyNotAccessibleFault, InvalidDBInstanceAutomatedBackupState (400).
+   * The answer shows the replicated backup `pending` with an empty RestoreWindow, as the reference's example.
+   */
+  async function startReplication(r: RdsRequest, next: LayerNext): Promise<ScriptedResponse> {
+    const source = await replicationSource(r);
+    if (isAnswer(source)) return source;
+    const t = find(source.arn);
+    if (t && ['creating', 'deleting'].includes(statusOf(t))) return refuse(t, 'InvalidDBInstanceState', `DB instance ${source.id} is not in a valid state for backup replication (${statusOf(t)}).`);
+    // "This command doesn't apply to RDS Custom, Aurora MySQL, and Aurora PostgreSQL."
+    if (childValue(source.inner, 'DBClusterIdentifier')) return rdsError('InvalidParameterCombination', `Automated backup replication is not supported for Aurora DB instances (${source.id}).`);
+    const src = sourceOf('instance', source.inner);
+    if (!(src.retention > 0)) return rdsError('InvalidDBInstanceState', `Automated backups are not enabled for DB instance ${source.id} (BackupRetentionPeriod 0).`);
+    const account = await callerAccount(r);
+    const dbiResourceId = childValue(source.inner, 'DbiResourceId') ?? source.id;
+    const arn = autoBackupArn(account, r.region, dbiResourceId);
+    const existing = replicas.get(key(arn));
+    if (existing && existing.status !== 'retained') return rdsError('InvalidDBInstanceAutomatedBackupState', `Automated backups of DB instance ${source.id} are already replicated to ${r.region}.`);
+    const retentionText = r.params.get('BackupRetentionPeriod');
+    const retention = retentionText ? Number(retentionText) : src.retention;
+    if (!Number.isInteger(retention) || retention < 1 || retention > 35) return rdsError('InvalidParameterValue', `Invalid BackupRetentionPeriod: ${retentionText}; it must be from 1 to 35.`);
+    const encrypted = childValue(source.inner, 'StorageEncrypted') === 'true';
+    let kmsKeyId = r.params.get('KmsKeyId') ?? undefined;
+    // KmsKeyId: "the Amazon Resource Name (ARN) for the KMS encryption key in the destination AWS Region";
+    // KMS keys are Regional, so an encrypted source needs one there.
+    if (encrypted && !kmsKeyId) return rdsError('InvalidParameterCombination', `DB instance ${source.id} is encrypted: a KmsKeyId in the destination Region ${r.region} is required.`);
+    if (encrypted && kmsKeyId) {
+      const keyRegion = kmsKeyId.startsWith('arn:') ? kmsKeyId.split(':')[3] : r.region;
+      const described = keyRegion === r.region ? await motoKms(upstream, { service: 'kms', region: r.region, accessKey: r.accessKey }, 'DescribeKey', { KeyId: kmsKeyId }) : undefined;
+      const metadata = described?.status === 200 ? (described.json.KeyMetadata as { Arn?: string; KeyState?: string } | undefined) : undefined;
+      if (!metadata || metadata.KeyState !== 'Enabled') {
+        return rdsError('KMSKeyNotAccessibleFault', `The KMS key ${kmsKeyId} does not exist in ${r.region}, is not enabled or you do not have permissions to access it.`);
+      }
+      kmsKeyId = metadata.Arn;
+    }
+    const scripted = await next.rulesOnly();
+    if (scripted) return scripted;
+    const replica: Replica = {
+      arn,
+      account,
+      region: r.region,
+      source: { arn: source.arn, account, region: source.region, id: source.id, dbiResourceId, created: src.created, retention: src.retention },
+      sourceInner: source.inner,
+      retention,
+      encrypted,
+      kmsKeyId: encrypted ? kmsKeyId : undefined,
+      status: 'pending',
+      seen: 0,
+      since: Date.now(),
+      startedAt: new Date(),
+    };
+    replicas.set(key(arn), replica);
+    modifying(source.arn);
+    return answerXml('StartDBInstanceAutomatedBackupsReplication', replicaXml(replica));
+  }
+
+  /**
+   * StopDBInstanceAutomatedBackupsReplication, in the destination Region
+   * (API_StopDBInstanceAutomatedBackupsReplication.html: DBInstanceNotFound 404, InvalidDBInstanceState 400).
+   * The answer still shows the backup replicating, as the reference's example; from then on it is
+   * `retained` ("automated backups for deleted instances" are too, API_DBInstanceAutomatedBackup.html)
+   * with the window it had.
+   */
+  async function stopReplication(r: RdsRequest, next: LayerNext): Promise<ScriptedResponse> {
+    const source = await replicationSource(r);
+    if (isAnswer(source)) return source;
+    const replica = replicationsOf(source.arn).find((x) => x.region === r.region);
+    if (!replica) return rdsError('InvalidDBInstanceState', `DB instance ${source.id} is not replicating its automated backups to ${r.region}.`);
+    const scripted = await next.rulesOnly();
+    if (scripted) return scripted;
+    const shown = replicaXml(replica);
+    replica.frozen = replicaWindow(replica);
+    replica.status = 'retained';
+    modifying(source.arn);
+    return answerXml('StopDBInstanceAutomatedBackupsReplication', shown);
+  }
+
+  const PASSED_TO_CREATE = ['DBSubnetGroupName', 'MultiAZ', 'Port', 'AvailabilityZone', 'DeletionProtection', 'DBParameterGroupName', 'CopyTagsToSnapshot', 'EnableIAMDatabaseAuthentication', 'DBName', 'Iops', 'StorageThroughput', 'OptionGroupName', 'AutoMinorVersionUpgrade'];
+
+  /**
+   * RestoreDBInstanceToPointInTime (API_RestoreDBInstanceToPointInTime.html): exactly one of
+   * RestoreTime / UseLatestRestorableTime and of SourceDBInstanceIdentifier / SourceDbiResourceId /
+   * SourceDBInstanceAutomatedBackupsArn; DBInstanceNotFound / DBInstanceAutomatedBackupNotFound (404),
+   * PointInTimeRestoreNotEnabled ("SourceDBInstanceIdentifier refers to a DB instance with
+   * BackupRetentionPeriod equal to 0"), InvalidRestoreFault, DBInstanceAlreadyExists (400).
+   */
+  async function restoreInstanceToPointInTime(r: RdsRequest, next: LayerNext): Promise<ScriptedResponse> {
+    const p = (name: string) => r.params.get(name) ?? undefined;
+    const moment = restoreMoment(r, 'RestoreTime');
+    if (isAnswer(moment)) return moment;
+    const named = ['SourceDBInstanceIdentifier', 'SourceDbiResourceId', 'SourceDBInstanceAutomatedBackupsArn'].filter((n) => p(n));
+    if (named.length !== 1) return rdsError('InvalidParameterCombination', 'Specify exactly one of SourceDBInstanceIdentifier, SourceDbiResourceId and SourceDBInstanceAutomatedBackupsArn.');
+    const account = await callerAccount(r);
+    let inner: string | undefined;
+    let replica: Replica | undefined;
+    if (p('SourceDBInstanceIdentifier')) {
+      const found = await describeOne(r, 'instance', p('SourceDBInstanceIdentifier')!);
+      if (!found.inner) return xmlAnswer(found.status, found.text);
+      inner = found.inner;
+    } else {
+      const byArn = p('SourceDBInstanceAutomatedBackupsArn');
+      const candidate = byArn ? replicas.get(key(byArn)) : undefined;
+      replica = candidate && candidate.account === account && candidate.region === r.region ? candidate : undefined;
+      if (!replica) {
+        const all = await describeAll(r, 'DescribeDBInstances', 'DBInstance');
+        inner = all.find((i) => (byArn ? key(autoBackupArn(account, r.region, childValue(i, 'DbiResourceId') ?? '')) === key(byArn) : childValue(i, 'DbiResourceId') === p('SourceDbiResourceId')));
+        if (!inner) return rdsError('DBInstanceAutomatedBackupNotFound', `No automated backup found for ${byArn ?? p('SourceDbiResourceId')}.`, 404);
+      }
+    }
+    const src = inner ? sourceOf('instance', inner) : undefined;
+    if (src && !(src.retention > 0)) return rdsError('PointInTimeRestoreNotEnabled', `Point-in-time restore is not enabled for DB instance ${src.id}: its BackupRetentionPeriod is 0.`);
+    const window = replica ? replicaWindow(replica) : src!.window();
+    const what = replica ? `the automated backups ${replica.arn}` : `DB instance ${src!.id}`;
+    if (!window) {
+      if (replica) pollReplica(replica);
+      return outsideWindow(what, moment.at ?? new Date(), undefined);
+    }
+    const restoreTime = moment.at ?? window.latest;
+    if (restoreTime.getTime() < window.earliest.getTime() || restoreTime.getTime() > window.latest.getTime()) return outsideWindow(what, restoreTime, window);
+    const target = p('TargetDBInstanceIdentifier') ?? '';
+    if ((await describeOne(r, 'instance', target)).inner) return rdsError('DBInstanceAlreadyExists', `DB instance already exists: ${target}`);
+
+    let answer: ScriptedResponse;
+    if (p('SourceDBInstanceAutomatedBackupsArn')) {
+      // moto knows neither the ARN nor, in the replica's Region, the source: the layer makes the instance itself.
+      const scripted = await next.rulesOnly();
+      if (scripted) return scripted;
+      const params: Record<string, string> = {};
+      for (const [k, v] of r.params) if (k.startsWith('Tags.') || k.startsWith('VpcSecurityGroupIds.') || PASSED_TO_CREATE.includes(k)) params[k] = v;
+      const from = replica ? replica.sourceInner : inner!;
+      const made = await motoQuery(upstream, { service: 'rds', region: r.region, accessKey: r.accessKey }, {
+        ...params,
+        Action: 'CreateDBInstance',
+        DBInstanceIdentifier: target,
+        Engine: p('Engine') ?? childValue(from, 'Engine') ?? 'postgres',
+        ...(childValue(from, 'EngineVersion') ? { EngineVersion: childValue(from, 'EngineVersion')! } : {}),
+        DBInstanceClass: p('DBInstanceClass') ?? childValue(from, 'DBInstanceClass') ?? 'db.t3.micro',
+        AllocatedStorage: p('AllocatedStorage') ?? childValue(from, 'AllocatedStorage') ?? '20',
+        StorageType: p('StorageType') ?? childValue(from, 'StorageType') ?? 'gp2',
+        MasterUsername: childValue(from, 'MasterUsername') ?? 'postgres',
+        // RDS restores the source's master password; moto needs one to create the instance.
+        MasterUserPassword: randomBytes(12).toString('hex'),
+        BackupRetentionPeriod: p('BackupRetentionPeriod') ?? String(replica ? replica.source.retention : src!.retention),
+        PubliclyAccessible: p('PubliclyAccessible') ?? 'false',
+        ...((replica ? replica.encrypted : childValue(from, 'StorageEncrypted') === 'true')
+          ? { StorageEncrypted: 'true', KmsKeyId: p('KmsKeyId') ?? (replica ? replica.kmsKeyId : childValue(from, 'KmsKeyId')) ?? '' }
+          : {}),
+      });
+      answer = xmlAnswer(made.status, made.status === 200 ? made.text.split('CreateDBInstance').join('RestoreDBInstanceToPointInTime') : made.text);
+    } else {
+      answer = await next();
+    }
+    const done = created('instance', answer, ['creating', 'backing-up'], (el) => ({ masterUsername: childValue(el, 'MasterUsername') }));
+    const t = find(answer.status === 200 ? childValue(firstElement(answer.body, 'DBInstance') ?? '', 'DBInstanceArn') : undefined);
+    const from = replica ? replica.source : { account: src!.account, region: src!.region, id: src!.id };
+    if (t) hooks?.created(info(t), undefined, { source: { account: from.account, region: from.region, id: from.id }, restoreTime });
+    return done;
+  }
+
+  /**
+   * RestoreDBClusterToPointInTime (API_RestoreDBClusterToPointInTime.html): exactly one of RestoreToTime /
+   * UseLatestRestorableTime, the source cluster (DBClusterNotFoundFault, 404), the time inside
+   * EarliestRestorableTime..LatestRestorableTime (InvalidRestoreFault), a new identifier
+   * (DBClusterAlreadyExistsFault, 400); then the cluster's usual lifecycle.
+   */
+  async function restoreClusterToPointInTime(r: RdsRequest, next: LayerNext): Promise<ScriptedResponse> {
+    const moment = restoreMoment(r, 'RestoreToTime');
+    if (isAnswer(moment)) return moment;
+    const found = await describeOne(r, 'cluster', r.params.get('SourceDBClusterIdentifier') ?? '');
+    if (!found.inner) return xmlAnswer(found.status, found.text);
+    const src = sourceOf('cluster', found.inner);
+    const window = src.window();
+    const restoreTime = moment.at ?? window?.latest ?? new Date();
+    if (!window || restoreTime.getTime() < window.earliest.getTime() || restoreTime.getTime() > window.latest.getTime()) return outsideWindow(`DB cluster ${src.id}`, restoreTime, window);
+    const target = r.params.get('DBClusterIdentifier') ?? '';
+    if ((await describeOne(r, 'cluster', target)).inner) return rdsError('DBClusterAlreadyExistsFault', `DB cluster already exists: ${target}`);
+    return created('cluster', await next(), ['creating', 'backing-up']);
   }
 
   async function handle(req: ProxiedRequest, next: LayerNext): Promise<ScriptedResponse> {
@@ -585,9 +1078,23 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
         return answer;
       }
 
+      case 'RestoreDBInstanceToPointInTime':
+        return restoreInstanceToPointInTime(r, next);
+
+      case 'RestoreDBClusterToPointInTime':
+        return restoreClusterToPointInTime(r, next);
+
+      case 'DescribeDBInstanceAutomatedBackups':
+        return describeAutomatedBackups(r, next);
+
+      case 'StartDBInstanceAutomatedBackupsReplication':
+        return startReplication(r, next);
+
+      case 'StopDBInstanceAutomatedBackupsReplication':
+        return stopReplication(r, next);
+
       case 'CreateDBInstance':
-      case 'RestoreDBInstanceFromDBSnapshot':
-      case 'RestoreDBInstanceToPointInTime': {
+      case 'RestoreDBInstanceFromDBSnapshot': {
         if (r.action === 'RestoreDBInstanceFromDBSnapshot') {
           const snapshotName = p('DBSnapshotIdentifier');
           const snapshot = find(await resolve(r, 'snapshot', snapshotName));
@@ -603,8 +1110,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
       }
 
       case 'CreateDBCluster':
-      case 'RestoreDBClusterFromSnapshot':
-      case 'RestoreDBClusterToPointInTime': {
+      case 'RestoreDBClusterFromSnapshot': {
         if (r.action === 'RestoreDBClusterFromSnapshot') {
           const name = p('SnapshotIdentifier');
           const snapshot = find(await resolve(r, 'cluster-snapshot', name)) ?? find(await resolve(r, 'snapshot', name));
@@ -734,6 +1240,11 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     statusOf: (at) => {
       const t = find(arnOf(at.kind, at.account, at.region, at.id));
       return t ? statusOf(t) : undefined;
+    },
+    setRestoreWindow: (at, window) => {
+      const k = key(arnOf(at.kind, at.account, at.region, at.id));
+      if (window) pins.set(k, { ...window });
+      else pins.delete(k);
     },
   };
 }
