@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -58,6 +58,19 @@ export interface StartClusterOptions {
   parentDir?: string;
   /** Serve TLS with this certificate and key (PEM); clients may still connect without TLS. @default no TLS */
   tls?: { readonly certPem: string; readonly keyPem: string };
+  /** Extra initdb arguments (e.g. `--wal-segsize=1`). Not used with `fromBaseBackup`. */
+  initdbArgs?: readonly string[];
+  /**
+   * Start from a copy of a plain-format base backup (pg_basebackup -Fp) instead of initdb. The
+   * backup's roles come with it: `superuser` and `password` must be a superuser it holds (they are
+   * what the cluster reports). Its postgresql.auto.conf is replaced by this cluster's settings.
+   * With `recover`, a recovery.signal is written: put restore_command and the recovery target in
+   * `settings` (with hot_standby off, the start returns once recovery ended and the server accepts
+   * connections). A start that fails carries the tail of the server log in its error.
+   */
+  fromBaseBackup?: { readonly dir: string; readonly superuser: string; readonly password: string; readonly recover?: boolean };
+  /** How long pg_ctl waits for the server to accept connections. @default 60 */
+  startTimeoutSeconds?: number;
 }
 
 /**
@@ -75,8 +88,8 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
   const root = mkdtempSync(join(options.parentDir ?? tmpdir(), 'lifeboat-pg-'));
   const dataDir = join(root, 'data');
   const socketDir = join(root, 'sock');
-  const superuser = options.superuser ?? 'lifeboat_admin';
-  const password = `pw-${randomBytes(12).toString('hex')}`;
+  const superuser = options.fromBaseBackup?.superuser ?? options.superuser ?? 'lifeboat_admin';
+  const password = options.fromBaseBackup?.password ?? `pw-${randomBytes(12).toString('hex')}`;
   const pwFile = join(root, 'pwfile');
   writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
   spawnSync('mkdir', ['-p', socketDir]);
@@ -96,18 +109,32 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
 
   const port = await freePort();
   let started = false;
+  let startAttempted = false;
   const stop = async () => {
-    if (started) {
+    // pg_ctl start may give up (its timeout) on a server that still runs: stop that one too.
+    if (started || startAttempted) {
+      startAttempted = false;
       started = false;
       await runAs(user, pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => undefined);
     }
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    await runAs(user, initdb, [
-      '-D', dataDir, '-U', superuser, `--pwfile=${pwFile}`,
-      '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync',
-    ]);
+    if (options.fromBaseBackup) {
+      // As the server's OS user, so the copy is its own (PostgreSQL wants a 0700 data directory it owns).
+      await runAs(user, 'cp', ['-a', options.fromBaseBackup.dir, dataDir]);
+      chmodSync(dataDir, 0o700);
+      if (options.fromBaseBackup.recover) {
+        writeFileSync(join(dataDir, 'recovery.signal'), '');
+        if (user) chownSync(join(dataDir, 'recovery.signal'), user.uid, user.gid);
+      }
+    } else {
+      await runAs(user, initdb, [
+        '-D', dataDir, '-U', superuser, `--pwfile=${pwFile}`,
+        '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync',
+        ...(options.initdbArgs ?? []),
+      ]);
+    }
     const settings: Record<string, string | number> = {
       listen_addresses: "'127.0.0.1'",
       port,
@@ -125,11 +152,37 @@ export async function startLocalPostgres(options: StartClusterOptions = {}): Pro
     const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
     writeFileSync(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
     if (user) chownSync(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
-    await runAs(user, pgCtl, ['start', '-D', dataDir, '-w', '-t', '60', '-l', join(root, 'postgres.log')]);
+    startAttempted = true;
+    await runAs(user, pgCtl, ['start', '-D', dataDir, '-w', '-t', String(options.startTimeoutSeconds ?? 60), '-l', join(root, 'postgres.log')]);
     started = true;
   } catch (error) {
+    const log = options.fromBaseBackup ? logTail(join(root, 'postgres.log')) : '';
     await stop();
+    if (log) throw new Error(`${(error as Error).message.trim()}\nserver log:\n${log}`, { cause: error });
     throw error;
   }
   return { host: '127.0.0.1', port, superuser, password, dataDir, stop };
+}
+
+/** The last lines of a server log (what a failed start or recovery said), or '' when there is none. */
+export function logTail(path: string, lines = 15): string {
+  if (!existsSync(path)) return '';
+  return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * Runs a PostgreSQL tool (pg_basebackup, ...) as the OS user the throwaway clusters run as: the
+ * `postgres` user (or LIFEBOAT_PG_OS_USER) when running as root, else the current user.
+ */
+export async function runAsClusterUser(binary: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  return runAs(unprivilegedUser(), binary, args, env);
+}
+
+/** A new `<prefix>*` directory (mode 0700) that the clusters' OS user owns: for files a cluster reads or writes outside its own directory. */
+export function makeClusterDir(prefix: string, parentDir = tmpdir()): string {
+  const user = unprivilegedUser();
+  const dir = mkdtempSync(join(parentDir, prefix));
+  if (user) chownSync(dir, user.uid, user.gid);
+  chmodSync(dir, 0o700);
+  return dir;
 }
