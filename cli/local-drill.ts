@@ -36,6 +36,8 @@ export interface LocalDrillDepsOptions {
   /** Snapshot drills against moto: report data checks as not performed. @default true when AWS_ENDPOINT_URL is set */
   rdsEmulated?: boolean;
   metrics?: DrillMetrics;
+  /** RDS in the copy region (snapshots.copy.region): PITR drills from the automated backups replicated there. */
+  copyRds?: RDSClient;
 }
 
 /** Drill deps for a workstation: local clusters for dump drills, RDS (or moto) for snapshot drills. */
@@ -50,10 +52,10 @@ export function localDrillDeps(options: LocalDrillDepsOptions): DrillDeps {
     secrets: clients.secrets,
     provisioners: {
       local: options.localProvisioner ?? new LocalPostgresProvisioner({ registryDir: options.registryDir }),
-      rds: clients.rds && new RdsProvisioner({ clients: { source: clients.rds }, emulated: options.rdsEmulated ?? Boolean(process.env.AWS_ENDPOINT_URL) }),
+      rds: clients.rds && new RdsProvisioner({ clients: { source: clients.rds, ...(options.copyRds ? { copy: options.copyRds } : {}) }, emulated: options.rdsEmulated ?? Boolean(process.env.AWS_ENDPOINT_URL) }),
     },
     dumpProvider: 'local',
-    rds: clients.rds && { source: clients.rds },
+    rds: clients.rds && { source: clients.rds, ...(options.copyRds ? { copy: options.copyRds } : {}) },
     metrics: options.metrics,
   };
 }

@@ -526,8 +526,28 @@ export class SourceStack extends Stack {
       anyResourceReason: 'rds:DescribeDBSnapshots and DescribeDBClusterSnapshots are on "*": snapshot drills list the manual snapshots of a database.',
     });
     this.drillFunction.addResourceEnvironment('BACKUP_BUCKET', this.storage.bucket.bucketName, (g) => this.grantDrillStorage(g as iam.Role));
-    grantDrillProvisioning(this.drillFunction.role, { subnetGroupName: drills.subnetGroupName, instanceClasses: [drills.instanceClass, drills.auroraInstanceClass] });
     const drillRequests = config.drills ? drillRequestsFromConfig(config) : [];
+    // PITR drills restore the configured instances and clusters to a moment, in the source region or from their replica in the copy region.
+    const pitrDrills = drillRequests.filter((r) => r.backupKind === 'pitr' && r.rds);
+    const pitrCopyRegion = pitrDrills.find((r) => r.pitr?.from === 'copy-region')?.pitr?.copyRegion;
+    if (pitrCopyRegion) {
+      this.drillFunction.function.addEnvironment('COPY_REGION', pitrCopyRegion);
+      if (drills.copyRegionNetwork) this.drillFunction.function.addEnvironment('DRILL_COPY_NETWORK', JSON.stringify({ subnetGroupName: drills.copyRegionNetwork.subnetGroupName, securityGroupIds: drills.copyRegionNetwork.securityGroupIds }));
+    }
+    grantDrillProvisioning(this.drillFunction.role, {
+      subnetGroupName: drills.subnetGroupName,
+      instanceClasses: [drills.instanceClass, drills.auroraInstanceClass],
+      ...(pitrDrills.length
+        ? {
+            pointInTime: {
+              instances: pitrDrills.flatMap((r) => (r.rds && 'instanceIdentifier' in r.rds ? [r.rds.instanceIdentifier] : [])),
+              clusters: pitrDrills.flatMap((r) => (r.rds && 'clusterIdentifier' in r.rds ? [r.rds.clusterIdentifier] : [])),
+              copyRegion: pitrCopyRegion,
+              copyRegionSubnetGroupName: drills.copyRegionNetwork?.subnetGroupName,
+            },
+          }
+        : {}),
+    });
     if (config.drills && this.network) {
       // A restored snapshot keeps its source's port; a dump drill's instance listens on 5432.
       const snapshotPorts = drillRequests.flatMap((r) => (r.backupKind === 'snapshot' ? (config.databases.find((d) => d.id === r.databaseId)?.connection.port ?? []) : []));
@@ -627,7 +647,8 @@ export class SourceStack extends Stack {
       anyResourceReason:
         'rds:DescribeDBInstances, DescribeDBClusters, DescribeDBSnapshots, DescribeDBSubnetGroups and secretsmanager:ListSecrets are on "*": the janitor lists everything to find expired drill resources by name and tag.',
     });
-    grantJanitor(this.janitorFunction.role);
+    grantJanitor(this.janitorFunction.role, { copyRegion: pitrCopyRegion });
+    if (pitrCopyRegion) this.janitorFunction.function.addEnvironment('COPY_REGION', pitrCopyRegion);
     this.janitor = new MonitoredStateMachine(this, 'Janitor', {
       definition: 'janitor',
       substitutions: { JanitorFunctionArn: this.janitorFunction.functionArn, AlertFunctionArn: this.alertFunction.functionArn },

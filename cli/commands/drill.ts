@@ -37,12 +37,13 @@ export async function drillCommand(flags: Record<string, string | boolean | stri
       storage: { bucket: storage.bucket, prefix: storage.prefix },
       vault: vaultBucket ? { bucket: vaultBucket, prefix: process.env.LIFEBOAT_VAULT_PREFIX ?? storage.prefix } : undefined,
       rdsEmulated: process.env.LIFEBOAT_RDS_EMULATED === 'true',
+      ...(config.snapshots?.copy?.region ? { copyRds: new RDSClient({ region: config.snapshots.copy.region }) } : {}),
     }),
     alert: topicArn ? { sns: clients.sns, topicArn } : undefined,
     // The CLI prints the report; the handlers' JSON logs stay quiet.
     logger: new Logger({ serviceName: 'lifeboat-cli', logLevel: 'SILENT' }),
     // A local cluster is up at once; a real RDS restore takes minutes, so keep the definition's waits and retries.
-    realTimings: requests.some((r) => r.backupKind === 'snapshot') && process.env.LIFEBOAT_RDS_EMULATED !== 'true',
+    realTimings: requests.some((r) => r.backupKind !== 'dump') && process.env.LIFEBOAT_RDS_EMULATED !== 'true',
   });
   // Ctrl-C or SIGTERM: stop and remove the throwaway clusters and the staging now, then stop (the bin exits at once).
   const signal = context?.signal;

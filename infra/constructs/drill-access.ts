@@ -15,17 +15,17 @@ import { acknowledgeWildcardResources } from '../nag.ts';
 /** `lifeboat/drill/*`: the throwaways' credentials (functions/lib/drill/credentials.ts). */
 export const DRILL_SECRET_PATTERN = 'lifeboat/drill/*';
 
-function rdsArn(stack: Stack, resource: string, name: string): string {
-  return stack.formatArn({ service: 'rds', resource, resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+function rdsArn(stack: Stack, resource: string, name: string, region?: string): string {
+  return stack.formatArn({ service: 'rds', resource, resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME, ...(region ? { region } : {}) });
 }
 
-function drillArns(stack: Stack) {
+function drillArns(stack: Stack, region?: string) {
   const name = `${DRILL_NAME_PREFIX}*`;
   return {
-    instances: rdsArn(stack, 'db', name),
-    clusters: rdsArn(stack, 'cluster', name),
-    subnetGroups: rdsArn(stack, 'subgrp', name),
-    snapshots: rdsArn(stack, 'snapshot', name),
+    instances: rdsArn(stack, 'db', name, region),
+    clusters: rdsArn(stack, 'cluster', name, region),
+    subnetGroups: rdsArn(stack, 'subgrp', name, region),
+    snapshots: rdsArn(stack, 'snapshot', name, region),
     secrets: stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: DRILL_SECRET_PATTERN, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
   };
 }
@@ -38,6 +38,18 @@ export interface DrillProvisioningProps {
   readonly subnetGroupName?: string;
   /** The instance classes a throwaway may have (`drills.instanceClass`, `drills.auroraInstanceClass`). @default any */
   readonly instanceClasses?: readonly string[];
+  /**
+   * PITR drills: the RDS instances and Aurora clusters whose automated backups a
+   * drill may restore to a moment (plans with `pitr`), and for drills from the
+   * copy region, that region and the subnet group there (`drills.copyRegionNetwork`).
+   * @default - no point-in-time restores
+   */
+  readonly pointInTime?: {
+    readonly instances: readonly string[];
+    readonly clusters: readonly string[];
+    readonly copyRegion?: string;
+    readonly copyRegionSubnetGroupName?: string;
+  };
 }
 
 /** A drill resource carries the drill tag: the rights to change or delete stop at resources lifeboat's drills made. */
@@ -80,8 +92,8 @@ export function grantDrillProvisioning(role: iam.Role, props: DrillProvisioningP
       new iam.PolicyStatement({
         sid: 'ThrowawaysOnlyInConfiguredClasses',
         effect: iam.Effect.DENY,
-        actions: ['rds:CreateDBInstance', 'rds:RestoreDBInstanceFromDBSnapshot'],
-        resources: [drill.instances],
+        actions: ['rds:CreateDBInstance', 'rds:RestoreDBInstanceFromDBSnapshot', 'rds:RestoreDBInstanceToPointInTime'],
+        resources: [drill.instances, ...(props.pointInTime?.copyRegion ? [drillArns(stack, props.pointInTime.copyRegion).instances] : [])],
         conditions: { StringNotEquals: { 'rds:DatabaseClass': [...props.instanceClasses] } },
       }),
     );
@@ -114,6 +126,7 @@ export function grantDrillProvisioning(role: iam.Role, props: DrillProvisioningP
       conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' }, StringEquals: { 'kms:ViaService': `rds.${stack.region}.amazonaws.com` } },
     }),
   );
+  if (props.pointInTime) grantPointInTimeDrills(role, props.pointInTime, { subnetGroups, groups });
   acknowledgeWildcardResources(role, [drill.instances, drill.clusters, drill.subnetGroups, drill.secrets], DRILL_NAMES_REASON);
   acknowledgeWildcardResources(
     role,
@@ -132,6 +145,56 @@ export function grantDrillProvisioning(role: iam.Role, props: DrillProvisioningP
   );
 }
 
+const PITR_RESTORES = ['rds:RestoreDBInstanceToPointInTime', 'rds:RestoreDBClusterToPointInTime'];
+
+/**
+ * Point-in-time restores into drill throwaways: authorized on the source (the
+ * configured instances and clusters only, or in the copy region their
+ * replicated automated backups), the new instance or cluster (drill names
+ * only, with the drill tag), its subnet group and the default groups. Reading
+ * the window needs Describe on the sources; a drill from the copy region
+ * manages, and the janitor deletes, its throwaway there.
+ */
+function grantPointInTimeDrills(role: iam.Role, pitr: NonNullable<DrillProvisioningProps['pointInTime']>, source: { subnetGroups: string[]; groups: string[] }): void {
+  const stack = Stack.of(role);
+  const drill = drillArns(stack);
+  const sources = [...pitr.instances.map((id) => rdsArn(stack, 'db', id)), ...pitr.clusters.map((id) => rdsArn(stack, 'cluster', id))];
+  const resources = [...sources, drill.instances, drill.clusters, ...source.subnetGroups, ...source.groups];
+  const targets = [drill.instances, drill.clusters];
+  if (pitr.copyRegion) {
+    const copy = drillArns(stack, pitr.copyRegion);
+    // The replicated automated backups' ARN (auto-backup:ab-...) is only known at run time.
+    resources.push(rdsArn(stack, 'auto-backup', '*', pitr.copyRegion), copy.instances, rdsArn(stack, 'og', '*', pitr.copyRegion), rdsArn(stack, 'pg', '*', pitr.copyRegion));
+    if (pitr.copyRegionSubnetGroupName) resources.push(rdsArn(stack, 'subgrp', pitr.copyRegionSubnetGroupName, pitr.copyRegion));
+    targets.push(copy.instances);
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeCopyRegionDrillThrowaways', actions: ['rds:DescribeDBInstances'], resources: [copy.instances] }));
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ManageCopyRegionDrillThrowaways',
+        actions: ['rds:ModifyDBInstance', 'rds:DeleteDBInstance', 'rds:AddTagsToResource'],
+        resources: [copy.instances],
+        conditions: taggedAsDrill,
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:CreateGrant'],
+        resources: [stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*', region: pitr.copyRegion })],
+        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' }, StringEquals: { 'kms:ViaService': `rds.${pitr.copyRegion}.amazonaws.com` } },
+      }),
+    );
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: [stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*', region: pitr.copyRegion })] }));
+  }
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'RestoreDrillsToPointInTime', actions: [...PITR_RESTORES, 'rds:AddTagsToResource'], resources }));
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ sid: 'PointInTimeThrowawaysCarryTheDrillTag', effect: iam.Effect.DENY, actions: PITR_RESTORES, resources: targets, conditions: { Null: { [`aws:RequestTag/${DRILL_TAG.drill}`]: 'true' } } }),
+  );
+  if (sources.length) role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadPointInTimeWindows', actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters'], resources: sources }));
+  // DescribeDBInstanceAutomatedBackups lists (no resource-level permission for a listing).
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: ['*'] }));
+  acknowledgeWildcardResources(role, resources, 'PITR drills restore the configured instances and clusters only, into lifeboat-drill-* throwaways; the replicated automated backups and the default groups are only known by ARN at run time.');
+}
+
 /** Read a drill's credentials (restore and verify connect to the throwaway with them). */
 export function grantReadDrillSecrets(role: iam.Role): void {
   const { secrets } = drillArns(Stack.of(role));
@@ -144,8 +207,11 @@ export function grantReadDrillSecrets(role: iam.Role): void {
  * drill secrets (listings have no resource-level permissions), read the tags of
  * drill subnet groups, and delete drill resources only.
  */
-export function grantJanitor(role: iam.Role): void {
-  const drill = drillArns(Stack.of(role));
+export function grantJanitor(role: iam.Role, options: { copyRegion?: string } = {}): void {
+  const stack = Stack.of(role);
+  const drill = drillArns(stack);
+  // PITR drills from the copy region leave throwaways there if anything goes wrong.
+  const copy = options.copyRegion ? drillArns(stack, options.copyRegion) : undefined;
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters', 'rds:DescribeDBSnapshots', 'rds:DescribeDBSubnetGroups', 'secretsmanager:ListSecrets'],
@@ -157,13 +223,13 @@ export function grantJanitor(role: iam.Role): void {
     new iam.PolicyStatement({
       sid: 'DeleteExpiredDrillResources',
       actions: ['rds:DeleteDBInstance', 'rds:DeleteDBCluster', 'rds:DeleteDBSubnetGroup', 'rds:DeleteDBSnapshot'],
-      resources: [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots],
+      resources: [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots, ...(copy ? [copy.instances] : [])],
       // Named like a drill is not enough: the resource must carry the drill tag a drill gave it.
       conditions: taggedAsDrill,
     }),
   );
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:DeleteSecret'], resources: [drill.secrets] }));
-  acknowledgeWildcardResources(role, [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots, drill.secrets], DRILL_NAMES_REASON);
+  acknowledgeWildcardResources(role, [drill.instances, drill.clusters, drill.subnetGroups, drill.snapshots, drill.secrets, ...(copy ? [copy.instances] : [])], DRILL_NAMES_REASON);
 }
 
 /** PostgreSQL's port: a throwaway created for a dump drill listens on it (a restored snapshot keeps its source's port). */

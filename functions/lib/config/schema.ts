@@ -497,6 +497,21 @@ export const drillsSchema = z
     subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).min(2).optional(),
     /** @default [] */
     securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id')).default([]),
+    /**
+     * Where PITR drills from the copy region (`pitr.drill.from: 'copy-region'`) place
+     * their throwaway: an existing DB subnet group and security groups in the copy
+     * region. The drill's runners (in the source region) verify it over your
+     * inter-region network (VPC peering or Transit Gateway) on its port.
+     * @default - required when a plan drills from the copy region
+     */
+    copyRegionNetwork: z
+      .object({
+        subnetGroupName: z.string().min(1),
+        /** @default [] */
+        securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id')).default([]),
+      })
+      .strict()
+      .optional(),
     /** Longest wait for the throwaway to become available before the drill fails. @default 60 */
     restoreTimeoutMinutes: z.number().int().min(1).max(1440).default(60),
     /** @default 30 */
@@ -646,6 +661,10 @@ function checkPitr(cfg: LooseConfig, databases: NonNullable<LooseConfig['databas
         });
       }
     });
+    const drillFrom = (pitr.drill as { from?: unknown } | undefined)?.from;
+    if (drillFrom === 'copy-region' && cfg?.drills && !(cfg.drills as { copyRegionNetwork?: unknown }).copyRegionNetwork) {
+      ctx.addIssue({ code: 'custom', message: 'PITR drills from the copy region need a place there: set drills.copyRegionNetwork (a DB subnet group in the copy region, and security groups admitting the runners)', path: ['plans', i, 'pitr', 'drill', 'from'] });
+    }
     if (pitr.copyRegion === true && !cfg?.snapshots?.copy?.region) {
       ctx.addIssue({ code: 'custom', message: 'pitr.copyRegion replicates automated backups to the copy region: set snapshots.copy.region (and its customer managed kmsKeyArn, which encrypts the replica)', path: ['plans', i, 'pitr', 'copyRegion'] });
     } else if (pitr.copyRegion === true && cfg?.snapshots?.copy?.region === cfg?.source?.region) {

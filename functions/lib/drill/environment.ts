@@ -62,6 +62,25 @@ export const drillEnvSchema = z.object({
         .strict()
         .optional(),
     ),
+  /** Where PITR drills from the copy region place their throwaway (JSON: subnetGroupName, securityGroupIds), from drills.copyRegionNetwork. */
+  DRILL_COPY_NETWORK: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z
+        .object({ subnetGroupName: z.string().min(1), securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)')) })
+        .strict()
+        .optional(),
+    ),
 });
 
 /** The DRILL_NETWORK value for a drills config section. */
@@ -93,6 +112,7 @@ export function drillDepsFromEnvironment(raw: NodeJS.ProcessEnv = process.env): 
     dumpProvider: env.DRILL_DUMP_PROVISIONER,
     drillSecurityGroupIds: env.DRILL_SECURITY_GROUP_IDS,
     ...(env.DRILL_NETWORK ? { drillNetwork: env.DRILL_NETWORK } : {}),
+    ...(env.DRILL_COPY_NETWORK ? { drillCopyNetwork: env.DRILL_COPY_NETWORK } : {}),
     rds,
   };
 }

@@ -38,6 +38,13 @@ export interface DrillDeps {
    * @default - the request's own (local runs, which have no deployed config)
    */
   drillNetwork?: DrillNetwork;
+  /**
+   * Where PITR drills from the copy region place their throwaway (drills.copyRegionNetwork,
+   * deploy time): a subnet group and security groups there. The source region's
+   * drill security groups do not exist in the copy region.
+   * @default - RDS's defaults in the copy region (local runs)
+   */
+  drillCopyNetwork?: { readonly subnetGroupName: string; readonly securityGroupIds: readonly string[] };
   /** RDS clients for snapshot and point-in-time selection (the copy region's for PITR drills from replicated automated backups). */
   rds?: { source: RDSClient; vault?: RDSClient; copy?: RDSClient };
   metrics?: DrillMetrics;
@@ -109,6 +116,11 @@ async function provision(state: DrillState, deps: DrillDeps): Promise<InstanceRe
         { nextStep: 'start drills through the drill state machine (lifeboat run drill), never by invoking the drill function with a hand-made request; find out who did.' },
       );
     }
+  }
+  if (selection.backup.kind === 'pitr' && selection.backup.from === 'copy-region') {
+    const copy = deps.drillCopyNetwork;
+    const placed = { instanceClass: instance.instanceClass, ...(copy ? { subnetGroupName: copy.subnetGroupName } : {}), securityGroupIds: [...(copy?.securityGroupIds ?? [])] };
+    return provisionerOf(state, deps).provision({ tags: tagsOf(state), backup: selection.backup, instance: placed });
   }
   const securityGroupIds = [...new Set([...(deps.drillSecurityGroupIds ?? []), ...instance.securityGroupIds])];
   return provisionerOf(state, deps).provision({ tags: tagsOf(state), backup: selection.backup, instance: { ...instance, securityGroupIds } });
