@@ -9,6 +9,7 @@ import { statusCommand, statusUsage } from './commands/status.ts';
 import { vaultScpCommand, vaultScpUsage } from './commands/vault-scp.ts';
 import { backupsCommand, backupsUsage, restoreCommand, restoreUsage, verifyCommand, verifyUsage } from './commands/restore.ts';
 import { recoverCommand, recoverUsage } from './commands/recover.ts';
+import { pitrCommand, pitrUsage } from './commands/pitr.ts';
 
 export interface CommandResult {
   json: unknown;
@@ -31,6 +32,7 @@ const commands: Record<string, { run: Command; usage: string; interruptible?: bo
   recover: { run: recoverCommand, usage: recoverUsage, interruptible: true },
   run: { run: runCommand, usage: runUsage },
   status: { run: statusCommand, usage: statusUsage },
+  pitr: { run: pitrCommand, usage: pitrUsage },
   drill: { run: drillCommand, usage: drillUsage, interruptible: true },
   prune: { run: pruneCommand, usage: pruneUsage },
   'vault-scp': { run: vaultScpCommand, usage: vaultScpUsage },

@@ -14,7 +14,7 @@ import type { AlertKind } from '../lib/alerts/format.ts';
 /** Starts the machine-readable line of a lifeboat alarm's description. */
 export const ALARM_METADATA_MARKER = 'lifeboat-alert:';
 
-const alertKinds = ['backup-failed', 'backup-late', 'drill-failed', 'drill-teardown-incomplete', 'objective-missed', 'retention-failed', 'quota-warning', 'key-at-risk', 'break-glass-used'] as const satisfies readonly AlertKind[];
+const alertKinds = ['backup-failed', 'backup-late', 'drill-failed', 'drill-teardown-incomplete', 'objective-missed', 'retention-failed', 'quota-warning', 'key-at-risk', 'break-glass-used', 'pitr-posture'] as const satisfies readonly AlertKind[];
 
 /** What a lifeboat alarm's description carries for its alert. */
 export const alarmMetadataSchema = z.object({

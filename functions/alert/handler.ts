@@ -15,7 +15,7 @@ import { isKeyEvent, keyEventToAlert } from './key-event.ts';
 
 /** What a state machine's Catch passes: the failed item plus Step Functions' `{ Error, Cause }`. */
 export const alertTaskInputSchema = z.object({
-  kind: z.enum(['backup-failed', 'backup-late', 'drill-failed', 'drill-teardown-incomplete', 'objective-missed', 'retention-failed', 'quota-warning']),
+  kind: z.enum(['backup-failed', 'backup-late', 'drill-failed', 'drill-teardown-incomplete', 'objective-missed', 'retention-failed', 'quota-warning', 'pitr-posture']),
   databaseId: z.string().optional(),
   planId: z.string().optional(),
   executionId: z.string().optional(),
@@ -35,6 +35,7 @@ const DEFAULT_NEXT_STEP: Record<Alert['kind'], string> = {
   'quota-warning': 'raise the quota or tighten retention.',
   'key-at-risk': 'check who changed the key and undo it if nobody planned it.',
   'break-glass-used': 'confirm that the change was planned, and review what the session did in CloudTrail.',
+  'pitr-posture': 'run `lifeboat pitr status` for each problem and its fix (docs/runbooks.md, "PITR posture drift").',
 };
 
 export interface AlertHandlerDeps {

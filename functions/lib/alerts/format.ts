@@ -5,7 +5,7 @@ import { redact } from '../redact.ts';
  * (what failed, on which database and plan), a body with what happened, a link
  * to the execution and the next step, and the same facts as JSON for machines.
  */
-export type AlertKind = 'backup-failed' | 'backup-late' | 'drill-failed' | 'drill-teardown-incomplete' | 'objective-missed' | 'retention-failed' | 'quota-warning' | 'key-at-risk' | 'break-glass-used';
+export type AlertKind = 'backup-failed' | 'backup-late' | 'drill-failed' | 'drill-teardown-incomplete' | 'objective-missed' | 'retention-failed' | 'quota-warning' | 'key-at-risk' | 'break-glass-used' | 'pitr-posture';
 
 export interface Alert {
   kind: AlertKind;
@@ -37,6 +37,7 @@ const KIND_TITLES: Record<AlertKind, string> = {
   'quota-warning': 'Quota nearly used up',
   'key-at-risk': 'Encryption key at risk',
   'break-glass-used': 'Vault break-glass role assumed',
+  'pitr-posture': 'PITR posture drift',
 };
 
 /** Console link for a Step Functions execution ARN. */

@@ -24,6 +24,8 @@ export const SERVICE_NAMES = {
   janitor: 'lifeboat-janitor',
   retention: 'lifeboat-retention',
   plan: 'lifeboat-plan',
+  /** The PITR posture check (backup runs) and its frequent lag watch. */
+  pitr: 'lifeboat-pitr',
 } as const;
 export type ServiceName = (typeof SERVICE_NAMES)[keyof typeof SERVICE_NAMES];
 
@@ -66,5 +68,14 @@ export const METRIC_NAMES = {
    * evaluation range need it; see docs/limits.md.
    */
   newestBackupAgeSeconds: 'NewestBackupAgeSeconds',
+  /**
+   * The PITR RPO: now minus the newest restorable moment (LatestRestorableTime)
+   * of a database of a plan with `pitr`, in seconds (service `lifeboat-pitr`).
+   * Published by every posture check, and every 5 minutes by the lag watch;
+   * the per-database `pitr-lag` alarm watches it (missing data breaching).
+   */
+  pitrRestorableLagSeconds: 'PitrRestorableLagSeconds',
+  /** The point-in-time window RDS reports (newest minus oldest restorable moment), in seconds; not published when the oldest moment is only estimated. */
+  pitrWindowSeconds: 'PitrWindowSeconds',
 } as const;
 export type MetricName = (typeof METRIC_NAMES)[keyof typeof METRIC_NAMES];

@@ -26,6 +26,10 @@ export interface PitrWindow {
   latest?: Date;
   /** The instance is stopped: its newest restorable moment is when it stopped. */
   status?: string;
+  /** DBInstanceArn / DBClusterArn (the PITR posture check names the source of a backup replication by it). */
+  arn?: string;
+  /** The instance's DbiResourceId: its replicated automated backups in another region carry it. */
+  resourceId?: string;
 }
 
 export async function readPitrWindow(rds: RDSClient, ref: RdsRef): Promise<PitrWindow> {
@@ -61,6 +65,8 @@ export async function readPitrWindow(rds: RDSClient, ref: RdsRef): Promise<PitrW
     ...(earliestEstimated ? { earliestEstimated } : {}),
     latest: instance?.LatestRestorableTime,
     status: instance?.DBInstanceStatus,
+    ...(instance?.DBInstanceArn ? { arn: instance.DBInstanceArn } : {}),
+    ...(instance?.DbiResourceId ? { resourceId: instance.DbiResourceId } : {}),
   };
 }
 
@@ -73,6 +79,7 @@ function clusterWindow(identifier: string, cluster: DBCluster | undefined): Pitr
     earliest: cluster?.EarliestRestorableTime,
     latest: cluster?.LatestRestorableTime,
     status: cluster?.Status,
+    ...(cluster?.DBClusterArn ? { arn: cluster.DBClusterArn } : {}),
   };
 }
 
