@@ -430,12 +430,28 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     return { earliest, latest };
   }
 
+  /** An RDS timestamp as the SDK reads it (moto writes microseconds; the SDK rounds them to milliseconds). */
+  function parseTime(text: string | undefined): Date {
+    const m = /^(.*?:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$/.exec(text ?? '');
+    if (!m) return new Date(0);
+    const base = Date.parse(`${m[1]}${m[3] ?? 'Z'}`);
+    return new Date((Number.isNaN(base) ? 0 : base) + (m[2] ? Math.round(Number(`0.${m[2]}`) * 1000) : 0));
+  }
+
+  /**
+   * "The AWS Region-unique, immutable identifier for the DB instance" (DbiResourceId, API_DBInstance.html):
+   * moto gives every instance the same one, so the layer derives one per instance (its ARN and creation
+   * time: a re-created namesake gets another) and reports it everywhere.
+   */
+  const resourceIdOf = (inner: string) =>
+    `db-${createHash('sha256').update(`${childValue(inner, 'DBInstanceArn') ?? ''}@${childValue(inner, 'InstanceCreateTime') ?? ''}`).digest('hex').slice(0, 26).toUpperCase()}`;
+
   /** What the layer needs of a DescribeDBInstances / DescribeDBClusters element. */
   function sourceOf(kind: 'instance' | 'cluster', inner: string) {
     const arn = childValue(inner, KINDS[kind].arnTag) ?? '';
     const [, , , region = '', account = ''] = arn.split(':');
     const id = childValue(inner, kind === 'instance' ? 'DBInstanceIdentifier' : 'DBClusterIdentifier') ?? '';
-    const created = new Date(Date.parse(childValue(inner, kind === 'instance' ? 'InstanceCreateTime' : 'ClusterCreateTime') ?? '') || 0);
+    const created = parseTime(childValue(inner, kind === 'instance' ? 'InstanceCreateTime' : 'ClusterCreateTime'));
     const retention = Number(childValue(inner, 'BackupRetentionPeriod') ?? '0');
     return { arn, account, region, id, created, retention, window: () => windowOf(kind, account, region, id, created, retention) };
   }
@@ -485,7 +501,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     return [
       '<DBInstanceAutomatedBackup>',
       copy('DBInstanceArn'),
-      copy('DbiResourceId'),
+      `<DbiResourceId>${resourceIdOf(inner)}</DbiResourceId>`,
       `<Region>${b.region}</Region>`,
       copy('DBInstanceIdentifier'),
       `<RestoreWindow>${window}</RestoreWindow>`,
@@ -513,7 +529,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
   function ownBackupXml(inner: string): string {
     const s = sourceOf('instance', inner);
     return automatedBackupXml(inner, {
-      arn: autoBackupArn(s.account, s.region, childValue(inner, 'DbiResourceId') ?? s.id),
+      arn: autoBackupArn(s.account, s.region, resourceIdOf(inner)),
       region: s.region,
       status: 'active',
       retention: s.retention,
@@ -530,11 +546,12 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
   /** LatestRestorableTime (and a cluster's EarliestRestorableTime) as RDS reports them; an instance's replications. */
   function restorable(kind: ResourceKind, inner: string, t?: Tracked): string {
     if (kind !== 'instance' && kind !== 'cluster') return inner;
+    let out = kind === 'instance' && childValue(inner, 'DBInstanceArn') ? setChild(inner, 'DbiResourceId', resourceIdOf(inner)) : inner;
     // An Aurora instance's backups are its cluster's.
-    if (kind === 'instance' && childValue(inner, 'DBClusterIdentifier')) return inner;
+    if (kind === 'instance' && childValue(inner, 'DBClusterIdentifier')) return out;
     const s = sourceOf(kind, inner);
+    // Nothing is restorable before the first backup of a new instance or cluster.
     const w = t && statusOf(t) === 'creating' ? undefined : s.window();
-    let out = inner;
     if (w) out = setChild(out, 'LatestRestorableTime', iso(w.latest));
     else out = removeChild(out, 'LatestRestorableTime');
     if (kind === 'cluster') out = w ? setChild(out, 'EarliestRestorableTime', iso(w.earliest)) : removeChild(out, 'EarliestRestorableTime');
@@ -768,7 +785,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     const entries = [
       ...own.map((i) => {
         const s = sourceOf('instance', i);
-        return { xml: ownBackupXml(i), id: s.id, instanceArn: s.arn, resource: childValue(i, 'DbiResourceId') ?? '', arn: autoBackupArn(account, r.region, childValue(i, 'DbiResourceId') ?? s.id), status: 'active', replica: undefined as Replica | undefined };
+        return { xml: ownBackupXml(i), id: s.id, instanceArn: s.arn, resource: resourceIdOf(i), arn: autoBackupArn(account, r.region, resourceIdOf(i)), status: 'active', replica: undefined as Replica | undefined };
       }),
       ...[...replicas.values()]
         .filter((x) => x.account === account && x.region === r.region)
@@ -838,7 +855,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     const src = sourceOf('instance', source.inner);
     if (!(src.retention > 0)) return rdsError('InvalidDBInstanceState', `Automated backups are not enabled for DB instance ${source.id} (BackupRetentionPeriod 0).`);
     const account = await callerAccount(r);
-    const dbiResourceId = childValue(source.inner, 'DbiResourceId') ?? source.id;
+    const dbiResourceId = resourceIdOf(source.inner);
     const arn = autoBackupArn(account, r.region, dbiResourceId);
     const existing = replicas.get(key(arn));
     if (existing && existing.status !== 'retained') return rdsError('InvalidDBInstanceAutomatedBackupState', `Automated backups of DB instance ${source.id} are already replicated to ${r.region}.`);
@@ -929,7 +946,7 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
       replica = candidate && candidate.account === account && candidate.region === r.region ? candidate : undefined;
       if (!replica) {
         const all = await describeAll(r, 'DescribeDBInstances', 'DBInstance');
-        inner = all.find((i) => (byArn ? key(autoBackupArn(account, r.region, childValue(i, 'DbiResourceId') ?? '')) === key(byArn) : childValue(i, 'DbiResourceId') === p('SourceDbiResourceId')));
+        inner = all.find((i) => (byArn ? key(autoBackupArn(account, r.region, resourceIdOf(i))) === key(byArn) : resourceIdOf(i) === p('SourceDbiResourceId')));
         if (!inner) return rdsError('DBInstanceAutomatedBackupNotFound', `No automated backup found for ${byArn ?? p('SourceDbiResourceId')}.`, 404);
       }
     }
@@ -947,13 +964,21 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
     if ((await describeOne(r, 'instance', target)).inner) return rdsError('DBInstanceAlreadyExists', `DB instance already exists: ${target}`);
 
     let answer: ScriptedResponse;
-    if (p('SourceDBInstanceAutomatedBackupsArn')) {
-      // moto knows neither the ARN nor, in the replica's Region, the source: the layer makes the instance itself.
+    if (p('SourceDBInstanceIdentifier')) answer = await next();
+    else if (!replica) {
+      // moto knows neither the layer's resource ids nor automated backups ARNs: its own restore, by identifier.
+      const scripted = await next.rulesOnly();
+      if (scripted) return scripted;
+      const params = Object.fromEntries([...r.params].filter(([k]) => !['Version', 'SourceDbiResourceId', 'SourceDBInstanceAutomatedBackupsArn'].includes(k)));
+      const made = await motoQuery(upstream, { service: 'rds', region: r.region, accessKey: r.accessKey }, { ...params, SourceDBInstanceIdentifier: src!.id });
+      answer = xmlAnswer(made.status, made.text);
+    } else {
+      // In the replica's Region moto does not know the source: the layer makes the instance from its settings.
       const scripted = await next.rulesOnly();
       if (scripted) return scripted;
       const params: Record<string, string> = {};
       for (const [k, v] of r.params) if (k.startsWith('Tags.') || k.startsWith('VpcSecurityGroupIds.') || PASSED_TO_CREATE.includes(k)) params[k] = v;
-      const from = replica ? replica.sourceInner : inner!;
+      const from = replica.sourceInner;
       const made = await motoQuery(upstream, { service: 'rds', region: r.region, accessKey: r.accessKey }, {
         ...params,
         Action: 'CreateDBInstance',
@@ -966,15 +991,11 @@ export function strictRdsLifecycle(upstream: string, options: StrictRdsOptions =
         MasterUsername: childValue(from, 'MasterUsername') ?? 'postgres',
         // RDS restores the source's master password; moto needs one to create the instance.
         MasterUserPassword: randomBytes(12).toString('hex'),
-        BackupRetentionPeriod: p('BackupRetentionPeriod') ?? String(replica ? replica.source.retention : src!.retention),
+        BackupRetentionPeriod: p('BackupRetentionPeriod') ?? String(replica.source.retention),
         PubliclyAccessible: p('PubliclyAccessible') ?? 'false',
-        ...((replica ? replica.encrypted : childValue(from, 'StorageEncrypted') === 'true')
-          ? { StorageEncrypted: 'true', KmsKeyId: p('KmsKeyId') ?? (replica ? replica.kmsKeyId : childValue(from, 'KmsKeyId')) ?? '' }
-          : {}),
+        ...(replica.encrypted ? { StorageEncrypted: 'true', KmsKeyId: p('KmsKeyId') ?? replica.kmsKeyId ?? '' } : {}),
       });
       answer = xmlAnswer(made.status, made.status === 200 ? made.text.split('CreateDBInstance').join('RestoreDBInstanceToPointInTime') : made.text);
-    } else {
-      answer = await next();
     }
     const done = created('instance', answer, ['creating', 'backing-up'], (el) => ({ masterUsername: childValue(el, 'MasterUsername') }));
     const t = find(answer.status === 200 ? childValue(firstElement(answer.body, 'DBInstance') ?? '', 'DBInstanceArn') : undefined);
