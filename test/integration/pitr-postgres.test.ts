@@ -3,10 +3,22 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  CreateDBInstanceCommand,
+  DeleteDBInstanceCommand,
+  DescribeDBInstancesCommand,
+  ModifyDBInstanceCommand,
+  RDSClient,
+  RestoreDBInstanceToPointInTimeCommand,
+  type DBInstance,
+} from '@aws-sdk/client-rds';
+import { credentialsFor } from '../../local/moto-rds-compat.ts';
+import { startMotoCompatProxy } from '../../local/nightly-environment.ts';
 import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { startPitrSource, type PitrSource } from '../../local/pitr-postgres.ts';
 import type { InstanceInfo } from '../../local/strict-rds.ts';
+import { uniqueName } from '../harness/aws.ts';
 import { portClosed } from './drill-harness.ts';
 
 /**
@@ -204,6 +216,72 @@ describe('point-in-time recovery behind emulated RDS instances', () => {
     expect(hooks.started.map((s) => s.id)).not.toContain(target.id);
     // No server left behind: only the two sources' clusters (and the one recovered server still up) run from this test's directory.
     expect(processesUsing(parent).filter((p) => /postgres.* -D /.test(p))).toHaveLength(3);
+  });
+
+  it('behind the strict RDS layer: LatestRestorableTime is the source\'s, RestoreDBInstanceToPointInTime brings up a server recovered to the moment at the Endpoint', async () => {
+    const account = '454545454545';
+    const upstream = inject('motoEndpoint');
+    const creds = await credentialsFor(account, 'pitr-postgres');
+    // The layer drives the same hooks; the last test stops them (and proves nothing is left).
+    const proxy = await startMotoCompatProxy(upstream, { max: () => 100 }, { instances: { ...hooks, stop: async () => undefined } });
+    const rds = new RDSClient({ endpoint: proxy.endpoint, region: REGION, credentials: creds, maxAttempts: 1 });
+    const sourceId = uniqueName('lbpitr-src');
+    const targetId = uniqueName('lifeboat-drill-pitr-rds');
+    const describe1 = async (id: string): Promise<DBInstance> => (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances![0]!;
+    const until = async (id: string, status: string): Promise<DBInstance> => {
+      const begun = Date.now();
+      for (;;) {
+        const db = await describe1(id);
+        if (db.DBInstanceStatus === status) return db;
+        if (Date.now() - begun > 90_000) throw new Error(`${id} still ${db.DBInstanceStatus}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    try {
+      await rds.send(new CreateDBInstanceCommand({
+        DBInstanceIdentifier: sourceId, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20,
+        MasterUsername: MASTER, MasterUserPassword: MASTER_PASSWORD, BackupRetentionPeriod: 7,
+      }));
+      await until(sourceId, 'available');
+      hooks.registerSource({ account, region: REGION, id: sourceId }, source);
+
+      await query(source, MASTER, MASTER_PASSWORD, 'shop', `INSERT INTO orders (id, phase) VALUES (101, 't3')`);
+      const t3 = await source.switchWal();
+      await query(source, MASTER, MASTER_PASSWORD, 'shop', `INSERT INTO orders (id, phase) VALUES (102, 't4')`);
+      const t4 = await source.switchWal();
+      const src = await describe1(sourceId);
+      expect(src.LatestRestorableTime).toEqual(t4);
+      expect(src.Endpoint).toMatchObject({ Address: '127.0.0.1', Port: source.port });
+
+      const begun = Date.now();
+      await rds.send(new RestoreDBInstanceToPointInTimeCommand({ SourceDBInstanceIdentifier: sourceId, TargetDBInstanceIdentifier: targetId, RestoreTime: t3 }));
+      const restored = await until(targetId, 'available');
+      console.log(`RestoreDBInstanceToPointInTime to available in ${Date.now() - begun} ms`);
+      expect(hooks.recoveries.find((r) => r.id === targetId)).toMatchObject({ source: sourceId, restoreTime: t3 });
+      expect(restored.Endpoint).toMatchObject({ Address: '127.0.0.1' });
+      const at = { host: restored.Endpoint!.Address!, port: restored.Endpoint!.Port! };
+      expect(at.port).not.toBe(source.port);
+      expect(hooks.endpoint({ ...instance(targetId), account })).toEqual(at);
+
+      // The drill sets its own master password, as on AWS.
+      await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: targetId, MasterUserPassword: 'drill-pw-2', ApplyImmediately: true }));
+      await until(targetId, 'available');
+      const phases = await query<{ phase: string }>(at, MASTER, 'drill-pw-2', 'shop', `SELECT DISTINCT phase FROM orders ORDER BY phase`, true);
+      expect(phases.map((r) => r.phase)).toEqual(['t1', 't2', 't3']);
+
+      await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: targetId, SkipFinalSnapshot: true }));
+      const dataDir = hooks.started.find((r) => r.id === targetId)!.dataDir;
+      for (let i = 0; i < 50 && hooks.running().some((r) => r.id === targetId); i++) {
+        await rds.send(new DescribeDBInstancesCommand({})).catch(() => undefined);
+      }
+      expect(hooks.running().map((r) => r.id)).not.toContain(targetId);
+      expect(await portClosed(at.port)).toBe(true);
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      await proxy.stop();
+      const moto = new RDSClient({ endpoint: upstream, region: REGION, credentials: creds, maxAttempts: 1 });
+      for (const id of [sourceId, targetId]) await moto.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true })).catch(() => undefined);
+    }
   });
 
   it('serves drill throwaways through the same hooks, and stop() leaves no process, port or directory behind', async () => {
