@@ -251,6 +251,9 @@ describe('lifeboat recover --into-rds', () => {
     });
     await sleep(1100);
     const now = new Date().toISOString();
+    // The strict layer's LatestRestorableTime lags like RDS's log shipping: here the logs have reached the moment.
+    const [, , , keptRegion, keptAccount] = (await instance(kept))!.DBInstanceArn!.split(':');
+    proxy.rds!.setRestoreWindow({ account: keptAccount!, region: keptRegion!, kind: 'instance', id: kept }, { latest: new Date(Date.parse(now) + 1) });
     const withRds = (instanceIdentifier: string) => {
       const config = JSON.parse(readFileSync(configPath, 'utf8'));
       config.databases[0].rds = { instanceIdentifier };
