@@ -6,12 +6,15 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type { Construct } from 'constructs';
 import { backupSchedules, drillRunInput, retentionSchedules } from '../events/schedules.ts';
 import { parseConfig } from '../functions/lib/config/load.ts';
 import { drillsSchema, type DatabaseConfig, type LifeboatConfig, type LifeboatConfigInput } from '../functions/lib/config/schema.ts';
 import { drillNetworkEnvironment } from '../functions/lib/drill/environment.ts';
 import { drillRequestsFromConfig } from '../functions/lib/drill/plan.ts';
+import { pitrTargets } from '../functions/lib/pitr/posture.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/lib/metrics/names.ts';
 import { retentionFunctionEnvironment } from '../functions/lib/retention/environment.ts';
 import { snapshotFunctionEnvironment } from '../functions/lib/snapshots/environment.ts';
@@ -67,6 +70,12 @@ export const FARGATE_PLACEHOLDERS = ['DumpClusterArn', 'DumpTaskDefinitionArn', 
 export const DEFAULT_DRILL_RESTORE_STORAGE = Size.gibibytes(10);
 /** Longest a backup run may take. */
 export const BACKUP_TIMEOUT = Duration.hours(24);
+/**
+ * How often the PITR lag watch publishes PitrRestorableLagSeconds. RDS ships
+ * transaction logs about every 5 minutes; the pitr-lag alarm takes the
+ * Minimum over PITR_LAG_ALARM_PERIOD (two samples), see infra/constructs/database-alarms.ts.
+ */
+export const PITR_WATCH_RATE = Duration.minutes(5);
 /** The janitor runs hourly, off the full hour. */
 export const JANITOR_SCHEDULE = 'cron(17 * * * ? *)';
 /** What a drill run may take beyond its restores: select, provision, verify, teardown and report. */
@@ -119,6 +128,11 @@ export interface SourceStackCode {
    * @default - `functions/janitor/handler.ts` bundled with the local esbuild
    */
   readonly janitor?: ProjectFunctionSource;
+  /**
+   * The PITR posture check (backup runs) and lag watch (its own schedule).
+   * @default - `functions/pitr/handler.ts` bundled with the local esbuild
+   */
+  readonly pitr?: ProjectFunctionSource;
 }
 
 export interface SourceStackProps extends StackProps {
@@ -192,8 +206,16 @@ export function monitoredDatabases(config: LifeboatConfig): MonitoredDatabase[] 
       rtoMinutes: Math.min(...plans.map((plan) => plan.rtoMinutes)),
       deadMansSwitch: watched.length > 0,
       freshness: freshnessWatches(config, database.id, drilled.has(database.id)),
+      ...pitrWatchOf(config, database),
     };
   });
+}
+
+/** The PITR lag alarm's target: the tightest maxLagMinutes over the pitr plans that hold an RDS-backed database. */
+function pitrWatchOf(config: LifeboatConfig, database: DatabaseConfig): Pick<MonitoredDatabase, 'pitr'> {
+  const plans = config.plans.filter((plan) => plan.pitr && plan.databases.includes(database.id));
+  if (!database.rds || plans.length === 0) return {};
+  return { pitr: { planIds: plans.map((p) => p.id), maxLagMinutes: Math.min(...plans.map((p) => p.pitr!.maxLagMinutes)) } };
 }
 
 /** A function or task whose environment can name a resource together with its grant. */
@@ -241,6 +263,10 @@ export class SourceStack extends Stack {
   public readonly deploymentConfig: DeploymentConfigObject;
   /** Resolves what a backup or drill run covers. */
   public readonly planFunction: ProjectFunction;
+  /** The PITR posture check of plans with `pitr` (backup runs) and their lag watch. */
+  public readonly pitrFunction: ProjectFunction;
+  /** Invokes the PITR lag watch every PITR_WATCH_RATE; present when a plan has `pitr`. */
+  public readonly pitrWatchSchedule?: scheduler.Schedule;
   /** Starts the workflows; may do nothing else. */
   public readonly schedulerRole: iam.Role;
   /** Plan id → its backup schedule. */
@@ -360,6 +386,8 @@ export class SourceStack extends Stack {
     });
     readsConfig(this.planFunction);
 
+    this.pitrFunction = this.createPitrFunction(config, code?.pitr, placement);
+
     this.alertFunction = new ProjectFunction(this, 'AlertFunction', {
       source: code?.alert ?? defaultAlertSource(),
       description: `lifeboat ${config.name}: publish backup, drill and lateness alerts to SNS.`,
@@ -436,9 +464,10 @@ export class SourceStack extends Stack {
       substitutions: {
         PlanFunctionArn: this.planFunction.functionArn,
         AlertFunctionArn: this.alertFunction.functionArn,
+        PitrFunctionArn: this.pitrFunction.functionArn,
         BackupDatabaseStateMachineArn: this.backupDatabase.stateMachine.stateMachineArn,
       },
-      invokedFunctions: [this.planFunction.function, this.alertFunction.function],
+      invokedFunctions: [this.planFunction.function, this.alertFunction.function, this.pitrFunction.function],
       startedStateMachines: [this.backupDatabase],
       alert: { deploymentName: config.name, kind: 'backup-failed' },
       ...deployedWorkflowNames(config.name, 'backup'),
@@ -482,6 +511,8 @@ export class SourceStack extends Stack {
       );
     }
     this.schedules = schedules;
+
+    if (config.plans.some((plan) => plan.pitr)) this.pitrWatchSchedule = this.createPitrWatch(config);
 
     const databases = monitoredDatabases(config);
     this.databaseAlarms = new ShardedDatabaseAlarms(this, 'DatabaseAlarms', { deploymentName: config.name, databases });
@@ -900,6 +931,91 @@ export class SourceStack extends Stack {
       'The KMS key of a source snapshot (the database\'s storage key) is only known at run time; DescribeKey reads metadata, and CreateGrant is limited to grants for RDS (kms:GrantIsForAWSResource, kms:ViaService rds).',
     );
     return fn;
+  }
+
+  /**
+   * The PITR posture check and lag watch. Least privilege, from the config's
+   * pitr plans: it reads only their instances and clusters (and, in the copy
+   * region, automated-backup replicas); it may start a replication only for
+   * the instances of plans with `pitr.manage` and `pitr.copyRegion`, and use
+   * the copy region's key only through RDS in that region for that.
+   */
+  private createPitrFunction(config: LifeboatConfig, source: ProjectFunctionSource | undefined, placement: RunnerNetwork | undefined): ProjectFunction {
+    const fn = new ProjectFunction(this, 'PitrFunction', {
+      source: source ?? nodejsSource('functions/pitr/handler.ts'),
+      description: `lifeboat ${config.name}: point-in-time recovery posture of the pitr plans' databases (window, lag, copy-region replication).`,
+      serviceName: SERVICE_NAMES.pitr,
+      metricsNamespace: METRICS_NAMESPACE,
+      // Under the watch's 5-minute rate, so runs never overlap.
+      timeout: Duration.minutes(4),
+      memorySize: 256,
+      placement,
+    });
+    this.readsDeploymentConfig(fn);
+    const targets = pitrTargets(config);
+    const instancesOf = (pick: (t: (typeof targets)[number]) => boolean) =>
+      [...new Set(targets.filter((t) => 'instanceIdentifier' in t.ref && pick(t)).map((t) => this.rdsArn('db', (t.ref as { instanceIdentifier: string }).instanceIdentifier)))].sort();
+    const instances = instancesOf(() => true);
+    const clusters = [...new Set(targets.flatMap((t) => ('clusterIdentifier' in t.ref ? [this.rdsArn('cluster', t.ref.clusterIdentifier)] : [])))].sort();
+    const autoBackups = (region: string) => this.rdsArn('auto-backup', '*', region);
+    if (instances.length > 0) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances'], resources: instances }));
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [...instances, autoBackups(this.region)] }));
+    }
+    if (clusters.length > 0) fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: clusters }));
+    const copy = config.snapshots?.copy;
+    const replicated = copy ? instancesOf((t) => t.pitr.copyRegion) : [];
+    const managed = copy ? instancesOf((t) => t.pitr.copyRegion && t.pitr.manage) : [];
+    const wildcards = instances.length > 0 ? [autoBackups(this.region)] : [];
+    if (copy && replicated.length > 0) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [autoBackups(copy.region)] }));
+      wildcards.push(autoBackups(copy.region));
+    }
+    if (copy && managed.length > 0) {
+      // Called in the copy region: authorized on the source instance and the replica (auto-backup) it creates there.
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:StartDBInstanceAutomatedBackupsReplication'], resources: [...managed, autoBackups(copy.region)] }));
+      // RDS encrypts the replica with the copy region's key on the caller's behalf: a grant for RDS, made through RDS there.
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: [copy.kmsKeyArn] }));
+      fn.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['kms:CreateGrant'],
+          resources: [copy.kmsKeyArn],
+          conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' }, StringEquals: { 'kms:ViaService': `rds.${copy.region}.amazonaws.com` } },
+        }),
+      );
+    }
+    if (wildcards.length > 0) {
+      acknowledgeWildcardResources(fn.role, wildcards, 'Automated backups (auto-backup:ab-...) get ids RDS generates; the posture check lists and starts only those of the pitr plans\' instances (named by DbiResourceId, the source instance ARN).');
+    }
+    return fn;
+  }
+
+  /**
+   * The PITR lag watch: EventBridge Scheduler invokes the posture function
+   * every PITR_WATCH_RATE with `{ action: 'watch' }` (window and lag only,
+   * nothing changed, no alert: the pitr-lag alarms read its metric), with a
+   * role that may invoke that function and nothing else.
+   */
+  private createPitrWatch(config: LifeboatConfig): scheduler.Schedule {
+    const role = new iam.Role(this, 'PitrWatchSchedulerRole', {
+      description: `lifeboat ${config.name}: lets EventBridge Scheduler invoke the PITR lag watch, nothing else.`,
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': this.account } } }),
+    });
+    // The target grants lambda:InvokeFunction on the function and its versions (`<arn>:*`), which only this function has.
+    acknowledgeWildcardResources(role, [`${this.pitrFunction.functionArn}:*`], 'The scheduler role may invoke the PITR lag watch function and its versions or aliases (<arn>:*) only.');
+    return new scheduler.Schedule(this, 'PitrWatchSchedule', {
+      description: `lifeboat ${config.name}: publish the PITR lag (PitrRestorableLagSeconds) of the pitr plans' databases every ${PITR_WATCH_RATE.toMinutes()} minutes`,
+      schedule: scheduler.ScheduleExpression.rate(PITR_WATCH_RATE),
+      timeWindow: scheduler.TimeWindow.off(),
+      target: new schedulerTargets.LambdaInvoke(this.pitrFunction.function, {
+        role,
+        input: scheduler.ScheduleTargetInput.fromObject({ action: 'watch' }),
+        // The next run is minutes away: a late retry only adds a stale sample.
+        retryAttempts: 1,
+        maxEventAge: Duration.minutes(4),
+        deadLetterQueue: this.alarmRouting.deadLetterQueue,
+      }),
+    });
   }
 
   /** The dump copier: reads a committed dump (ciphertext) and writes it into the vault as the vault's copier role. */

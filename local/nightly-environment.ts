@@ -10,6 +10,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createAlertHandler } from '../functions/alert/handler.ts';
 import { createDumpHandler } from '../functions/dump/handler.ts';
 import { createPlanHandler } from '../functions/plan/handler.ts';
+import { createPitrHandler } from '../functions/pitr/handler.ts';
 import { DeploymentConfig } from '../functions/lib/config/deployment.ts';
 import { createRetentionHandler } from '../functions/retention/handler.ts';
 import { createSnapshotHandler } from '../functions/snapshot/handler.ts';
@@ -64,6 +65,7 @@ export const backupFunctionArns = {
   AlertFunctionArn: localFunctionArn('alert'),
   SnapshotFunctionArn: localFunctionArn('snapshot'),
   VaultCopyFunctionArn: localFunctionArn('vault-copy'),
+  PitrFunctionArn: localFunctionArn('pitr'),
 };
 
 /**
@@ -85,7 +87,12 @@ export const backupDatabaseSubstitutions = {
 
 /** The backup workflow's substitutions: its plan and alert functions, and the per-database workflow it starts. */
 export function backupSubstitutions(backupDatabaseStateMachineArn: string): Record<string, string> {
-  return { PlanFunctionArn: backupFunctionArns.PlanFunctionArn, AlertFunctionArn: backupFunctionArns.AlertFunctionArn, BackupDatabaseStateMachineArn: backupDatabaseStateMachineArn };
+  return {
+    PlanFunctionArn: backupFunctionArns.PlanFunctionArn,
+    AlertFunctionArn: backupFunctionArns.AlertFunctionArn,
+    PitrFunctionArn: backupFunctionArns.PitrFunctionArn,
+    BackupDatabaseStateMachineArn: backupDatabaseStateMachineArn,
+  };
 }
 
 /** Service integrations of the backup definition, run in-process locally. */
@@ -280,6 +287,7 @@ export function backupTaskResources(options: BackupTaskOptions): Record<string, 
   );
   return {
     [backupFunctionArns.PlanFunctionArn]: asLocalTask('plan', createPlanHandler({ config, logger })),
+    [backupFunctionArns.PitrFunctionArn]: asLocalTask('pitr', createPitrHandler({ rds: (region) => createRdsClient({ region }), config, logger, metrics })),
     [backupFunctionArns.DumpFunctionArn]: dump,
     // A dump on the Fargate runner: the same handler with the task's input, in-process instead of in a container.
     // A job on the Fargate runner (the dump, or its vault copy): the same handler with the task's input, in-process instead of in a container.

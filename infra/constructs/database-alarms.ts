@@ -74,7 +74,26 @@ export interface MonitoredDatabase {
    * @default []
    */
   readonly freshness?: readonly FreshnessWatch[];
+  /**
+   * The database is in plans with `pitr`: the pitr-lag alarm watches its PITR
+   * RPO (PitrRestorableLagSeconds) against the tightest maxLagMinutes.
+   * @default - no PITR lag alarm
+   */
+  readonly pitr?: { readonly planIds: readonly string[]; readonly maxLagMinutes: number };
 }
+
+/**
+ * The PITR lag alarm's period. The lag watch publishes every 5 minutes
+ * (PITR_WATCH_RATE), so each 10-minute period holds two samples, and at least
+ * one even when an invocation is late by minutes. RDS ships transaction logs
+ * about every 5 minutes, so the lag is a sawtooth from ~0 to ~5 minutes; the
+ * alarm takes the Minimum of the period, which only a lag that stays high
+ * exceeds: a normal shipping lag (at its peak in one sample) never alarms, and
+ * maxLagMinutes is at least 6. Missing data is breaching: a watch that stops,
+ * or a window it cannot read (it then publishes nothing), alarms too. The
+ * alarm fires at most about maxLagMinutes + 20 minutes after shipping stops.
+ */
+export const PITR_LAG_ALARM_PERIOD = Duration.minutes(10);
 
 /** A metric with the exact dimension set Powertools' singleMetric() emits from `service` for one database. */
 export function databaseMetric(service: ServiceName, metricName: MetricName, databaseId: string, period: Duration, statistic: string = cloudwatch.Stats.SUM): cloudwatch.Metric {
@@ -180,14 +199,47 @@ export const FRESHNESS_ALARMS: Record<
   },
 };
 
+/**
+ * `lifeboat/<name>/pitr-lag/<db>`: the newest restorable moment has stayed
+ * more than maxLagMinutes behind now for a whole PITR_LAG_ALARM_PERIOD (or
+ * nothing was published), routed as a pitr-posture alert.
+ */
+function pitrLagAlarm(scope: Construct, deploymentName: string, databaseId: string, pitr: NonNullable<MonitoredDatabase['pitr']>): cloudwatch.Alarm {
+  const plans = pitr.planIds.join(', ');
+  return new cloudwatch.Alarm(scope, `pitr-lag-${databaseId}`, {
+    alarmName: routedAlarmName(deploymentName, 'pitr-lag', databaseId),
+    alarmDescription: alarmDescription(
+      `The newest restorable moment of database "${databaseId}" (plan ${plans}) has stayed more than ${pitr.maxLagMinutes} min behind now (pitr.maxLagMinutes) for ${PITR_LAG_ALARM_PERIOD.toMinutes()} min, ` +
+        'or its lag was not published (missing data counts as late: the lag watch may be failing, or cannot read the database): its point-in-time RPO is at risk.',
+      {
+        kind: 'pitr-posture',
+        failure: 'PitrLagOverTarget',
+        databaseId,
+        planId: pitr.planIds[0],
+        nextStep: `run \`lifeboat pitr status --database ${databaseId}\`: it names the lag, the instance's state and the fix (docs/runbooks.md, "PITR posture drift").`,
+      },
+    ),
+    metric: databaseMetric(SERVICE_NAMES.pitr, METRIC_NAMES.pitrRestorableLagSeconds, databaseId, PITR_LAG_ALARM_PERIOD, cloudwatch.Stats.MINIMUM),
+    threshold: pitr.maxLagMinutes * 60,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  });
+}
+
 /** Per-database staleness alarms (FRESHNESS_ALARMS), routed to the alert function by name like every lifeboat alarm. */
 export class FreshnessAlarms extends Construct {
   /** Kind → database id → alarm. */
   public readonly alarms = new Map<FreshnessKind, Map<string, cloudwatch.Alarm>>();
 
+  /** Database id → its PITR lag alarm (databases of plans with `pitr`). */
+  public readonly pitrLag = new Map<string, cloudwatch.Alarm>();
+
   constructor(scope: Construct, id: string, props: DatabaseAlarmsProps) {
     super(scope, id);
     for (const database of props.databases) {
+      if (database.pitr) this.pitrLag.set(database.id, pitrLagAlarm(this, props.deploymentName, database.id, database.pitr));
       for (const watch of database.freshness ?? []) {
         const spec = FRESHNESS_ALARMS[watch.kind];
         const plans = watch.planIds.join(', ');
@@ -386,13 +438,13 @@ export class ShardedDatabaseAlarms extends Construct {
     }
     const freshnessCount = props.freshnessShards ?? FRESHNESS_SHARDS;
     const watched = new Map<number, MonitoredDatabase[]>();
-    for (const database of props.databases.filter((d) => (d.freshness ?? []).length > 0)) {
+    for (const database of props.databases.filter((d) => (d.freshness ?? []).length > 0 || d.pitr)) {
       const shard = shardOf(database.id, freshnessCount);
       watched.set(shard, [...(watched.get(shard) ?? []), database]);
     }
     for (const [shard, databases] of [...watched].sort(([a], [b]) => a - b)) {
       const stack = new NestedStack(this, `FreshnessAlarms${shard}`, {
-        description: `lifeboat ${props.deploymentName}: per-database snapshot, vault copy and drill staleness alarms, shard ${shard} of ${freshnessCount}.`,
+        description: `lifeboat ${props.deploymentName}: per-database snapshot, vault copy, drill staleness and PITR lag alarms, shard ${shard} of ${freshnessCount}.`,
       });
       limitResources(stack, `Nested stack FreshnessAlarms${shard}`);
       this.freshnessShards.set(shard, { stack, alarms: new FreshnessAlarms(stack, 'Alarms', { deploymentName: props.deploymentName, databases }) });
@@ -402,6 +454,11 @@ export class ShardedDatabaseAlarms extends Construct {
   /** Every staleness alarm of one kind, by database id. */
   public staleness(kind: FreshnessKind): Map<string, cloudwatch.Alarm> {
     return new Map([...this.freshnessShards.values()].flatMap(({ alarms }) => [...(alarms.alarms.get(kind) ?? [])]));
+  }
+
+  /** Every PITR lag alarm, by database id. */
+  public get pitrLag(): Map<string, cloudwatch.Alarm> {
+    return new Map([...this.freshnessShards.values()].flatMap(({ alarms }) => [...alarms.pitrLag]));
   }
 
   /** Every database's dead man's switch. */

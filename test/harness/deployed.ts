@@ -44,6 +44,7 @@ function stackFunctions(stack: SourceStack): Record<string, ProjectFunction | un
   return {
     AlertFunctionArn: stack.alertFunction,
     PlanFunctionArn: stack.planFunction,
+    PitrFunctionArn: stack.pitrFunction,
     SnapshotFunctionArn: stack.snapshotFunction,
     VaultCopyFunctionArn: stack.vaultCopyFunction,
     DumpFunctionArn: stack.dumpFunction,

@@ -23,6 +23,7 @@ export interface ShippedFunction {
 export const SHIPPED_FUNCTIONS: Readonly<Record<string, ShippedFunction>> = {
   AlertFunctionArn: { packaging: 'nodejs', entry: 'functions/alert/handler.ts' },
   PlanFunctionArn: { packaging: 'nodejs', entry: 'functions/plan/handler.ts' },
+  PitrFunctionArn: { packaging: 'nodejs', entry: 'functions/pitr/handler.ts' },
   SnapshotFunctionArn: { packaging: 'nodejs', entry: 'functions/snapshot/handler.ts' },
   VaultCopyFunctionArn: { packaging: 'nodejs', entry: 'functions/vault-copy/handler.ts' },
   RetentionFunctionArn: { packaging: 'nodejs', entry: 'functions/retention/handler.ts' },

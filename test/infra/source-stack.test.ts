@@ -252,6 +252,7 @@ describe('source stack: backup state machine', () => {
       DefinitionSubstitutions: {
         PlanFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.planFunction.function), 'Arn'] },
         AlertFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.alertFunction.function), 'Arn'] },
+        PitrFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.pitrFunction.function), 'Arn'] },
         BackupDatabaseStateMachineArn: { Ref: logicalIdOf(stack.backupDatabase.stateMachine) },
       },
     });

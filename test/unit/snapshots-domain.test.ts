@@ -168,7 +168,7 @@ describe('the backup state machine definitions', () => {
   });
 
   it('resolves the plan, then starts one child execution per database and nothing else', () => {
-    expect(placeholders('backup')).toEqual(['AlertFunctionArn', 'BackupDatabaseStateMachineArn', 'PlanFunctionArn']);
+    expect(placeholders('backup')).toEqual(['AlertFunctionArn', 'BackupDatabaseStateMachineArn', 'PitrFunctionArn', 'PlanFunctionArn']);
     const item = parent.States.BackupEachDatabase!.ItemProcessor!.States;
     expect(item.BackupDatabase).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::states:startExecution.sync:2' });
     expect(item.BackupDatabase!.Catch?.[0]?.Next).toBe('AlertDatabaseRunFailed');

@@ -26,6 +26,8 @@ export interface BackupPlanRun {
   readonly maxConcurrency: number;
   readonly dump: boolean;
   readonly snapshot: boolean;
+  /** The plan has a pitr section: the run checks its databases' point-in-time recovery posture. */
+  readonly pitr: boolean;
   readonly databases: ReadonlyArray<{
     readonly id: string;
     readonly dumpRunner: 'lambda' | 'fargate';
@@ -57,6 +59,7 @@ export function resolveBackupRun(deployed: DeploymentConfig, input: z.infer<type
     maxConcurrency: plan.maxConcurrency,
     dump: plan.dump,
     snapshot: plan.snapshot,
+    pitr: plan.pitr !== undefined,
     databases: wanted.map((id) => ({ id, dumpRunner: deployed.database(id).dump.runner, vaultCopyRunner: vaultCopyRunnerOf(deployed, id) })),
   };
 }

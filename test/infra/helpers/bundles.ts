@@ -46,6 +46,9 @@ export function prebundledCode(): SourceStackCode {
     get plan() {
       return prebuilt('functions/plan/handler.ts');
     },
+    get pitr() {
+      return prebuilt('functions/pitr/handler.ts');
+    },
     get snapshot() {
       return prebuilt('functions/snapshot/handler.ts');
     },
