@@ -126,15 +126,19 @@ describe('the restorable window', () => {
     const slow = await startMotoCompatProxy(upstream, { max: () => 100 }, { logShippingSeconds: 3600 });
     proxies.push(quick, slow);
     const id = await availableInstance('shipping', {}, rdsIn(REGION, quick));
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, 1600));
 
     // Act
     const viaQuick = await instanceOf(rdsIn(REGION, quick), id);
+    const before = Date.now();
     const viaSlow = await instanceOf(rdsIn(REGION, slow), id);
+    const after = Date.now();
 
-    // Assess
+    // Assess: a second's boundary at least 0.6 s after creation; the hour's is before creation (unless one just passed).
     expect(viaQuick.LatestRestorableTime!.getTime()).toBeGreaterThan(viaQuick.InstanceCreateTime!.getTime() + 500);
-    expect(viaSlow.LatestRestorableTime!.getTime()).toBe(viaSlow.InstanceCreateTime!.getTime());
+    expect(viaQuick.LatestRestorableTime!.getTime() % 1000).toBe(0);
+    const hourly = [before, after].map((t) => Math.max(viaSlow.InstanceCreateTime!.getTime(), Math.floor(t / 3_600_000) * 3_600_000));
+    expect(hourly).toContain(viaSlow.LatestRestorableTime!.getTime());
   });
 
   it("reports a real server's newest restorable moment when the latestRestorable hook knows one", async () => {
@@ -319,15 +323,18 @@ describe('RestoreDBInstanceToPointInTime', () => {
     const rds = rdsIn();
     const id = await availableInstance('pitrsrc');
     const none = await availableInstance('pitrnone', { BackupRetentionPeriod: 0 });
+    // A pinned window: a 5-minute boundary passing mid-test would move the layer's own estimate.
+    proxy.rds!.setRestoreWindow(at('instance', id), { earliest: new Date(Date.now() - 3_600_000), latest: new Date(Date.now() - 60_000) });
     const db = await instanceOf(rds, id);
     const latest = db.LatestRestorableTime!;
+    const [{ RestoreWindow }] = (await backupsOf(rds, { DBInstanceIdentifier: id })) as [DBInstanceAutomatedBackup];
 
     // Act
     const both = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: uniqueName('t'), RestoreTime: latest, UseLatestRestorableTime: true }));
     const neither = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: uniqueName('t') }));
     const noBackups = await outcome(restore({ SourceDBInstanceIdentifier: none, TargetDBInstanceIdentifier: uniqueName('t'), UseLatestRestorableTime: true }));
     const notYetShipped = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: uniqueName('t'), RestoreTime: new Date(latest.getTime() + 1000) }));
-    const beforeCreation = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: uniqueName('t'), RestoreTime: new Date(db.InstanceCreateTime!.getTime() - 60_000) }));
+    const tooOld = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: uniqueName('t'), RestoreTime: new Date(RestoreWindow!.EarliestTime!.getTime() - 1000) }));
     const unknownResource = await outcome(restore({ SourceDbiResourceId: 'db-NOSUCHRESOURCE0000000000', TargetDBInstanceIdentifier: uniqueName('t'), UseLatestRestorableTime: true }));
     const existingTarget = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: none, UseLatestRestorableTime: true }));
     const inside = await outcome(restore({ SourceDBInstanceIdentifier: id, TargetDBInstanceIdentifier: uniqueName('t'), RestoreTime: latest }));
@@ -335,7 +342,7 @@ describe('RestoreDBInstanceToPointInTime', () => {
     // Assess
     expect([both, neither]).toEqual(['InvalidParameterCombination 400', 'InvalidParameterCombination 400']);
     expect(noBackups).toBe('PointInTimeRestoreNotEnabledFault 400');
-    expect([notYetShipped, beforeCreation]).toEqual(['InvalidRestoreFault 400', 'InvalidRestoreFault 400']);
+    expect([notYetShipped, tooOld]).toEqual(['InvalidRestoreFault 400', 'InvalidRestoreFault 400']);
     expect(unknownResource).toBe('DBInstanceAutomatedBackupNotFoundFault 404');
     expect(existingTarget).toBe('DBInstanceAlreadyExistsFault 400');
     expect(inside).toBe('accepted');
@@ -407,6 +414,7 @@ describe('RestoreDBClusterToPointInTime', () => {
     await rds.send(new CreateDBClusterCommand({ DBClusterIdentifier: id, Engine: 'aurora-postgresql', MasterUsername: 'owner', MasterUserPassword: 'not-a-real-secret-1', BackupRetentionPeriod: 2 }));
     made.push({ region: REGION, kind: 'cluster', id });
     for (let i = 0; i < 4; i++) await clusterOf(rds, id);
+    proxy.rds!.setRestoreWindow(at('cluster', id), { earliest: new Date(Date.now() - 3_600_000), latest: new Date(Date.now() - 1000) });
     const cluster = await clusterOf(rds, id);
     const target = uniqueName('pitr-clr');
     made.push({ region: REGION, kind: 'cluster', id: target });
