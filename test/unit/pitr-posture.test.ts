@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CreateDBClusterCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { waitUntilAvailable } from '../../local/strict-rds.ts';
 import { failRds, rdsRequest } from '../../local/moto-rds-compat.ts';
 import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
 import { checkDatabasePosture, checkPosture, MAX_LISTED_DATABASES, summarisePosture, type DatabasePosture, type PitrTarget, type PlanPosture } from '../../functions/lib/pitr/posture.ts';
@@ -196,6 +198,40 @@ describe('PITR posture of an Aurora cluster', () => {
     expect(withCopy.problems).toContain(
       `Database "ledger" (cluster ${id}, ${SOURCE}): Aurora has no automated-backup replication, so pitr.copyRegion cannot hold for ${id}; its copies in ${COPY} rely on snapshot copies. Fix: move the database to a plan without pitr.copyRegion and take snapshots (snapshot: true with snapshots.copy).`,
     );
+  });
+});
+
+describe('PITR posture through the strict RDS layer (its automated backups, replication and lagging LatestRestorableTime)', () => {
+  it('starts the missing replication in the copy region, then sees it, and drifts when the newest restorable moment lags', async () => {
+    // Prepare
+    const strict = await startMotoCompatProxy(inject('motoEndpoint'));
+    try {
+      const client = (region: string) => new RDSClient({ region, endpoint: strict.endpoint, maxAttempts: 2 });
+      const strictRds = (region: string) => client(region);
+      const id = uniqueName('pitr-strict');
+      await client(SOURCE).send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1', AllocatedStorage: 20, BackupRetentionPeriod: 7, StorageEncrypted: true }));
+      await waitUntilAvailable(client(SOURCE), { instances: [id] });
+      // The copy region's CMK exists there: the layer refuses a replication under a key it cannot find.
+      const copyKey = (await new KMSClient({ region: COPY, endpoint: strict.endpoint }).send(new CreateKeyCommand({ Description: 'pitr copy key' }))).KeyMetadata!.Arn!;
+      const wanted = { ...target('orders', id, { copyRegion: true, manage: true, maxLagMinutes: 15 }), copy: { region: COPY, kmsKeyArn: copyKey } };
+
+      // Act
+      const first = await checkDatabasePosture({ rds: strictRds }, wanted);
+      const second = await checkDatabasePosture({ rds: strictRds }, wanted);
+      const account = (await client(SOURCE).send(new CreateDBClusterCommand({ DBClusterIdentifier: uniqueName('pitr-acct'), Engine: 'aurora-postgresql', MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1' }))).DBCluster!.DBClusterArn!.split(':')[4]!;
+      strict.rds!.setRestoreWindow({ account, region: SOURCE, kind: 'instance', id }, { latest: new Date(Date.now() - 40 * 60_000) });
+      const lagging = await checkDatabasePosture({ rds: strictRds }, wanted);
+
+      // Assess
+      expect(first.problems).toEqual([]);
+      expect(first).toMatchObject({ status: 'ok', retentionDays: 7, copyRegion: { state: 'started', region: COPY } });
+      expect(['starting', 'replicating']).toContain(second.copyRegion?.state);
+      expect(second.copyRegion).toMatchObject({ retentionDays: 7 });
+      expect(lagging.status).toBe('drift');
+      expect(lagging.problems.some((p) => /the newest restorable moment is \S+, 40 min behind now \(the PITR RPO\); wanted at most 15 min/.test(p))).toBe(true);
+    } finally {
+      await strict.stop();
+    }
   });
 });
 

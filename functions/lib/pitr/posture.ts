@@ -263,11 +263,19 @@ async function checkReplication(
     } while (marker);
     found = replicationOf(backups, window, region);
   } catch (error) {
+    // Filtered by DbiResourceId, RDS answers DBInstanceAutomatedBackupNotFound(Fault) when the region holds none: no replica, not an unreadable one.
+    if (!/^DBInstanceAutomatedBackupNotFound/.test(errorName(error))) return unreadableReplication(error);
+  }
+  return replicationState();
+
+  function unreadableReplication(error: unknown): CopyRegionPosture {
     problems.push(
       `${about}: its replicated automated backups in ${copy.region} could not be read (${describeFailure(error)}); the copy-region window is unknown, not ok. Fix: ${readFix(error, `rds:DescribeDBInstanceAutomatedBackups in ${copy.region}`, copy.region, window.identifier, true)}.`,
     );
     return { region: copy.region, state: 'unreadable' };
   }
+
+  async function replicationState(): Promise<CopyRegionPosture> {
   if (found && ['replicating', 'active', 'creating', 'pending'].includes(found.Status ?? '')) {
     const state = found.Status === 'creating' || found.Status === 'pending' ? 'starting' : 'replicating';
     const retentionDays = found.BackupRetentionPeriod;
@@ -303,6 +311,7 @@ async function checkReplication(
       }${start}.`,
     );
     return { region: copy.region, state: 'missing' };
+  }
   }
 }
 
