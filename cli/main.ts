@@ -77,6 +77,7 @@ const options = {
   'database-name': { type: 'string' },
   'wait-minutes': { type: 'string' },
   'poll-seconds': { type: 'string' },
+  method: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

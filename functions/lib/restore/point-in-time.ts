@@ -1,12 +1,16 @@
 import { DescribeDBClustersCommand, DescribeDBInstanceAutomatedBackupsCommand, DescribeDBInstancesCommand, type DBCluster, type RDSClient } from '@aws-sdk/client-rds';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Manifest } from '../backup/manifest.ts';
 import { errorName } from '../drill/provisioner.ts';
+import { DatabaseConnectionError } from '../errors.ts';
+import { connect, isTlsTrustFailure, type ResolvedConnection } from '../pg/connection.ts';
 
 /**
  * The point-in-time recovery window RDS or Aurora keeps for a database, read
  * when `lifeboat recover` chooses how to bring it back: a moment inside the
  * window can be restored to the second (RDS ships the WAL about every five
  * minutes), which beats the newest dump before it whenever the two differ.
- * lifeboat does not run point-in-time restores itself yet; it says whether one
+ * `recover --into-rds` runs that restore itself for an RDS instance; otherwise it says whether one
  * covers the moment and gives the command. It claims "covers" only on RDS's
  * own figures: an estimate is said to be one and never counted as cover.
  */
@@ -168,8 +172,47 @@ export async function pointInTimeAdvice(rds: RDSClient, ref: RdsRef | undefined,
   }
   return {
     covers: true,
-    summary: `AVAILABLE and better: the window of ${window.identifier} (${span}) covers ${atText}, so RDS can restore to the moment itself and lose nothing before it. lifeboat does not run point-in-time restores yet; to use it: ${command}. Below, the dump lifeboat can restore and verify`,
+    summary: `AVAILABLE and better: the window of ${window.identifier} (${span}) covers ${atText}, so RDS can restore to the moment itself and lose nothing before it${window.kind === 'instance' ? ' (lifeboat recover --into-rds <new-id> does it for you)' : ''}; by hand: ${command}. Below, the dump lifeboat can restore and verify`,
     window: shown,
     command,
   };
+}
+
+/**
+ * After a point-in-time restore: the database answers (over the caller's TLS
+ * settings) and holds the tables of the newest dump before the moment, if any. Tables
+ * may have been dropped between that dump and the moment, so missing ones are
+ * listed, not failed; a database that does not answer is an error. A server
+ * that refuses connections right after "available" is asked again a few times.
+ */
+export async function checkTablesAtMoment(
+  manifest: Manifest | undefined,
+  databaseId: string,
+  target: ResolvedConnection,
+  signal?: AbortSignal,
+  attempts = 10,
+  pauseMs = 3000,
+): Promise<{ expected: number; found: number; missing: string[] }> {
+  for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
+    let client;
+    try {
+      client = await connect(databaseId, target, 'lifeboat-recover');
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof DatabaseConnectionError) || isTlsTrustFailure(error)) throw error;
+      await sleep(pauseMs, undefined, { signal });
+      continue;
+    }
+    try {
+      const { rows } = await client.query<{ schema: string; name: string }>(
+        `SELECT n.nspname AS schema, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`,
+      );
+      const present = new Set(rows.map((r) => `${r.schema}.${r.name}`));
+      const missing = (manifest?.inventory.tables ?? []).map((t) => `${t.schema}.${t.name}`).filter((t) => !present.has(t));
+      return { expected: manifest?.inventory.tables.length ?? 0, found: present.size, missing };
+    } finally {
+      await client.end();
+    }
+  }
 }

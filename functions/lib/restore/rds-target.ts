@@ -5,6 +5,7 @@ import {
   DeleteDBInstanceCommand,
   DescribeDBInstancesCommand,
   ModifyDBInstanceCommand,
+  RestoreDBInstanceToPointInTimeCommand,
   type DBInstance,
   type RDSClient,
 } from '@aws-sdk/client-rds';
@@ -163,7 +164,22 @@ export interface CreatedInstance {
   password: string;
 }
 
-/** Stores the new master password, then asks RDS for the instance. A refusal deletes the secret again. */
+/**
+ * A point-in-time restore of the database's own RDS instance, instead of an
+ * empty instance for a dump: RDS restores it to `restoreTime` (storage, key
+ * and engine version come from the source), and the master password is set
+ * to the generated one once it is up (applyRecoveryPassword).
+ */
+export interface PointInTimeSource {
+  sourceIdentifier: string;
+  restoreTime: Date;
+}
+
+/**
+ * Stores the new master password, then asks RDS for the instance: an empty one
+ * (CreateDBInstance), or with `pointInTime` the source restored to the moment
+ * (RestoreDBInstanceToPointInTime). A refusal deletes the secret again.
+ */
 export async function createRecoveryInstance(
   rds: RDSClient,
   secrets: SecretsManagerClient,
@@ -171,6 +187,7 @@ export async function createRecoveryInstance(
   tags: Record<string, string>,
   registry: SecretRegistry,
   signal?: AbortSignal,
+  pointInTime?: PointInTimeSource,
 ): Promise<CreatedInstance> {
   const password = generateDrillPassword();
   registry.add(password);
@@ -199,8 +216,31 @@ export async function createRecoveryInstance(
     await deleteSecret(secrets, secretArn);
     throw signal.reason;
   }
+  const call = pointInTime ? `RestoreDBInstanceToPointInTime ${spec.identifier} (${pointInTime.sourceIdentifier} at ${pointInTime.restoreTime.toISOString()})` : `CreateDBInstance ${spec.identifier}`;
   try {
-    await rds.send(
+    if (pointInTime) {
+      await rds.send(
+        new RestoreDBInstanceToPointInTimeCommand({
+          SourceDBInstanceIdentifier: pointInTime.sourceIdentifier,
+          TargetDBInstanceIdentifier: spec.identifier,
+          RestoreTime: pointInTime.restoreTime,
+          DBInstanceClass: spec.instanceClass,
+          StorageType: spec.storageType,
+          Iops: spec.iops,
+          EnableIAMDatabaseAuthentication: spec.iamAuth || undefined,
+          DBSubnetGroupName: spec.subnetGroupName,
+          VpcSecurityGroupIds: spec.securityGroupIds,
+          DBParameterGroupName: spec.parameterGroupName,
+          MultiAZ: spec.multiAz,
+          PubliclyAccessible: false,
+          BackupRetentionPeriod: spec.backupRetentionDays,
+          CopyTagsToSnapshot: true,
+          DeletionProtection: false,
+          Port: spec.port,
+          Tags,
+        }),
+      );
+    } else await rds.send(
       new CreateDBInstanceCommand({
         DBInstanceIdentifier: spec.identifier,
         Engine: 'postgres',
@@ -236,7 +276,7 @@ export async function createRecoveryInstance(
       ? await discardRecoveryInstance(rds, secrets, created, { pollMs: 10_000, timeoutMs: 15 * 60_000 })
       : await deleteSecret(secrets, secretArn);
     const what = exists ? `RDS created ${spec.identifier} nonetheless; it was deleted` : 'nothing was created';
-    throw new RecoveryInstanceError(`CreateDBInstance ${spec.identifier} failed: ${errorName(error)}: ${registry.redact((error as Error).message)}`, {
+    throw new RecoveryInstanceError(`${call} failed: ${errorName(error)}: ${registry.redact((error as Error).message)}`, {
       cause: error,
       nextStep: left.length === 0 ? `${what} (the secret made for it was deleted); fix what RDS names above and run recover again.` : `left behind, delete by hand: ${left.join('; ')}.`,
     });
@@ -244,11 +284,45 @@ export async function createRecoveryInstance(
   return { identifier: spec.identifier, secretArn, masterUsername: spec.masterUsername, password };
 }
 
+/**
+ * A point-in-time restore keeps the source's master password: the generated one
+ * (already in the secret) replaces it, and the instance is waited for until RDS
+ * has applied it (resetting-master-credentials, then available).
+ */
+export async function applyRecoveryPassword(rds: RDSClient, created: CreatedInstance, options: WaitOptions): Promise<{ host: string; port: number }> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    try {
+      await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: created.identifier, MasterUserPassword: created.password, ApplyImmediately: true }));
+      break;
+    } catch (error) {
+      const name = errorName(error);
+      if (!(BUSY.test(name) || THROTTLED.test(name)) || Date.now() >= deadline) {
+        throw new RecoveryInstanceError(`Setting the new master password of ${created.identifier} failed: ${name}: ${(error as Error).message}`, { cause: error, nextStep: 'check the RDS permissions of these credentials (rds:ModifyDBInstance); the instance is deleted.' });
+      }
+      await sleep(options.pollMs, undefined, { signal: options.signal });
+    }
+  }
+  // RDS reports the change on a later look; until then the old password may still be the one that works.
+  let seenReset = false;
+  return waitForInstance(rds, created.identifier, {
+    ...options,
+    timeoutMs: Math.max(1000, deadline - Date.now()),
+    onStatus: (status) => {
+      if (status === 'resetting-master-credentials') seenReset = true;
+      options.onStatus?.(status);
+    },
+    ready: (found) => seenReset || found.PendingModifiedValues?.MasterUserPassword === undefined,
+  });
+}
+
 export interface WaitOptions {
   pollMs: number;
   timeoutMs: number;
   signal?: AbortSignal;
   onStatus?: (status: string) => void;
+  /** An available instance counts only once this says so (e.g. a password change was applied). @default always */
+  ready?: (found: DBInstance) => boolean;
 }
 
 /** Polls until the instance is available with an endpoint; a failed status or the timeout is a RecoveryInstanceError. */
@@ -260,7 +334,7 @@ export async function waitForInstance(rds: RDSClient, identifier: string, option
     const status = found?.DBInstanceStatus ?? 'not visible yet';
     options.onStatus?.(status);
     if (RDS_FAILED_STATES.has(status)) throw new RecoveryInstanceError(`The new instance ${identifier} failed: RDS reports it "${status}".`, { nextStep: 'see the instance\'s events in the RDS console for why; it is deleted.' });
-    if (status === 'available' && found?.Endpoint?.Address && found.Endpoint.Port) return { host: found.Endpoint.Address, port: found.Endpoint.Port };
+    if (status === 'available' && found?.Endpoint?.Address && found.Endpoint.Port && (options.ready?.(found) ?? true)) return { host: found.Endpoint.Address, port: found.Endpoint.Port };
     if (Date.now() >= deadline) throw new RecoveryInstanceError(`The new instance ${identifier} was not available after ${Math.round(options.timeoutMs / 60_000)} min (last status: ${status}).`, { nextStep: 'raise --wait-minutes; it is deleted.' });
     // Interrupted: the caller's reason (an InterruptedError), not the timer's AbortError.
     await sleep(options.pollMs, undefined, { signal: options.signal }).catch((error: unknown) => {
