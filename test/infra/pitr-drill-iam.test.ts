@@ -19,7 +19,9 @@ const COPY = 'eu-central-1';
 const DRILL_ID = '20261207T040000Z-abc123';
 const rds = (type: string, name: string, region = REGION) => `arn:aws:rds:${region}:${ACCOUNT}:${type}:${name}`;
 const throwaway = (region = REGION) => rds('db', 'lifeboat-drill-20261207t040000z-abc123', region);
-const tagged = { 'aws:RequestTag/lifeboat:drill': DRILL_ID, 'aws:TagKeys': ['lifeboat:drill'], 'rds:DatabaseClass': 'db.t4g.micro' };
+const requestTag = { 'aws:RequestTag/lifeboat:drill': DRILL_ID, 'aws:TagKeys': ['lifeboat:drill'] };
+/** A restore into a db resource carries its class; the other resources of the call do not know that key. */
+const tagged = { ...requestTag, 'rds:DatabaseClass': 'db.t4g.micro' };
 
 let synth: Synthesized;
 let roles: EvaluatedRole[];
@@ -94,14 +96,14 @@ describe('PITR drills (IAM policy simulator)', () => {
 
     // Act
     const decisions = {
-      replica: await run(drill, 'rds:RestoreDBInstanceToPointInTime', replica, tagged),
+      replica: await run(drill, 'rds:RestoreDBInstanceToPointInTime', replica, requestTag),
       copyThrowaway: await run(drill, 'rds:RestoreDBInstanceToPointInTime', throwaway(COPY), tagged),
       copyThrowawayUntagged: await run(drill, 'rds:RestoreDBInstanceToPointInTime', throwaway(COPY), { 'rds:DatabaseClass': 'db.t4g.micro' }),
-      copySubnetGroup: await run(drill, 'rds:RestoreDBInstanceToPointInTime', rds('subgrp', 'lifeboat-drills-dr', COPY), tagged),
-      otherCopySubnetGroup: await run(drill, 'rds:RestoreDBInstanceToPointInTime', rds('subgrp', 'default', COPY), tagged),
+      copySubnetGroup: await run(drill, 'rds:RestoreDBInstanceToPointInTime', rds('subgrp', 'lifeboat-drills-dr', COPY), requestTag),
+      otherCopySubnetGroup: await run(drill, 'rds:RestoreDBInstanceToPointInTime', rds('subgrp', 'default', COPY), requestTag),
       passwordOnTagged: await run(drill, 'rds:ModifyDBInstance', throwaway(COPY), { 'aws:ResourceTag/lifeboat:drill': DRILL_ID }),
       deleteUntagged: await run(drill, 'rds:DeleteDBInstance', throwaway(COPY)),
-      replicaInAnotherRegion: await run(drill, 'rds:RestoreDBInstanceToPointInTime', rds('auto-backup', 'ab-abcdefghijklmnopqrstuvwxyz1234', 'us-west-2'), tagged),
+      replicaInAnotherRegion: await run(drill, 'rds:RestoreDBInstanceToPointInTime', rds('auto-backup', 'ab-abcdefghijklmnopqrstuvwxyz1234', 'us-west-2'), requestTag),
     };
 
     // Assess

@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { CreateDBInstanceCommand, DeleteDBInstanceCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
+import { createRdsClient } from '../../functions/lib/aws/clients.ts';
+import { listDrillReports } from '../../functions/lib/drill/report.ts';
+import type { DrillPostgres, LocalCertificateAuthority } from '../../local/drill-postgres.ts';
+import { rdsRequest } from '../../local/moto-rds-compat.ts';
+import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
+import { startPitrSource, type PitrSource } from '../../local/pitr-postgres.ts';
+import { waitUntilAvailable } from '../../local/strict-rds.ts';
+import { createTestBucket, createTestKey, createTestSecret, localAwsEnvironment, testClients, uniqueName } from '../harness/aws.ts';
+import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
+import { alertInbox, backUp, createSecurityGroup, defaultNetwork, portClosed, rdsWithServers, secretExists, type ReceivedAlert } from './drill-harness.ts';
+
+/**
+ * The nightly PITR drill as the source stack deploys it, from the shipped
+ * bundles: the drill function reads the RDS instance's point-in-time window,
+ * picks the consistent point of the newest dump inside it, restores the
+ * instance to that moment (RestoreDBInstanceToPointInTime) into a throwaway,
+ * and verifies it against the dump's manifest. RDS is the strict emulation;
+ * behind the source instance runs a real PostgreSQL that archives its WAL, and
+ * the restore is PostgreSQL's own archive recovery to the moment, so the data
+ * checks really run: rows written after the moment must not be there.
+ */
+let proxy: MotoCompatProxy;
+let servers: DrillPostgres;
+let ca: LocalCertificateAuthority;
+let source: PitrSource;
+let deployment: TestDeployment | undefined;
+let bucket: string;
+let keyArn: string;
+let secretArn: string;
+let network: Awaited<ReturnType<typeof defaultNetwork>>;
+let passwords: string[] = [];
+const instanceId = uniqueName('shop-prod').replace(/[^a-z0-9-]/g, '');
+/** When the dump took its snapshot, and when the rows written after it were committed. */
+let dumpConsistentAt: string;
+
+const rds = () => createRdsClient({ region: 'eu-west-1' });
+
+async function sql(text: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ host: source.host, port: source.port, user: source.masterUsername, password: source.masterPassword, database: 'shop' });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  ({ ca, servers, proxy, passwords } = await rdsWithServers(inject('motoEndpoint')));
+  network = await defaultNetwork();
+  // Production: a PostgreSQL archiving its WAL, behind an RDS instance with a 7-day window.
+  source = await startPitrSource({ tls: ca.server, masterUsername: 'shop_admin' });
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ host: source.host, port: source.port, user: source.masterUsername, password: source.masterPassword, database: 'postgres' });
+  await admin.connect();
+  await admin.query('CREATE DATABASE shop');
+  await admin.end();
+  await sql(`CREATE TABLE orders (id serial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp(), amount int NOT NULL);
+             CREATE INDEX orders_created ON orders (created_at);
+             INSERT INTO orders (amount) SELECT g FROM generate_series(1, 300) g;`);
+  const created = await rds().send(
+    new CreateDBInstanceCommand({ DBInstanceIdentifier: instanceId, Engine: 'postgres', DBInstanceClass: 'db.r6g.large', AllocatedStorage: 100, MasterUsername: 'shop_admin', MasterUserPassword: source.masterPassword, BackupRetentionPeriod: 7 }),
+  );
+  // RDS reports a window once the instance is up (no LatestRestorableTime while it is created).
+  await waitUntilAvailable(rds(), { instances: [instanceId] });
+  const arn = created.DBInstance!.DBInstanceArn!.split(':');
+  servers.registerSource({ account: arn[4]!, region: arn[3]!, id: instanceId }, source);
+  [bucket, keyArn] = await Promise.all([createTestBucket(), createTestKey()]);
+  secretArn = await createTestSecret({ username: source.masterUsername, password: source.masterPassword, host: source.host, port: source.port });
+  // The nightly dump, then 50 more orders after its snapshot, then RDS ships the logs past both.
+  const dumped = await backUp('shop', 'shop', { bucket, kmsKeyArn: keyArn, secretArn });
+  dumpConsistentAt = dumped.manifest.consistentAt;
+  await sql('INSERT INTO orders (amount) SELECT g FROM generate_series(1, 50) g');
+  await source.switchWal();
+}, 120_000);
+
+afterAll(async () => {
+  await deployment?.stop();
+  await rds().send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instanceId, SkipFinalSnapshot: true })).catch(() => undefined);
+  await proxy?.stop();
+  ca?.remove();
+  process.env.AWS_ENDPOINT_URL = inject('motoEndpoint');
+});
+
+function config() {
+  return {
+    name: uniqueName('drpitr').replace(/[^a-z0-9-]/g, ''),
+    source: { account: '123456789012', region: 'eu-west-1', network: { vpcId: network.vpcId, subnetIds: network.subnets, securityGroupIds: [network.securityGroup], egress: 'user-managed' } },
+    databases: [{ id: 'shop', connection: { database: 'shop', secretArn, sslMode: 'disable', connectTimeoutSeconds: 3 }, rds: { instanceIdentifier: instanceId } }],
+    plans: [{ id: 'nightly', schedule: { cron: 'cron(0 3 * * ? *)' }, databases: ['shop'], rpoMinutes: 1440, rtoMinutes: 60, pitr: { windowDays: 7, maxLagMinutes: 15, drill: { moment: 'dump' } } }],
+    storage: { prefix: 'backups/', kmsKeyArn: keyArn },
+    drills: {
+      subnetIds: network.subnets,
+      securityGroupIds: [network.securityGroup],
+      amcheck: 'heapallindexed',
+      databases: [{ id: 'shop', assertions: [{ name: 'the orders of the moment, not those after it', sql: 'SELECT count(*) = 300 FROM orders' }], freshness: { table: 'orders', column: 'created_at' } }],
+    },
+    alerts: { subscribers: [{ protocol: 'email', endpoint: 'oncall@example.com' }] },
+  };
+}
+
+describe('the nightly PITR drill the source stack deploys, from its shipped bundles, against a real recovery to the moment', () => {
+  it("restores the instance to the newest dump's consistent point, proves the data of that moment against the dump's manifest, reports RTO and PITR RPO, and deletes everything it made", async () => {
+    // Prepare
+    const inbox = await alertInbox();
+    const drillGroup = await createSecurityGroup(network.vpcId, uniqueName('lifeboat-drill'));
+    deployment = await deployForTest({
+      config: config(),
+      values: { BACKUP_BUCKET: bucket, ALERT_TOPIC_ARN: inbox.topicArn, DRILL_SECURITY_GROUP_IDS: drillGroup },
+      awsEnvironment: localAwsEnvironment({ PGSSLROOTCERT: ca.caPath }),
+      onLog: () => {},
+    });
+
+    // Act: what the drill schedule sends.
+    const run = await deployment.run('drill', deployment.scheduledInputs('drill')[0]);
+    const alerts: ReceivedAlert[] = await inbox.receiveAll();
+
+    // Assess: the run passed.
+    expect(servers.failures).toEqual([]);
+    expect(run.status, JSON.stringify({ cause: run.cause, children: deployment.children.map((c) => c.output ?? c.cause), alerts: alerts.map((a) => a.message) })).toBe('SUCCEEDED');
+    expect(run.output).toEqual({ results: [{ databaseId: 'shop', status: 'passed' }], anyFailed: false });
+    expect(alerts).toEqual([]);
+
+    // Assess: RDS was asked for exactly that moment, from the source instance, into an isolated tagged throwaway.
+    const restores = proxy.seen.map(rdsRequest).filter((r) => r?.action === 'RestoreDBInstanceToPointInTime');
+    expect(restores).toHaveLength(1);
+    const restore = restores[0]!.params;
+    expect(restore.get('SourceDBInstanceIdentifier')).toBe(instanceId);
+    expect(Date.parse(restore.get('RestoreTime')!)).toBe(Date.parse(dumpConsistentAt));
+    expect(restore.get('UseLatestRestorableTime')).toBeNull();
+    expect(restore.get('PubliclyAccessible')).toBe('false');
+    expect(restore.get('DeletionProtection')).toBe('false');
+    const identifier = restore.get('TargetDBInstanceIdentifier')!;
+    expect(identifier).toMatch(/^lifeboat-drill-/);
+    expect([...restore.entries()].filter(([k]) => /^Tags\.\w+\.\d+\.Key$/.test(k)).map(([, v]) => v)).toContain('lifeboat:drill');
+    expect(servers.recoveries.map((r) => [r.id, r.source, r.restoreTime.toISOString(), r.error])).toEqual([[identifier, instanceId, new Date(dumpConsistentAt).toISOString(), undefined]]);
+
+    // Assess: the report proves the moment's data: the manifest's checks (exact ones told apart), the assertion
+    // that only the 300 orders before the moment are there (not the 50 after it), freshness, amcheck.
+    const stored = await listDrillReports(testClients().s3, bucket, 'backups/', { databaseId: 'shop' });
+    expect(stored).toHaveLength(1);
+    const report = stored[0]!.report;
+    expect(report.verdict).toBe('passed');
+    expect(report.backup).toMatchObject({ kind: 'pitr', id: `${instanceId}@${new Date(dumpConsistentAt).toISOString()}`, consistentAt: new Date(dumpConsistentAt).toISOString() });
+    expect(report.backup?.location).toMatch(new RegExp(`automated backups of instance ${instanceId} at .*the consistent point of dump`));
+    const checks = Object.fromEntries(report.checks.map((c) => [c.name, c.status]));
+    expect(checks).toEqual({
+      tables: 'passed',
+      'row counts': 'passed',
+      sequences: 'passed',
+      'schema fingerprint': 'passed',
+      'large objects': 'passed',
+      extensions: 'passed',
+      'owners and privileges': 'passed',
+      'assertion: the orders of the moment, not those after it': 'passed',
+      'freshness: newest row': 'passed',
+      amcheck: 'passed',
+      'freshness: backup age': 'passed',
+    });
+    expect(report.checks.find((c) => c.name === 'row counts')?.detail).toBe('300 rows in 1 tables; equal at the moment');
+    expect(report.checks.find((c) => c.name === 'schema fingerprint')?.detail).toMatch(/; exact$/);
+    expect(report.rto?.seconds).toBeGreaterThan(0);
+    expect(report.rpo).toMatchObject({ basis: 'latest-restorable', met: true });
+    expect(report.rpo?.seconds).toBeGreaterThanOrEqual(0);
+
+    // Assess: the throwaway is gone: the instance, the recovered server and its directory, the secret.
+    const instance = await rds().send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier })).then(() => 'still there', (e: Error) => e.name);
+    expect(instance).toBe('DBInstanceNotFoundFault');
+    const recovered = servers.started.find((s) => s.id === identifier);
+    expect(recovered).toBeDefined();
+    expect(servers.running().map((s) => s.id)).not.toContain(identifier);
+    expect(await portClosed(recovered!.port)).toBe(true);
+    expect(existsSync(recovered!.dataDir)).toBe(false);
+    expect(await secretExists(report.drillId)).toBe(false);
+
+    // Assess: no password the drill set is in any log, event, output or report.
+    expect(passwords.length).toBeGreaterThanOrEqual(1);
+    const everything = JSON.stringify({ logs: Object.values(deployment.lambdas).flatMap((l) => l.logs), events: run.events, children: deployment.children.map((c) => [c.events, c.output]), report });
+    for (const password of passwords) expect(everything).not.toContain(password);
+  });
+});
