@@ -256,10 +256,11 @@ async function replicaSpan(rds: RDSClient, request: DrillRequest, source: string
       nextStep: `check the drill role's rds:DescribeDBInstanceAutomatedBackups in ${region}.`,
     });
   }
-  const active = found.find((b) => b.Status === 'active' && b.RestoreWindow?.EarliestTime && b.RestoreWindow.LatestTime && b.DBInstanceAutomatedBackupsArn);
+  // A replica that RDS keeps up to date reads `replicating` in the copy region (`active` is the source region's word).
+  const active = found.find((b) => (b.Status === 'replicating' || b.Status === 'active') && b.RestoreWindow?.EarliestTime && b.RestoreWindow.LatestTime && b.DBInstanceAutomatedBackupsArn);
   if (!active) {
     const seen = found.map((b) => b.Status ?? 'unknown').join(', ');
-    throw new BackupNotFoundError(`No active replica of ${source}'s automated backups in ${region}${seen ? ` (found: ${seen})` : ''}: there is nothing to restore there.`, {
+    throw new BackupNotFoundError(`No replica of ${source}'s automated backups with a restore window in ${region}${seen ? ` (found: ${seen})` : ''}: there is nothing to restore there.`, {
       nextStep: 'lifeboat pitr status shows the replication; start it with pitr.manage: true or aws rds start-db-instance-automated-backups-replication (in the copy region).',
     });
   }
