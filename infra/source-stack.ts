@@ -580,8 +580,8 @@ export class SourceStack extends Stack {
         : {}),
     });
     if (config.drills && this.network) {
-      // A restored snapshot keeps its source's port; a dump drill's instance listens on 5432.
-      const snapshotPorts = drillRequests.flatMap((r) => (r.backupKind === 'snapshot' ? (config.databases.find((d) => d.id === r.databaseId)?.connection.port ?? []) : []));
+      // A restored snapshot, or an instance restored to a moment, keeps its source's port; a dump drill's instance listens on 5432.
+      const snapshotPorts = drillRequests.flatMap((r) => (r.backupKind !== 'dump' ? (config.databases.find((d) => d.id === r.databaseId)?.connection.port ?? []) : []));
       this.drillSecurityGroup = createDrillSecurityGroup(this, 'DrillSecurityGroup', {
         vpc: this.network.vpc,
         runnerSecurityGroupIds: config.source.network!.securityGroupIds,
