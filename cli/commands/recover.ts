@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import { BackupNotFoundError, ConfigError, ManifestMismatchError } from '../../functions/lib/errors.ts';
 import { checkTablesAtMoment, pointInTimeAdvice } from '../../functions/lib/restore/point-in-time.ts';
@@ -117,7 +118,11 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
     if (!(usePitr && error instanceof BackupNotFoundError)) throw error;
   }
   if (usePitr && intoRds !== undefined) {
-    const spec = await planRecoveryInstance(sourceRds, intoRds, { serverMajor: found ? Math.floor(found.manifest.database.serverVersionNum / 10000) : 0, sizeBytes: found?.manifest.database.sizeBytes ?? 0 }, {
+    // A restore to a moment keeps the source's engine version: its parameter group (shared_preload_libraries,
+    // rds.force_ssl, ...) must come along whatever version the newest dump was taken from.
+    const sourceVersion = (await sourceRds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: pitrSource }))).DBInstances?.[0]?.EngineVersion;
+    const sourceMajor = Number(sourceVersion?.split('.')[0]);
+    const spec = await planRecoveryInstance(sourceRds, intoRds, { serverMajor: Number.isFinite(sourceMajor) ? sourceMajor : 0, sizeBytes: found?.manifest.database.sizeBytes ?? 0 }, {
       instanceClass: flags['instance-class'] as string | undefined,
       subnetGroup: flags['subnet-group'] as string | undefined,
       securityGroups: many(flags['security-group']),

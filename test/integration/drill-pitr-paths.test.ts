@@ -108,10 +108,11 @@ describe('PITR drills on emulated RDS', () => {
     const name = drillResourceName(report.drillId);
     const restore = seenSince(from, 'RestoreDBClusterToPointInTime');
     expect(restore).toHaveLength(1);
-    expect(Object.fromEntries([...restore[0]!.params.entries()].filter(([k]) => ['DBClusterIdentifier', 'SourceDBClusterIdentifier', 'UseLatestRestorableTime', 'RestoreType', 'DeletionProtection'].includes(k)))).toEqual({
+    expect(Object.fromEntries([...restore[0]!.params.entries()].filter(([k]) => ['DBClusterIdentifier', 'SourceDBClusterIdentifier', 'UseLatestRestorableTime', 'RestoreToTime', 'RestoreType', 'DeletionProtection'].includes(k)))).toEqual({
       DBClusterIdentifier: name,
       SourceDBClusterIdentifier: clusterId,
-      UseLatestRestorableTime: 'true',
+      // The newest restorable moment as RDS reported it at selection, sent as an explicit time: the report says what was restored.
+      RestoreToTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       RestoreType: 'full-copy',
       DeletionProtection: 'false',
     });
@@ -120,12 +121,14 @@ describe('PITR drills on emulated RDS', () => {
 
     // Assess: emulated, said so, never passed; the PITR RPO is measured from the cluster's LatestRestorableTime.
     expect(report.verdict).toBe('emulated');
-    expect(report.backup).toMatchObject({ kind: 'pitr', id: `${clusterId}@latest` });
+    const restoredTo = new Date(restore[0]!.params.get('RestoreToTime')!).toISOString();
+    expect(report.backup).toMatchObject({ kind: 'pitr', id: `${clusterId}@${restoredTo}`, consistentAt: restoredTo });
     const statuses = Object.fromEntries(report.checks.map((c) => [c.name, c.status]));
     expect(statuses).toEqual({ 'restored data readable': 'not-performed', 'assertion: x': 'not-performed', amcheck: 'not-performed', 'freshness: backup age': 'passed' });
     const latest = (await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: clusterId }))).DBClusters![0]!.LatestRestorableTime!;
     expect(report.rpo?.basis).toBe('latest-restorable');
     expect(Date.parse(report.backup!.consistentAt)).toBeLessThanOrEqual(latest.getTime());
+    expect(report.rpo?.note).toContain(`LatestRestorableTime ${restoredTo}`);
     expect(alerts).toEqual([]);
 
     // Assess: both torn down, and the secret.
@@ -161,7 +164,7 @@ describe('PITR drills on emulated RDS', () => {
     expect(restore[0]!.params.get('SourceDBInstanceAutomatedBackupsArn')).toMatch(new RegExp(`^arn:aws:rds:${COPY}:\\d{12}:auto-backup:ab-`));
     expect(restore[0]!.params.get('SourceDBInstanceIdentifier')).toBeNull();
     expect(report.backup).toMatchObject({ kind: 'pitr', from: 'copy-region' });
-    expect(report.backup!.location).toMatch(new RegExp(`auto-backup:ab-.* in ${COPY} at the newest restorable moment`));
+    expect(report.backup!.location).toMatch(new RegExp(`auto-backup:ab-.* in ${COPY} at \\S+, the newest restorable moment when selected`));
     expect(report.verdict).toBe('emulated');
     expect(alerts).toEqual([]);
 
@@ -195,6 +198,45 @@ describe('PITR drills on emulated RDS', () => {
     expect(alerts[0]!.details).toMatchObject({ kind: 'drill-failed', failure: 'BackupNotFoundError' });
     expect(alerts[0]!.message).toMatch(new RegExp(`${noWindowId} .*has no point-in-time window \\(BackupRetentionPeriod 0`));
     expect(alerts[0]!.message).toMatch(new RegExp(`modify-db-instance --db-instance-identifier ${noWindowId} --backup-retention-period`));
+  });
+
+  it('tears down only the instance name in the copy region when the restore there is refused (nothing else is made, or may be deleted, there)', async () => {
+    // Prepare
+    let refuse = true;
+    proxy.addRule((req) => (refuse ? failRds('RestoreDBInstanceToPointInTime', 'KMSKeyNotAccessibleFault', 'The specified KMS key is not accessible')(req) : undefined));
+    const from = proxy.seen.length;
+
+    // Act
+    const { result, alerts } = await drill(request({ pitr: { moment: 'latest', from: 'copy-region', copyRegion: COPY } }));
+    refuse = false;
+
+    // Assess: the real error is the alert, and teardown touched the copy region's instance name only.
+    expect(result.run.status).toBe('FAILED');
+    expect(alerts[0]!.details).toMatchObject({ kind: 'drill-failed', failure: 'DrillProvisioningError' });
+    expect(alerts[0]!.message).toMatch(/RestoreDBInstanceToPointInTime .* failed: KMSKeyNotAccessibleFault/);
+    const report = result.reports[0]!;
+    expect(report.teardown.status).toBe('complete');
+    expect(report.teardown.items.map((i) => i.type)).toEqual(['secret', 'rds-instance']);
+    expect(report.teardown.items[1]!.outcome).toBe('absent');
+    expect(seenSince(from, 'DeleteDBCluster')).toEqual([]);
+    expect(seenSince(from, 'DeleteDBSubnetGroup')).toEqual([]);
+  });
+
+  it('refuses, naming the cluster to configure, a database whose rds.instanceIdentifier is an Aurora cluster member', async () => {
+    // Prepare
+    const member = `${clusterId}-member`;
+    await rds.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: member, DBClusterIdentifier: clusterId, Engine: 'aurora-postgresql', DBInstanceClass: 'db.r6g.large' }));
+    await waitUntilAvailable(rds, { instances: [member] });
+    const from = proxy.seen.length;
+
+    // Act
+    const { result, alerts } = await drill(request({ rds: { instanceIdentifier: member } }));
+    await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: member, SkipFinalSnapshot: true })).catch(() => undefined);
+
+    // Assess
+    expect(result.run.status).toBe('FAILED');
+    expect(alerts[0]!.message, alerts[0]!.message).toMatch(new RegExp(`${member} .*is an instance of Aurora cluster ${clusterId}[\\s\\S]*set rds.clusterIdentifier: "${clusterId}"`));
+    expect(seenSince(from, 'RestoreDBInstanceToPointInTime')).toEqual([]);
   });
 
   it('alerts with the refused call and leaves nothing behind when RDS refuses the restore (the window moved on)', async () => {

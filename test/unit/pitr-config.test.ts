@@ -155,6 +155,18 @@ describe('PITR drill requests', () => {
     expect(drillRequestsFromConfig(overridden)[0]!.pitr).toBeUndefined();
   });
 
+  it('carries the in-flight allowance and the schemas the dumps leave out into the request', () => {
+    // Prepare
+    const input = config({ pitr: { windowDays: 7, drill: { inFlightRows: 250 } }, drills: {} }) as { databases: Array<Record<string, unknown>> };
+    input.databases[0]!.dump = { excludeSchemas: ['audit'] };
+
+    // Act
+    const [request] = drillRequestsFromConfig(parseConfig(input, 'test'));
+
+    // Assess
+    expect(request!.pitr).toMatchObject({ inFlightRows: 250, excludeSchemas: ['audit'] });
+  });
+
   it('drills from the copy region with its name in the request', () => {
     // Prepare
     const parsed = parseConfig(
@@ -170,6 +182,6 @@ describe('PITR drill requests', () => {
     const [request] = drillRequestsFromConfig(parsed);
 
     // Assess
-    expect(request!.pitr).toEqual({ moment: 'random', from: 'copy-region', copyRegion: 'eu-central-1' });
+    expect(request!.pitr).toEqual({ moment: 'random', from: 'copy-region', copyRegion: 'eu-central-1', inFlightRows: 10, excludeSchemas: [] });
   });
 });

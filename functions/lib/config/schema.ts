@@ -242,6 +242,15 @@ export const pitrSchema = z
         moment: z.enum(['latest', 'random', 'dump']).optional(),
         /** @default 'source' */
         from: z.enum(['source', 'copy-region']).default('source'),
+        /**
+         * With `moment: 'dump'`: how many rows (and large objects) a table of the restored
+         * database may differ from the dump's manifest before the row-count check fails.
+         * A restore to the dump's consistent point differs from the dump's snapshot only
+         * by the transactions committing at that instant;
+         * raise it for tables written in large batches.
+         * @default 10
+         */
+        inFlightRows: z.number().int().min(0).max(1_000_000).default(10),
       })
       .strict()
       .optional(),

@@ -39,6 +39,8 @@ export function drillRequestsFromConfig(config: LifeboatConfig, options: { datab
             moment: pitrPlan.pitr.drill?.moment ?? (plans.some((p) => p.dump) ? ('dump' as const) : ('latest' as const)),
             from: pitrPlan.pitr.drill?.from ?? ('source' as const),
             copyRegion: config.snapshots?.copy?.region,
+            inFlightRows: pitrPlan.pitr.drill?.inFlightRows ?? 10,
+            excludeSchemas: database.dump.excludeSchemas,
           }
         : undefined;
     const isCluster = !!database.rds && 'clusterIdentifier' in database.rds;

@@ -128,7 +128,8 @@ export class RdsProvisioner implements Provisioner {
       // Aurora: the cluster to the moment, then one instance in it.
       clusterIdentifier = name;
       identifier = `${name}${CLUSTER_INSTANCE_SUFFIX}`;
-      const when = backup.useLatest ? { UseLatestRestorableTime: true } : { RestoreToTime: new Date(backup.consistentAt) };
+      // Always an explicit moment (the selected newest one for `latest`): the report then says exactly what was restored.
+      const when = { RestoreToTime: new Date(backup.consistentAt) };
       await this.#idempotent(`RestoreDBClusterToPointInTime ${name} from ${backup.sourceIdentifier}`, () =>
         rds.send(new RestoreDBClusterToPointInTimeCommand({ DBClusterIdentifier: name, SourceDBClusterIdentifier: backup.sourceIdentifier, RestoreType: 'full-copy', ...when, ...placement })),
       );
@@ -138,7 +139,7 @@ export class RdsProvisioner implements Provisioner {
     } else if (backup.kind === 'pitr') {
       // The source's own automated backups by identifier, or their replica in the copy region by ARN (the source region may be gone).
       const source = backup.automatedBackupsArn ? { SourceDBInstanceAutomatedBackupsArn: backup.automatedBackupsArn } : { SourceDBInstanceIdentifier: backup.sourceIdentifier };
-      const when = backup.useLatest ? { UseLatestRestorableTime: true } : { RestoreTime: new Date(backup.consistentAt) };
+      const when = { RestoreTime: new Date(backup.consistentAt) };
       await this.#idempotent(`RestoreDBInstanceToPointInTime ${name} from ${backup.sourceIdentifier}`, () =>
         rds.send(new RestoreDBInstanceToPointInTimeCommand({ TargetDBInstanceIdentifier: name, ...source, ...when, BackupRetentionPeriod: 0, ...isolated })),
       );
@@ -221,11 +222,13 @@ export class RdsProvisioner implements Provisioner {
     const rds = this.#client(ref?.from ?? from);
     const name = drillResourceName(drillId);
     const items: TeardownItem[] = [];
+    // A PITR drill from the copy region makes one instance there and nothing else (and may delete nothing else there).
+    const copyRegion = (ref?.from ?? from) === 'copy-region';
     // Without a ref (provisioning failed midway) try every name the drill could have used.
-    const instances = ref ? [ref.identifier] : [name, `${name}${CLUSTER_INSTANCE_SUFFIX}`];
+    const instances = ref ? [ref.identifier] : copyRegion ? [name] : [name, `${name}${CLUSTER_INSTANCE_SUFFIX}`];
     for (const id of instances) items.push(await this.#deleteInstance(rds, id));
-    if (!ref || ref.clusterIdentifier) items.push(await this.#deleteCluster(rds, ref?.clusterIdentifier ?? name));
-    if (!ref || ref.createdSubnetGroup) items.push(await this.#deleteSubnetGroup(rds, ref?.createdSubnetGroup ?? name));
+    if (!copyRegion && (!ref || ref.clusterIdentifier)) items.push(await this.#deleteCluster(rds, ref?.clusterIdentifier ?? name));
+    if (!copyRegion && (!ref || ref.createdSubnetGroup)) items.push(await this.#deleteSubnetGroup(rds, ref?.createdSubnetGroup ?? name));
     return items;
   }
 

@@ -88,7 +88,12 @@ function caught(error: { Error?: string; Cause?: string }): { name: string; mess
 /** Where a point-in-time restore came from, in words: the automated backups (or their replica) and the moment. */
 function pitrLocation(b: PitrBackup): string {
   const what = b.automatedBackupsArn ?? `automated backups of ${b.isCluster ? 'cluster' : 'instance'} ${b.sourceIdentifier}`;
-  const moment = b.useLatest ? `the newest restorable moment (${b.consistentAt} when selected)` : b.dump ? `${b.consistentAt}, the consistent point of dump ${b.dump.backupId}` : b.consistentAt;
+  const moment =
+    b.moment === 'latest'
+      ? `${b.consistentAt}, the newest restorable moment when selected`
+      : b.dump
+        ? `${b.consistentAt}, the consistent point of dump ${b.dump.backupId}`
+        : b.consistentAt;
   return `${what}${b.region ? ` in ${b.region}` : ''} at ${moment}; window ${b.window.earliest} to ${b.window.latest}`;
 }
 

@@ -221,6 +221,11 @@ async function sourceSpan(rds: RDSClient, request: DrillRequest, source: string)
       nextStep: "check that the instance or cluster exists and the drill role may describe it (rds:DescribeDBInstances, DescribeDBClusters, DescribeDBInstanceAutomatedBackups).",
     });
   }
+  if (window.kind === 'aurora' && 'instanceIdentifier' in request.rds!) {
+    throw new BackupNotFoundError(`${where} is an instance of Aurora cluster ${window.identifier}: Aurora restores to a moment through its cluster.`, {
+      nextStep: `set rds.clusterIdentifier: "${window.identifier}" on database "${request.databaseId}" instead of rds.instanceIdentifier (the drill role is granted the restore on the configured cluster).`,
+    });
+  }
   if (window.kind === 'multi-az-cluster') {
     throw new BackupNotFoundError(`${where} is an RDS Multi-AZ DB cluster: lifeboat's PITR drills restore RDS instances and Aurora clusters only.`, {
       nextStep: 'drill this database from dumps or snapshots (drills.databases[].backupKind), and restore it to a moment with aws rds restore-db-cluster-to-point-in-time.',
@@ -311,6 +316,7 @@ async function selectPitr(request: DrillRequest, deps: SelectionDeps): Promise<C
   let moment: Date;
   let dump: PitrBackup['dump'];
   if (pitr.moment === 'latest') {
+    // RDS's own figure, as it gave it: a restore to it is inside the window by definition.
     moment = span.latest;
   } else if (pitr.moment === 'random') {
     const width = span.latest.getTime() - span.earliest.getTime();
@@ -323,10 +329,12 @@ async function selectPitr(request: DrillRequest, deps: SelectionDeps): Promise<C
         nextStep: 'run a dump (lifeboat backup) and drill again once RDS has shipped the logs past it (about 5 minutes), or set pitr.drill.moment to latest or random.',
       });
     }
+    // The dump's consistent point to the millisecond: rounding it to the second would add or drop up to a second
+    // of commits, which on a busy table is more than the row-count check may forgive (docs/aws-fidelity.md: a
+    // real account must confirm RDS honours the fraction).
     moment = found.consistentAt;
-    dump = { backupId: found.id, bucket: found.bucket, manifestKey: found.manifestKey, from: 'source' };
+    dump = { backupId: found.id, bucket: found.bucket, manifestKey: found.manifestKey, from: 'source', consistentAt: found.consistentAt.toISOString() };
   }
-  const useLatest = pitr.moment === 'latest';
   return {
     choice: pitr.moment === 'random' ? 'random' : 'latest',
     candidates: 1,
@@ -334,7 +342,7 @@ async function selectPitr(request: DrillRequest, deps: SelectionDeps): Promise<C
     newestConsistentAt: span.latest.toISOString(),
     backup: {
       kind: 'pitr',
-      backupId: `${source}@${useLatest ? 'latest' : moment.toISOString()}`,
+      backupId: `${source}@${moment.toISOString()}`,
       from: pitr.from,
       ...(fromCopy && pitr.copyRegion ? { region: pitr.copyRegion } : {}),
       isCluster,
@@ -342,7 +350,6 @@ async function selectPitr(request: DrillRequest, deps: SelectionDeps): Promise<C
       ...(span.automatedBackupsArn ? { automatedBackupsArn: span.automatedBackupsArn } : {}),
       engine: span.engine,
       moment: pitr.moment,
-      useLatest,
       consistentAt: moment.toISOString(),
       window: { earliest: span.earliest.toISOString(), latest: span.latest.toISOString(), retentionDays: span.retentionDays },
       ...(dump ? { dump } : {}),

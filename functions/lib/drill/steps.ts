@@ -280,11 +280,14 @@ async function manifestChecksOf(state: DrillState, deps: DrillDeps, target: Reso
   if (outcome.kind === 'dump') return outcome.checks;
   if (backup.kind !== 'pitr') return MANIFEST_CHECKS.map((n) => skipped(n, 'a snapshot carries no manifest inventory; dump drills compare it'));
   if (!backup.dump) {
-    return MANIFEST_CHECKS.map((n) => skipped(n, `the moment ${backup.useLatest ? '(the newest restorable one)' : backup.consistentAt} is no dump's consistent point, so there is no manifest to compare with; pitr.drill.moment "dump" compares`));
+    return MANIFEST_CHECKS.map((n) => skipped(n, `the moment ${backup.consistentAt}${backup.moment === 'latest' ? ' (the newest restorable one)' : ''} is no dump's consistent point, so there is no manifest to compare with; pitr.drill.moment "dump" compares`));
   }
   const location = need(deps.storage[backup.dump.from], `${backup.dump.from} storage`);
   const manifest = await readManifest(location.s3, backup.dump.bucket, backup.dump.manifestKey);
-  return whenReachable(`The drill's throwaway does not accept connections`, () => compareWithDumpAtMoment(manifest, target));
+  const pitr = state.request.pitr;
+  return whenReachable(`The drill's throwaway does not accept connections`, () =>
+    compareWithDumpAtMoment(manifest, target, { inFlightRows: pitr?.inFlightRows, excludeSchemas: pitr?.excludeSchemas }),
+  );
 }
 
 async function measure(state: DrillState, deps: DrillDeps): Promise<Measurement> {

@@ -27,6 +27,10 @@ export const drillRequestSchema = z
         from: z.enum(['source', 'copy-region']).default('source'),
         /** The copy region (`snapshots.copy.region`), for drills from it. */
         copyRegion: z.string().min(1).optional(),
+        /** Rows a table may differ from the dump's manifest at its moment (pitr.drill.inFlightRows). */
+        inFlightRows: z.number().int().min(0).default(10),
+        /** The schemas the database's dumps leave out (dump.excludeSchemas): a restored instance has them, the manifest does not. */
+        excludeSchemas: z.array(z.string()).default([]),
       })
       .strict()
       .optional(),
@@ -106,9 +110,9 @@ export const snapshotBackupSchema = z.object({
 
 /**
  * A moment inside an RDS instance's or Aurora cluster's point-in-time window.
- * `consistentAt` is the moment restored to; for `useLatest`, RDS's newest
- * restorable moment when the drill selected it (the restore may reach a little
- * further: RDS restores to its newest moment at the call).
+ * `consistentAt` is exactly the RestoreTime sent to RDS (for `latest`, RDS's
+ * newest restorable moment when the drill selected it: an explicit time, so the
+ * report says what was restored, not "whatever was newest at the call").
  */
 export const pitrBackupSchema = z.object({
   kind: z.literal('pitr'),
@@ -123,11 +127,10 @@ export const pitrBackupSchema = z.object({
   automatedBackupsArn: z.string().optional(),
   engine: z.string(),
   moment: z.enum(['latest', 'random', 'dump']),
-  useLatest: z.boolean(),
   consistentAt: isoTime,
   window: z.object({ earliest: isoTime, latest: isoTime, retentionDays: z.number().int() }),
   /** For `moment: 'dump'`: the dump whose consistent point is the moment; the restored database is compared with its manifest. */
-  dump: z.object({ backupId: z.string(), bucket: z.string(), manifestKey: z.string(), from: z.enum(['source', 'vault']) }).optional(),
+  dump: z.object({ backupId: z.string(), bucket: z.string(), manifestKey: z.string(), from: z.enum(['source', 'vault']), consistentAt: isoTime }).optional(),
 });
 export type PitrBackup = z.infer<typeof pitrBackupSchema>;
 
