@@ -98,7 +98,7 @@ export function grantDrillProvisioning(role: iam.Role, props: DrillProvisioningP
       }),
     );
   }
-  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeDrillThrowaways', actions: ['rds:DescribeDBInstances'], resources: [drill.instances, drill.clusters] }));
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeDrillThrowaways', actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters'], resources: [drill.instances, drill.clusters] }));
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       sid: 'ManageDrillThrowaways',

@@ -205,15 +205,23 @@ export class RdsProvisioner implements Provisioner {
     return { state: word === 'available' && endpoint ? 'available' : 'pending', detail: word, endpoint, masterUsername: found?.MasterUsername };
   }
 
+  /**
+   * A throwaway whose master password Secrets Manager manages (restored from a
+   * source that has RDS manage it) takes a password only with the management
+   * turned off in the same call; RDS then deletes the throwaway's own managed
+   * secret (never the source's: each instance or cluster has its own).
+   */
   async applyPassword(ref: InstanceRef, password: string): Promise<void> {
     const rds = this.#client(ref.from);
     if (ref.clusterIdentifier) {
+      const managed = await this.#send(`DescribeDBClusters ${ref.clusterIdentifier}`, async () => (await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: ref.clusterIdentifier }))).DBClusters?.[0]?.MasterUserSecret !== undefined);
       await this.#send(`ModifyDBCluster ${ref.clusterIdentifier}`, () =>
-        rds.send(new ModifyDBClusterCommand({ DBClusterIdentifier: ref.clusterIdentifier, MasterUserPassword: password, ApplyImmediately: true })),
+        rds.send(new ModifyDBClusterCommand({ DBClusterIdentifier: ref.clusterIdentifier, MasterUserPassword: password, ApplyImmediately: true, ...(managed ? { ManageMasterUserPassword: false } : {}) })),
       );
     } else {
+      const managed = await this.#send(`DescribeDBInstances ${ref.identifier}`, async () => (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: ref.identifier }))).DBInstances?.[0]?.MasterUserSecret !== undefined);
       await this.#send(`ModifyDBInstance ${ref.identifier}`, () =>
-        rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: ref.identifier, MasterUserPassword: password, ApplyImmediately: true })),
+        rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: ref.identifier, MasterUserPassword: password, ApplyImmediately: true, ...(managed ? { ManageMasterUserPassword: false } : {}) })),
       );
     }
   }

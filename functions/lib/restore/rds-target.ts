@@ -293,7 +293,9 @@ export async function applyRecoveryPassword(rds: RDSClient, created: CreatedInst
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     try {
-      await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: created.identifier, MasterUserPassword: created.password, ApplyImmediately: true }));
+      // Restored from a source whose master password RDS manages in Secrets Manager: a password is accepted only with that turned off.
+      const managed = (await describe(rds, created.identifier))?.MasterUserSecret !== undefined;
+      await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: created.identifier, MasterUserPassword: created.password, ApplyImmediately: true, ...(managed ? { ManageMasterUserPassword: false } : {}) }));
       break;
     } catch (error) {
       const name = errorName(error);
