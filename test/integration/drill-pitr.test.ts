@@ -168,6 +168,7 @@ describe('the nightly PITR drill the source stack deploys, from its shipped bund
     expect(report.rto?.seconds).toBeGreaterThan(0);
     expect(report.rpo).toMatchObject({ basis: 'latest-restorable', met: true });
     expect(report.rpo?.seconds).toBeGreaterThanOrEqual(0);
+    expect(report.checks.find((c) => c.name === 'freshness: backup age')?.detail).toMatch(/^newest restorable moment \(LatestRestorableTime\) is .* old .*; PITR RPO \(pitr\.maxLagMinutes\) 15\.0m$/);
 
     // Assess: the throwaway is gone: the instance, the recovered server and its directory, the secret.
     const instance = await rds().send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier })).then(() => 'still there', (e: Error) => e.name);

@@ -236,7 +236,7 @@ async function verify(state: DrillState, deps: DrillDeps, registry: SecretRegist
   const outcome = need(state.restore, 'restore outcome');
   const { request } = state;
   const rpoSeconds = request.targets.rpoMinutes * 60;
-  const age = backupAgeCheck(selection.newestConsistentAt, selection.startedAt, rpoSeconds);
+  const age = backupAgeCheck(selection.newestConsistentAt, selection.startedAt, rpoSeconds, selection.backup.kind === 'pitr');
   if (ref.emulated) {
     const why = 'emulated: the RDS API is served by an emulator (moto) whose instances hold no data, so no query ran';
     const names = [

@@ -56,8 +56,16 @@ export function formatSeconds(seconds: number): string {
 }
 
 /** Freshness, part one: the newest backup is no older than the plan's RPO. */
-export function backupAgeCheck(newestConsistentAt: string, drillStartedAt: string, rpoSeconds: number): DrillCheck {
+export function backupAgeCheck(newestConsistentAt: string, drillStartedAt: string, rpoSeconds: number, pointInTime = false): DrillCheck {
   const age = (Date.parse(drillStartedAt) - Date.parse(newestConsistentAt)) / 1000;
+  if (pointInTime) {
+    return check(
+      'freshness: backup age',
+      age <= rpoSeconds,
+      `newest restorable moment (LatestRestorableTime) is ${formatSeconds(age)} old (${newestConsistentAt}); PITR RPO (pitr.maxLagMinutes) ${formatSeconds(rpoSeconds)}`,
+      age <= rpoSeconds ? [] : [`RDS's newest restorable moment lags the drill's start by ${formatSeconds(age - rpoSeconds)} more than pitr.maxLagMinutes: log shipping is late or stopped`],
+    );
+  }
   return check(
     'freshness: backup age',
     age <= rpoSeconds,
