@@ -7,6 +7,7 @@ import type { DrillPostgres, LocalCertificateAuthority } from '../../local/drill
 import { rdsRequest } from '../../local/moto-rds-compat.ts';
 import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
 import { startPitrSource, type PitrSource } from '../../local/pitr-postgres.ts';
+import { AWS_STEP_FUNCTIONS_LIMITS, type LocalRunResult } from '../../local/state-machine-runner.ts';
 import { waitUntilAvailable } from '../../local/strict-rds.ts';
 import { createTestBucket, createTestKey, createTestSecret, localAwsEnvironment, testClients, uniqueName } from '../harness/aws.ts';
 import { deployForTest, type TestDeployment } from '../harness/deployed.ts';
@@ -116,7 +117,8 @@ describe('the nightly PITR drill the source stack deploys, from its shipped bund
     });
 
     // Act: what the drill schedule sends.
-    const run = await deployment.run('drill', deployment.scheduledInputs('drill')[0]);
+    const children: LocalRunResult[] = [];
+    const run = await deployment.run('drill', deployment.scheduledInputs('drill')[0], { onChildExecution: (c) => children.push(c) });
     const alerts: ReceivedAlert[] = await inbox.receiveAll();
 
     // Assess: the run passed.
@@ -124,6 +126,10 @@ describe('the nightly PITR drill the source stack deploys, from its shipped bund
     expect(run.status, JSON.stringify({ cause: run.cause, children: deployment.children.map((c) => c.output ?? c.cause), alerts: alerts.map((a) => a.message) })).toBe('SUCCEEDED');
     expect(run.output).toEqual({ results: [{ databaseId: 'shop', status: 'passed' }], anyFailed: false });
     expect(alerts).toEqual([]);
+    // The PITR branch is the drill's own definition: one child execution, its history and payload far inside Step Functions' limits.
+    expect(children).toHaveLength(1);
+    expect(children[0]!.stats.historyEvents).toBeLessThan(200);
+    expect(children[0]!.stats.peakPayloadBytes).toBeLessThan(AWS_STEP_FUNCTIONS_LIMITS.payloadBytes / 10);
 
     // Assess: RDS was asked for exactly that moment, from the source instance, into an isolated tagged throwaway.
     const restores = proxy.seen.map(rdsRequest).filter((r) => r?.action === 'RestoreDBInstanceToPointInTime');
