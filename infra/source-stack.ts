@@ -690,11 +690,16 @@ export class SourceStack extends Stack {
     });
     this.janitorSchedule = this.scheduleWorkflow('JanitorSchedule', this.janitor, { expression: JANITOR_SCHEDULE, timeZone: 'UTC' }, {}, 'delete expired drill resources');
 
+    // The pitr-lag alarms' thresholds, for the dashboards' PITR graphs.
+    const lagAlarmMinutes = new Map(databases.flatMap((d) => (d.pitr ? [[d.id, d.pitr.maxLagMinutes] as const] : [])));
     const dashboardPlans: DashboardPlan[] = config.plans.map((plan) => ({
       id: plan.id,
       rpoMinutes: plan.rpoMinutes,
       rtoMinutes: plan.rtoMinutes,
       databaseIds: plan.databases,
+      ...(plan.pitr
+        ? { pitr: { windowDays: plan.pitr.windowDays, lagAlarmMinutes: Object.fromEntries(plan.databases.flatMap((id) => (lagAlarmMinutes.has(id) ? [[id, lagAlarmMinutes.get(id)!]] : []))) } }
+        : {}),
     }));
     const stackAlarms: cloudwatch.IAlarm[] = [
       this.backup.failureAlarm,

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createRdsClient, createS3Client } from '../../functions/lib/aws/clients.ts';
 import { resolveSnapshotSettings } from '../../functions/lib/config/schema.ts';
@@ -8,13 +9,16 @@ import { ConfigError } from '../../functions/lib/errors.ts';
 import { collectStatus, type StatusSources } from '../../functions/lib/status/model.ts';
 import { renderStatusHtml } from '../../functions/lib/status/render-html.ts';
 import { renderStatusText } from '../../functions/lib/status/render-text.ts';
+import { pitrPostureFromRds } from '../../functions/lib/status/rds-sources.ts';
 import { backupsFromBucket, drillsFromBucket } from '../../functions/lib/status/s3-sources.ts';
 import { cliClients, loadCliConfig, storageLocation } from '../context.ts';
 import type { CommandResult } from '../main.ts';
 
 export const statusUsage = `lifeboat status [--config <file>] [--bucket <name>] [--no-vault] [--json] [--html <out.html>]
   Are we safe? Per database: newest backup (source and vault), newest drill and its result,
-  measured RTO/RPO against target, snapshot quota, and what is late or failing.
+  measured RTO/RPO against target, snapshot quota, and what is late or failing. For databases of
+  plans with pitr: the point-in-time window RDS keeps and the PITR RPO (now - LatestRestorableTime)
+  against pitr.windowDays and pitr.maxLagMinutes, read with your credentials (changing nothing).
   Exits 1 when anything is failing.`;
 
 export async function statusCommand(flags: Record<string, string | boolean | string[] | undefined>): Promise<CommandResult> {
@@ -50,6 +54,16 @@ export async function statusCommand(flags: Record<string, string | boolean | str
         return undefined;
       }
     };
+  }
+  if (config.plans.some((p) => p.pitr)) {
+    // The same check as `lifeboat pitr status`, with pitr.manage off (collectStatus's targets): it only reads, with the caller's credentials.
+    const clients = new Map<string, RDSClient>();
+    const rds = (region: string) => {
+      let client = clients.get(region);
+      if (!client) clients.set(region, (client = createRdsClient({ region })));
+      return client;
+    };
+    sources.pitrPosture = pitrPostureFromRds(rds);
   }
   const status = await collectStatus(config, sources, new Date(), problems);
   if (typeof flags.html === 'string') writeFileSync(flags.html, renderStatusHtml(status));

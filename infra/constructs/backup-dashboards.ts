@@ -3,6 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES, type MetricName } from '../../functions/lib/metrics/names.ts';
 import { routedAlarmPrefix } from '../alarm-names.ts';
+import { PITR_LAG_ALARM_PERIOD } from './database-alarms.ts';
 
 /** A plan as its dashboard shows it. */
 export interface DashboardPlan {
@@ -11,6 +12,24 @@ export interface DashboardPlan {
   readonly rtoMinutes: number;
   /** The plan's databases in this source, in plan order. */
   readonly databaseIds: readonly string[];
+  /**
+   * The plan's `pitr` section: its dashboard graphs the PITR RPO
+   * (PitrRestorableLagSeconds) and window (PitrWindowSeconds) the posture
+   * function publishes for the selected database.
+   * @default - no PITR graphs
+   */
+  readonly pitr?: DashboardPitr;
+}
+
+export interface DashboardPitr {
+  /** pitr.windowDays: the window the plan wants. */
+  readonly windowDays: number;
+  /**
+   * Database id -> the threshold of its pitr-lag alarm, in minutes (the
+   * tightest maxLagMinutes of its pitr plans): the plan's databases the lag
+   * watch publishes for (those with an RDS instance or cluster).
+   */
+  readonly lagAlarmMinutes: Readonly<Record<string, number>>;
 }
 
 export interface BackupDashboardsProps {
@@ -36,6 +55,29 @@ function metric(name: MetricName, service: string, databaseId: string, statistic
     period,
     label,
   });
+}
+
+/**
+ * The PITR metrics of one database, with the exact identity the posture
+ * function emits (namespace, name, dimensions service=lifeboat-pitr and
+ * database): the lag as the pitr-lag alarm reads it (Minimum per
+ * PITR_LAG_ALARM_PERIOD) and its 5-minute peak, and the window.
+ */
+export function pitrLagMetric(databaseId: string, statistic: string, period: Duration, label: string): cloudwatch.Metric {
+  return metric(METRIC_NAMES.pitrRestorableLagSeconds, SERVICE_NAMES.pitr, databaseId, statistic, period, label);
+}
+export function pitrWindowMetric(databaseId: string, period: Duration, label: string): cloudwatch.Metric {
+  return metric(METRIC_NAMES.pitrWindowSeconds, SERVICE_NAMES.pitr, databaseId, 'Minimum', period, label);
+}
+
+/** One red line per distinct pitr-lag alarm threshold (minutes), naming its databases when they differ. */
+function lagAlarmAnnotations(lagAlarmMinutes: Readonly<Record<string, number>>): cloudwatch.HorizontalAnnotation[] {
+  const byThreshold = new Map<number, string[]>();
+  for (const [databaseId, minutes] of Object.entries(lagAlarmMinutes)) byThreshold.set(minutes, [...(byThreshold.get(minutes) ?? []), databaseId]);
+  const named = (ids: string[]) => (ids.length <= 3 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')} and ${ids.length - 3} more`);
+  return [...byThreshold]
+    .sort(([a], [b]) => a - b)
+    .map(([minutes, ids]) => ({ value: minutes, label: byThreshold.size === 1 ? `pitr-lag alarm: over ${minutes} min` : `pitr-lag alarm: over ${minutes} min (${named(ids)})`, color: cloudwatch.Color.RED }));
 }
 
 /**
@@ -105,6 +147,42 @@ export class BackupDashboards extends Construct {
         label,
         period,
       });
+    const pitrPlans = props.plans.filter((p): p is DashboardPlan & { pitr: DashboardPitr } => p.pitr !== undefined);
+    if (pitrPlans.length > 0) {
+      // Every database the lag watch publishes for, at once (SEARCH); the plan dashboards show one database with its targets.
+      const thresholds = Object.assign({}, ...pitrPlans.map((p) => p.pitr.lagAlarmMinutes)) as Record<string, number>;
+      this.overview.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: 'PITR RPO per database: newest restorable moment behind now (minutes, Minimum per 10 min as the pitr-lag alarms read it)',
+          left: [
+            new cloudwatch.MathExpression({
+              expression: 'lagSeconds / 60',
+              usingMetrics: { lagSeconds: search(METRIC_NAMES.pitrRestorableLagSeconds, SERVICE_NAMES.pitr, 'Minimum', PITR_LAG_ALARM_PERIOD, '') },
+              label: '',
+              period: PITR_LAG_ALARM_PERIOD,
+            }),
+          ],
+          leftAnnotations: lagAlarmAnnotations(thresholds),
+          leftYAxis: { min: 0, showUnits: false },
+          width: 12,
+          height: 6,
+        }),
+        new cloudwatch.GraphWidget({
+          title: 'PITR window per database (days)',
+          left: [
+            new cloudwatch.MathExpression({
+              expression: 'windowSeconds / 86400',
+              usingMetrics: { windowSeconds: search(METRIC_NAMES.pitrWindowSeconds, SERVICE_NAMES.pitr, 'Minimum', HOUR, '') },
+              label: '',
+              period: HOUR,
+            }),
+          ],
+          leftYAxis: { min: 0, showUnits: false },
+          width: 12,
+          height: 6,
+        }),
+      );
+    }
     this.overview.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Failed backups per database (per day)',
@@ -157,8 +235,9 @@ export class BackupDashboards extends Construct {
       dashboard.addWidgets(
         new cloudwatch.TextWidget({
           markdown:
-            `# Plan ${plan.id}: RPO ${plan.rpoMinutes} min, RTO ${plan.rtoMinutes} min\n` +
-            'Pick the database in the **Database** selector above. Ages count from the newest success inside the time range shown.',
+            `# Plan ${plan.id}: RPO ${plan.rpoMinutes} min, RTO ${plan.rtoMinutes} min${plan.pitr ? `, PITR window ${plan.pitr.windowDays} d` : ''}\n` +
+            'Pick the database in the **Database** selector above. Ages count from the newest success inside the time range shown.' +
+            (plan.pitr ? ' PITR graphs: the point-in-time window and RPO of databases with an RDS instance or cluster, published every 5 minutes by the lag watch.' : ''),
           width: 24,
           height: 2,
         }),
@@ -203,6 +282,7 @@ export class BackupDashboards extends Construct {
           height: 6,
         }),
       );
+      if (plan.pitr) dashboard.addWidgets(...pitrWidgets(first, plan.pitr));
       this.plans.set(plan.id, dashboard);
     }
   }
@@ -218,4 +298,50 @@ function objectiveWidget(objective: 'RTO' | 'RPO', seconds: cloudwatch.IMetric, 
     width: 12,
     height: 6,
   });
+}
+
+/**
+ * The selected database's PITR RPO (minutes) against its pitr-lag alarm's
+ * threshold, and its point-in-time window (days) against pitr.windowDays.
+ */
+function pitrWidgets(databaseId: string, pitr: DashboardPitr): cloudwatch.GraphWidget[] {
+  const FIVE_MINUTES = Duration.minutes(5);
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'PITR RPO: newest restorable moment behind now (minutes)',
+      left: [
+        new cloudwatch.MathExpression({
+          expression: 'lagMin / 60',
+          usingMetrics: { lagMin: pitrLagMetric(databaseId, cloudwatch.Stats.MINIMUM, PITR_LAG_ALARM_PERIOD, 'lag') },
+          label: `PITR RPO (Minimum per ${PITR_LAG_ALARM_PERIOD.toMinutes()} min, as the alarm reads it)`,
+          period: PITR_LAG_ALARM_PERIOD,
+        }),
+        new cloudwatch.MathExpression({
+          expression: 'lagMax / 60',
+          usingMetrics: { lagMax: pitrLagMetric(databaseId, cloudwatch.Stats.MAXIMUM, FIVE_MINUTES, 'lag') },
+          label: 'PITR RPO (Maximum per 5 min: log shipping\'s sawtooth)',
+          period: FIVE_MINUTES,
+        }),
+      ],
+      leftAnnotations: lagAlarmAnnotations(pitr.lagAlarmMinutes),
+      leftYAxis: { min: 0, showUnits: false },
+      width: 12,
+      height: 6,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'PITR window: oldest to newest restorable moment (days)',
+      left: [
+        new cloudwatch.MathExpression({
+          expression: 'window / 86400',
+          usingMetrics: { window: pitrWindowMetric(databaseId, HOUR, 'window') },
+          label: 'window RDS keeps (Minimum per hour)',
+          period: HOUR,
+        }),
+      ],
+      leftAnnotations: [{ value: pitr.windowDays, label: `pitr.windowDays ${pitr.windowDays} d`, color: cloudwatch.Color.RED }],
+      leftYAxis: { min: 0, showUnits: false },
+      width: 12,
+      height: 6,
+    }),
+  ];
 }

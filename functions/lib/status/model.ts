@@ -1,4 +1,6 @@
 import type { LifeboatConfig } from '../config/schema.ts';
+import { errorName } from '../drill/provisioner.ts';
+import { pitrTargets, type CopyRegionPosture, type DatabasePosture, type PitrTarget, type PostureStatus } from '../pitr/posture.ts';
 
 /**
  * What `lifeboat status` knows about one database: its newest backups (source
@@ -35,9 +37,53 @@ export interface StatusSources {
   vaultBackups?(databaseId: string): Promise<BackupPoint[]>;
   drills?(databaseId: string): Promise<DrillPoint[]>;
   snapshotQuota?(): Promise<QuotaUse | undefined>;
+  /**
+   * The PITR posture of the databases of plans with `pitr`, one result per
+   * target in any order: checkPosture (functions/lib/pitr/posture.ts) with
+   * `now` as its clock. The targets come with `pitr.manage` off, so the status
+   * changes nothing. It should not throw; if it does, every target is shown
+   * as unreadable with the error, and the status carries on.
+   */
+  pitrPosture?(targets: readonly PitrTarget[], now: Date): Promise<DatabasePosture[]>;
 }
 
 export type Severity = 'ok' | 'warning' | 'failing';
+
+/**
+ * A database of plans with `pitr`: the point-in-time window RDS keeps and the
+ * current PITR RPO (now - LatestRestorableTime), against the tightest targets
+ * of those plans (the longest windowDays, the shortest maxLagMinutes: the
+ * pitr-lag alarm's threshold).
+ */
+export interface PitrStatus {
+  planIds: string[];
+  /** The RDS instance or Aurora cluster, and its region. */
+  identifier: string;
+  region: string;
+  /** The posture check's verdict: `unreadable` when RDS could not be read (the posture is unknown, not ok). */
+  state: PostureStatus;
+  inPosture: boolean;
+  /** `failing` when the PITR RPO is over maxLagMinutes or nothing is restorable; `warning` for other drift and an unreadable posture. */
+  severity: Severity;
+  /** Why the posture is unreadable (the posture check's sentence, with its fix). */
+  unreadable?: string;
+  /** Wanted: pitr.windowDays. */
+  windowDays: number;
+  /** Kept: BackupRetentionPeriod. */
+  retentionDays?: number;
+  /** Oldest restorable moment. */
+  earliest?: string;
+  /** RDS gave no oldest moment: `earliest` is lifeboat's estimate. */
+  earliestEstimated?: boolean;
+  /** Newest restorable moment (LatestRestorableTime). */
+  latest?: string;
+  /** The current PITR RPO: now - latest, in seconds. */
+  lagSeconds?: number;
+  maxLagMinutes: number;
+  copyRegion?: CopyRegionPosture;
+  /** The posture check's problems, each with its fix. */
+  problems: string[];
+}
 
 export interface DatabaseStatus {
   databaseId: string;
@@ -51,6 +97,8 @@ export interface DatabaseStatus {
   /** Oldest first, for charts. */
   backupHistory: BackupPoint[];
   drillHistory: DrillPoint[];
+  /** Only for databases of plans with `pitr` (when the status could ask RDS). */
+  pitr?: PitrStatus;
   problems: { severity: Exclude<Severity, 'ok'>; message: string }[];
   severity: Severity;
 }
@@ -81,6 +129,118 @@ function targetsFor(config: LifeboatConfig, databaseId: string) {
   };
 }
 
+/**
+ * One posture target per database of the pitr plans, with the tightest
+ * targets of those plans: the longest windowDays, the shortest maxLagMinutes,
+ * copy-region replication if any plan wants it. `manage` is off: the status
+ * reads, it never starts a replication.
+ */
+export function statusPitrTargets(config: LifeboatConfig): Map<string, { target: PitrTarget; planIds: string[] }> {
+  const byDatabase = new Map<string, { target: PitrTarget; planIds: string[] }>();
+  for (const t of pitrTargets(config)) {
+    const seen = byDatabase.get(t.databaseId);
+    if (!seen) {
+      byDatabase.set(t.databaseId, { target: { ...t, pitr: { ...t.pitr, manage: false } }, planIds: [t.planId] });
+      continue;
+    }
+    const longer = t.pitr.windowDays > seen.target.pitr.windowDays;
+    seen.planIds.push(t.planId);
+    seen.target = {
+      ...seen.target,
+      // The plan named in a short-window problem is the one that wants the longest window.
+      planId: longer ? t.planId : seen.target.planId,
+      pitr: {
+        ...seen.target.pitr,
+        windowDays: Math.max(seen.target.pitr.windowDays, t.pitr.windowDays),
+        maxLagMinutes: Math.min(seen.target.pitr.maxLagMinutes, t.pitr.maxLagMinutes),
+        copyRegion: seen.target.pitr.copyRegion || t.pitr.copyRegion,
+      },
+    };
+  }
+  return byDatabase;
+}
+
+/** The PITR posture of every pitr database, by id; a source that throws makes each of them unreadable, never the status fail. */
+async function readPitrPostures(
+  targets: Map<string, { target: PitrTarget; planIds: string[] }>,
+  source: NonNullable<StatusSources['pitrPosture']>,
+  now: Date,
+): Promise<Map<string, DatabasePosture>> {
+  const list = [...targets.values()].map((t) => t.target);
+  if (list.length === 0) return new Map();
+  let postures: DatabasePosture[];
+  try {
+    postures = await source(list, now);
+  } catch (error) {
+    const why = `${errorName(error) || 'Error'}: ${((error as Error)?.message ?? String(error)).split('\n')[0]}`;
+    postures = [];
+    for (const t of list) {
+      const identifier = 'instanceIdentifier' in t.ref ? t.ref.instanceIdentifier : t.ref.clusterIdentifier;
+      postures.push({
+        databaseId: t.databaseId,
+        planId: t.planId,
+        identifier,
+        region: t.region,
+        status: 'unreadable',
+        windowDays: t.pitr.windowDays,
+        maxLagMinutes: t.pitr.maxLagMinutes,
+        problems: [`Database "${t.databaseId}" (${identifier}, ${t.region}): its point-in-time posture could not be read (${why}); the posture is unknown, not ok. Fix: run \`lifeboat pitr status --database ${t.databaseId}\` with credentials that may read it.`],
+      });
+    }
+  }
+  return new Map(postures.map((p) => [p.databaseId, p]));
+}
+
+/**
+ * The PITR part of a database's status and its problems. A PITR RPO over
+ * maxLagMinutes, or a readable window with no restorable moment at all, fails
+ * the database (its point-in-time RPO is broken); any other drift, and an
+ * unreadable posture, is a warning. Every problem of the posture check is
+ * listed, each with its fix, at that one severity.
+ */
+function pitrPart(posture: DatabasePosture | undefined, planIds: string[], target: PitrTarget): { pitr: PitrStatus; problems: DatabaseStatus['problems'] } {
+  if (!posture) {
+    // The source answered for other databases but not this one: unknown, not ok.
+    posture = {
+      databaseId: target.databaseId,
+      planId: target.planId,
+      identifier: 'instanceIdentifier' in target.ref ? target.ref.instanceIdentifier : target.ref.clusterIdentifier,
+      region: target.region,
+      status: 'unreadable',
+      windowDays: target.pitr.windowDays,
+      maxLagMinutes: target.pitr.maxLagMinutes,
+      problems: [`Database "${target.databaseId}": the posture check gave no result for it; the posture is unknown, not ok. Fix: run \`lifeboat pitr status --database ${target.databaseId}\`.`],
+    };
+  }
+  const pitr: PitrStatus = {
+    planIds,
+    identifier: posture.identifier,
+    region: posture.region,
+    state: posture.status,
+    inPosture: posture.status === 'ok',
+    severity: 'ok',
+    ...(posture.status === 'unreadable' ? { unreadable: posture.problems.find((p) => /could not be (read|listed)/.test(p)) ?? posture.problems[0] ?? 'the posture check gave no reason' } : {}),
+    windowDays: posture.windowDays,
+    ...(posture.retentionDays !== undefined ? { retentionDays: posture.retentionDays } : {}),
+    ...(posture.earliest ? { earliest: posture.earliest } : {}),
+    ...(posture.earliestEstimated ? { earliestEstimated: true } : {}),
+    ...(posture.latest ? { latest: posture.latest } : {}),
+    ...(posture.lagSeconds !== undefined ? { lagSeconds: posture.lagSeconds } : {}),
+    maxLagMinutes: posture.maxLagMinutes,
+    ...(posture.copyRegion ? { copyRegion: posture.copyRegion } : {}),
+    problems: posture.problems,
+  };
+  if (pitr.inPosture) return { pitr, problems: [] };
+  const windowRead = posture.kind !== undefined;
+  const lagOver = pitr.lagSeconds !== undefined && pitr.lagSeconds > pitr.maxLagMinutes * 60;
+  const noMoment = windowRead && pitr.lagSeconds === undefined;
+  const severity = lagOver || noMoment ? 'failing' : 'warning';
+  pitr.severity = severity;
+  const label = posture.status === 'unreadable' ? 'PITR unreadable' : 'PITR';
+  const problems = (posture.problems.length > 0 ? posture.problems : [`the posture is ${posture.status}`]).map((message) => ({ severity, message: `${label}: ${message}` }) as const);
+  return { pitr, problems };
+}
+
 export async function collectStatus(
   config: LifeboatConfig,
   sources: StatusSources,
@@ -88,6 +248,8 @@ export async function collectStatus(
   /** Problems found while gathering (e.g. the vault could not be read). */
   gatheringProblems: DeploymentStatus['problems'] = [],
 ): Promise<DeploymentStatus> {
+  const pitrTargetsById = sources.pitrPosture ? statusPitrTargets(config) : new Map<string, { target: PitrTarget; planIds: string[] }>();
+  const postures = sources.pitrPosture ? await readPitrPostures(pitrTargetsById, sources.pitrPosture, now) : new Map<string, DatabasePosture>();
   const databases = await Promise.all(
     config.databases.map(async (db): Promise<DatabaseStatus> => {
       const targets = targetsFor(config, db.id);
@@ -129,6 +291,9 @@ export async function collectStatus(
           }
         }
       }
+      const pitrTarget = pitrTargetsById.get(db.id);
+      const pitr = pitrTarget ? pitrPart(postures.get(db.id), pitrTarget.planIds, pitrTarget.target) : undefined;
+      if (pitr) problems.push(...pitr.problems);
       return {
         databaseId: db.id,
         planIds: targets.planIds,
@@ -140,6 +305,7 @@ export async function collectStatus(
         newestProvenRestore: proven ? { ...proven, ageMinutes: minutesBetween(proven.finishedAt, now) } : undefined,
         backupHistory,
         drillHistory,
+        ...(pitr ? { pitr: pitr.pitr } : {}),
         problems,
         severity: worst(problems),
       };

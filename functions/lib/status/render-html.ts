@@ -1,9 +1,11 @@
-import type { DatabaseStatus, DeploymentStatus } from './model.ts';
+import type { DatabaseStatus, DeploymentStatus, PitrStatus } from './model.ts';
 
 /**
  * `lifeboat status --html`: one self-contained page (inline CSS and SVG, no
  * scripts or external requests) with the drill RTO trend against target and the
- * backup age against RPO for every database. Chart elements carry data-*
+ * backup age against RPO for every database, and for databases of plans with
+ * `pitr` their point-in-time window and PITR RPO against maxLagMinutes. Chart
+ * and PITR table elements carry data-*
  * attributes with the values they draw, so a test can check the charts.
  */
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -60,6 +62,59 @@ function ageChart(status: DeploymentStatus): string {
 </svg>`;
 }
 
+type PitrDatabase = DatabaseStatus & { pitr: PitrStatus };
+
+const minutesText = (seconds: number) => (seconds < 120 ? `${seconds} s` : `${(seconds / 60).toFixed(1)} min`);
+
+/** One row per pitr database: its window, kept against wanted, the PITR RPO against maxLagMinutes, and the posture (or why it is unreadable). */
+function pitrTable(rows: readonly PitrDatabase[]): string {
+  const body = rows
+    .map(({ databaseId, pitr: p }) => {
+      const state = p.state === 'ok' ? 'in posture' : p.state === 'drift' ? 'drift' : 'unreadable';
+      const window = p.earliest || p.latest ? `${esc(p.earliest ?? '?')}${p.earliestEstimated ? ' (estimated)' : ''} to ${esc(p.latest ?? '?')}` : '-';
+      const detail = p.state === 'unreadable' ? `unreadable: ${esc(p.unreadable ?? '')}` : p.problems.map(esc).join('<br>') || '-';
+      return `<tr class="pitr ${p.severity}" data-database="${esc(databaseId)}" data-state="${p.state}" data-in-posture="${p.inPosture}" data-retention-days="${p.retentionDays ?? 'none'}" data-window-days="${p.windowDays}" data-earliest="${esc(p.earliest ?? 'none')}" data-latest="${esc(p.latest ?? 'none')}" data-lag-seconds="${p.lagSeconds ?? 'none'}" data-max-lag-minutes="${p.maxLagMinutes}"><td>${esc(databaseId)}</td><td>${esc(p.identifier)} (${esc(p.region)})</td><td>${state}</td><td>${window}</td><td>${p.retentionDays ?? '?'} d (wanted ${p.windowDays} d)</td><td>${p.lagSeconds === undefined ? '?' : minutesText(p.lagSeconds)} (max ${p.maxLagMinutes} min)</td><td>${detail}</td></tr>`;
+    })
+    .join('\n');
+  return `<table class="pitr"><thead><tr><th>database</th><th>RDS</th><th>posture</th><th>window (earliest to latest restorable)</th><th>kept (wanted)</th><th>PITR RPO (max)</th><th>problems</th></tr></thead><tbody>
+${body}
+</tbody></table>`;
+}
+
+/** The PITR RPO of each pitr database as a bar against its maxLagMinutes; an unknown lag is a full-width bar marked unknown. */
+function pitrLagChart(rows: readonly PitrDatabase[]): string {
+  const rowH = 28;
+  const height = PAD.t + rows.length * rowH + 24;
+  const maxX = Math.max(1, ...rows.map(({ pitr: p }) => Math.max(p.lagSeconds === undefined ? p.maxLagMinutes * 1.5 : p.lagSeconds / 60, p.maxLagMinutes)));
+  const scale = (m: number) => ((W - 150 - PAD.r) * Math.min(m, maxX)) / maxX;
+  const bars = rows
+    .map(({ databaseId, pitr: p }, i) => {
+      const yTop = PAD.t + i * rowH;
+      const minutes = p.lagSeconds === undefined ? undefined : p.lagSeconds / 60;
+      const over = minutes === undefined || minutes > p.maxLagMinutes;
+      const width = minutes === undefined ? W - 150 - PAD.r : scale(minutes);
+      return `<g class="row" data-database="${esc(databaseId)}">
+    <text x="140" y="${yTop + 17}" text-anchor="end" class="label">${esc(databaseId)}</text>
+    <rect class="bar${over ? ' late' : ''}${minutes === undefined ? ' unknown' : ''}" data-series="pitr-lag" data-database="${esc(databaseId)}" data-value-minutes="${minutes === undefined ? 'none' : minutes.toFixed(1)}" x="150" y="${yTop + 4}" width="${width.toFixed(1)}" height="${rowH - 10}"><title>${minutes === undefined ? `unknown (${p.state})` : `${minutes.toFixed(1)} min behind now`}</title></rect>
+    <line class="target" data-target-minutes="${p.maxLagMinutes}" x1="${(150 + scale(p.maxLagMinutes)).toFixed(1)}" x2="${(150 + scale(p.maxLagMinutes)).toFixed(1)}" y1="${yTop}" y2="${yTop + rowH}"/>
+  </g>`;
+    })
+    .join('\n');
+  return `<svg class="chart pitr-lag" data-points="${rows.length}" viewBox="0 0 ${W} ${height}" role="img" aria-label="PITR RPO (newest restorable moment behind now) against maxLagMinutes">
+  ${bars}
+  <text class="axis" x="150" y="${height - 6}">0</text><text class="axis" x="${W - PAD.r}" y="${height - 6}" text-anchor="end">${Math.round(maxX)} min</text>
+</svg>`;
+}
+
+function pitrSection(status: DeploymentStatus): string {
+  const rows = status.databases.filter((d): d is PitrDatabase => d.pitr !== undefined);
+  if (rows.length === 0) return '';
+  return `<h2>Point-in-time recovery: window and PITR RPO</h2>
+${pitrTable(rows)}
+<figure>${pitrLagChart(rows)}</figure>
+`;
+}
+
 export function renderStatusHtml(status: DeploymentStatus): string {
   const verdict = status.severity === 'ok' ? 'SAFE' : status.severity === 'warning' ? 'AT RISK' : 'NOT SAFE';
   const rows = status.databases
@@ -74,7 +129,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#ff
 h1{font-size:20px;margin:0 0 4px} .verdict{font-weight:700;padding:2px 8px;border-radius:4px}
 .verdict.ok{background:#d9f2e0;color:#17602c}.verdict.warning{background:#fff1cc;color:#7a5600}.verdict.failing{background:#fde0e0;color:#9b1c1c}
 table{border-collapse:collapse;margin:16px 0;width:100%} td,th{border-bottom:1px solid #e3e6eb;padding:6px 8px;text-align:left;vertical-align:top}
-tr.failing td{color:#9b1c1c} tr.warning td{color:#7a5600}
+tr.failing td{color:#9b1c1c} tr.warning td{color:#7a5600} .bar.late.unknown{fill:#9aa3ae}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:16px}
 figure{margin:0;border:1px solid #e3e6eb;border-radius:6px;padding:8px} figcaption{font-weight:600;margin-bottom:4px}
 .chart{width:100%;height:auto} .line{fill:none;stroke:#2f6fd6;stroke-width:2} .point.passed{fill:#2f6fd6} .point.failed{fill:#d23b3b} .point.over{stroke:#d23b3b;stroke-width:2}
@@ -85,7 +140,7 @@ figure{margin:0;border:1px solid #e3e6eb;border-radius:6px;padding:8px} figcapti
 <table><thead><tr><th>database</th><th>state</th><th>newest backup</th><th>last drill</th><th>problems</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
-<h2>Age of the newest backup against the RPO target</h2>
+${pitrSection(status)}<h2>Age of the newest backup against the RPO target</h2>
 <figure>${ageChart(status)}</figure>
 <h2>Drill RTO trend against target</h2>
 <div class="charts">

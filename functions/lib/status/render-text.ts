@@ -1,4 +1,4 @@
-import type { DeploymentStatus, Severity } from './model.ts';
+import type { DatabaseStatus, DeploymentStatus, PitrStatus, Severity } from './model.ts';
 
 const COLORS: Record<Severity, [string, string]> = { ok: ['\x1b[32m', '\x1b[0m'], warning: ['\x1b[33m', '\x1b[0m'], failing: ['\x1b[31m', '\x1b[0m'] };
 
@@ -10,6 +10,27 @@ function age(minutes: number | undefined): string {
 }
 
 const secondsAsMinutes = (s: number | undefined) => (s === undefined ? '-' : `${(s / 60).toFixed(1)}m`);
+
+const moment = (iso: string | undefined) => (iso ? iso.replace(/:\d\d(\.\d+)?Z$/, 'Z').replace('T', ' ') : '?');
+
+/** The PITR RPO in minutes (a lag under 2 minutes in seconds). */
+function lag(seconds: number | undefined): string {
+  if (seconds === undefined) return '?';
+  return seconds < 120 ? `${seconds}s` : age(seconds / 60);
+}
+
+function pitrRow(d: DatabaseStatus & { pitr: PitrStatus }): string[] {
+  const p = d.pitr;
+  const window = p.state === 'unreadable' && p.retentionDays === undefined ? '-' : `${moment(p.earliest)}${p.earliestEstimated ? ' (est.)' : ''} to ${moment(p.latest)}`;
+  return [
+    d.databaseId,
+    p.state === 'ok' ? 'IN POSTURE' : p.state === 'drift' ? 'DRIFT' : 'UNREADABLE',
+    `${p.identifier} (${p.region})`,
+    window,
+    `${p.retentionDays ?? '?'}d (${p.windowDays}d)`,
+    `${lag(p.lagSeconds)} (${p.maxLagMinutes}m)`,
+  ];
+}
 
 /** The status as a terminal table; late or failing rows in red when `color`. */
 export function renderStatusText(status: DeploymentStatus, color: boolean): string {
@@ -29,6 +50,15 @@ export function renderStatusText(status: DeploymentStatus, color: boolean): stri
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const out = [`lifeboat status: ${status.name} at ${status.generatedAt}`, '', line(header), line(widths.map((w) => '-'.repeat(w)))];
   status.databases.forEach((d, i) => out.push(paint(d.severity, line(rows[i]!))));
+  const pitr = status.databases.filter((d): d is DatabaseStatus & { pitr: PitrStatus } => d.pitr !== undefined);
+  if (pitr.length > 0) {
+    const pitrHeader = ['database', 'PITR posture', 'RDS', 'window (earliest to latest)', 'kept (wanted)', 'PITR RPO (max)'];
+    const pitrRows = pitr.map(pitrRow);
+    const pitrWidths = pitrHeader.map((h, i) => Math.max(h.length, ...pitrRows.map((r) => r[i]!.length)));
+    const pitrLine = (cells: string[]) => cells.map((c, i) => c.padEnd(pitrWidths[i]!)).join('  ').trimEnd();
+    out.push('', 'point-in-time recovery (RDS automated backups):', pitrLine(pitrHeader), pitrLine(pitrWidths.map((w) => '-'.repeat(w))));
+    pitr.forEach((d, i) => out.push(paint(d.pitr.severity, pitrLine(pitrRows[i]!))));
+  }
   if (status.snapshotQuota) out.push('', `manual snapshot quota: ${status.snapshotQuota.used}/${status.snapshotQuota.limit} (${Math.round(status.snapshotQuota.ratio * 100)}%)`);
   const problems = [...status.problems.map((p) => ({ ...p, where: 'deployment' })), ...status.databases.flatMap((d) => d.problems.map((p) => ({ ...p, where: d.databaseId })))];
   out.push('');
