@@ -174,6 +174,9 @@ describe('the nightly PITR drill the source stack deploys, from its shipped bund
     expect(report.rto?.seconds).toBeGreaterThan(0);
     expect(report.rpo).toMatchObject({ basis: 'latest-restorable', met: true });
     expect(report.rpo?.seconds).toBeGreaterThanOrEqual(0);
+    // The data's own RPO: the moment minus the newest order in the restored database (the 300th, written just before the dump).
+    expect(report.rpo?.dataLagSeconds).toBeGreaterThanOrEqual(0);
+    expect(report.rpo?.dataLagSeconds).toBeLessThan(60);
     expect(report.checks.find((c) => c.name === 'freshness: backup age')?.detail).toMatch(/^newest restorable moment \(LatestRestorableTime\) is .* old .*; PITR RPO \(pitr\.maxLagMinutes\) 15\.0m$/);
 
     // Assess: the throwaway is gone: the instance, the recovered server and its directory, the secret.

@@ -43,13 +43,15 @@ export function measureDrill(state: DrillState, reportLocation: string): Measure
   const pitr = selection.backup.kind === 'pitr';
   const basis = pitr ? ('latest-restorable' as const) : selection.backup.consistentAt === selection.newestConsistentAt ? ('drilled-backup' as const) : ('newest-backup' as const);
   const judged = basis === 'drilled-backup' ? rpoSeconds : newestAge;
+  const newestRowAt = state.verification?.newestRowAt;
   const rpo = {
     seconds: pitr ? newestAge : rpoSeconds,
+    dataLagSeconds: newestRowAt ? (Date.parse(selection.backup.consistentAt) - Date.parse(newestRowAt)) / 1000 : null,
     targetSeconds: rpoTarget,
     met: judged <= rpoTarget,
     basis,
     note: pitr
-      ? `drill start minus the newest restorable moment (LatestRestorableTime ${selection.newestConsistentAt}); the drill restored to ${selection.backup.consistentAt}${request.freshness ? ', and the freshness check gives that moment minus the newest row found' : ''}`
+      ? `drill start minus the newest restorable moment (LatestRestorableTime ${selection.newestConsistentAt}); the drill restored to ${selection.backup.consistentAt}${request.freshness ? '; dataLagSeconds is that moment minus the newest row found' : ''}`
       : basis === 'drilled-backup'
         ? "drill start minus the drilled backup's consistent point"
         : `drill start minus the drilled backup's consistent point; the objective is judged on the newest backup (${formatSeconds(newestAge)} old)`,

@@ -265,6 +265,7 @@ async function verify(state: DrillState, deps: DrillDeps, registry: SecretRegist
     emulated: false,
     checks: [...manifestChecks, ...suite.checks, age],
     firstVerificationQueryAt: outcome.firstVerificationQueryAt ?? suite.firstVerificationQueryAt,
+    ...(suite.newestRowAt ? { newestRowAt: suite.newestRowAt } : {}),
   };
 }
 

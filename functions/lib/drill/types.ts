@@ -205,6 +205,8 @@ export type RestoreOutcome = z.infer<typeof restoreOutcomeSchema>;
 export const verificationSchema = z.object({
   checks: z.array(drillCheckSchema),
   firstVerificationQueryAt: isoTime.optional(),
+  /** The newest value of the freshness column found in the restored database (drills with `freshness`). */
+  newestRowAt: isoTime.optional(),
   emulated: z.boolean(),
 });
 export type Verification = z.infer<typeof verificationSchema>;
@@ -220,7 +222,11 @@ export const measurementSchema = z.object({
   verdict: z.enum(['passed', 'failed', 'emulated']),
   summary: z.string(),
   rto: objective,
-  rpo: objective.extend({ basis: z.enum(['drilled-backup', 'newest-backup', 'latest-restorable']) }),
+  rpo: objective.extend({
+    basis: z.enum(['drilled-backup', 'newest-backup', 'latest-restorable']),
+    /** The data's own RPO: the restored moment (or backup's consistent point) minus the newest row found (drills with `freshness`). */
+    dataLagSeconds: z.number().nullable().optional(),
+  }),
   objectivesMet: z.boolean(),
   objectiveSummary: z.string(),
 });

@@ -85,16 +85,21 @@ export interface SuiteOptions {
 }
 
 /** Runs the suite against the restored database; the first query's time ends the RTO. */
-export async function runVerificationSuite(target: ResolvedConnection, options: SuiteOptions): Promise<{ checks: DrillCheck[]; firstVerificationQueryAt: string }> {
+export async function runVerificationSuite(target: ResolvedConnection, options: SuiteOptions): Promise<{ checks: DrillCheck[]; firstVerificationQueryAt: string; newestRowAt?: string }> {
   const client = await connect(options.databaseId, target, 'lifeboat-drill-verify');
   try {
     await client.query(`SELECT count(*) FROM pg_catalog.pg_class`);
     const firstVerificationQueryAt = new Date().toISOString();
     const checks: DrillCheck[] = [];
     for (const assertion of options.assertions) checks.push(await runAssertion(client, assertion, options.registry));
-    if (options.freshness) checks.push(await newestRowCheck(client, options.freshness, options.consistentAt, options.rpoSeconds, options.registry));
+    let newestRowAt: string | undefined;
+    if (options.freshness) {
+      const fresh = await newestRowCheck(client, options.freshness, options.consistentAt, options.rpoSeconds, options.registry);
+      checks.push(fresh.check);
+      newestRowAt = fresh.newest?.toISOString();
+    }
     checks.push(await amcheck(client, options.amcheck, options.registry));
-    return { checks, firstVerificationQueryAt };
+    return { checks, firstVerificationQueryAt, ...(newestRowAt ? { newestRowAt } : {}) };
   } finally {
     await client.end();
   }
@@ -132,7 +137,13 @@ function qualified(table: string): string {
 }
 
 /** Freshness, part two: the newest row is inside the RPO window before the backup's consistent point. */
-async function newestRowCheck(client: pg.Client, freshness: { table: string; column: string }, consistentAt: string, rpoSeconds: number, registry: SecretRegistry): Promise<DrillCheck> {
+async function newestRowCheck(
+  client: pg.Client,
+  freshness: { table: string; column: string },
+  consistentAt: string,
+  rpoSeconds: number,
+  registry: SecretRegistry,
+): Promise<{ check: DrillCheck; newest?: Date }> {
   const name = 'freshness: newest row';
   const where = `${freshness.table}.${freshness.column}`;
   try {
@@ -140,7 +151,7 @@ async function newestRowCheck(client: pg.Client, freshness: { table: string; col
       client.query<{ newest: Date | null }>(`SELECT max(${quoteIdent(freshness.column)})::timestamptz AS newest FROM ${qualified(freshness.table)}`),
     );
     const newest = rows[0]?.newest;
-    if (!newest) return check(name, false, `${where} has no rows`, [`${where} is empty in the restored database`]);
+    if (!newest) return { check: check(name, false, `${where} has no rows`, [`${where} is empty in the restored database`]) };
     const lag = (Date.parse(consistentAt) - newest.getTime()) / 1000;
     const ok = lag <= rpoSeconds && lag >= -CLOCK_SKEW_SECONDS;
     const detail = `newest ${where} is ${newest.toISOString()}, ${formatSeconds(lag)} before the backup's consistent point; window ${formatSeconds(rpoSeconds)}`;
@@ -149,10 +160,10 @@ async function newestRowCheck(client: pg.Client, freshness: { table: string; col
       : lag > rpoSeconds
         ? [`the newest row in ${where} is ${formatSeconds(lag)} older than the backup: writes stopped or the backup holds stale data`]
         : [`the newest row in ${where} is ${formatSeconds(-lag)} after the backup's consistent point: clocks disagree`];
-    return check(name, ok, detail, differences);
+    return { check: check(name, ok, detail, differences), newest };
   } catch (error) {
     const message = registry.redact((error as Error).message);
-    return check(name, false, `could not read ${where}: ${message}`, [`freshness query on ${where} failed: ${message}`]);
+    return { check: check(name, false, `could not read ${where}: ${message}`, [`freshness query on ${where} failed: ${message}`]) };
   }
 }
 
