@@ -211,11 +211,20 @@ export function monitoredDatabases(config: LifeboatConfig): MonitoredDatabase[] 
   });
 }
 
-/** The PITR lag alarm's target: the tightest maxLagMinutes over the pitr plans that hold an RDS-backed database. */
+/**
+ * The PITR lag alarm's target: the tightest maxLagMinutes over the pitr plans that hold an RDS-backed database;
+ * for an RDS instance in plans with `pitr.copyRegion` (and a snapshots.copy region), the replica lag alarm's too.
+ */
 function pitrWatchOf(config: LifeboatConfig, database: DatabaseConfig): Pick<MonitoredDatabase, 'pitr'> {
   const plans = config.plans.filter((plan) => plan.pitr && plan.databases.includes(database.id));
   if (!database.rds || plans.length === 0) return {};
-  return { pitr: { planIds: plans.map((p) => p.id), maxLagMinutes: Math.min(...plans.map((p) => p.pitr!.maxLagMinutes)) } };
+  const replicated = plans.filter((p) => p.pitr!.copyRegion);
+  const copyRegion = config.snapshots?.copy?.region;
+  const replica =
+    copyRegion && replicated.length > 0 && 'instanceIdentifier' in database.rds
+      ? { replica: { planIds: replicated.map((p) => p.id), maxLagMinutes: Math.min(...replicated.map((p) => p.pitr!.maxLagMinutes)), copyRegion } }
+      : {};
+  return { pitr: { planIds: plans.map((p) => p.id), maxLagMinutes: Math.min(...plans.map((p) => p.pitr!.maxLagMinutes)), ...replica } };
 }
 
 /** A function or task whose environment can name a resource together with its grant. */
@@ -963,15 +972,20 @@ export class SourceStack extends Stack {
     const instances = instancesOf(() => true);
     const clusters = [...new Set(targets.flatMap((t) => ('clusterIdentifier' in t.ref ? [this.rdsArn('cluster', t.ref.clusterIdentifier)] : [])))].sort();
     const autoBackups = (region: string) => this.rdsArn('auto-backup', '*', region);
+    // The lag watch lists the region's instances and clusters (a few pages, however many databases: functions/lib/pitr/watch.ts);
+    // Describe* reads metadata only. The check reads the plans' own by name.
+    const allInstances = this.rdsArn('db', '*');
+    const allClusters = this.rdsArn('cluster', '*');
     if (instances.length > 0) {
-      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances'], resources: instances }));
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances'], resources: [...instances, allInstances] }));
       fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [...instances, autoBackups(this.region)] }));
     }
-    if (clusters.length > 0) fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: clusters }));
+    // Clusters, and the clusters of instances that turn out to be cluster members.
+    if (targets.length > 0) fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: [...clusters, allClusters] }));
     const copy = config.snapshots?.copy;
     const replicated = copy ? instancesOf((t) => t.pitr.copyRegion) : [];
     const managed = copy ? instancesOf((t) => t.pitr.copyRegion && t.pitr.manage) : [];
-    const wildcards = instances.length > 0 ? [autoBackups(this.region)] : [];
+    const wildcards = [...(instances.length > 0 ? [allInstances, autoBackups(this.region)] : []), ...(targets.length > 0 ? [allClusters] : [])];
     if (copy && replicated.length > 0) {
       fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [autoBackups(copy.region)] }));
       wildcards.push(autoBackups(copy.region));
@@ -990,7 +1004,11 @@ export class SourceStack extends Stack {
       );
     }
     if (wildcards.length > 0) {
-      acknowledgeWildcardResources(fn.role, wildcards, 'Automated backups (auto-backup:ab-...) get ids RDS generates; the posture check lists and starts only those of the pitr plans\' instances (named by DbiResourceId, the source instance ARN).');
+      acknowledgeWildcardResources(
+        fn.role,
+        wildcards,
+        'Automated backups (auto-backup:ab-...) get ids RDS generates; the posture check lists and starts only those of the pitr plans\' instances (named by DbiResourceId, the source instance ARN). The 5-minute lag watch lists the region\'s instances and clusters (rds:DescribeDBInstances on db:*, rds:DescribeDBClusters on cluster:*, metadata only) so it costs a few pages per region instead of calls per database.',
+      );
     }
     return fn;
   }

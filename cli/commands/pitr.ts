@@ -27,7 +27,7 @@ function copyColumn(d: DatabasePosture): string {
   const c = d.copyRegion;
   if (!c) return '-';
   if (c.state === 'not-available') return 'n/a (snapshot copies)';
-  return `${c.region}: ${c.state}${c.retentionDays !== undefined ? ` ${c.retentionDays} d` : ''}`;
+  return `${c.region}: ${c.state}${c.retentionDays !== undefined ? ` ${c.retentionDays} d` : ''}${c.lagSeconds !== undefined ? `, lag ${duration(c.lagSeconds)}` : ''}`;
 }
 
 function table(rows: string[][]): string {

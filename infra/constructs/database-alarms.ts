@@ -3,6 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { alarmDescription, type AlarmMetadata } from '../../functions/alert/alarm-event.ts';
 import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES, type MetricName, type ServiceName } from '../../functions/lib/metrics/names.ts';
+import { replicaMaxLagSeconds } from '../../functions/lib/pitr/posture.ts';
 import { routedAlarmName } from '../alarm-names.ts';
 import type { FreshnessKind, FreshnessWatch } from '../freshness.ts';
 
@@ -79,7 +80,17 @@ export interface MonitoredDatabase {
    * RPO (PitrRestorableLagSeconds) against the tightest maxLagMinutes.
    * @default - no PITR lag alarm
    */
-  readonly pitr?: { readonly planIds: readonly string[]; readonly maxLagMinutes: number };
+  readonly pitr?: {
+    readonly planIds: readonly string[];
+    readonly maxLagMinutes: number;
+    /**
+     * Plans with `pitr.copyRegion` hold it (an RDS instance): the
+     * pitr-replica-lag alarm watches its copy region's window
+     * (PitrReplicaLagSeconds) against the tightest maxLagMinutes of those plans.
+     * @default - no replica lag alarm
+     */
+    readonly replica?: { readonly planIds: readonly string[]; readonly maxLagMinutes: number; readonly copyRegion: string };
+  };
 }
 
 /**
@@ -228,6 +239,38 @@ function pitrLagAlarm(scope: Construct, deploymentName: string, databaseId: stri
   });
 }
 
+/**
+ * `lifeboat/<name>/pitr-replica-lag/<db>`: the newest restorable moment of the
+ * automated backups replicated to the copy region has stayed more than
+ * maxLagMinutes (plus REPLICA_LAG_ALLOWANCE_MINUTES, none) behind now for a
+ * whole PITR_LAG_ALARM_PERIOD, or nothing was published (no replica, not
+ * replicating, or not read), routed as a pitr-posture alert. Same period,
+ * statistic and missing-data handling as the pitr-lag alarm.
+ */
+function pitrReplicaLagAlarm(scope: Construct, deploymentName: string, databaseId: string, replica: NonNullable<NonNullable<MonitoredDatabase['pitr']>['replica']>): cloudwatch.Alarm {
+  const plans = replica.planIds.join(', ');
+  return new cloudwatch.Alarm(scope, `pitr-replica-lag-${databaseId}`, {
+    alarmName: routedAlarmName(deploymentName, 'pitr-replica-lag', databaseId),
+    alarmDescription: alarmDescription(
+      `The newest restorable moment of database "${databaseId}" in the copy region ${replica.copyRegion} (its replicated automated backups, plan ${plans}) has stayed more than ${replica.maxLagMinutes} min behind now (pitr.maxLagMinutes) for ${PITR_LAG_ALARM_PERIOD.toMinutes()} min, ` +
+        'or its replica lag was not published (missing data counts as late: no replica, not replicating, or the lag watch cannot read it): if the source region is lost, that is all that can be restored.',
+      {
+        kind: 'pitr-posture',
+        failure: 'PitrReplicaLagOverTarget',
+        databaseId,
+        planId: replica.planIds[0],
+        nextStep: `run \`lifeboat pitr status --database ${databaseId}\`: it names the copy region's lag, the replication's state and the fix (docs/runbooks.md, "PITR posture drift").`,
+      },
+    ),
+    metric: databaseMetric(SERVICE_NAMES.pitr, METRIC_NAMES.pitrReplicaLagSeconds, databaseId, PITR_LAG_ALARM_PERIOD, cloudwatch.Stats.MINIMUM),
+    threshold: replicaMaxLagSeconds({ maxLagMinutes: replica.maxLagMinutes }),
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  });
+}
+
 /** Per-database staleness alarms (FRESHNESS_ALARMS), routed to the alert function by name like every lifeboat alarm. */
 export class FreshnessAlarms extends Construct {
   /** Kind → database id → alarm. */
@@ -236,10 +279,14 @@ export class FreshnessAlarms extends Construct {
   /** Database id → its PITR lag alarm (databases of plans with `pitr`). */
   public readonly pitrLag = new Map<string, cloudwatch.Alarm>();
 
+  /** Database id → its copy-region replica lag alarm (instances of plans with `pitr.copyRegion`). */
+  public readonly pitrReplicaLag = new Map<string, cloudwatch.Alarm>();
+
   constructor(scope: Construct, id: string, props: DatabaseAlarmsProps) {
     super(scope, id);
     for (const database of props.databases) {
       if (database.pitr) this.pitrLag.set(database.id, pitrLagAlarm(this, props.deploymentName, database.id, database.pitr));
+      if (database.pitr?.replica) this.pitrReplicaLag.set(database.id, pitrReplicaLagAlarm(this, props.deploymentName, database.id, database.pitr.replica));
       for (const watch of database.freshness ?? []) {
         const spec = FRESHNESS_ALARMS[watch.kind];
         const plans = watch.planIds.join(', ');
@@ -372,9 +419,10 @@ export const ALARM_SHARDS = 8;
 /** Databases per shard before synth refuses (2 alarms each stays far below 500 resources). */
 export const MAX_DATABASES_PER_SHARD = 200;
 /**
- * Shards of the staleness alarms (`FreshnessAlarms<shard>`, up to 4 per
- * database), apart from the dead man's switch shards so those never move.
- * 16 shards of at most 500 resources hold about 1,500 fully watched databases.
+ * Shards of the staleness alarms (`FreshnessAlarms<shard>`: up to 4 per
+ * database, plus the PITR lag alarms, 2 with pitr.copyRegion), apart from the
+ * dead man's switch shards so those never move. 16 shards of at most 500
+ * resources hold about 1,300 databases with every alarm.
  */
 export const FRESHNESS_SHARDS = 16;
 /** CloudFormation's resource limit per stack (nested stacks included). */
@@ -459,6 +507,11 @@ export class ShardedDatabaseAlarms extends Construct {
   /** Every PITR lag alarm, by database id. */
   public get pitrLag(): Map<string, cloudwatch.Alarm> {
     return new Map([...this.freshnessShards.values()].flatMap(({ alarms }) => [...alarms.pitrLag]));
+  }
+
+  /** Every copy-region replica lag alarm, by database id. */
+  public get pitrReplicaLag(): Map<string, cloudwatch.Alarm> {
+    return new Map([...this.freshnessShards.values()].flatMap(({ alarms }) => [...alarms.pitrReplicaLag]));
   }
 
   /** Every database's dead man's switch. */

@@ -30,6 +30,8 @@ export interface ScriptedReplication {
   retentionDays: number;
   kmsKeyId?: string;
   status: string;
+  /** The replica's RestoreWindow.LatestTime, pinned (a stalled replication), or null for no RestoreWindow at all; else it follows the source (now). */
+  latest?: Date | null;
 }
 
 const x = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
@@ -80,13 +82,16 @@ export class ScriptedAutomatedBackups {
         const replicated = this.replications.flatMap((rep) => {
           const source = [...this.instances.values()].find((i) => i.arn === rep.sourceArn);
           if (!source || rep.region !== r.region || (resourceId !== null && source.resourceId !== resourceId) || id !== null) return [];
-          return [{ ...source, status: rep.status, retentionDays: rep.retentionDays, kmsKeyId: rep.kmsKeyId, region: source.region }];
+          // A replicating replica's window follows its source's (as RDS shows it: RestoreWindow with both ends); none while pending.
+          const window = rep.status === 'replicating' && rep.latest !== null ? { earliest: source.earliest, latest: rep.latest ?? new Date() } : { earliest: undefined, latest: undefined };
+          return [{ ...source, status: rep.status, retentionDays: rep.retentionDays, kmsKeyId: rep.kmsKeyId, region: source.region, ...window }];
         });
-        const items = [
-          ...own.map((i) => backupXml({ ...i, status: 'active', latest: new Date() })),
-          ...replicated.map((b) => backupXml({ ...b, earliest: undefined })),
-        ];
-        return answer('DescribeDBInstanceAutomatedBackups', `<DBInstanceAutomatedBackups>${items.join('')}</DBInstanceAutomatedBackups>`);
+        const items = [...own.map((i) => backupXml({ ...i, status: 'active', latest: new Date() })), ...replicated.map((b) => backupXml(b))];
+        // Pages as RDS does: MaxRecords (default 100) a page, Marker to go on.
+        const size = Number(r.params.get('MaxRecords') ?? 100);
+        const from = Number(r.params.get('Marker') ?? 0);
+        const marker = from + size < items.length ? `<Marker>${from + size}</Marker>` : '';
+        return answer('DescribeDBInstanceAutomatedBackups', `<DBInstanceAutomatedBackups>${items.slice(from, from + size).join('')}</DBInstanceAutomatedBackups>${marker}`);
       }
       if (r.action === 'StartDBInstanceAutomatedBackupsReplication') {
         const sourceArn = r.params.get('SourceDBInstanceArn') ?? '';
@@ -100,9 +105,9 @@ export class ScriptedAutomatedBackups {
     };
   }
 
-  /** A replication already running (as if started earlier), e.g. with another retention or key. */
-  replicate(instanceId: string, region: string, retentionDays: number, kmsKeyId: string, status = 'replicating'): void {
-    this.replications.push({ region, sourceArn: this.instances.get(instanceId)!.arn, retentionDays, kmsKeyId, status });
+  /** A replication already running (as if started earlier), e.g. with another retention or key, or stalled at `latest`. */
+  replicate(instanceId: string, region: string, retentionDays: number, kmsKeyId: string, status = 'replicating', latest?: Date | null): void {
+    this.replications.push({ region, sourceArn: this.instances.get(instanceId)!.arn, retentionDays, kmsKeyId, status, ...(latest !== undefined ? { latest } : {}) });
   }
 }
 

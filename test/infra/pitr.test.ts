@@ -4,6 +4,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Stack } from 'aws-cdk-lib';
 import { parseAlarmDescription } from '../../functions/alert/alarm-event.ts';
 import { DIMENSIONS, METRICS_NAMESPACE, METRIC_NAMES, SERVICE_NAMES } from '../../functions/lib/metrics/names.ts';
+import { REPLICA_LAG_ALLOWANCE_MINUTES } from '../../functions/lib/pitr/posture.ts';
 import { PITR_LAG_ALARM_PERIOD } from '../../infra/constructs/database-alarms.ts';
 import { PITR_WATCH_RATE } from '../../infra/source-stack.ts';
 import { logicalIdOf, synthApp, type Synthesized } from './helpers/app.ts';
@@ -72,6 +73,30 @@ describe('PITR lag alarm', () => {
     expect([...alarms.keys()].filter((n) => n.startsWith('lifeboat/acme/pitr-lag/')).sort()).toEqual(['billing', 'orders', 'reports'].map((d) => `lifeboat/acme/pitr-lag/${d}`));
   });
 
+  it('alarms per database of a copyRegion plan when the copy region\'s Minimum replica lag of 10 minutes exceeds maxLagMinutes, missing data breaching', () => {
+    // Only reports is in a plan with copyRegion (eu-central-1, maxLagMinutes 10); the allowance AWS documents is none.
+    const name = 'lifeboat/acme/pitr-replica-lag/reports';
+    const alarm = alarms.get(name);
+    expect(REPLICA_LAG_ALLOWANCE_MINUTES).toBe(0);
+    expect(alarm, name).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: METRIC_NAMES.pitrReplicaLagSeconds,
+      Statistic: 'Minimum',
+      Period: PITR_LAG_ALARM_PERIOD.toSeconds(),
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: 10 * 60,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'breaching',
+    });
+    expect(Object.fromEntries((alarm!.Dimensions as Array<{ Name: string; Value: string }>).map((d) => [d.Name, d.Value]))).toEqual({ [DIMENSIONS.service]: SERVICE_NAMES.pitr, [DIMENSIONS.database]: 'reports' });
+    const described = parseAlarmDescription(String(alarm!.AlarmDescription));
+    expect(described.metadata).toMatchObject({ kind: 'pitr-posture', failure: 'PitrReplicaLagOverTarget', databaseId: 'reports', planId: 'pitr-replicated' });
+    expect(described.human).toContain('copy region eu-central-1');
+    expect(alarm!.AlarmActions).toBeUndefined();
+    expect([...alarms.keys()].filter((n) => n.includes('/pitr-replica-lag/'))).toEqual([name]);
+  });
+
   it('sees two samples per period, so a normal 5-minute shipping lag never alarms', () => {
     expect(PITR_LAG_ALARM_PERIOD.toSeconds() / PITR_WATCH_RATE.toSeconds()).toBe(2);
   });
@@ -96,7 +121,7 @@ describe('PITR lag alarm', () => {
     const names = resourcesOfType(templatesIn(plain.outdir), 'AWS::CloudWatch::Alarm').map((a) => String(a.resource.Properties!.AlarmName));
 
     // Assess
-    expect(names.filter((n) => n.includes('/pitr-lag/'))).toEqual([]);
+    expect(names.filter((n) => n.includes('/pitr-lag/') || n.includes('/pitr-replica-lag/'))).toEqual([]);
     expect(plain.stack.pitrWatchSchedule).toBeUndefined();
   });
 });
@@ -124,6 +149,10 @@ describe('PITR posture IAM, evaluated', () => {
       ['rds:DescribeDBInstances', db('reports-prod')],
       ['rds:DescribeDBInstanceAutomatedBackups', db('orders-prod')],
       ['rds:DescribeDBClusters', `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster:billing-prod`],
+      // The lag watch lists the region's instances and clusters (metadata), a few pages per region.
+      ['rds:DescribeDBInstances', `arn:aws:rds:eu-west-1:${ACCOUNT}:db:*`],
+      ['rds:DescribeDBClusters', `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster:*`],
+      ['rds:DescribeDBInstanceAutomatedBackups', autoBackup('eu-west-1')],
       ['rds:DescribeDBInstanceAutomatedBackups', autoBackup('eu-central-1')],
       ['rds:StartDBInstanceAutomatedBackupsReplication', db('reports-prod')],
       ['rds:StartDBInstanceAutomatedBackupsReplication', autoBackup('eu-central-1')],
@@ -138,12 +167,13 @@ describe('PITR posture IAM, evaluated', () => {
     expect(decisions).toEqual(cases.map(([action, resource]) => `${action} ${resource}: Allowed`));
   });
 
-  it('denies the rest: other instances, starting replication for a plan without manage, the key outside RDS, changing or stopping anything', async () => {
+  it('denies the rest: other regions, starting replication for a plan without manage, the key outside RDS, changing or stopping anything', async () => {
     // Prepare
     const role = pitrRole(managed);
     const cases: Array<[string, string, Record<string, string>?]> = [
-      ['rds:DescribeDBInstances', db('payroll-prod')],
-      ['rds:DescribeDBClusters', `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster:payroll-prod`],
+      ['rds:DescribeDBInstances', db('orders-prod', 'us-east-1')],
+      ['rds:DescribeDBClusters', `arn:aws:rds:us-east-1:${ACCOUNT}:cluster:billing-prod`],
+      ['rds:ModifyDBCluster', `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster:payroll-prod`],
       // orders' plan has no manage (nor copyRegion).
       ['rds:StartDBInstanceAutomatedBackupsReplication', db('orders-prod')],
       ['rds:StopDBInstanceAutomatedBackupsReplication', db('reports-prod')],

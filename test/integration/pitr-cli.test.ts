@@ -77,10 +77,10 @@ describe('lifeboat pitr status', () => {
     // Assess
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^DATABASE\s+PLAN\s+RDS\s+REGION\s+WINDOW \(KEPT\/WANTED\)\s+EARLIEST\s+LATEST\s+LAG \(PITR RPO\)\s+COPY REGION\s+STATUS$/m);
-    expect(text.stdout).toMatch(new RegExp(`^good\\s+nightly\\s+${instances.good.id}\\s+eu-west-1\\s+7 d / 7 d\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ\\s+\\d+ s / max 15 min\\s+eu-central-1: replicating 7 d\\s+OK$`, 'm'));
+    expect(text.stdout).toMatch(new RegExp(`^good\\s+nightly\\s+${instances.good.id}\\s+eu-west-1\\s+7 d / 7 d\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ\\s+\\d+ s / max 15 min\\s+eu-central-1: replicating 7 d, lag \\d+ s\\s+OK$`, 'm'));
     expect(text.stdout).toContain('IN POSTURE: 1 of 1 databases.');
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ inPosture: true, checked: 1, ok: 1, databases: [{ databaseId: 'good', status: 'ok', retentionDays: 7, copyRegion: { state: 'replicating' } }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({ inPosture: true, checked: 1, ok: 1, databases: [{ databaseId: 'good', status: 'ok', retentionDays: 7, copyRegion: { state: 'replicating', lagSeconds: expect.any(Number) } }] });
   });
 
   it('exits 1 on drift, naming the retention found, the window wanted and the command that fixes it', async () => {

@@ -4,7 +4,7 @@ import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { waitUntilAvailable } from '../../local/strict-rds.ts';
 import { failRds, rdsRequest } from '../../local/moto-rds-compat.ts';
 import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
-import { checkDatabasePosture, checkPosture, MAX_LISTED_DATABASES, summarisePosture, type DatabasePosture, type PitrTarget, type PlanPosture } from '../../functions/lib/pitr/posture.ts';
+import { checkDatabasePosture, checkPosture, MAX_LISTED_DATABASES, REPLICA_LAG_ALLOWANCE_MINUTES, summarisePosture, type DatabasePosture, type PitrTarget, type PlanPosture } from '../../functions/lib/pitr/posture.ts';
 import { createPitrInstance, ScriptedAutomatedBackups } from '../harness/pitr-rds.ts';
 import { uniqueName } from '../harness/aws.ts';
 
@@ -68,6 +68,63 @@ describe('PITR posture of an RDS instance', () => {
     expect(posture.lagSeconds).toBeLessThan(60);
     expect(Date.now() - Date.parse(posture.earliest!)).toBeGreaterThan(6.9 * 86_400_000);
     expect(posture.earliestEstimated).toBeUndefined();
+    // The replica's own newest restorable moment is measured too: fresh, so no problem.
+    expect(posture.copyRegion?.lagSeconds).toBeLessThan(60);
+    expect(Date.parse(posture.copyRegion!.latest!)).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('drifts when the copy region\'s replica lags more than maxLagMinutes although it is replicating and the source is fresh', async () => {
+    // Prepare: the replication runs, but its newest restorable moment stalled 40 minutes ago.
+    const id = uniqueName('pitr-replag');
+    await createPitrInstance(rds(SOURCE), backups, id, 7);
+    backups.replicate(id, COPY, 7, CMK, 'replicating', new Date(Date.now() - 40 * 60_000));
+
+    // Act
+    const posture = await checkDatabasePosture({ rds }, target('orders', id, { copyRegion: true, maxLagMinutes: 15 }));
+
+    // Assess: the source itself is in posture; only the copy region's window trails.
+    expect(posture.status).toBe('drift');
+    expect(posture.lagSeconds).toBeLessThan(60);
+    expect(posture.copyRegion).toMatchObject({ region: COPY, state: 'replicating' });
+    expect(posture.copyRegion!.lagSeconds).toBeGreaterThanOrEqual(40 * 60 - 5);
+    expect(posture.problems).toHaveLength(1);
+    expect(posture.problems[0]).toMatch(
+      new RegExp(`^Database "orders" \\(instance ${id}, ${SOURCE}\\): the newest restorable moment of its automated backups replicated to ${COPY} is \\S+, 40 min behind now; wanted at most 15 min \\(pitr.maxLagMinutes\\), as that is all ${COPY} can restore if ${SOURCE} is lost\\. Fix: .*describe-events --region ${SOURCE} --source-identifier ${id}`),
+    );
+  });
+
+  it('holds the replica to maxLagMinutes exactly (no allowance AWS documents): just under passes, just over drifts', async () => {
+    // Prepare
+    const under = uniqueName('pitr-repunder');
+    const over = uniqueName('pitr-repover');
+    await createPitrInstance(rds(SOURCE), backups, under, 7);
+    await createPitrInstance(rds(SOURCE), backups, over, 7);
+    backups.replicate(under, COPY, 7, CMK, 'replicating', new Date(Date.now() - (15 * 60 - 30) * 1000));
+    backups.replicate(over, COPY, 7, CMK, 'replicating', new Date(Date.now() - (15 * 60 + 30) * 1000));
+
+    // Act
+    const [a, b] = await Promise.all([checkDatabasePosture({ rds }, target('a', under, { copyRegion: true })), checkDatabasePosture({ rds }, target('b', over, { copyRegion: true }))]);
+
+    // Assess
+    expect(REPLICA_LAG_ALLOWANCE_MINUTES).toBe(0);
+    expect(a.status).toBe('ok');
+    expect(b.status).toBe('drift');
+    expect(b.problems[0]).toContain(`replicated to ${COPY} is`);
+  });
+
+  it('drifts when a replicating replica shows no newest restorable moment', async () => {
+    // Prepare: RDS answers the replica without a RestoreWindow.
+    const id = uniqueName('pitr-repnowin');
+    await createPitrInstance(rds(SOURCE), backups, id, 7);
+    backups.replicate(id, COPY, 7, CMK, 'replicating', null);
+
+    // Act
+    const posture = await checkDatabasePosture({ rds }, target('orders', id, { copyRegion: true }));
+
+    // Assess
+    expect(posture.status).toBe('drift');
+    expect(posture.copyRegion?.lagSeconds).toBeUndefined();
+    expect(posture.problems[0]).toContain(`replicated to ${COPY} show no newest restorable moment (RestoreWindow.LatestTime)`);
   });
 
   it('drifts when the retention is shorter than the window, naming database, instance, region, found, wanted and the fix', async () => {
@@ -179,6 +236,32 @@ describe('PITR posture of an RDS instance', () => {
   });
 });
 
+describe('the check near its time limit', () => {
+  it('hands over each database as it is checked and, once aborted, starts no other: those are unreadable, never ok', async () => {
+    // Prepare
+    const ids = await Promise.all([0, 1, 2].map((i) => createPitrInstance(rds(SOURCE), backups, uniqueName(`pitr-deadline-${i}`), 7)));
+    const controller = new AbortController();
+    const handed: string[] = [];
+
+    // Act: one at a time; the time runs out after the first.
+    const result = await checkPosture({ rds }, ids.map((x, i) => target(`db-${i}`, x.id)), {
+      concurrency: 1,
+      signal: controller.signal,
+      onResult: (p) => {
+        handed.push(`${p.databaseId}:${p.status}`);
+        controller.abort();
+      },
+    });
+
+    // Assess
+    expect(handed).toEqual(['db-0:ok', 'db-1:unreadable', 'db-2:unreadable']);
+    expect(result).toMatchObject({ checked: 3, ok: 1, unreadable: 2 });
+    expect(result.databases[1]!.problems[0]).toBe(
+      `Database "db-1" (instance ${ids[1]!.id}, ${SOURCE}): not checked, the posture check ran out of time before reaching it (RDS slow or throttling); the posture is unknown, not ok. Fix: run \`lifeboat pitr status --database db-1\`; if it keeps happening, spread the databases over more plans.`,
+    );
+  });
+});
+
 describe('PITR posture of an Aurora cluster', () => {
   it('says plainly there is no automated-backup replication, and flags copyRegion as a problem', async () => {
     // Prepare
@@ -218,6 +301,7 @@ describe('PITR posture through the strict RDS layer (its automated backups, repl
       // Act
       const first = await checkDatabasePosture({ rds: strictRds }, wanted);
       const second = await checkDatabasePosture({ rds: strictRds }, wanted);
+      const fresh = await checkDatabasePosture({ rds: strictRds }, wanted);
       const account = (await client(SOURCE).send(new CreateDBClusterCommand({ DBClusterIdentifier: uniqueName('pitr-acct'), Engine: 'aurora-postgresql', MasterUsername: 'lifeboat', MasterUserPassword: 'not-a-real-secret-1' }))).DBCluster!.DBClusterArn!.split(':')[4]!;
       strict.rds!.setRestoreWindow({ account, region: SOURCE, kind: 'instance', id }, { latest: new Date(Date.now() - 40 * 60_000) });
       const lagging = await checkDatabasePosture({ rds: strictRds }, wanted);
@@ -227,8 +311,13 @@ describe('PITR posture through the strict RDS layer (its automated backups, repl
       expect(first).toMatchObject({ status: 'ok', retentionDays: 7, copyRegion: { state: 'started', region: COPY } });
       expect(['starting', 'replicating']).toContain(second.copyRegion?.state);
       expect(second.copyRegion).toMatchObject({ retentionDays: 7 });
+      // The replica (now replicating) follows its source: fresh passes, and a source stalled 40 minutes stalls it too.
+      expect(fresh).toMatchObject({ status: 'ok', copyRegion: { state: 'replicating' } });
+      expect(fresh.copyRegion!.lagSeconds).toBeLessThanOrEqual(5 * 60 + 5);
       expect(lagging.status).toBe('drift');
       expect(lagging.problems.some((p) => /the newest restorable moment is \S+, 40 min behind now \(the PITR RPO\); wanted at most 15 min/.test(p))).toBe(true);
+      expect(lagging.copyRegion!.lagSeconds).toBeGreaterThanOrEqual(40 * 60 - 5);
+      expect(lagging.problems.some((p) => p.includes(`automated backups replicated to ${COPY} is `) && p.includes('40 min behind now'))).toBe(true);
     } finally {
       await strict.stop();
     }

@@ -77,5 +77,14 @@ export const METRIC_NAMES = {
   pitrRestorableLagSeconds: 'PitrRestorableLagSeconds',
   /** The point-in-time window RDS reports (newest minus oldest restorable moment), in seconds; not published when the oldest moment is only estimated. */
   pitrWindowSeconds: 'PitrWindowSeconds',
+  /**
+   * How far the copy region's window trails now: now minus the newest
+   * restorable moment (RestoreWindow.LatestTime) of the automated backups
+   * replicated to the copy region, in seconds (service `lifeboat-pitr`), for
+   * the databases of plans with `pitr.copyRegion`. Published by the lag watch
+   * (and every posture check) only while the replica is `replicating`; the
+   * per-database `pitr-replica-lag` alarm watches it (missing data breaching).
+   */
+  pitrReplicaLagSeconds: 'PitrReplicaLagSeconds',
 } as const;
 export type MetricName = (typeof METRIC_NAMES)[keyof typeof METRIC_NAMES];

@@ -47,7 +47,24 @@ export interface CopyRegionPosture {
   state: 'replicating' | 'starting' | 'started' | 'missing' | 'unreadable' | 'not-available';
   retentionDays?: number;
   kmsKeyArn?: string;
+  /** The replica's newest restorable moment (its RestoreWindow.LatestTime), when `replicating`. */
+  latest?: string;
+  /** now - latest: how far the copy region's window trails now (the PITR RPO if the source region is lost). */
+  lagSeconds?: number;
 }
+
+/**
+ * Lag the copy region's replica may have beyond pitr.maxLagMinutes. AWS gives
+ * no figure for how far replicated automated backups trail their source (the
+ * RDS User Guide, "Replicating automated backups to another AWS Region", says
+ * only that RDS starts copying snapshots and transaction logs once they are
+ * ready on the instance), so there is no allowance: the replica is held to
+ * maxLagMinutes like the source. Docs: docs/config.md (pitr), docs/runbooks.md.
+ */
+export const REPLICA_LAG_ALLOWANCE_MINUTES = 0;
+
+/** The most the copy region's newest restorable moment may trail now, in seconds (check and pitr-replica-lag alarm alike). */
+export const replicaMaxLagSeconds = (pitr: Pick<PitrConfig, 'maxLagMinutes'>): number => (pitr.maxLagMinutes + REPLICA_LAG_ALLOWANCE_MINUTES) * 60;
 
 export interface DatabasePosture {
   databaseId: string;
@@ -122,7 +139,7 @@ function readFix(error: unknown, what: string, region: string, identifier: strin
 }
 
 /** The replicated backups of this instance in the copy region (its DbiResourceId), newest status first. */
-function replicationOf(backups: readonly DBInstanceAutomatedBackup[], window: PitrWindow, sourceRegion: string): DBInstanceAutomatedBackup | undefined {
+export function replicationOf(backups: readonly DBInstanceAutomatedBackup[], window: Pick<PitrWindow, 'resourceId' | 'identifier'>, sourceRegion: string): DBInstanceAutomatedBackup | undefined {
   // The source's DbiResourceId is unique (a deleted namesake had another); its identifier and Region must agree too.
   const mine = backups.filter(
     (b) => (!window.resourceId || b.DbiResourceId === window.resourceId) && (!b.DBInstanceIdentifier || b.DBInstanceIdentifier === window.identifier) && (!b.Region || b.Region === sourceRegion),
@@ -210,7 +227,7 @@ export async function checkDatabasePosture(deps: PostureDeps, target: PitrTarget
       copyRegion = { region: '-', state: 'missing' };
       problems.push(`${about}: pitr.copyRegion is on but the config has no snapshots.copy (region and kmsKeyArn). Fix: set snapshots.copy.region and its customer managed kmsKeyArn.`);
     } else {
-      copyRegion = await checkReplication(deps, target, window, copy, problems, actions, about);
+      copyRegion = await checkReplication(deps, target, window, copy, problems, actions, about, now);
       if (copyRegion.state === 'unreadable') unreadable = true;
     }
   }
@@ -236,6 +253,21 @@ function capProblems(problems: string[]): string[] {
   return [...problems.slice(0, MAX_PROBLEMS - 1), `... and ${problems.length - MAX_PROBLEMS + 1} more problems: run \`lifeboat pitr status\` for all of them.`];
 }
 
+/** A replicated backup's newest restorable moment and how far it trails `now`; undefined without a RestoreWindow.LatestTime. */
+export function replicaLag(backup: Pick<DBInstanceAutomatedBackup, 'RestoreWindow'>, now: Date): { latest: string; lagSeconds: number } | undefined {
+  const latest = backup.RestoreWindow?.LatestTime;
+  if (!latest) return undefined;
+  return { latest: latest.toISOString(), lagSeconds: Math.max(0, Math.round((now.getTime() - latest.getTime()) / 1000)) };
+}
+
+function replicaFix(copyRegion: string, sourceRegion: string, identifier: string, kmsKeyArn: string): string {
+  return (
+    `if the source's own newest restorable moment lags too, fix that first; otherwise the replication is stalled: read the RDS events of ${identifier} in both regions ` +
+    `(aws rds describe-events --region ${sourceRegion} --source-identifier ${identifier} --source-type db-instance, and the same with --region ${copyRegion}), ` +
+    `check that the copy key ${kmsKeyArn} is enabled and RDS may use it, and see docs/runbooks.md, "PITR posture drift"`
+  );
+}
+
 async function checkReplication(
   deps: PostureDeps,
   target: PitrTarget,
@@ -244,6 +276,7 @@ async function checkReplication(
   problems: string[],
   actions: string[],
   about: string,
+  now: Date,
 ): Promise<CopyRegionPosture> {
   const { pitr, region } = target;
   const copyRds = deps.rds(copy.region);
@@ -289,7 +322,23 @@ async function checkReplication(
         `${about}: its automated backups replicated to ${copy.region} are encrypted with ${found.KmsKeyId ?? 'no customer managed key'}; wanted ${copy.kmsKeyArn} (snapshots.copy.kmsKeyArn). Fix: replace the replication: ${stop}, then ${start}.`,
       );
     }
-    return { region: copy.region, state, ...(retentionDays !== undefined ? { retentionDays } : {}), ...(found.KmsKeyId ? { kmsKeyArn: found.KmsKeyId } : {}) };
+    const replica = state === 'replicating' ? replicaLag(found, now) : undefined;
+    if (state === 'replicating' && !replica) {
+      problems.push(
+        `${about}: its automated backups replicated to ${copy.region} show no newest restorable moment (RestoreWindow.LatestTime), so how much the copy region could restore is unknown; wanted at most ${pitr.maxLagMinutes} min behind now. Fix: ${replicaFix(copy.region, region, window.identifier, copy.kmsKeyArn)}.`,
+      );
+    } else if (replica && replica.lagSeconds > replicaMaxLagSeconds(pitr)) {
+      problems.push(
+        `${about}: the newest restorable moment of its automated backups replicated to ${copy.region} is ${replica.latest}, ${minutes(replica.lagSeconds)} behind now; wanted at most ${pitr.maxLagMinutes} min (pitr.maxLagMinutes), as that is all ${copy.region} can restore if ${region} is lost. Fix: ${replicaFix(copy.region, region, window.identifier, copy.kmsKeyArn)}.`,
+      );
+    }
+    return {
+      region: copy.region,
+      state,
+      ...(retentionDays !== undefined ? { retentionDays } : {}),
+      ...(found.KmsKeyId ? { kmsKeyArn: found.KmsKeyId } : {}),
+      ...(replica ? { latest: replica.latest, lagSeconds: replica.lagSeconds } : {}),
+    };
   }
   const seen = found ? ` (RDS lists one with status ${found.Status ?? 'unknown'})` : '';
   if (!pitr.manage) {
@@ -323,14 +372,29 @@ export interface PlanPosture {
   databases: DatabasePosture[];
 }
 
+export interface CheckPostureOptions extends PostureOptions {
+  /** Databases read at once. @default 4 */
+  concurrency?: number;
+  /** Each database's posture as soon as it is known (e.g. to publish its metrics before a time limit). */
+  onResult?: (posture: DatabasePosture) => void;
+  /**
+   * Aborted (e.g. shortly before the function's timeout): no further database
+   * is started; those not started are `unreadable` ("not checked in time"),
+   * so the run still returns what it has instead of timing out with nothing.
+   */
+  signal?: AbortSignal;
+}
+
 /** Checks each target, a few at a time (RDS throttles bursts); never throws. */
-export async function checkPosture(deps: PostureDeps, targets: readonly PitrTarget[], options: PostureOptions & { concurrency?: number } = {}): Promise<PlanPosture> {
+export async function checkPosture(deps: PostureDeps, targets: readonly PitrTarget[], options: CheckPostureOptions = {}): Promise<PlanPosture> {
   const results: DatabasePosture[] = new Array(targets.length);
   let next = 0;
   const worker = async () => {
     while (next < targets.length) {
       const i = next++;
-      results[i] = await checkDatabasePosture(deps, targets[i]!, options);
+      const target = targets[i]!;
+      results[i] = options.signal?.aborted ? notCheckedInTime(target) : await checkDatabasePosture(deps, target, options);
+      options.onResult?.(results[i]!);
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, targets.length) }, worker));
@@ -340,6 +404,24 @@ export async function checkPosture(deps: PostureDeps, targets: readonly PitrTarg
     drifting: results.filter((r) => r.status === 'drift').length,
     unreadable: results.filter((r) => r.status === 'unreadable').length,
     databases: results,
+  };
+}
+
+/** A database the check had no time left for: unknown, so never ok. */
+function notCheckedInTime(target: PitrTarget): DatabasePosture {
+  const instance = 'instanceIdentifier' in target.ref;
+  const identifier = 'instanceIdentifier' in target.ref ? target.ref.instanceIdentifier : target.ref.clusterIdentifier;
+  return {
+    databaseId: target.databaseId,
+    planId: target.planId,
+    identifier,
+    region: target.region,
+    status: 'unreadable',
+    windowDays: target.pitr.windowDays,
+    maxLagMinutes: target.pitr.maxLagMinutes,
+    problems: [
+      `Database "${target.databaseId}" (${instance ? 'instance' : 'cluster'} ${identifier}, ${target.region}): not checked, the posture check ran out of time before reaching it (RDS slow or throttling); the posture is unknown, not ok. Fix: run \`lifeboat pitr status --database ${target.databaseId}\`; if it keeps happening, spread the databases over more plans.`,
+    ],
   };
 }
 
