@@ -3,6 +3,8 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
+import pg from 'pg';
+import { CreateDBInstanceCommand } from '@aws-sdk/client-rds';
 import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -13,7 +15,9 @@ import type { DrillReport } from '../../functions/lib/drill/report.ts';
 import { createLocalCertificateAuthority, drillPostgres, type DrillPostgres, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { rdsRequest } from '../../local/moto-rds-compat.ts';
 import { startMotoCompatProxy, type MotoCompatProxy } from '../../local/nightly-environment.ts';
-import type { InstanceInfo } from '../../local/strict-rds.ts';
+import { startPitrSource, type PitrSource } from '../../local/pitr-postgres.ts';
+import { waitUntilAvailable, type InstanceInfo } from '../../local/strict-rds.ts';
+import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import { testClients, uniqueName } from '../harness/aws.ts';
 
 /** Shared by the drill tests: alerts over SNS→SQS, backups and teardown proofs. */
@@ -144,4 +148,38 @@ export async function rdsWithServers(motoEndpoint: string, backs?: (instance: In
     return undefined;
   });
   return { proxy, servers, ca, passwords };
+}
+
+/**
+ * "Production" for point-in-time tests: a PostgreSQL that archives its WAL
+ * (local/pitr-postgres.ts) holding `database` (set up by `setupSql`), behind an
+ * RDS instance of the strict layer with a 7-day window. Point-in-time restores
+ * of the instance recover that server for real (`servers`, from rdsWithServers).
+ */
+export async function pitrProduction(
+  servers: DrillPostgres,
+  ca: LocalCertificateAuthority,
+  options: { instanceId: string; database: string; masterUsername: string; setupSql: string },
+): Promise<{ source: PitrSource; sql: (text: string) => Promise<void> }> {
+  const source = await startPitrSource({ tls: ca.server, masterUsername: options.masterUsername });
+  const sql = async (text: string, database = options.database) => {
+    const client = new pg.Client({ host: source.host, port: source.port, user: source.masterUsername, password: source.masterPassword, database });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  await sql(`CREATE DATABASE ${options.database}`, 'postgres');
+  await sql(options.setupSql);
+  const rds = createRdsClient();
+  const created = await rds.send(
+    new CreateDBInstanceCommand({ DBInstanceIdentifier: options.instanceId, Engine: 'postgres', DBInstanceClass: 'db.r6g.large', AllocatedStorage: 100, MasterUsername: options.masterUsername, MasterUserPassword: source.masterPassword, BackupRetentionPeriod: 7 }),
+  );
+  // RDS reports a window once the instance is up (no LatestRestorableTime while it is created).
+  await waitUntilAvailable(rds, { instances: [options.instanceId] });
+  const arn = created.DBInstance!.DBInstanceArn!.split(':');
+  servers.registerSource({ account: arn[4]!, region: arn[3]!, id: options.instanceId }, source);
+  return { source, sql: (text) => sql(text) };
 }

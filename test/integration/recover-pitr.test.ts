@@ -4,17 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DeleteDBInstanceCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBSubnetGroupCommand, DeleteDBInstanceCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { GetSecretValueCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import type { DrillPostgres, LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { rdsError, rdsRequest } from '../../local/moto-rds-compat.ts';
 import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
-import { startPitrSource, type PitrSource } from '../../local/pitr-postgres.ts';
-import { waitUntilAvailable } from '../../local/strict-rds.ts';
+import type { PitrSource } from '../../local/pitr-postgres.ts';
 import { createTestBucket, createTestKey, testClients, uniqueName } from '../harness/aws.ts';
 import { lifeboat as cli } from '../harness/cli.ts';
-import { defaultNetwork, rdsWithServers } from './drill-harness.ts';
+import { defaultNetwork, pitrProduction, rdsWithServers } from './drill-harness.ts';
 
 /**
  * Issue 13, must-show 8: `lifeboat recover --before <moment> --into-rds <id>`
@@ -44,15 +43,7 @@ const lifeboat = (args: string[], env: Record<string, string> = {}) =>
   cli(['recover', '--config', configPath, '--database', 'notes', '--poll-seconds', '0.2', '--yes', '--json', ...args], { PGSSLROOTCERT: ca.caPath, NOTES_DB_PASSWORD: source.masterPassword, ...env });
 const network = () => ['--instance-class', 'db.t4g.micro', '--subnet-group', subnetGroup, '--security-group', securityGroup];
 
-async function onSource(sql: string): Promise<void> {
-  const client = new pg.Client({ host: source.host, port: source.port, user: source.masterUsername, password: source.masterPassword, database: 'notes' });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+let onSource: (sql: string) => Promise<void>;
 
 async function instance(id: string) {
   try {
@@ -77,19 +68,12 @@ beforeAll(async () => {
   await rds.send(new CreateDBSubnetGroupCommand({ DBSubnetGroupName: subnetGroup, DBSubnetGroupDescription: 'recover pitr test', SubnetIds: net.subnets }));
 
   // Production: PostgreSQL archiving its WAL, behind an RDS instance with a 7-day window.
-  source = await startPitrSource({ tls: ca.server, masterUsername: 'notes_admin' });
-  const admin = new pg.Client({ host: source.host, port: source.port, user: source.masterUsername, password: source.masterPassword, database: 'postgres' });
-  await admin.connect();
-  await admin.query('CREATE DATABASE notes');
-  await admin.end();
-  await onSource(`CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 120) g`);
-  const created = await rds.send(
-    new CreateDBInstanceCommand({ DBInstanceIdentifier: sourceInstance, Engine: 'postgres', DBInstanceClass: 'db.r6g.large', AllocatedStorage: 100, MasterUsername: 'notes_admin', MasterUserPassword: source.masterPassword, BackupRetentionPeriod: 7 }),
-  );
-  // RDS reports a window once the instance is up (no LatestRestorableTime while it is created).
-  await waitUntilAvailable(rds, { instances: [sourceInstance] });
-  const arn = created.DBInstance!.DBInstanceArn!.split(':');
-  servers.registerSource({ account: arn[4]!, region: arn[3]!, id: sourceInstance }, source);
+  ({ source, sql: onSource } = await pitrProduction(servers, ca, {
+    instanceId: sourceInstance,
+    database: 'notes',
+    masterUsername: 'notes_admin',
+    setupSql: `CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 120) g`,
+  }));
 
   const [bucket, keyArn] = await Promise.all([createTestBucket(), createTestKey()]);
   dir = mkdtempSync(join(tmpdir(), 'lifeboat-recover-pitr-'));

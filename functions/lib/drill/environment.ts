@@ -8,6 +8,23 @@ import { RdsProvisioner } from './rds-provisioner.ts';
 import type { JanitorDeps } from './janitor.ts';
 import type { DrillDeps } from './steps.ts';
 
+/** An optional environment variable holding JSON of `shape`. */
+function jsonVariable<T extends z.ZodType>(shape: T) {
+  return z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(shape.optional());
+}
+
 /**
  * The drill and janitor functions' environment. Set by the CDK function
  * construct; the local runner and tests build their deps directly instead.
@@ -40,47 +57,19 @@ export const drillEnvSchema = z.object({
    * Where throwaways go (JSON: subnetGroupName or subnetIds, securityGroupIds), from the drills config at
    * deploy time; a drill request that names other subnets or groups is refused.
    */
-  DRILL_NETWORK: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined) return undefined;
-      try {
-        return JSON.parse(v) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(
-      z
-        .object({
-          subnetGroupName: z.string().min(1).optional(),
-          subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be subnet ids (subnet-...)')).optional(),
-          securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)')),
-        })
-        .strict()
-        .optional(),
-    ),
+  DRILL_NETWORK: jsonVariable(
+    z
+      .object({
+        subnetGroupName: z.string().min(1).optional(),
+        subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be subnet ids (subnet-...)')).optional(),
+        securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)')),
+      })
+      .strict(),
+  ),
   /** Where PITR drills from the copy region place their throwaway (JSON: subnetGroupName, securityGroupIds), from drills.copyRegionNetwork. */
-  DRILL_COPY_NETWORK: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined) return undefined;
-      try {
-        return JSON.parse(v) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(
-      z
-        .object({ subnetGroupName: z.string().min(1), securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)')) })
-        .strict()
-        .optional(),
-    ),
+  DRILL_COPY_NETWORK: jsonVariable(
+    z.object({ subnetGroupName: z.string().min(1), securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be security group ids (sg-...)')) }).strict(),
+  ),
 });
 
 /** The DRILL_NETWORK value for a drills config section. */

@@ -218,55 +218,44 @@ export async function createRecoveryInstance(
   }
   const call = pointInTime ? `RestoreDBInstanceToPointInTime ${spec.identifier} (${pointInTime.sourceIdentifier} at ${pointInTime.restoreTime.toISOString()})` : `CreateDBInstance ${spec.identifier}`;
   try {
+    // What the new instance is like, whether made empty or restored to the moment.
+    const like = {
+      DBInstanceClass: spec.instanceClass,
+      StorageType: spec.storageType,
+      Iops: spec.iops,
+      EnableIAMDatabaseAuthentication: spec.iamAuth || undefined,
+      DBSubnetGroupName: spec.subnetGroupName,
+      VpcSecurityGroupIds: spec.securityGroupIds,
+      DBParameterGroupName: spec.parameterGroupName,
+      MultiAZ: spec.multiAz,
+      PubliclyAccessible: false,
+      BackupRetentionPeriod: spec.backupRetentionDays,
+      CopyTagsToSnapshot: true,
+      // On once the restore is verified: until then lifeboat must be able to delete what it made.
+      DeletionProtection: false,
+      Port: spec.port,
+      Tags,
+    };
     if (pointInTime) {
+      // Engine, version, storage size and KMS key come from the source.
       await rds.send(
-        new RestoreDBInstanceToPointInTimeCommand({
-          SourceDBInstanceIdentifier: pointInTime.sourceIdentifier,
-          TargetDBInstanceIdentifier: spec.identifier,
-          RestoreTime: pointInTime.restoreTime,
-          DBInstanceClass: spec.instanceClass,
-          StorageType: spec.storageType,
-          Iops: spec.iops,
-          EnableIAMDatabaseAuthentication: spec.iamAuth || undefined,
-          DBSubnetGroupName: spec.subnetGroupName,
-          VpcSecurityGroupIds: spec.securityGroupIds,
-          DBParameterGroupName: spec.parameterGroupName,
-          MultiAZ: spec.multiAz,
-          PubliclyAccessible: false,
-          BackupRetentionPeriod: spec.backupRetentionDays,
-          CopyTagsToSnapshot: true,
-          DeletionProtection: false,
-          Port: spec.port,
-          Tags,
+        new RestoreDBInstanceToPointInTimeCommand({ SourceDBInstanceIdentifier: pointInTime.sourceIdentifier, TargetDBInstanceIdentifier: spec.identifier, RestoreTime: pointInTime.restoreTime, ...like }),
+      );
+    } else {
+      await rds.send(
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: spec.identifier,
+          Engine: 'postgres',
+          EngineVersion: spec.engineVersion,
+          AllocatedStorage: spec.allocatedStorageGiB,
+          StorageEncrypted: true,
+          KmsKeyId: spec.kmsKeyId,
+          MasterUsername: spec.masterUsername,
+          MasterUserPassword: password,
+          ...like,
         }),
       );
-    } else await rds.send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: spec.identifier,
-        Engine: 'postgres',
-        EngineVersion: spec.engineVersion,
-        DBInstanceClass: spec.instanceClass,
-        AllocatedStorage: spec.allocatedStorageGiB,
-        StorageType: spec.storageType,
-        Iops: spec.iops,
-        EnableIAMDatabaseAuthentication: spec.iamAuth || undefined,
-        StorageEncrypted: true,
-        KmsKeyId: spec.kmsKeyId,
-        DBSubnetGroupName: spec.subnetGroupName,
-        VpcSecurityGroupIds: spec.securityGroupIds,
-        DBParameterGroupName: spec.parameterGroupName,
-        MultiAZ: spec.multiAz,
-        PubliclyAccessible: false,
-        BackupRetentionPeriod: spec.backupRetentionDays,
-        CopyTagsToSnapshot: true,
-        // On once the restore is verified: until then lifeboat must be able to delete what it made.
-        DeletionProtection: false,
-        MasterUsername: spec.masterUsername,
-        MasterUserPassword: password,
-        Port: spec.port,
-        Tags,
-      }),
-    );
+    }
   } catch (error) {
     // A timeout or a retried call may fail although RDS took the request: whatever exists is deleted with the secret.
     const created = { identifier: spec.identifier, secretArn, masterUsername: spec.masterUsername, password };

@@ -1,6 +1,6 @@
 import type { LifeboatConfig } from '../config/schema.ts';
 import { errorName } from '../drill/provisioner.ts';
-import { pitrTargets, type CopyRegionPosture, type DatabasePosture, type PitrTarget, type PostureStatus } from '../pitr/posture.ts';
+import { pitrTargets, type DatabasePosture, type PitrTarget, type PostureStatus } from '../pitr/posture.ts';
 
 /**
  * What `lifeboat status` knows about one database: its newest backups (source
@@ -55,11 +55,9 @@ export type Severity = 'ok' | 'warning' | 'failing';
  * of those plans (the longest windowDays, the shortest maxLagMinutes: the
  * pitr-lag alarm's threshold).
  */
-export interface PitrStatus {
+/** The posture check's figures for one database (functions/lib/pitr/posture.ts), as the status shows them. */
+export type PitrStatus = Pick<DatabasePosture, 'identifier' | 'region' | 'windowDays' | 'retentionDays' | 'earliest' | 'earliestEstimated' | 'latest' | 'lagSeconds' | 'maxLagMinutes' | 'copyRegion' | 'problems'> & {
   planIds: string[];
-  /** The RDS instance or Aurora cluster, and its region. */
-  identifier: string;
-  region: string;
   /** The posture check's verdict: `unreadable` when RDS could not be read (the posture is unknown, not ok). */
   state: PostureStatus;
   inPosture: boolean;
@@ -67,23 +65,7 @@ export interface PitrStatus {
   severity: Severity;
   /** Why the posture is unreadable (the posture check's sentence, with its fix). */
   unreadable?: string;
-  /** Wanted: pitr.windowDays. */
-  windowDays: number;
-  /** Kept: BackupRetentionPeriod. */
-  retentionDays?: number;
-  /** Oldest restorable moment. */
-  earliest?: string;
-  /** RDS gave no oldest moment: `earliest` is lifeboat's estimate. */
-  earliestEstimated?: boolean;
-  /** Newest restorable moment (LatestRestorableTime). */
-  latest?: string;
-  /** The current PITR RPO: now - latest, in seconds. */
-  lagSeconds?: number;
-  maxLagMinutes: number;
-  copyRegion?: CopyRegionPosture;
-  /** The posture check's problems, each with its fix. */
-  problems: string[];
-}
+};
 
 export interface DatabaseStatus {
   databaseId: string;
