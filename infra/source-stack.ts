@@ -964,6 +964,7 @@ export class SourceStack extends Stack {
       timeout: Duration.minutes(4),
       memorySize: 256,
       placement,
+      anyResourceReason: 'rds:DescribeDBInstanceAutomatedBackups is on "*": the lag watch lists automated backups (and their replicas in the copy region) unfiltered, a listing with no resource-level permission; it reads metadata only.',
     });
     this.readsDeploymentConfig(fn);
     const targets = pitrTargets(config);
@@ -978,7 +979,9 @@ export class SourceStack extends Stack {
     const allClusters = this.rdsArn('cluster', '*');
     if (instances.length > 0) {
       fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances'], resources: [...instances, allInstances] }));
-      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [...instances, autoBackups(this.region)] }));
+      // An unfiltered DescribeDBInstanceAutomatedBackups (the watch's listing, here and in the copy region) has no
+      // resource to authorize against: on "*", as the drill and janitor roles list (metadata only, every region).
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ListAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: ['*'] }));
     }
     // Clusters, and the clusters of instances that turn out to be cluster members.
     if (targets.length > 0) fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: [...clusters, allClusters] }));
@@ -986,10 +989,7 @@ export class SourceStack extends Stack {
     const replicated = copy ? instancesOf((t) => t.pitr.copyRegion) : [];
     const managed = copy ? instancesOf((t) => t.pitr.copyRegion && t.pitr.manage) : [];
     const wildcards = [...(instances.length > 0 ? [allInstances, autoBackups(this.region)] : []), ...(targets.length > 0 ? [allClusters] : [])];
-    if (copy && replicated.length > 0) {
-      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [autoBackups(copy.region)] }));
-      wildcards.push(autoBackups(copy.region));
-    }
+    if (copy && replicated.length > 0) wildcards.push(autoBackups(copy.region));
     if (copy && managed.length > 0) {
       // Called in the copy region: authorized on the source instance and the replica (auto-backup) it creates there.
       fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['rds:StartDBInstanceAutomatedBackupsReplication'], resources: [...managed, autoBackups(copy.region)] }));

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
-import { BackupNotFoundError, ConfigError, ManifestMismatchError } from '../../functions/lib/errors.ts';
+import { BackupNotFoundError, ConfigError, ManifestMismatchError, RecoveryInstanceError } from '../../functions/lib/errors.ts';
 import { checkTablesAtMoment, pointInTimeAdvice } from '../../functions/lib/restore/point-in-time.ts';
 import { chooseRecoveryPoint, parseMoment } from '../../functions/lib/restore/recover.ts';
 import { restoreBackup, type RestoreResult } from '../../functions/lib/restore/restore.ts';
@@ -120,7 +120,15 @@ export async function recoverCommand(flags: Flags, _positionals: string[] = [], 
   if (usePitr && intoRds !== undefined) {
     // A restore to a moment keeps the source's engine version: its parameter group (shared_preload_libraries,
     // rds.force_ssl, ...) must come along whatever version the newest dump was taken from.
-    const sourceVersion = (await sourceRds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: pitrSource }))).DBInstances?.[0]?.EngineVersion;
+    const sourceVersion = await sourceRds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: pitrSource })).then(
+      (out) => out.DBInstances?.[0]?.EngineVersion,
+      (error: Error) => {
+        throw new RecoveryInstanceError(`Reading instance ${pitrSource}${sourceRegion ? ` in ${sourceRegion}` : ''} failed: ${error.name}: ${error.message}. Nothing was created.`, {
+          cause: error,
+          nextStep: 'check these credentials may rds:DescribeDBInstances on it, then run recover again (or --method dump).',
+        });
+      },
+    );
     const sourceMajor = Number(sourceVersion?.split('.')[0]);
     const spec = await planRecoveryInstance(sourceRds, intoRds, { serverMajor: Number.isFinite(sourceMajor) ? sourceMajor : 0, sizeBytes: found?.manifest.database.sizeBytes ?? 0 }, {
       instanceClass: flags['instance-class'] as string | undefined,
@@ -310,7 +318,7 @@ async function recoverToMoment(r: MomentRecovery): Promise<CommandResult> {
       last = status;
     };
     await waitForInstance(rds, spec.identifier, { ...wait, signal: context?.signal, onStatus });
-    endpoint = await applyRecoveryPassword(rds, created, { ...wait, signal: context?.signal, onStatus });
+    endpoint = await applyRecoveryPassword(rds, created, { ...wait, signal: context?.signal, onStatus, sourceIdentifier: r.pitrSource });
     await recordEndpoint(secrets, created, endpoint);
     tables = await checkTablesAtMoment(manifest, r.databaseId, {
       ...endpoint,

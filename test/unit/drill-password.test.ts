@@ -9,14 +9,15 @@ import type { InstanceRef } from '../../functions/lib/drill/types.ts';
  * only with the management turned off in the same call (ModifyDBInstance /
  * ModifyDBCluster, "you must specify MasterUserPassword"). Call shapes only.
  */
-function fakeRds(managed: boolean) {
+/** RDS answering with a managed master secret per resource (`own`), the source's the same or another. */
+function fakeRds(managed: boolean, sourceSecret = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:rds!db-production') {
   const sent: { command: string; input: Record<string, unknown> }[] = [];
+  const secretOf = (id: unknown) => (managed ? { MasterUserSecret: { SecretArn: id === 'orders-prod' ? sourceSecret : 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:rds!db-throwaway', SecretStatus: 'active' } } : {});
   const client = {
     send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
       sent.push({ command: command.constructor.name, input: command.input });
-      const secret = managed ? { MasterUserSecret: { SecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:rds!db-x', SecretStatus: 'active' } } : {};
-      if (command.constructor.name === 'DescribeDBInstancesCommand') return { DBInstances: [{ DBInstanceIdentifier: 'lifeboat-drill-x', ...secret }] };
-      if (command.constructor.name === 'DescribeDBClustersCommand') return { DBClusters: [{ DBClusterIdentifier: 'lifeboat-drill-x', ...secret }] };
+      if (command.constructor.name === 'DescribeDBInstancesCommand') return { DBInstances: [{ DBInstanceIdentifier: command.input.DBInstanceIdentifier, ...secretOf(command.input.DBInstanceIdentifier) }] };
+      if (command.constructor.name === 'DescribeDBClustersCommand') return { DBClusters: [{ DBClusterIdentifier: command.input.DBClusterIdentifier, ...secretOf(command.input.DBClusterIdentifier) }] };
       return {};
     },
   } as unknown as RDSClient;
@@ -46,6 +47,31 @@ describe('the drill password on a restored throwaway', () => {
 
     // Assess
     expect(sent.find((s) => s.command === modify)?.input).toMatchObject({ MasterUserPassword: 'pw-1', ApplyImmediately: true, ManageMasterUserPassword: false });
+  });
+
+  it("refuses, sending nothing, when the throwaway reports production's own managed secret (turning management off would delete it)", async () => {
+    // Prepare
+    const { client, sent } = fakeRds(true, 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:rds!db-throwaway');
+    const restored = { ...ref(false), source: { identifier: 'orders-prod', cluster: false } };
+
+    // Act
+    const attempt = new RdsProvisioner({ clients: { source: client } }).applyPassword(restored, 'pw-3');
+
+    // Assess
+    await expect(attempt).rejects.toThrow(/reports the master secret of orders-prod .*would make RDS delete production's secret\. Refused\./);
+    expect(sent.filter((s) => s.command.startsWith('Modify'))).toEqual([]);
+  });
+
+  it("turns management off when the throwaway's secret is its own, not production's", async () => {
+    // Prepare
+    const { client, sent } = fakeRds(true);
+    const restored = { ...ref(false), source: { identifier: 'orders-prod', cluster: false } };
+
+    // Act
+    await new RdsProvisioner({ clients: { source: client } }).applyPassword(restored, 'pw-4');
+
+    // Assess
+    expect(sent.find((s) => s.command === 'ModifyDBInstanceCommand')?.input).toMatchObject({ ManageMasterUserPassword: false, MasterUserPassword: 'pw-4' });
   });
 
   it('sends only the password when RDS does not manage it', async () => {

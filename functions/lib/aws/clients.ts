@@ -64,9 +64,17 @@ export function createSnsClient(options: ClientOptions = {}): SNSClient {
   return new SNSClient(common(options));
 }
 
-/** RDS (snapshots). Cross-region copies need a client in the destination region. */
+/**
+ * RDS control-plane calls answer in seconds. A connection that hangs (a stalled
+ * endpoint, a region the VPC cannot reach) would otherwise wait until the
+ * function's own timeout, and the retry after it never comes: each attempt is
+ * cut off instead, and the SDK's retries take over.
+ */
+export const RDS_REQUEST_TIMEOUTS = { connectionTimeout: 5_000, requestTimeout: 30_000 } as const;
+
+/** RDS (snapshots, windows, drills). Cross-region copies need a client in the destination region. */
 export function createRdsClient(options: ClientOptions = {}): RDSClient {
-  return new RDSClient(common(options));
+  return new RDSClient({ ...common(options), requestHandler: RDS_REQUEST_TIMEOUTS });
 }
 
 /** STS (assuming the vault copier role). */

@@ -1,6 +1,6 @@
 import { RDSClient } from '@aws-sdk/client-rds';
 import { z } from 'zod';
-import { createAwsClients, createS3Client } from '../aws/clients.ts';
+import { createAwsClients, createS3Client, RDS_REQUEST_TIMEOUTS } from '../aws/clients.ts';
 import { createKeyringKmsClient } from '../backup/encryption.ts';
 import { parseWith } from '../config/load.ts';
 import { LocalPostgresProvisioner } from './local-provisioner.ts';
@@ -77,7 +77,7 @@ export function drillNetworkEnvironment(drills: { subnetGroupName?: string; subn
   return JSON.stringify({ ...(drills.subnetGroupName ? { subnetGroupName: drills.subnetGroupName } : {}), ...(drills.subnetIds ? { subnetIds: drills.subnetIds } : {}), securityGroupIds: drills.securityGroupIds });
 }
 
-const rdsClient = (region?: string) => new RDSClient({ region, maxAttempts: 6, retryMode: 'adaptive' });
+const rdsClient = (region?: string) => new RDSClient({ region, maxAttempts: 6, retryMode: 'adaptive', requestHandler: RDS_REQUEST_TIMEOUTS });
 
 function rdsClients(vaultRegion: string | undefined, copyRegion?: string) {
   return { source: rdsClient(), vault: vaultRegion ? rdsClient(vaultRegion) : undefined, ...(copyRegion ? { copy: rdsClient(copyRegion) } : {}) };

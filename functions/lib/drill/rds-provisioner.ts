@@ -177,7 +177,8 @@ export class RdsProvisioner implements Provisioner {
         ),
       );
     }
-    return { provider: 'rds', drillId: tags.drillId, identifier, clusterIdentifier, createdSubnetGroup, from, emulated: this.emulated, createdAt: new Date().toISOString() };
+    const source = backup.kind === 'pitr' && backup.from === 'source' ? { source: { identifier: backup.sourceIdentifier, cluster: backup.isCluster } } : {};
+    return { provider: 'rds', drillId: tags.drillId, identifier, clusterIdentifier, createdSubnetGroup, from, emulated: this.emulated, createdAt: new Date().toISOString(), ...source };
   }
 
   /** Create calls retried after a throttle may find their resource already there. */
@@ -213,13 +214,26 @@ export class RdsProvisioner implements Provisioner {
    */
   async applyPassword(ref: InstanceRef, password: string): Promise<void> {
     const rds = this.#client(ref.from);
+    const secretOf = async (id: string, cluster: boolean) =>
+      cluster
+        ? (await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: id }))).DBClusters?.[0]?.MasterUserSecret?.SecretArn
+        : (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances?.[0]?.MasterUserSecret?.SecretArn;
+    const own = await this.#send(`Describe ${ref.clusterIdentifier ?? ref.identifier}`, () => secretOf(ref.clusterIdentifier ?? ref.identifier, ref.clusterIdentifier !== undefined));
+    if (own !== undefined && ref.source) {
+      // Turning management off deletes the secret RDS reports: never production's.
+      const production = await this.#send(`Describe ${ref.source.identifier}`, () => secretOf(ref.source!.identifier, ref.source!.cluster));
+      if (production === own) {
+        throw new DrillProvisioningError(`Throwaway ${ref.clusterIdentifier ?? ref.identifier} reports the master secret of ${ref.source.identifier} (${own}): setting its password would make RDS delete production's secret. Refused.`, {
+          nextStep: 'open an AWS support case with both identifiers; set the throwaway\'s password by hand only after the secret is its own. The janitor deletes the throwaway.',
+        });
+      }
+    }
+    const managed = own !== undefined;
     if (ref.clusterIdentifier) {
-      const managed = await this.#send(`DescribeDBClusters ${ref.clusterIdentifier}`, async () => (await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: ref.clusterIdentifier }))).DBClusters?.[0]?.MasterUserSecret !== undefined);
       await this.#send(`ModifyDBCluster ${ref.clusterIdentifier}`, () =>
         rds.send(new ModifyDBClusterCommand({ DBClusterIdentifier: ref.clusterIdentifier, MasterUserPassword: password, ApplyImmediately: true, ...(managed ? { ManageMasterUserPassword: false } : {}) })),
       );
     } else {
-      const managed = await this.#send(`DescribeDBInstances ${ref.identifier}`, async () => (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: ref.identifier }))).DBInstances?.[0]?.MasterUserSecret !== undefined);
       await this.#send(`ModifyDBInstance ${ref.identifier}`, () =>
         rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: ref.identifier, MasterUserPassword: password, ApplyImmediately: true, ...(managed ? { ManageMasterUserPassword: false } : {}) })),
       );

@@ -316,8 +316,8 @@ async function selectPitr(request: DrillRequest, deps: SelectionDeps): Promise<C
   let moment: Date;
   let dump: PitrBackup['dump'];
   if (pitr.moment === 'latest') {
-    // RDS's own figure, as it gave it: a restore to it is inside the window by definition.
-    moment = span.latest;
+    // RDS's own figure, a second before it where the window allows: the API wants a time "before the latest restorable time".
+    moment = span.latest.getTime() - 1000 >= span.earliest.getTime() ? new Date(span.latest.getTime() - 1000) : span.latest;
   } else if (pitr.moment === 'random') {
     const width = span.latest.getTime() - span.earliest.getTime();
     const from = span.earliest.getTime() + Math.min(EARLIEST_MARGIN_MS, width / 10);

@@ -157,6 +157,8 @@ export const instanceRefSchema = z.object({
   from: z.enum(['source', 'vault', 'copy-region']),
   /** True where the instance is an API-level emulation (moto) that holds no data. */
   emulated: z.boolean(),
+  /** The production instance or cluster a PITR throwaway was restored from (same region): never to be touched. */
+  source: z.object({ identifier: z.string(), cluster: z.boolean() }).optional(),
   endpoint: z.object({ host: z.string(), port: z.number().int() }).optional(),
   /** Local clusters only: where the data directory lives (gone after teardown). */
   dataDir: z.string().optional(),

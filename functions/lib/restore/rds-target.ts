@@ -278,15 +278,23 @@ export async function createRecoveryInstance(
  * (already in the secret) replaces it, and the instance is waited for until RDS
  * has applied it (resetting-master-credentials, then available).
  */
-export async function applyRecoveryPassword(rds: RDSClient, created: CreatedInstance, options: WaitOptions): Promise<{ host: string; port: number }> {
+export async function applyRecoveryPassword(rds: RDSClient, created: CreatedInstance, options: WaitOptions & { sourceIdentifier?: string }): Promise<{ host: string; port: number }> {
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     try {
-      // Restored from a source whose master password RDS manages in Secrets Manager: a password is accepted only with that turned off.
-      const managed = (await describe(rds, created.identifier))?.MasterUserSecret !== undefined;
+      // Restored from a source whose master password RDS manages in Secrets Manager: a password is accepted only with that
+      // turned off, which deletes the secret RDS reports: never the source's.
+      const own = (await describe(rds, created.identifier))?.MasterUserSecret?.SecretArn;
+      if (own !== undefined && options.sourceIdentifier && (await describe(rds, options.sourceIdentifier))?.MasterUserSecret?.SecretArn === own) {
+        throw new RecoveryInstanceError(`The new instance ${created.identifier} reports the master secret of ${options.sourceIdentifier} (${own}): setting its password would make RDS delete the source's secret. Refused.`, {
+          nextStep: 'set the new instance\'s password by hand once it has a secret of its own (aws rds modify-db-instance --manage-master-user-password); the instance is deleted.',
+        });
+      }
+      const managed = own !== undefined;
       await rds.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: created.identifier, MasterUserPassword: created.password, ApplyImmediately: true, ...(managed ? { ManageMasterUserPassword: false } : {}) }));
       break;
     } catch (error) {
+      if (error instanceof RecoveryInstanceError) throw error;
       const name = errorName(error);
       if (!(BUSY.test(name) || THROTTLED.test(name)) || Date.now() >= deadline) {
         throw new RecoveryInstanceError(`Setting the new master password of ${created.identifier} failed: ${name}: ${(error as Error).message}`, { cause: error, nextStep: 'check the RDS permissions of these credentials (rds:ModifyDBInstance); the instance is deleted.' });
