@@ -93,6 +93,30 @@ describe('janitor state machine', () => {
     expect(existsSync(liveLocal.dataDir!)).toBe(true);
   });
 
+  it('deletes an expired throwaway a PITR drill left in the copy region, and nothing of the copy region that is not a drill', async () => {
+    // Prepare: what a copy-region PITR drill cut short leaves, beside a production instance there.
+    const copy = new RDSClient({ region: 'eu-central-1' });
+    const left = `lifeboat-drill-copyleft-${suffix}`;
+    const replica = `prod-replica-${suffix}`;
+    const create = (id: string) =>
+      copy.send(new CreateDBInstanceCommand({ DBInstanceIdentifier: id, DBInstanceClass: 'db.t4g.micro', Engine: 'postgres', MasterUsername: 'x', MasterUserPassword: 'planted-orphan', AllocatedStorage: 20, Tags: tags(id, past) }));
+    await Promise.all([create(left), create(replica)]);
+    const exists = (id: string) => copy.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })).then(() => true, () => false);
+
+    // Act
+    const { run, sweep } = await runLocalJanitor({
+      deps: { provisioners: [new RdsProvisioner({ clients: { source: rds, copy } })], secrets },
+      logger: new Logger({ serviceName: 'lifeboat-test' }),
+    });
+    await copy.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: replica, SkipFinalSnapshot: true })).catch(() => undefined);
+
+    // Assess
+    expect(run.status, String(run.cause)).toBe('SUCCEEDED');
+    expect((sweep?.deleted ?? []).map((i) => i.id)).toContain(left);
+    expect([...(sweep?.deleted ?? []), ...(sweep?.kept ?? [])].map((i) => i.id)).not.toContain(replica);
+    expect(await exists(left)).toBe(false);
+  });
+
   it('alerts and fails when an expired resource cannot be deleted', async () => {
     // Prepare: a provisioner that finds one expired resource and cannot delete it.
     const inbox = await alertInbox();
