@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import pg from 'pg';
-import { CreateDBInstanceCommand } from '@aws-sdk/client-rds';
-import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateDBInstanceCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
+import { DescribeSecretCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { runDumpBackup } from '../../functions/lib/backup/dump-pipeline.ts';
@@ -182,4 +182,20 @@ export async function pitrProduction(
   const arn = created.DBInstance!.DBInstanceArn!.split(':');
   servers.registerSource({ account: arn[4]!, region: arn[3]!, id: options.instanceId }, source);
   return { source, sql: (text) => sql(text) };
+}
+
+/** The RDS instance as RDS describes it now, or undefined once it is gone. */
+export async function describedInstance(id: string) {
+  try {
+    return (await createRdsClient().send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances?.[0];
+  } catch (error) {
+    if ((error as Error).name === 'DBInstanceNotFoundFault') return undefined;
+    throw error;
+  }
+}
+
+/** Whether a Secrets Manager secret of exactly this name exists. */
+export async function secretNamed(name: string): Promise<boolean> {
+  const page = await testClients().secrets.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [name] }] }));
+  return (page.SecretList ?? []).some((s) => s.Name === name);
 }

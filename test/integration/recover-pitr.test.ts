@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { CreateDBSubnetGroupCommand, DeleteDBInstanceCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
-import { GetSecretValueCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateDBSubnetGroupCommand, DeleteDBInstanceCommand, ModifyDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import type { DrillPostgres, LocalCertificateAuthority } from '../../local/drill-postgres.ts';
 import { rdsError, rdsRequest } from '../../local/moto-rds-compat.ts';
@@ -13,7 +13,7 @@ import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
 import type { PitrSource } from '../../local/pitr-postgres.ts';
 import { createTestBucket, createTestKey, testClients, uniqueName } from '../harness/aws.ts';
 import { lifeboat as cli } from '../harness/cli.ts';
-import { defaultNetwork, pitrProduction, rdsWithServers } from './drill-harness.ts';
+import { defaultNetwork, describedInstance, pitrProduction, rdsWithServers, secretNamed } from './drill-harness.ts';
 
 /**
  * Issue 13, must-show 8: `lifeboat recover --before <moment> --into-rds <id>`
@@ -45,19 +45,8 @@ const network = () => ['--instance-class', 'db.t4g.micro', '--subnet-group', sub
 
 let onSource: (sql: string) => Promise<void>;
 
-async function instance(id: string) {
-  try {
-    return (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances?.[0];
-  } catch (error) {
-    if ((error as Error).name === 'DBInstanceNotFoundFault') return undefined;
-    throw error;
-  }
-}
+const instance = describedInstance;
 
-async function secretNamed(name: string): Promise<boolean> {
-  const page = await secrets.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [name] }] }));
-  return (page.SecretList ?? []).some((s) => s.Name === name);
-}
 
 beforeAll(async () => {
   ({ ca, proxy, servers, passwords } = await rdsWithServers(inject('motoEndpoint'), () => false));

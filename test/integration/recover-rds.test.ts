@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DescribeDBInstancesCommand, ModifyDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
-import { GetSecretValueCommand, ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, ModifyDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createRdsClient } from '../../functions/lib/aws/clients.ts';
 import { createLocalCertificateAuthority, type LocalCertificateAuthority } from '../../local/drill-postgres.ts';
@@ -15,7 +15,7 @@ import type { MotoCompatProxy } from '../../local/nightly-environment.ts';
 import { createTestBucket, createTestKey, testClients, uniqueName } from '../harness/aws.ts';
 import { lifeboat as cli } from '../harness/cli.ts';
 import { createTestDatabase, pgServer, withClient } from '../harness/pg.ts';
-import { defaultNetwork, rdsWithServers } from './drill-harness.ts';
+import { defaultNetwork, describedInstance, rdsWithServers, secretNamed } from './drill-harness.ts';
 
 /**
  * Issue 12, must-show 4: `lifeboat recover --into-rds <id>` restores into a NEW
@@ -45,14 +45,7 @@ const lifeboat = (args: string[], env: Record<string, string> = {}) =>
   cli(['recover', '--config', configPath, '--database', 'notes', '--before', moment, '--poll-seconds', '0.2', ...args], { PGSSLROOTCERT: ca.caPath, NOTES_DB_PASSWORD: SENTINEL, ...env });
 const network = () => ['--instance-class', 'db.t4g.micro', '--subnet-group', subnetGroup, '--security-group', securityGroup];
 
-async function instance(id: string) {
-  try {
-    return (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances?.[0];
-  } catch (error) {
-    if ((error as Error).name === 'DBInstanceNotFoundFault') return undefined;
-    throw error;
-  }
-}
+const instance = describedInstance;
 
 /** Gone, or on its way: strict RDS keeps an instance `deleting` for a few polls. */
 async function goneOrDeleting(id: string): Promise<boolean> {
@@ -60,10 +53,6 @@ async function goneOrDeleting(id: string): Promise<boolean> {
   return found === undefined || found.DBInstanceStatus === 'deleting';
 }
 
-async function secretNamed(name: string): Promise<boolean> {
-  const page = await secrets.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [name] }] }));
-  return (page.SecretList ?? []).some((s) => s.Name === name);
-}
 
 beforeAll(async () => {
   ({ ca, proxy, passwords } = await rdsWithServers(inject('motoEndpoint'), (i) => i.id.startsWith('lbrec-')));
