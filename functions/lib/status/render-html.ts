@@ -37,29 +37,51 @@ function rtoChart(d: DatabaseStatus): string {
 </svg>`;
 }
 
-function ageChart(status: DeploymentStatus): string {
-  const rows = status.databases;
+interface MinutesBar {
+  databaseId: string;
+  /** undefined: not known (a full-width bar, past the target). */
+  minutes?: number;
+  targetMinutes: number;
+  /** The bar's tooltip. */
+  title: string;
+}
+
+/**
+ * One bar per database: a figure in minutes against its own target (a vertical
+ * line). Over the target, or unknown, the bar is marked `late`.
+ */
+function minutesBarChart(rows: readonly MinutesBar[], options: { series: string; label: string; unknownClass?: boolean }): string {
   const rowH = 28;
   const height = PAD.t + rows.length * rowH + 24;
-  const maxX = Math.max(1, ...rows.map((d) => Math.max(d.newestBackup?.ageMinutes ?? d.rpoTargetMinutes * 1.5, d.rpoTargetMinutes)));
+  const maxX = Math.max(1, ...rows.map((r) => Math.max(r.minutes ?? r.targetMinutes * 1.5, r.targetMinutes)));
   const scale = (m: number) => ((W - 150 - PAD.r) * Math.min(m, maxX)) / maxX;
   const bars = rows
-    .map((d, i) => {
+    .map((r, i) => {
       const yTop = PAD.t + i * rowH;
-      const ageMinutes = d.newestBackup?.ageMinutes;
-      const late = ageMinutes === undefined || ageMinutes > d.rpoTargetMinutes;
-      const width = ageMinutes === undefined ? W - 150 - PAD.r : scale(ageMinutes);
-      return `<g class="row" data-database="${esc(d.databaseId)}">
-    <text x="140" y="${yTop + 17}" text-anchor="end" class="label">${esc(d.databaseId)}</text>
-    <rect class="bar${late ? ' late' : ''}" data-series="backup-age" data-database="${esc(d.databaseId)}" data-value-minutes="${ageMinutes === undefined ? 'none' : ageMinutes.toFixed(1)}" x="150" y="${yTop + 4}" width="${width.toFixed(1)}" height="${rowH - 10}"><title>${ageMinutes === undefined ? 'no backup' : `${ageMinutes.toFixed(0)} min old`}</title></rect>
-    <line class="target" data-target-minutes="${d.rpoTargetMinutes}" x1="${(150 + scale(d.rpoTargetMinutes)).toFixed(1)}" x2="${(150 + scale(d.rpoTargetMinutes)).toFixed(1)}" y1="${yTop}" y2="${yTop + rowH}"/>
+      const late = r.minutes === undefined || r.minutes > r.targetMinutes;
+      const width = r.minutes === undefined ? W - 150 - PAD.r : scale(r.minutes);
+      const at = (150 + scale(r.targetMinutes)).toFixed(1);
+      return `<g class="row" data-database="${esc(r.databaseId)}">
+    <text x="140" y="${yTop + 17}" text-anchor="end" class="label">${esc(r.databaseId)}</text>
+    <rect class="bar${late ? ' late' : ''}${options.unknownClass && r.minutes === undefined ? ' unknown' : ''}" data-series="${options.series}" data-database="${esc(r.databaseId)}" data-value-minutes="${r.minutes === undefined ? 'none' : r.minutes.toFixed(1)}" x="150" y="${yTop + 4}" width="${width.toFixed(1)}" height="${rowH - 10}"><title>${esc(r.title)}</title></rect>
+    <line class="target" data-target-minutes="${r.targetMinutes}" x1="${at}" x2="${at}" y1="${yTop}" y2="${yTop + rowH}"/>
   </g>`;
     })
     .join('\n');
-  return `<svg class="chart backup-age" data-points="${rows.length}" viewBox="0 0 ${W} ${height}" role="img" aria-label="Age of the newest backup against the RPO target">
+  return `<svg class="chart ${options.series}" data-points="${rows.length}" viewBox="0 0 ${W} ${height}" role="img" aria-label="${esc(options.label)}">
   ${bars}
   <text class="axis" x="150" y="${height - 6}">0</text><text class="axis" x="${W - PAD.r}" y="${height - 6}" text-anchor="end">${Math.round(maxX)} min</text>
 </svg>`;
+}
+
+function ageChart(status: DeploymentStatus): string {
+  return minutesBarChart(
+    status.databases.map((d) => {
+      const minutes = d.newestBackup?.ageMinutes;
+      return { databaseId: d.databaseId, minutes, targetMinutes: d.rpoTargetMinutes, title: minutes === undefined ? 'no backup' : `${minutes.toFixed(0)} min old` };
+    }),
+    { series: 'backup-age', label: 'Age of the newest backup against the RPO target' },
+  );
 }
 
 type PitrDatabase = DatabaseStatus & { pitr: PitrStatus };
@@ -83,27 +105,13 @@ ${body}
 
 /** The PITR RPO of each pitr database as a bar against its maxLagMinutes; an unknown lag is a full-width bar marked unknown. */
 function pitrLagChart(rows: readonly PitrDatabase[]): string {
-  const rowH = 28;
-  const height = PAD.t + rows.length * rowH + 24;
-  const maxX = Math.max(1, ...rows.map(({ pitr: p }) => Math.max(p.lagSeconds === undefined ? p.maxLagMinutes * 1.5 : p.lagSeconds / 60, p.maxLagMinutes)));
-  const scale = (m: number) => ((W - 150 - PAD.r) * Math.min(m, maxX)) / maxX;
-  const bars = rows
-    .map(({ databaseId, pitr: p }, i) => {
-      const yTop = PAD.t + i * rowH;
+  return minutesBarChart(
+    rows.map(({ databaseId, pitr: p }) => {
       const minutes = p.lagSeconds === undefined ? undefined : p.lagSeconds / 60;
-      const over = minutes === undefined || minutes > p.maxLagMinutes;
-      const width = minutes === undefined ? W - 150 - PAD.r : scale(minutes);
-      return `<g class="row" data-database="${esc(databaseId)}">
-    <text x="140" y="${yTop + 17}" text-anchor="end" class="label">${esc(databaseId)}</text>
-    <rect class="bar${over ? ' late' : ''}${minutes === undefined ? ' unknown' : ''}" data-series="pitr-lag" data-database="${esc(databaseId)}" data-value-minutes="${minutes === undefined ? 'none' : minutes.toFixed(1)}" x="150" y="${yTop + 4}" width="${width.toFixed(1)}" height="${rowH - 10}"><title>${minutes === undefined ? `unknown (${p.state})` : `${minutes.toFixed(1)} min behind now`}</title></rect>
-    <line class="target" data-target-minutes="${p.maxLagMinutes}" x1="${(150 + scale(p.maxLagMinutes)).toFixed(1)}" x2="${(150 + scale(p.maxLagMinutes)).toFixed(1)}" y1="${yTop}" y2="${yTop + rowH}"/>
-  </g>`;
-    })
-    .join('\n');
-  return `<svg class="chart pitr-lag" data-points="${rows.length}" viewBox="0 0 ${W} ${height}" role="img" aria-label="PITR RPO (newest restorable moment behind now) against maxLagMinutes">
-  ${bars}
-  <text class="axis" x="150" y="${height - 6}">0</text><text class="axis" x="${W - PAD.r}" y="${height - 6}" text-anchor="end">${Math.round(maxX)} min</text>
-</svg>`;
+      return { databaseId, minutes, targetMinutes: p.maxLagMinutes, title: minutes === undefined ? `unknown (${p.state})` : `${minutes.toFixed(1)} min behind now` };
+    }),
+    { series: 'pitr-lag', label: 'PITR RPO (newest restorable moment behind now) against maxLagMinutes', unknownClass: true },
+  );
 }
 
 function pitrSection(status: DeploymentStatus): string {
